@@ -1,0 +1,106 @@
+"""`create_app(settings)`: builds every object explicitly; the lifespan owns their life.
+
+Start-up order: database (migrations) → storage (crash leftovers removed) → blob cache
+(staging emptied, unverified blobs re-checked) → upstream client. Shut-down runs in reverse,
+cancelling fills and flushing what must be written.
+"""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from hubproxy.cache.blobs import BlobCache
+from hubproxy.cache.metadata import CacheMetadata
+from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
+from hubproxy.cache.store import CachingRepoStore
+from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.db import Database
+from hubproxy.errors import HubError
+from hubproxy.hf_api import health
+from hubproxy.hf_api.context import Services
+from hubproxy.hf_api.dispatch import HubEndpoint
+from hubproxy.hf_api.errors import handle_hub_error, handle_unexpected_error
+from hubproxy.hf_api.middleware import RequestIdMiddleware
+from hubproxy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+async def _probe(database: Database, storage: Storage) -> dict[str, str]:
+    checks = {"database": "ok", "storage": "ok"}
+    try:
+        await database.run(lambda connection: connection.execute("SELECT 1").fetchone())
+    except Exception as error:
+        checks["database"] = type(error).__name__
+    try:
+        await storage.stat("health/probe")
+    except ObjectNotFound:
+        pass
+    except (StorageError, OSError) as error:
+        checks["storage"] = type(error).__name__
+    return checks
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI application for `settings`."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.database_path)
+        await database.open()
+        storage = open_storage(settings)
+        metadata = CacheMetadata(database)
+        await metadata.open()
+        blobs = BlobCache(
+            storage,
+            metadata,
+            settings.staging_path,
+            chunk_size=settings.chunk_size,
+            read_ahead_chunks=settings.read_ahead_chunks,
+            parallel_chunk_fetches=settings.parallel_chunk_fetches,
+            max_bytes=settings.cache_max_bytes,
+        )
+        await blobs.start()
+        upstream = UpstreamClient(settings)
+        await upstream.start()
+        store = CachingRepoStore(
+            upstream, metadata, blobs, revision_ttl=settings.revision_ttl, offline=settings.offline
+        )
+        if settings.offline:
+            logger.warning("offline mode: upstream is never contacted; serving only what is cached")
+        logger.info(
+            "hubproxy ready: upstream %s, %s storage, data in %s",
+            settings.upstream,
+            storage.name,
+            settings.data_dir,
+        )
+
+        async def check_ready() -> dict[str, str]:
+            return await _probe(database, storage)
+
+        try:
+            yield {"services": Services(settings, store, check_ready)}
+        finally:
+            await blobs.aclose()
+            await upstream.aclose()
+            await storage.aclose()
+            await database.aclose()
+
+    hub = HubEndpoint()
+    return Starlette(
+        routes=[
+            Route("/health/live", health.live, methods=["GET", "HEAD"]),
+            Route("/health/ready", health.ready, methods=["GET", "HEAD"]),
+            Route("/{path:path}", hub, methods=ALL_METHODS),
+        ],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HubError: handle_hub_error, Exception: handle_unexpected_error},
+        lifespan=lifespan,
+    )

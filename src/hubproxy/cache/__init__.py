@@ -1,0 +1,1 @@
+"""The caching proxy: upstream client, revision resolution and the chunked blob cache."""

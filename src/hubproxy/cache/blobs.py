@@ -1,0 +1,547 @@
+"""Content-addressed, chunked blob cache with single-flight upstream fills.
+
+A blob (a file's content, named by its sha256 or git sha1) is stored as fixed-size chunks
+(`layout.py`). Reading a byte range walks its chunks in order:
+
+- a committed chunk is streamed from storage;
+- a missing chunk joins the one in-flight fill of (blob, chunk), or starts it. A fill is a task
+  that outlives the request: it streams the chunk from upstream into a staging file, and every
+  reader of that chunk — the first and any number of followers — reads the staging file as
+  bytes land. When the chunk is complete and has exactly its expected length, the staging file
+  is committed to storage (a rename on local disk) and recorded in the database; only then is
+  the chunk "present". A broken upstream body never becomes a chunk: the fill retries from
+  where it stopped, and if it gives up every reader gets the error (their connection breaks).
+- a read that runs to the end of the file starts a whole-blob fill job that keeps up to
+  `parallel_chunk_fetches` chunks in flight and carries on after the client leaves; a shorter
+  range fills only its own chunks plus `read_ahead_chunks`.
+
+When the last chunk lands, the whole blob is re-read and hashed; a mismatch with its name
+deletes it (logged), so the next read fetches it again.
+"""
+
+import asyncio
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubproxy.cache.layout import BlobId, chunk_bounds, chunk_count, chunk_key
+from hubproxy.cache.metadata import CacheMetadata
+from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, StorageFull
+from hubproxy.cache.upstream import is_upstream_failure
+from hubproxy.errors import (
+    HubError,
+    InsufficientStorage,
+    IntegrityError,
+    OfflineMiss,
+    StorageUnavailable,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+# Bytes handed to the response per piece when reading a staging file.
+STAGING_READ_SIZE = 4 * 1024 * 1024
+# Upstream pieces are gathered to this size before a staging write.
+STAGING_WRITE_SIZE = 1024 * 1024
+FILL_ATTEMPTS = 4
+RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
+TOUCH_FLUSH_SECONDS = 30.0
+
+# Fetches `[start, end)` of the blob from upstream; raises HubErrors.
+RangeFetcher = Callable[[int, int], AsyncIterator[bytes]]
+
+
+@dataclass(slots=True)
+class ChunkFill:
+    """One in-flight upstream fetch of one chunk, readable while it is being written."""
+
+    index: int
+    length: int
+    staging_path: Path
+    written: int = 0
+    done: bool = False
+    error: HubError | None = None
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        event, self.progress = self.progress, asyncio.Event()
+        event.set()
+
+
+@dataclass(slots=True)
+class BlobState:
+    """What this process knows of one blob; loaded from the database on first use."""
+
+    blob: BlobId
+    size: int
+    chunk_size: int
+    present: dict[int, int]
+    verified: bool
+    fills: dict[int, ChunkFill] = field(default_factory=dict)
+    readers: int = 0
+    job: asyncio.Task[None] | None = None
+    job_start: int = 0
+    verifying: asyncio.Task[None] | None = None
+
+    @property
+    def chunks(self) -> int:
+        return chunk_count(self.size, self.chunk_size)
+
+    def complete(self) -> bool:
+        return len(self.present) == self.chunks
+
+
+class BlobCache:
+    """Serves byte ranges of blobs, filling missing chunks from upstream exactly once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        metadata: CacheMetadata,
+        staging_dir: Path,
+        *,
+        chunk_size: int,
+        read_ahead_chunks: int,
+        parallel_chunk_fetches: int,
+        max_bytes: int | None,
+    ) -> None:
+        self.storage = storage
+        self.metadata = metadata
+        self.staging_dir = staging_dir
+        self.chunk_size = chunk_size
+        self.read_ahead_chunks = read_ahead_chunks
+        self.parallel_chunk_fetches = parallel_chunk_fetches
+        self.max_bytes = max_bytes
+        self._states: dict[BlobId, BlobState] = {}
+        self._loading: dict[BlobId, asyncio.Future[BlobState | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._touched: dict[str, float] = {}
+        self._last_touch_flush = time.monotonic()
+        self.stored_bytes = 0
+
+    async def start(self) -> None:
+        """Empty the staging area, count stored bytes, re-verify blobs a crash left unverified."""
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.staging_dir.iterdir():
+            leftover.unlink(missing_ok=True)
+        removed = await self.storage.remove_incomplete()
+        if removed:
+            logger.info("removed %d incomplete objects left by an earlier crash", removed)
+        self.stored_bytes = await self.metadata.stored_bytes()
+        for blob_text in await self.metadata.unverified_complete_blobs():
+            state = await self._state(BlobId.parse(blob_text), None)
+            if state is not None:
+                self._schedule_verify(state)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flush_touches()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task that outlives the request that started it, cancelled at shutdown."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # State -----------------------------------------------------------------------------
+
+    async def _state(self, blob: BlobId, size: int | None) -> BlobState | None:
+        """The in-memory state of `blob`; created (with `size`) if the database has none."""
+        state = self._states.get(blob)
+        if state is not None:
+            return state
+        pending = self._loading.get(blob)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[BlobState | None] = asyncio.get_running_loop().create_future()
+        self._loading[blob] = future
+        try:
+            record = await self.metadata.get_blob(str(blob))
+            if record is None:
+                if size is None:
+                    future.set_result(None)
+                    return None
+                await self.metadata.create_blob(str(blob), size, self.chunk_size)
+                state = BlobState(blob, size, self.chunk_size, {}, verified=False)
+            else:
+                state = BlobState(
+                    blob, record.size, record.chunk_size, dict(record.chunks), record.verified
+                )
+            self._states[blob] = state
+            future.set_result(state)
+            return state
+        except BaseException as error:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # mark retrieved: the raise below reports it
+            raise
+        finally:
+            del self._loading[blob]
+
+    async def cached_fraction(self, blob: BlobId, size: int, start: int, end: int) -> str:
+        """`hit` if every chunk of `[start, end)` is present, `miss` if none, else `partial`."""
+        state = await self._state(blob, size)
+        if state is None or end <= start:
+            return "hit"
+        first, last = start // state.chunk_size, (end - 1) // state.chunk_size
+        present = sum(1 for index in range(first, last + 1) if index in state.present)
+        if present == last - first + 1:
+            return "hit"
+        return "miss" if present == 0 else "partial"
+
+    # Reading ---------------------------------------------------------------------------
+
+    async def read(
+        self, blob: BlobId, size: int, start: int, end: int, fetch: RangeFetcher | None
+    ) -> AsyncIterator[bytes]:
+        """Yield the bytes `[start, end)` of `blob` (of `size` bytes).
+
+        `fetch` reads from upstream; None means offline: missing chunks raise `OfflineMiss`.
+        """
+        state = await self._state(blob, size)
+        assert state is not None
+        if end <= start:
+            return
+        state.readers += 1
+        try:
+            self._touch(state)
+            first = start // state.chunk_size
+            last = (end - 1) // state.chunk_size
+            to_end = end >= state.size
+            if fetch is not None and to_end:
+                self._ensure_job(state, first, fetch)
+            for index in range(first, last + 1):
+                if fetch is not None and not to_end:
+                    # This chunk plus the read-ahead window, never more than the parallel cap.
+                    window_end = min(
+                        last + self.read_ahead_chunks,
+                        index + self.parallel_chunk_fetches - 1,
+                        state.chunks - 1,
+                    )
+                    for ahead in range(index, window_end + 1):
+                        self._ensure_fill(state, ahead, fetch)
+                chunk_start, chunk_end = chunk_bounds(index, state.size, state.chunk_size)
+                piece_start = max(start, chunk_start) - chunk_start
+                piece_end = min(end, chunk_end) - chunk_start
+                async for piece in self._read_chunk(state, index, piece_start, piece_end, fetch):
+                    yield piece
+        finally:
+            state.readers -= 1
+
+    async def _read_chunk(
+        self, state: BlobState, index: int, start: int, end: int, fetch: RangeFetcher | None
+    ) -> AsyncIterator[bytes]:
+        """Yield `[start, end)` of one chunk, from storage or by following its fill."""
+        position = start
+        for _attempt in range(3):
+            if index in state.present:
+                try:
+                    async for piece in self.storage.read(
+                        chunk_key(state.blob, index), position, end
+                    ):
+                        position += len(piece)
+                        yield piece
+                    return
+                except ObjectNotFound:
+                    # The database says present but storage lost it (deleted by hand?): refetch.
+                    logger.warning("chunk %d of %s vanished from storage", index, state.blob)
+                    await self._forget_chunk(state, index)
+                    continue
+                except StorageError as error:
+                    logger.error("storage read of %s failed: %s", state.blob, error)
+                    raise StorageUnavailable() from error
+            fill = state.fills.get(index)
+            if fill is None:
+                if fetch is None:
+                    raise OfflineMiss()
+                fill = self._ensure_fill(state, index, fetch)
+                if fill is None:
+                    continue
+            try:
+                async for piece in _follow(fill, position, end):
+                    position += len(piece)
+                    yield piece
+                return
+            except _FillMoved:
+                # The fill committed before we could open its staging file: read storage.
+                while fill.error is None and not fill.done:
+                    await fill.progress.wait()
+                if fill.error is not None:
+                    raise fill.error from None
+        raise StorageUnavailable()
+
+    # Filling ---------------------------------------------------------------------------
+
+    def _ensure_fill(self, state: BlobState, index: int, fetch: RangeFetcher) -> ChunkFill | None:
+        """The in-flight fill of chunk `index`, started if needed; None if already present."""
+        if index in state.present:
+            return None
+        fill = state.fills.get(index)
+        if fill is not None:
+            return fill
+        chunk_start, chunk_end = chunk_bounds(index, state.size, state.chunk_size)
+        staging_path = self.staging_dir / f"{state.blob.digest}.{index}.{secrets.token_hex(4)}"
+        fill = ChunkFill(index, chunk_end - chunk_start, staging_path)
+        # Created before the task runs so that followers can open it right away.
+        fill.staging_path.touch(exist_ok=False)
+        state.fills[index] = fill
+        fill.task = self._spawn(self._fill(state, fill, chunk_start, fetch))
+        return fill
+
+    async def _fill(
+        self, state: BlobState, fill: ChunkFill, offset: int, fetch: RangeFetcher
+    ) -> None:
+        try:
+            await self._download(fill, offset, fetch)
+            await self._commit(state, fill)
+            fill.done = True
+        except HubError as error:
+            fill.error = error
+            logger.warning(
+                "fill of chunk %d of %s failed: %s", fill.index, state.blob, error.message
+            )
+        except asyncio.CancelledError:
+            fill.error = UpstreamUnavailable("hubproxy is shutting down")
+            raise
+        except Exception:
+            logger.exception("fill of chunk %d of %s crashed", fill.index, state.blob)
+            fill.error = HubError()
+        finally:
+            state.fills.pop(fill.index, None)
+            fill.staging_path.unlink(missing_ok=True)
+            fill.notify()
+        if state.complete() and not state.verified:
+            self._schedule_verify(state)
+        if fill.done:
+            await self._evict_if_needed()
+
+    async def _download(self, fill: ChunkFill, offset: int, fetch: RangeFetcher) -> None:
+        """Stream the chunk into its staging file, resuming after upstream hiccups."""
+        descriptor = os.open(fill.staging_path, os.O_WRONLY)
+        try:
+            attempt = 0
+            while fill.written < fill.length:
+                progress_before = fill.written
+                try:
+                    buffer = bytearray()
+                    async for piece in fetch(offset + fill.written, offset + fill.length):
+                        buffer += piece
+                        if len(buffer) >= STAGING_WRITE_SIZE:
+                            fill.written += _write_all(descriptor, buffer, fill.written)
+                            buffer.clear()
+                            fill.notify()
+                    if buffer:
+                        fill.written += _write_all(descriptor, buffer, fill.written)
+                        fill.notify()
+                    if fill.written != fill.length:
+                        raise IntegrityError(
+                            f"upstream sent {fill.written} bytes of a {fill.length}-byte chunk"
+                        )
+                except HubError as error:
+                    if buffer:
+                        # Keep what did arrive intact: the retry resumes after it.
+                        fill.written += _write_all(descriptor, buffer, fill.written)
+                        fill.notify()
+                    if not is_upstream_failure(error) or isinstance(error, OfflineMiss):
+                        raise
+                    attempt = 0 if fill.written > progress_before else attempt + 1
+                    if attempt >= FILL_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(
+                        RETRY_DELAYS_SECONDS[min(attempt, len(RETRY_DELAYS_SECONDS)) - 1]
+                    )
+            os.fsync(descriptor)
+        except OSError as error:
+            raise _storage_error(error) from error
+        finally:
+            os.close(descriptor)
+
+    async def _commit(self, state: BlobState, fill: ChunkFill) -> None:
+        # The staging file is moved away by import_file; followers keep their open descriptor.
+        key = chunk_key(state.blob, fill.index)
+        try:
+            info = await self.storage.import_file(key, fill.staging_path)
+        except StorageFull as error:
+            raise InsufficientStorage() from error
+        except StorageError as error:
+            logger.error("storage commit of %s failed: %s", key, error)
+            raise StorageUnavailable() from error
+        if info.size != fill.length:
+            await self.storage.delete(key)
+            raise IntegrityError("committed chunk has the wrong size")
+        await self.metadata.add_chunk(str(state.blob), fill.index, fill.length)
+        state.present[fill.index] = fill.length
+        self.stored_bytes += fill.length
+
+    def _ensure_job(self, state: BlobState, first: int, fetch: RangeFetcher) -> None:
+        """Fill every missing chunk from `first` to the end, `parallel_chunk_fetches` at a time."""
+        state.job_start = min(state.job_start, first) if state.job is not None else first
+        if state.job is None or state.job.done():
+            state.job = self._spawn(self._run_job(state, fetch))
+
+    async def _run_job(self, state: BlobState, fetch: RangeFetcher) -> None:
+        while True:
+            wanted = [
+                index
+                for index in range(state.job_start, state.chunks)
+                if index not in state.present
+            ]
+            if not wanted:
+                return
+            in_flight = [state.fills[index] for index in wanted if index in state.fills]
+            for index in wanted:
+                if len(in_flight) >= self.parallel_chunk_fetches:
+                    break
+                if index not in state.fills:
+                    fill = self._ensure_fill(state, index, fetch)
+                    if fill is not None:
+                        in_flight.append(fill)
+            tasks = [fill.task for fill in in_flight if fill.task is not None]
+            if not tasks:
+                return
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if any(fill.error is not None for fill in in_flight if fill.task in done):
+                return  # upstream is failing: readers see the error; a new read restarts the job
+
+    # Verification, eviction, bookkeeping -----------------------------------------------
+
+    def _schedule_verify(self, state: BlobState) -> None:
+        if state.verifying is None or state.verifying.done():
+            state.verifying = self._spawn(self._verify(state))
+
+    async def _verify(self, state: BlobState) -> None:
+        """Hash the whole blob; delete it if the content does not match its name."""
+        if state.blob.algorithm == "sha256":
+            hasher = hashlib.sha256()
+        else:
+            hasher = hashlib.sha1(usedforsecurity=False)
+            hasher.update(b"blob %d\0" % state.size)
+        try:
+            for index in range(state.chunks):
+                async for piece in self.storage.read(chunk_key(state.blob, index)):
+                    await asyncio.to_thread(hasher.update, piece)
+        except StorageError as error:
+            logger.warning("verification of %s could not read it: %s", state.blob, error)
+            return
+        if hasher.hexdigest() == state.blob.digest:
+            state.verified = True
+            await self.metadata.mark_verified(str(state.blob))
+            return
+        logger.error("content of %s does not match its hash: deleted, will refetch", state.blob)
+        await self._remove(state)
+
+    async def _forget_chunk(self, state: BlobState, index: int) -> None:
+        size = state.present.pop(index, 0)
+        self.stored_bytes -= size
+        state.verified = False
+        await self.metadata.remove_chunk(str(state.blob), index)
+
+    async def _remove(self, state: BlobState) -> None:
+        for index in list(state.present):
+            await self.storage.delete(chunk_key(state.blob, index))
+            self.stored_bytes -= state.present.pop(index)
+        state.verified = False
+        await self.metadata.remove_blob(str(state.blob))
+        self._states.pop(state.blob, None)
+
+    def _touch(self, state: BlobState) -> None:
+        self._touched[str(state.blob)] = time.time()
+        if time.monotonic() - self._last_touch_flush > TOUCH_FLUSH_SECONDS:
+            self._last_touch_flush = time.monotonic()
+            self._spawn(self._flush_touches())
+
+    async def _flush_touches(self) -> None:
+        touched, self._touched = self._touched, {}
+        if touched:
+            await self.metadata.touch_blobs(touched)
+
+    def _in_use(self, blob: BlobId) -> bool:
+        state = self._states.get(blob)
+        return state is not None and (
+            state.readers > 0
+            or bool(state.fills)
+            or (state.job is not None and not state.job.done())
+        )
+
+    async def _evict_if_needed(self) -> None:
+        """Remove least recently used whole blobs that nobody is reading until under the limit."""
+        if self.max_bytes is None or self.stored_bytes <= self.max_bytes:
+            return
+        await self._flush_touches()
+        for blob_text in await self.metadata.least_recently_used(256):
+            if self.stored_bytes <= self.max_bytes:
+                return
+            blob = BlobId.parse(blob_text)
+            if self._in_use(blob):
+                continue
+            state = await self._state(blob, None)
+            if state is None:
+                continue
+            logger.info(
+                "evicting %s (%d bytes) to stay under cache_max_bytes",
+                blob,
+                sum(state.present.values()),
+            )
+            await self._remove(state)
+
+
+def _write_all(descriptor: int, data: bytearray, offset: int) -> int:
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        written += os.pwrite(descriptor, view[written:], offset + written)
+    return written
+
+
+def _storage_error(error: OSError) -> HubError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage()
+    logger.error("staging write failed: %s", error)
+    return StorageUnavailable()
+
+
+async def _follow(fill: ChunkFill, start: int, end: int) -> AsyncIterator[bytes]:
+    """Yield `[start, end)` of a chunk from its staging file as the fill writes it."""
+    try:
+        descriptor = os.open(fill.staging_path, os.O_RDONLY)
+    except FileNotFoundError:
+        # The fill finished (and moved the file away) before we could open it.
+        descriptor = -1
+    try:
+        position = start
+        while position < end:
+            if fill.error is not None:
+                raise fill.error
+            available = min(fill.written, end)
+            if available > position and descriptor >= 0:
+                # The bytes were just written: a page-cache read, cheap enough inline.
+                piece = os.pread(descriptor, min(available - position, STAGING_READ_SIZE), position)
+                if not piece:
+                    raise StorageUnavailable()
+                position += len(piece)
+                yield piece
+                continue
+            if fill.done or descriptor < 0:
+                # Too late to follow the staging file: the caller reads storage instead.
+                raise _FillMoved(position)
+            await fill.progress.wait()
+    finally:
+        if descriptor >= 0:
+            os.close(descriptor)
+
+
+class _FillMoved(Exception):
+    def __init__(self, position: int) -> None:
+        self.position = position

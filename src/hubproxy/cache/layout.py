@@ -1,0 +1,77 @@
+"""The only owner of storage keys. Nothing else in hubproxy builds a key.
+
+Blobs are content-addressed and split in fixed-size chunks; each chunk is one immutable object:
+
+    chunks/
+      sha256/                     blobs named by the sha256 of their content (LFS files)
+        ab/cd/abcdef…64 hex/
+          00000000                chunk 0: bytes [0, chunk_size)
+          00000001                chunk 1: bytes [chunk_size, 2 * chunk_size)
+          …
+      gitsha1/                    blobs named by their git blob sha1 (regular files)
+        ab/cd/abcdef…40 hex/
+          00000000
+
+A blob id (`BlobId`) is `sha256:<hex>` or `gitsha1:<hex>`: the same string is used in the
+database. The chunk size of a blob is recorded with it in the database, so the size can change
+for new blobs without breaking old ones. `LAYOUT_VERSION` is stored in the database and checked
+at start; bump it (with a migration) whenever this tree changes.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hubproxy.constants import GIT_SHA1_PATTERN, SHA256_PATTERN
+
+LAYOUT_VERSION = 1
+CHUNKS_PREFIX = "chunks/"
+
+HashAlgorithm = Literal["sha256", "gitsha1"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlobId:
+    """A content address: the algorithm and the lowercase hex digest."""
+
+    algorithm: HashAlgorithm
+    digest: str
+
+    def __post_init__(self) -> None:
+        pattern = SHA256_PATTERN if self.algorithm == "sha256" else GIT_SHA1_PATTERN
+        if not pattern.match(self.digest):
+            raise ValueError(f"invalid {self.algorithm} digest {self.digest!r}")
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.digest}"
+
+    @classmethod
+    def parse(cls, text: str) -> "BlobId":
+        """Inverse of `str(blob_id)`; raises ValueError on anything else."""
+        algorithm, _, digest = text.partition(":")
+        if algorithm not in ("sha256", "gitsha1"):
+            raise ValueError(f"invalid blob id {text!r}")
+        return cls(algorithm, digest)  # type: ignore[arg-type]
+
+
+def blob_prefix(blob: BlobId) -> str:
+    """The key prefix under which all chunks of `blob` live (ends with '/')."""
+    digest = blob.digest
+    return f"{CHUNKS_PREFIX}{blob.algorithm}/{digest[:2]}/{digest[2:4]}/{digest}/"
+
+
+def chunk_key(blob: BlobId, index: int) -> str:
+    """The key of chunk `index` of `blob`."""
+    if index < 0:
+        raise ValueError("chunk index must not be negative")
+    return f"{blob_prefix(blob)}{index:08d}"
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    """How many chunks a blob of `size` bytes has (an empty blob has none)."""
+    return -(-size // chunk_size)
+
+
+def chunk_bounds(index: int, size: int, chunk_size: int) -> tuple[int, int]:
+    """The byte range `[start, end)` of chunk `index` in a blob of `size` bytes."""
+    start = index * chunk_size
+    return start, min(start + chunk_size, size)

@@ -1,0 +1,308 @@
+"""What the cache knows, persisted in the database: revisions, documents, file entries, blobs.
+
+Reads on the hot path are answered from memory (`_entries`, `_revisions`, bounded LRU maps
+filled from the database on first use); writes go to the database thread. Immutable facts
+(a commit's documents and entries, committed chunks) are cached forever; branch and tag
+mappings carry the time they were learned so `revisions.py` can apply its TTL.
+"""
+
+import sqlite3
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from hubproxy.cache.layout import LAYOUT_VERSION
+from hubproxy.constants import RepoType
+from hubproxy.db import Database, DatabaseError
+from hubproxy.naming import RepoRef
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+class LruMap(Generic[Key, Value]):
+    """A dict that forgets its least recently used items beyond `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Key, Value] = OrderedDict()
+
+    def get(self, key: Key) -> Value | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Key, value: Value) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def pop(self, key: Key) -> None:
+        self._items.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A file at a commit: size and hashes. `sha256` is set for LFS files."""
+
+    size: int
+    git_oid: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    commit: str
+    resolved_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    size: int
+    chunk_size: int
+    verified: bool
+    chunks: dict[int, int]  # chunk index -> size of the committed object
+
+
+# A recorded absence: the commit has no file at this path.
+MISSING = FileRecord(size=-1, git_oid=None, sha256=None)
+
+
+class CacheMetadata:
+    """Typed access to the cache's tables, with the hot parts held in memory."""
+
+    def __init__(self, database: Database, memory_items: int = 100_000) -> None:
+        self.database = database
+        self._entries: LruMap[tuple[RepoType, str, str, str], FileRecord] = LruMap(memory_items)
+        self._revisions: dict[tuple[RepoType, str, str], RevisionRecord] = {}
+        self._documents: LruMap[str, bytes] = LruMap(1024)
+
+    async def open(self) -> None:
+        """Check (or record) the storage layout version this data dir uses."""
+
+        def check(connection: sqlite3.Connection) -> None:
+            row = connection.execute(
+                "SELECT value FROM meta WHERE key = 'layout_version'"
+            ).fetchone()
+            if row is None:
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES ('layout_version', ?)",
+                    (str(LAYOUT_VERSION),),
+                )
+            elif int(row["value"]) != LAYOUT_VERSION:
+                raise DatabaseError(
+                    f"storage layout version {row['value']} is not supported "
+                    f"(this hubproxy uses {LAYOUT_VERSION})"
+                )
+
+        await self.database.run(check)
+
+    # Revisions ---------------------------------------------------------------------------
+
+    async def get_revision(self, ref: RepoRef, revision: str) -> RevisionRecord | None:
+        key = (ref.repo_type, ref.repo_id, revision)
+        if key in self._revisions:
+            return self._revisions[key]
+
+        def load(connection: sqlite3.Connection) -> RevisionRecord | None:
+            row = connection.execute(
+                "SELECT commit_sha, resolved_at FROM revisions"
+                " WHERE repo_type = ? AND repo_id = ? AND revision = ?",
+                key,
+            ).fetchone()
+            return None if row is None else RevisionRecord(row["commit_sha"], row["resolved_at"])
+
+        record = await self.database.run(load)
+        if record is not None:
+            self._revisions[key] = record
+        return record
+
+    async def put_revision(self, ref: RepoRef, revision: str, commit: str) -> RevisionRecord:
+        record = RevisionRecord(commit, time.time())
+        key = (ref.repo_type, ref.repo_id, revision)
+        previous = self._revisions.get(key)
+        self._revisions[key] = record
+        if previous is not None and previous.commit == commit:
+            return record  # only the freshness changed: memory is enough, skip the write
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO revisions VALUES (?, ?, ?, ?, ?)",
+                (*key, commit, record.resolved_at),
+            )
+
+        await self.database.run(store)
+        return record
+
+    # Documents ---------------------------------------------------------------------------
+
+    async def get_document(self, key: str) -> bytes | None:
+        cached = self._documents.get(key)
+        if cached is not None:
+            return cached
+
+        def load(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute("SELECT body FROM documents WHERE key = ?", (key,)).fetchone()
+            return None if row is None else bytes(row["body"])
+
+        body = await self.database.run(load)
+        if body is not None:
+            self._documents.put(key, body)
+        return body
+
+    async def put_document(self, key: str, body: bytes) -> None:
+        self._documents.put(key, body)
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (key, body, time.time())
+            )
+
+        await self.database.run(store)
+
+    # Entries -----------------------------------------------------------------------------
+
+    async def get_entry(self, ref: RepoRef, commit: str, path: str) -> FileRecord | None:
+        """The file at (commit, path), `MISSING` if recorded absent, None if unknown."""
+        key = (ref.repo_type, ref.repo_id, commit, path)
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
+
+        def load(connection: sqlite3.Connection) -> FileRecord | None:
+            row = connection.execute(
+                "SELECT present, size, git_oid, sha256 FROM entries"
+                " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? AND path = ?",
+                key,
+            ).fetchone()
+            if row is None:
+                return None
+            if not row["present"]:
+                return MISSING
+            return FileRecord(row["size"], row["git_oid"], row["sha256"])
+
+        record = await self.database.run(load)
+        if record is not None:
+            self._entries.put(key, record)
+        return record
+
+    async def put_entry(self, ref: RepoRef, commit: str, path: str, record: FileRecord) -> None:
+        key = (ref.repo_type, ref.repo_id, commit, path)
+        self._entries.put(key, record)
+        present = record is not MISSING
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *key,
+                    int(present),
+                    record.size if present else None,
+                    record.git_oid,
+                    record.sha256,
+                ),
+            )
+
+        await self.database.run(store)
+
+    # Blobs and chunks --------------------------------------------------------------------
+
+    async def get_blob(self, blob_id: str) -> BlobRecord | None:
+        def load(connection: sqlite3.Connection) -> BlobRecord | None:
+            row = connection.execute(
+                "SELECT size, chunk_size, verified FROM blobs WHERE blob_id = ?", (blob_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            chunks = {
+                chunk["chunk_index"]: chunk["size"]
+                for chunk in connection.execute(
+                    "SELECT chunk_index, size FROM chunks WHERE blob_id = ?", (blob_id,)
+                )
+            }
+            return BlobRecord(row["size"], row["chunk_size"], bool(row["verified"]), chunks)
+
+        return await self.database.run(load)
+
+    async def create_blob(self, blob_id: str, size: int, chunk_size: int) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR IGNORE INTO blobs (blob_id, size, chunk_size, verified, last_access)"
+                " VALUES (?, ?, ?, 0, ?)",
+                (blob_id, size, chunk_size, time.time()),
+            )
+
+        await self.database.run(store)
+
+    async def add_chunk(self, blob_id: str, index: int, size: int) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", (blob_id, index, size)
+            )
+
+        await self.database.run(store)
+
+    async def remove_chunk(self, blob_id: str, index: int) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "DELETE FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_id, index)
+            )
+            connection.execute("UPDATE blobs SET verified = 0 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def mark_verified(self, blob_id: str) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def remove_blob(self, blob_id: str) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute("DELETE FROM chunks WHERE blob_id = ?", (blob_id,))
+            connection.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def touch_blobs(self, accesses: dict[str, float]) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.executemany(
+                "UPDATE blobs SET last_access = ? WHERE blob_id = ?",
+                [(when, blob_id) for blob_id, when in accesses.items()],
+            )
+
+        await self.database.run(store)
+
+    async def stored_bytes(self) -> int:
+        def load(connection: sqlite3.Connection) -> int:
+            return int(
+                connection.execute("SELECT COALESCE(SUM(size), 0) FROM chunks").fetchone()[0]
+            )
+
+        return await self.database.run(load)
+
+    async def least_recently_used(self, limit: int) -> list[str]:
+        def load(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT blob_id FROM blobs ORDER BY last_access LIMIT ?", (limit,)
+            )
+            return [row["blob_id"] for row in rows]
+
+        return await self.database.run(load)
+
+    async def unverified_complete_blobs(self) -> list[str]:
+        """Blobs with every chunk committed but no verification recorded (a crash in between)."""
+
+        def load(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT blobs.blob_id FROM blobs JOIN chunks USING (blob_id)"
+                " WHERE blobs.verified = 0"
+                " GROUP BY blobs.blob_id, blobs.size"
+                " HAVING SUM(chunks.size) = blobs.size"
+            )
+            return [row["blob_id"] for row in rows]
+
+        return await self.database.run(load)

@@ -1,0 +1,46 @@
+"""Chunk storage: the backend Protocol, the backends, and the wrapper the cache uses.
+
+Backends are chosen by name (`settings.storage`) from `BACKENDS`.
+"""
+
+from collections.abc import Callable
+
+from hubproxy.cache.storage.base import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectWriter,
+    StorageBackend,
+    StorageError,
+    StorageFull,
+)
+from hubproxy.cache.storage.local import LocalBackend
+from hubproxy.cache.storage.memory import MemoryBackend
+from hubproxy.cache.storage.wrapper import Storage
+from hubproxy.settings import Settings
+
+BACKENDS: dict[str, Callable[[Settings], StorageBackend]] = {
+    "local": lambda settings: LocalBackend(settings.storage_path),
+    "memory": lambda settings: MemoryBackend(),
+}
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The wrapped backend that `settings.storage` names."""
+    return Storage(BACKENDS[settings.storage](settings))
+
+
+__all__ = [
+    "BACKENDS",
+    "InvalidKey",
+    "LocalBackend",
+    "MemoryBackend",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectWriter",
+    "Storage",
+    "StorageBackend",
+    "StorageError",
+    "StorageFull",
+    "open_storage",
+]

@@ -1,0 +1,215 @@
+"""Local-directory backend, safe on NFS.
+
+Each object is one file at `<root>/<key>`. A writer writes `<dir>/.<name>.tmp-<random>` in the
+object's own directory, fsyncs it and renames it over the final name: rename within one
+directory is atomic on local filesystems and on NFS, and nothing relies on `flock`. When two
+processes commit the same content-addressed key, the last rename wins with identical bytes.
+Temp files left by a crash are removed by `remove_incomplete()` at start.
+
+File I/O runs in the default thread pool so that a slow disk or NFS server never blocks the
+event loop.
+"""
+
+import asyncio
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from hubproxy.cache.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+)
+
+TEMP_MARKER = ".tmp-"
+READ_PIECE_SIZE = 4 * 1024 * 1024
+
+
+def _translate(error: OSError, key: str) -> StorageError:
+    if isinstance(error, FileNotFoundError):
+        return ObjectNotFound(key)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left writing {key}")
+    return StorageError(f"{type(error).__name__} on {key}: {error.strerror}")
+
+
+def _info(key: str, path: Path) -> ObjectInfo:
+    status = path.stat()
+    return ObjectInfo(key, status.st_size, f"{status.st_size:x}-{status.st_mtime_ns:x}")
+
+
+class LocalWriter:
+    def __init__(self, key: str, final_path: Path, temp_path: Path, handle: BinaryIO) -> None:
+        self._key = key
+        self._final_path = final_path
+        self._temp_path = temp_path
+        self._handle: BinaryIO | None = handle
+
+    async def write(self, data: bytes | memoryview) -> None:
+        handle = self._handle
+        if handle is None:
+            raise ValueError("writer is closed")
+        try:
+            await asyncio.to_thread(handle.write, data)
+        except OSError as error:
+            raise _translate(error, self._key) from error
+
+    def _commit(self) -> ObjectInfo:
+        handle = self._handle
+        if handle is None:
+            raise ValueError("writer is closed")
+        self._handle = None
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(self._temp_path, self._final_path)
+        except OSError as error:
+            handle.close()
+            self._temp_path.unlink(missing_ok=True)
+            raise _translate(error, self._key) from error
+        return _info(self._key, self._final_path)
+
+    async def commit(self) -> ObjectInfo:
+        return await asyncio.to_thread(self._commit)
+
+    def _abort(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+        self._temp_path.unlink(missing_ok=True)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._abort)
+
+
+class LocalBackend:
+    """Objects as files below `root`; keys are validated relative paths (see the wrapper)."""
+
+    name = "local"
+
+    def __init__(self, root: Path, read_piece_size: int = READ_PIECE_SIZE) -> None:
+        self.root = root
+        self.read_piece_size = read_piece_size
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    async def stat(self, key: str) -> ObjectInfo:
+        try:
+            return await asyncio.to_thread(_info, key, self._path(key))
+        except OSError as error:
+            raise _translate(error, key) from error
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            descriptor = await asyncio.to_thread(os.open, self._path(key), os.O_RDONLY)
+        except OSError as error:
+            raise _translate(error, key) from error
+        try:
+            position = start
+            while end is None or position < end:
+                want = (
+                    self.read_piece_size
+                    if end is None
+                    else min(self.read_piece_size, end - position)
+                )
+                piece = await asyncio.to_thread(os.pread, descriptor, want, position)
+                if not piece:
+                    break
+                position += len(piece)
+                yield piece
+        except OSError as error:
+            raise _translate(error, key) from error
+        finally:
+            os.close(descriptor)
+
+    def _open_writer(self, key: str) -> LocalWriter:
+        final_path = self._path(key)
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        temp_path = final_path.with_name(f".{final_path.name}{TEMP_MARKER}{secrets.token_hex(8)}")
+        handle = open(temp_path, "xb")  # noqa: SIM115 - closed by commit/abort
+        return LocalWriter(key, final_path, temp_path, handle)
+
+    async def open_writer(self, key: str) -> LocalWriter:
+        try:
+            return await asyncio.to_thread(self._open_writer, key)
+        except OSError as error:
+            raise _translate(error, key) from error
+
+    async def delete(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._path(key).unlink, True)
+        except OSError as error:
+            raise _translate(error, key) from error
+
+    def _list(self, prefix: str) -> list[str]:
+        # Walk from the deepest directory the prefix names, then filter by the full prefix.
+        directory = prefix.rpartition("/")[0]
+        base = self.root / directory if directory else self.root
+        keys: list[str] = []
+        for current, _subdirectories, files in os.walk(base):
+            for file_name in files:
+                if TEMP_MARKER in file_name:
+                    continue
+                key = Path(current, file_name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return keys
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        for key in await asyncio.to_thread(self._list, prefix):
+            yield key
+
+    def _import_file(self, key: str, path: Path) -> ObjectInfo:
+        final_path = self._path(key)
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, final_path)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            # Another filesystem (NFS storage, local staging): copy to a temp name, then rename.
+            temp_path = final_path.with_name(
+                f".{final_path.name}{TEMP_MARKER}{secrets.token_hex(8)}"
+            )
+            try:
+                with open(path, "rb") as source, open(temp_path, "xb") as target:
+                    shutil.copyfileobj(source, target, 4 * 1024 * 1024)
+                    target.flush()
+                    os.fsync(target.fileno())
+                os.replace(temp_path, final_path)
+            finally:
+                temp_path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        return _info(key, final_path)
+
+    async def import_file(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            return await asyncio.to_thread(self._import_file, key, path)
+        except OSError as error:
+            raise _translate(error, key) from error
+
+    def _remove_incomplete(self) -> int:
+        removed = 0
+        for current, _subdirectories, files in os.walk(self.root):
+            for file_name in files:
+                if TEMP_MARKER in file_name:
+                    Path(current, file_name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    async def remove_incomplete(self) -> int:
+        return await asyncio.to_thread(self._remove_incomplete)
+
+    async def presign(self, key: str, ttl_seconds: int) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

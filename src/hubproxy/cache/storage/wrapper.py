@@ -1,0 +1,125 @@
+"""`Storage`: the one object the rest of hubproxy uses to reach a backend.
+
+Everything every backend needs lives here once: key validation against the one key pattern,
+a cap on concurrent operations, translation of stray `OSError`s into the storage errors, and
+small-object helpers (`get_bytes`, `put_bytes`) built on `read` and `open_writer`.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from hubproxy.cache.storage.base import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectWriter,
+    StorageBackend,
+    StorageError,
+)
+
+# Keys are relative POSIX paths of lowercase names, built only by cache/layout.py.
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]*(?:/[a-z0-9][a-z0-9_.:-]*)*$")
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a well-formed storage key, else raise `InvalidKey`."""
+    if len(key) > 1024 or not KEY_PATTERN.match(key) or ".." in key:
+        raise InvalidKey(f"invalid storage key {key!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Like `check_key`, for a listing prefix (may be empty or end with '/')."""
+    stripped = prefix.rstrip("/")
+    if stripped:
+        check_key(stripped)
+    return prefix
+
+
+class Storage:
+    """A backend behind validation and a concurrency cap; see `base.py` for the contract."""
+
+    def __init__(self, backend: StorageBackend, max_concurrency: int = 64) -> None:
+        self.backend = backend
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    async def stat(self, key: str) -> ObjectInfo:
+        async with self._slots:
+            try:
+                return await self.backend.stat(check_key(key))
+            except StorageError:
+                raise
+            except OSError as error:
+                raise StorageError(f"stat {key}: {error}") from error
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream `[start, end)`. The cap covers opening only: a slow reader holds no slot."""
+        check_key(key)
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"invalid read range {start}-{end}")
+        try:
+            async for piece in self.backend.read(key, start, end):
+                yield piece
+        except StorageError:
+            raise
+        except OSError as error:
+            raise StorageError(f"read {key}: {error}") from error
+
+    async def open_writer(self, key: str) -> ObjectWriter:
+        async with self._slots:
+            try:
+                return await self.backend.open_writer(check_key(key))
+            except StorageError:
+                raise
+            except OSError as error:
+                raise StorageError(f"open_writer {key}: {error}") from error
+
+    async def delete(self, key: str) -> None:
+        async with self._slots:
+            try:
+                await self.backend.delete(check_key(key))
+            except StorageError:
+                raise
+            except OSError as error:
+                raise StorageError(f"delete {key}: {error}") from error
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        async for key in self.backend.list(check_prefix(prefix)):
+            yield key
+
+    async def import_file(self, key: str, path: Path) -> ObjectInfo:
+        async with self._slots:
+            try:
+                return await self.backend.import_file(check_key(key), path)
+            except StorageError:
+                raise
+            except OSError as error:
+                raise StorageError(f"import {key}: {error}") from error
+
+    async def get_bytes(self, key: str) -> bytes:
+        """A whole (small) object."""
+        return b"".join([piece async for piece in self.read(key)])
+
+    async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """Write a whole (small) object atomically."""
+        writer = await self.open_writer(key)
+        try:
+            await writer.write(data)
+            return await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+
+    async def remove_incomplete(self) -> int:
+        return await self.backend.remove_incomplete()
+
+    async def presign(self, key: str, ttl_seconds: int) -> str | None:
+        return await self.backend.presign(check_key(key), ttl_seconds)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

@@ -1,0 +1,284 @@
+"""`CachingRepoStore`: the `RepoStore` read interface over an upstream hub, cached.
+
+Immutable answers (anything pinned to a commit: repo info, tree listings, paths-info, commit
+pages, file entries and recorded absences) are fetched once and kept forever. Mutable ones
+(branch/tag → commit, refs) are re-asked after `revision_ttl`, and fall back to the last known
+answer, marked stale, when upstream fails. Offline, nothing is asked: what is cached is served.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from hubproxy.cache.blobs import BlobCache
+from hubproxy.cache.layout import BlobId
+from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
+from hubproxy.cache.revisions import ResolvedRevision, RevisionResolver
+from hubproxy.cache.upstream import (
+    DownloadUrlExpired,
+    UpstreamClient,
+    UpstreamFile,
+    is_upstream_failure,
+)
+from hubproxy.constants import HEADER_REPO_COMMIT
+from hubproxy.errors import EntryNotFound, RevisionNotFound
+from hubproxy.naming import RepoRef
+from hubproxy.stores import Answer, CommitsPage, FileEntry
+
+logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
+
+# A stored tree answer meaning "upstream said EntryNotFound for this path at this commit".
+_ABSENT = b"null"
+
+
+def _canonical_query(query: Sequence[tuple[str, str]]) -> str:
+    return "&".join(f"{key}={value}" for key, value in sorted(query))
+
+
+class CachingRepoStore:
+    """Read-through cache of an upstream hub (see module docstring)."""
+
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        metadata: CacheMetadata,
+        blobs: BlobCache,
+        *,
+        revision_ttl: float,
+        offline: bool,
+    ) -> None:
+        self.upstream = upstream
+        self.metadata = metadata
+        self.blobs = blobs
+        self.offline = offline
+        self.revision_ttl = revision_ttl
+        self.revisions = RevisionResolver(metadata, self._fetch_info, revision_ttl)
+        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        self._sources: dict[str, UpstreamFile] = {}
+        self._refs_checked: dict[str, float] = {}
+
+    async def _single_flight(self, key: str, make: Callable[[], Awaitable[Result]]) -> Result:
+        """Run `make()` once for concurrent callers of the same `key`."""
+        task = self._in_flight.get(key)
+        if task is None:
+
+            async def run() -> Result:
+                return await make()
+
+            task = asyncio.create_task(run())
+            self._in_flight[key] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        result: Result = await asyncio.shield(task)
+        return result
+
+    async def _cached_document(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """An immutable document: from the database, or fetched once and stored."""
+        body = await self.metadata.get_document(key)
+        if body is not None:
+            return json.loads(body)
+
+        async def fetch_and_store() -> Any:
+            document = await fetch()
+            await self.metadata.put_document(key, json.dumps(document).encode())
+            return document
+
+        return await self._single_flight(key, fetch_and_store)
+
+    # Repo info and revisions ----------------------------------------------------------
+
+    async def _fetch_info(self, ref: RepoRef, revision: str | None) -> Any:
+        if revision is None:
+            document, _link = await self.upstream.get_json(self.upstream.repo_url(ref))
+        else:
+            url = self.upstream.repo_url(ref, "revision", revision)
+            document, _link = await self.upstream.get_json(url, not_found=RevisionNotFound)
+        return document
+
+    async def _resolve(self, ref: RepoRef, revision: str | None) -> ResolvedRevision:
+        resolved = await self.revisions.resolve(ref, revision)
+        if resolved.document is not None:
+            # Keep the document the resolution fetched: it is the repo info at that commit.
+            key = f"info:{ref}@{resolved.commit}?"
+            await self.metadata.put_document(key, json.dumps(resolved.document).encode())
+        return resolved
+
+    async def repo_info(
+        self, ref: RepoRef, revision: str | None, query: Sequence[tuple[str, str]]
+    ) -> Answer:
+        resolved = await self._resolve(ref, revision)
+        canonical = _canonical_query(query)
+        key = f"info:{ref}@{resolved.commit}?{canonical}"
+
+        async def fetch() -> Any:
+            url = self.upstream.repo_url(ref, "revision", resolved.commit)
+            document, _link = await self.upstream.get_json(url, query)
+            return document
+
+        try:
+            document = await self._cached_document(key, fetch)
+        except Exception as error:
+            # Extra fields (blobs, expand) unavailable: the plain document is better than nothing.
+            fallback = await self.metadata.get_document(f"info:{ref}@{resolved.commit}?")
+            if not is_upstream_failure(error) or fallback is None:
+                raise
+            return Answer(json.loads(fallback), resolved.commit, stale=True)
+        return Answer(document, resolved.commit, resolved.stale)
+
+    # Listings -------------------------------------------------------------------------
+
+    async def tree(
+        self, ref: RepoRef, revision: str, path: str, *, recursive: bool, expand: bool
+    ) -> Answer:
+        resolved = await self._resolve(ref, revision)
+        key = f"tree:{ref}@{resolved.commit}/{path}?recursive={int(recursive)}&expand={int(expand)}"
+
+        async def fetch() -> Any:
+            parts = ("tree", resolved.commit, path) if path else ("tree", resolved.commit)
+            params = [("recursive", str(recursive).lower()), ("expand", str(expand).lower())]
+            try:
+                return await self.upstream.get_all_pages(
+                    self.upstream.repo_url(ref, *parts), params, not_found=EntryNotFound
+                )
+            except EntryNotFound:
+                return None  # recorded: the path is absent at this (immutable) commit
+
+        listing = await self._cached_document(key, fetch)
+        if listing is None:
+            raise EntryNotFound(headers={HEADER_REPO_COMMIT: resolved.commit})
+        return Answer(listing, resolved.commit, resolved.stale)
+
+    async def paths_info(
+        self, ref: RepoRef, revision: str, paths: Sequence[str], *, expand: bool
+    ) -> Answer:
+        resolved = await self._resolve(ref, revision)
+        unique = sorted(set(paths))
+        digest = hashlib.sha256("\0".join(unique).encode()).hexdigest()
+        key = f"paths-info:{ref}@{resolved.commit}/{digest}?expand={int(expand)}"
+
+        async def fetch() -> Any:
+            form = [("paths", path) for path in unique] + [("expand", str(expand).lower())]
+            return await self.upstream.post_form_json(
+                self.upstream.repo_url(ref, "paths-info", resolved.commit), form
+            )
+
+        return Answer(await self._cached_document(key, fetch), resolved.commit, resolved.stale)
+
+    async def refs(self, ref: RepoRef, *, include_prs: bool) -> Answer:
+        key = f"refs:{ref}?prs={int(include_prs)}"
+        checked = self._refs_checked.get(key)
+        if checked is not None and time.time() - checked < self.revision_ttl:
+            body = await self.metadata.get_document(key)
+            if body is not None:
+                return Answer(json.loads(body))
+
+        async def fetch() -> Any:
+            params = [("include_prs", "1")] if include_prs else []
+            document, _link = await self.upstream.get_json(
+                self.upstream.repo_url(ref, "refs"), params
+            )
+            await self.metadata.put_document(key, json.dumps(document).encode())
+            self._refs_checked[key] = time.time()
+            return document
+
+        try:
+            return Answer(await self._single_flight(key, fetch))
+        except Exception as error:
+            body = await self.metadata.get_document(key)
+            if not is_upstream_failure(error) or body is None:
+                raise
+            logger.warning("serving refs of %s (stale): upstream failed: %s", ref, error)
+            return Answer(json.loads(body), stale=True)
+
+    async def commits(self, ref: RepoRef, revision: str, page: int) -> CommitsPage:
+        resolved = await self._resolve(ref, revision)
+        key = f"commits:{ref}@{resolved.commit}?p={page}"
+
+        async def fetch() -> Any:
+            params = [("p", str(page))] if page else []
+            items, link = await self.upstream.get_json(
+                self.upstream.repo_url(ref, "commits", resolved.commit),
+                params,
+                not_found=RevisionNotFound,
+            )
+            has_next = link is not None and bool(parse_qs(urlsplit(link).query).get("p"))
+            return {"items": items, "has_next": has_next}
+
+        document = await self._cached_document(key, fetch)
+        return CommitsPage(document["items"], document["has_next"], resolved.commit, resolved.stale)
+
+    # Files ----------------------------------------------------------------------------
+
+    async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
+        resolved = await self._resolve(ref, revision)
+        commit = resolved.commit
+        record = await self.metadata.get_entry(ref, commit, path)
+        if record is None:
+            record = await self._single_flight(
+                f"entry:{ref}@{commit}/{path}", lambda: self._fetch_entry(ref, commit, path)
+            )
+        if record is MISSING:
+            raise EntryNotFound(headers={HEADER_REPO_COMMIT: commit})
+        return FileEntry(
+            ref, commit, path, record.size, record.git_oid, record.sha256, resolved.stale
+        )
+
+    async def _fetch_entry(self, ref: RepoRef, commit: str, path: str) -> FileRecord:
+        try:
+            source = await self.upstream.file_metadata(ref, commit, path)
+        except EntryNotFound:
+            await self.metadata.put_entry(ref, commit, path, MISSING)
+            return MISSING
+        record = FileRecord(source.size, source.git_oid, source.sha256)
+        await self.metadata.put_entry(ref, commit, path, record)
+        self._sources[str(_blob_of(record))] = source
+        return record
+
+    async def _source(self, entry: FileEntry, *, refresh: bool) -> UpstreamFile:
+        """Where to fetch the entry's bytes: a fresh (signed) URL from a `/resolve/` HEAD."""
+        blob = str(_blob_of(entry))
+        source = self._sources.get(blob)
+        if source is not None and source.url_is_fresh() and not refresh:
+            return source
+
+        async def fetch() -> UpstreamFile:
+            fresh = await self.upstream.file_metadata(entry.ref, entry.commit, entry.path)
+            self._sources[blob] = fresh
+            return fresh
+
+        return await self._single_flight(f"source:{blob}", fetch)
+
+    async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
+        return await self.blobs.cached_fraction(_blob_of(entry), entry.size, start, end)
+
+    def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
+        async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
+            source = await self._source(entry, refresh=False)
+            try:
+                async for piece in self.upstream.read_range(
+                    source.download_url, range_start, range_end
+                ):
+                    yield piece
+                return
+            except DownloadUrlExpired:
+                source = await self._source(entry, refresh=True)
+            async for piece in self.upstream.read_range(
+                source.download_url, range_start, range_end
+            ):
+                yield piece
+
+        return self.blobs.read(
+            _blob_of(entry), entry.size, start, end, None if self.offline else fetch
+        )
+
+
+def _blob_of(record: FileRecord | FileEntry) -> BlobId:
+    if record.sha256 is not None:
+        return BlobId("sha256", record.sha256)
+    assert record.git_oid is not None
+    return BlobId("gitsha1", record.git_oid)

@@ -1,0 +1,455 @@
+"""The upstream hub client: the ONLY place upstream HTTP is spoken and decoded into HubErrors.
+
+It authenticates with hubproxy's own credential (`settings.upstream_token`) and nothing else:
+a client's token never leaves hubproxy. It follows the hub's redirects itself (hf-protocol.md
+§2.1): same-origin ones with the credential, off-origin (CDN) ones without, reading file
+metadata from the redirect response. Xet signals are stripped from every JSON document, so
+clients with hf_xet installed download through hubproxy over plain HTTP.
+"""
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
+
+import aiohttp
+
+from hubproxy.constants import (
+    COMMIT_SHA_PATTERN,
+    HEADER_ERROR_CODE,
+    HEADER_ERROR_MESSAGE,
+    HEADER_LINKED_ETAG,
+    HEADER_LINKED_SIZE,
+    HEADER_REPO_COMMIT,
+    PLURAL_BY_REPO_TYPE,
+    SHA256_PATTERN,
+    XET_JSON_KEY,
+)
+from hubproxy.errors import (
+    BadRequest,
+    DisabledRepo,
+    EntryNotFound,
+    Forbidden,
+    GatedRepo,
+    HubError,
+    OfflineMiss,
+    RangeNotSatisfiable,
+    RateLimited,
+    RepoNotFound,
+    RevisionNotFound,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from hubproxy.naming import RepoRef
+from hubproxy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 10
+# Signed CDN URLs are refreshed this long before they say they expire.
+URL_EXPIRY_MARGIN_SECONDS = 30.0
+# When a URL does not say when it expires, trust it this long.
+DEFAULT_URL_LIFETIME_SECONDS = 600.0
+_EXPIRY_PARAMETERS = ("expires", "x-amz-expires", "se")
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class DownloadUrlExpired(UpstreamUnavailable):
+    """The CDN refused a signed download URL (expired or revoked): fetch fresh metadata."""
+
+    default_message = "The upstream download URL has expired"
+
+
+class UpstreamTruncated(UpstreamUnavailable):
+    """The upstream body ended before the announced length."""
+
+    default_message = "The upstream connection broke mid-transfer"
+
+
+def is_upstream_failure(error: BaseException) -> bool:
+    """True for errors that say nothing about the content (down, slow, rate-limited, offline).
+
+    Those are the ones after which a last known answer may be served instead (stale).
+    """
+    return isinstance(error, UpstreamUnavailable | RateLimited | OfflineMiss)
+
+
+def normalize_etag(value: str | None) -> str | None:
+    """`W/"abc"` → `abc`, as the client does."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"') or None
+
+
+def strip_xet(document: Any) -> Any:
+    """Remove every `xetHash` (and `xetEnabled`) key, at any depth."""
+    if isinstance(document, dict):
+        return {
+            key: strip_xet(value)
+            for key, value in document.items()
+            if key not in (XET_JSON_KEY, "xetEnabled")
+        }
+    if isinstance(document, list):
+        return [strip_xet(item) for item in document]
+    return document
+
+
+def next_link(headers: Mapping[str, str]) -> str | None:
+    """The `rel="next"` URL of an RFC 8288 `Link` header, if any."""
+    for value in headers.get("Link", "").split(","):
+        match = _LINK_NEXT.search(value)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _url_expiry(url: str, obtained_at: float) -> float:
+    query = {key.lower(): values for key, values in parse_qs(urlsplit(url).query).items()}
+    for name in _EXPIRY_PARAMETERS:
+        if name in query:
+            try:
+                value = int(query[name][0])
+            except ValueError:
+                continue
+            # `X-Amz-Expires` is a lifetime in seconds; the others are absolute timestamps.
+            return obtained_at + value if name == "x-amz-expires" else float(value)
+    return obtained_at + DEFAULT_URL_LIFETIME_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFile:
+    """File metadata from a `/resolve/` HEAD, and where its bytes can be fetched."""
+
+    commit: str
+    size: int
+    git_oid: str | None
+    sha256: str | None
+    download_url: str
+    url_expires_at: float
+
+    def url_is_fresh(self) -> bool:
+        return time.time() < self.url_expires_at - URL_EXPIRY_MARGIN_SECONDS
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+class UpstreamClient:
+    """aiohttp session to the upstream hub; one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.upstream
+        self.offline = settings.offline
+        self._token = settings.upstream_token
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.upstream_timeout, sock_read=settings.upstream_timeout
+        )
+        self._concurrency = settings.upstream_concurrency
+        self._body_slots = asyncio.Semaphore(settings.upstream_concurrency)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency * 2, ttl_dns_cache=300, enable_cleanup_closed=True
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": "hubproxy/0.1"},
+            # Never store or resend cookies a CDN sets; every request stands alone.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("UpstreamClient.start() was not called")
+        return self._session
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        """hubproxy's credential, only for the upstream hub's own origin."""
+        if self._token and _origin(url) == _origin(self.base_url):
+            return {"Authorization": f"Bearer {self._token}"}
+        return {}
+
+    def _check_online(self) -> None:
+        if self.offline:
+            raise OfflineMiss()
+
+    def repo_url(self, ref: RepoRef, *parts: str) -> str:
+        """`{upstream}/api/{type}s/{repo}/{part}/...`; parts are quoted whole (`/` included)."""
+        quoted = "".join("/" + quote(part, safe="") for part in parts)
+        return f"{self.base_url}/api/{PLURAL_BY_REPO_TYPE[ref.repo_type]}/{ref.repo_id}{quoted}"
+
+    # JSON API --------------------------------------------------------------------------
+
+    async def get_json(
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        not_found: type[HubError] = RepoNotFound,
+    ) -> tuple[Any, str | None]:
+        """GET a JSON document; returns it (xet-stripped) and the `Link` next URL, if any."""
+        self._check_online()
+        try:
+            async with self.session.get(
+                url, params=list(params), headers=self._headers_for(url)
+            ) as response:
+                if response.status >= 400:
+                    await _raise_for_status(response, not_found)
+                body = await response.read()
+                link = next_link(response.headers)
+        except aiohttp.ClientError as error:
+            raise _network_error(url, error) from error
+        except TimeoutError as error:
+            raise UpstreamTimeout() from error
+        try:
+            return strip_xet(json.loads(body)), link
+        except ValueError:
+            logger.warning("upstream answered %s with invalid JSON", url)
+            raise UpstreamUnavailable("The upstream hub answered with invalid JSON") from None
+
+    async def post_form_json(
+        self, url: str, form: Sequence[tuple[str, str]], *, not_found: type[HubError] = RepoNotFound
+    ) -> Any:
+        self._check_online()
+        try:
+            async with self.session.post(
+                url, data=list(form), headers=self._headers_for(url)
+            ) as response:
+                if response.status >= 400:
+                    await _raise_for_status(response, not_found)
+                body = await response.read()
+        except aiohttp.ClientError as error:
+            raise _network_error(url, error) from error
+        except TimeoutError as error:
+            raise UpstreamTimeout() from error
+        try:
+            return strip_xet(json.loads(body))
+        except ValueError:
+            raise UpstreamUnavailable("The upstream hub answered with invalid JSON") from None
+
+    async def get_all_pages(
+        self, url: str, params: Sequence[tuple[str, str]], *, not_found: type[HubError]
+    ) -> list[Any]:
+        """Every item of a paginated listing, following upstream's `Link` next URLs."""
+        items: list[Any] = []
+        page, link = await self.get_json(url, params, not_found=not_found)
+        items.extend(page)
+        while link is not None:
+            if _origin(urljoin(url, link)) != _origin(self.base_url):
+                raise UpstreamUnavailable("The upstream hub paginated to another origin")
+            page, link = await self.get_json(urljoin(url, link), not_found=not_found)
+            items.extend(page)
+        return items
+
+    # Files -----------------------------------------------------------------------------
+
+    async def file_metadata(self, ref: RepoRef, revision: str, path: str) -> UpstreamFile:
+        """HEAD `/resolve/`, following redirects like huggingface_hub does (hf-protocol.md §2.1)."""
+        self._check_online()
+        url = f"{self.base_url}/{ref.url_path}/resolve/{quote(revision, safe='')}/{quote(path)}"
+        for _hop in range(MAX_REDIRECTS):
+            try:
+                async with self.session.head(
+                    url,
+                    headers={**self._headers_for(url), "Accept-Encoding": "identity"},
+                    allow_redirects=False,
+                ) as response:
+                    if response.status >= 400:
+                        await _raise_for_status(response, EntryNotFound)
+                    headers = response.headers
+                    status = response.status
+            except aiohttp.ClientError as error:
+                raise _network_error(url, error) from error
+            except TimeoutError as error:
+                raise UpstreamTimeout() from error
+            is_redirect = 300 <= status < 400
+            if is_redirect:
+                location = headers.get("Location")
+                if not location:
+                    raise UpstreamUnavailable("The upstream hub redirected without a Location")
+                target = urljoin(url, location)
+                if _origin(target) == _origin(self.base_url):
+                    url = target
+                    continue
+                return _file_from_headers(headers, target, is_redirect=True)
+            return _file_from_headers(headers, url, is_redirect=False)
+        raise UpstreamUnavailable("The upstream hub redirected too many times")
+
+    async def read_range(self, url: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield exactly the bytes `[start, end)` of the file at `url`, as they arrive.
+
+        Raises `DownloadUrlExpired` if the CDN refuses the URL, `UpstreamTruncated` if the body
+        ends early. Off-origin redirects are followed without credentials.
+        """
+        self._check_online()
+        if end <= start:
+            return
+        async with self._body_slots:
+            response = await self._open_body(url, start, end)
+            try:
+                position = start
+                if response.status == 200 and start > 0:
+                    # A server that ignores Range: skip to the start ourselves.
+                    await _discard(response, start)
+                async for piece in response.content.iter_any():
+                    remaining = end - position
+                    if len(piece) >= remaining:
+                        if remaining:
+                            yield piece[:remaining]
+                        position = end
+                        break
+                    position += len(piece)
+                    yield piece
+                if position < end:
+                    raise UpstreamTruncated(f"The upstream body ended at byte {position} of {end}")
+            except aiohttp.ClientPayloadError as error:
+                raise UpstreamTruncated() from error
+            except aiohttp.ClientError as error:
+                raise _network_error(url, error) from error
+            except TimeoutError as error:
+                raise UpstreamTimeout() from error
+            finally:
+                response.release()
+                response.close()
+
+    async def _open_body(self, url: str, start: int, end: int) -> aiohttp.ClientResponse:
+        headers = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
+        for _hop in range(MAX_REDIRECTS):
+            try:
+                response = await self.session.get(
+                    url, headers={**headers, **self._headers_for(url)}, allow_redirects=False
+                )
+            except aiohttp.ClientError as error:
+                raise _network_error(url, error) from error
+            except TimeoutError as error:
+                raise UpstreamTimeout() from error
+            if 300 <= response.status < 400 and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                response.release()
+                continue
+            if response.status in (200, 206):
+                return response
+            try:
+                if _origin(url) != _origin(self.base_url) and response.status in (401, 403, 410):
+                    raise DownloadUrlExpired()
+                await _raise_for_status(response, EntryNotFound)
+            finally:
+                response.release()
+        raise UpstreamUnavailable("The upstream hub redirected too many times")
+
+
+async def _discard(response: aiohttp.ClientResponse, count: int) -> None:
+    while count > 0:
+        piece = await response.content.read(min(count, 1 << 20))
+        if not piece:
+            raise UpstreamTruncated()
+        count -= len(piece)
+
+
+def _file_from_headers(headers: Mapping[str, str], url: str, *, is_redirect: bool) -> UpstreamFile:
+    commit = headers.get(HEADER_REPO_COMMIT, "").lower()
+    if not COMMIT_SHA_PATTERN.match(commit):
+        raise UpstreamUnavailable("The upstream answer does not look like a Hugging Face hub")
+    linked_etag = normalize_etag(headers.get(HEADER_LINKED_ETAG))
+    etag = normalize_etag(headers.get("ETag"))
+    size_text = headers.get(HEADER_LINKED_SIZE) or (
+        None if is_redirect else headers.get("Content-Length")
+    )
+    if size_text is None or not size_text.isdigit():
+        raise UpstreamUnavailable("The upstream hub did not say how large the file is")
+    sha256 = None
+    git_oid = None
+    for candidate in (linked_etag, etag):
+        if candidate and SHA256_PATTERN.match(candidate.lower()) and sha256 is None:
+            sha256 = candidate.lower()
+        elif candidate and COMMIT_SHA_PATTERN.match(candidate.lower()) and git_oid is None:
+            git_oid = candidate.lower()
+    if sha256 is None and git_oid is None:
+        raise UpstreamUnavailable("The upstream hub sent no content hash for the file")
+    return UpstreamFile(
+        commit=commit,
+        size=int(size_text),
+        git_oid=git_oid,
+        sha256=sha256,
+        download_url=url,
+        url_expires_at=_url_expiry(url, time.time()),
+    )
+
+
+def _network_error(url: str, error: aiohttp.ClientError) -> UpstreamUnavailable:
+    # The URL may be a signed CDN URL: log only its origin.
+    scheme, host = _origin(url)
+    logger.warning("upstream %s://%s failed: %s", scheme, host, type(error).__name__)
+    return UpstreamUnavailable()
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[HubError]) -> None:
+    """Decode an upstream error response into the HubError the client should see."""
+    code = response.headers.get(HEADER_ERROR_CODE)
+    message = response.headers.get(HEADER_ERROR_MESSAGE)
+    if message is None:
+        try:
+            body = await response.read()
+            parsed = json.loads(body)
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+                message = parsed["error"]
+        except (ValueError, aiohttp.ClientError):
+            pass
+    status = response.status
+    headers: dict[str, str] = {}
+    if code == "RevisionNotFound":
+        raise RevisionNotFound(message)
+    if code == "EntryNotFound":
+        commit = response.headers.get(HEADER_REPO_COMMIT)
+        if commit:
+            headers[HEADER_REPO_COMMIT] = commit
+        raise EntryNotFound(message, headers=headers)
+    if code == "GatedRepo":
+        raise GatedRepo(
+            message or "This repository is gated and hubproxy's upstream credential has no access"
+        )
+    if message == DisabledRepo.default_message:
+        raise DisabledRepo()
+    if code == "RepoNotFound":
+        raise RepoNotFound()
+    if status == 401:
+        if message == "Invalid credentials in Authorization header":
+            logger.error("upstream rejected hubproxy's upstream token")
+            raise UpstreamUnavailable("The upstream hub rejected hubproxy's upstream credential")
+        raise RepoNotFound()
+    if status == 404:
+        raise not_found()
+    if status == 429:
+        retry_after = response.headers.get("Retry-After")
+        raise RateLimited(
+            "The upstream hub is rate-limiting hubproxy",
+            headers={"Retry-After": retry_after} if retry_after and retry_after.isdigit() else None,
+        )
+    if status == 416:
+        raise RangeNotSatisfiable()
+    if status == 403:
+        raise Forbidden(message)
+    if status >= 500:
+        logger.warning("upstream answered %d for %s", status, response.url.path)
+        raise UpstreamUnavailable()
+    if status == 400:
+        raise BadRequest(message)
+    raise UpstreamUnavailable(f"The upstream hub answered {status}")

@@ -1,0 +1,115 @@
+"""`hubproxy serve`: run the server with settings from options, environment and config file."""
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hubproxy.settings import SettingsError, load_settings
+
+app = typer.Typer(
+    name="hubproxy",
+    help="A self-hosted Hugging Face Hub: caching proxy, private hub, governance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root() -> None:
+    """hubproxy: point HF_ENDPOINT at it and every Hugging Face client goes through it."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Database, staging and local chunks [./hubproxy-data].")
+    ] = None,
+    upstream: Annotated[
+        str | None, typer.Option(help="Upstream hub URL [https://huggingface.co].")
+    ] = None,
+    offline: Annotated[
+        bool | None, typer.Option("--offline/--online", help="Never contact upstream.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")
+    ] = None,
+    storage: Annotated[str | None, typer.Option(help="Chunk storage: local or memory.")] = None,
+    storage_dir: Annotated[
+        Path | None, typer.Option(help="Directory of local storage [<data-dir>/storage].")
+    ] = None,
+    chunk_size: Annotated[str | None, typer.Option(help="Chunk size, e.g. 16MiB.")] = None,
+    revision_ttl: Annotated[
+        str | None, typer.Option(help="Seconds a branch/tag mapping is trusted [60].")
+    ] = None,
+    cache_max_bytes: Annotated[
+        str | None, typer.Option(help="LRU-evict beyond this size, e.g. 500GiB.")
+    ] = None,
+    read_ahead_chunks: Annotated[
+        int | None, typer.Option(help="Chunks fetched ahead of a ranged read [1].")
+    ] = None,
+    parallel_chunk_fetches: Annotated[
+        int | None, typer.Option(help="Chunks of one file fetched at once [4].")
+    ] = None,
+    upstream_concurrency: Annotated[
+        int | None, typer.Option(help="Upstream requests in flight [32].")
+    ] = None,
+    upstream_timeout: Annotated[
+        str | None, typer.Option(help="Upstream connect/read timeout in seconds [30].")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="URL clients reach hubproxy at, if behind a proxy.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the hubproxy server. The upstream credential comes from HUBPROXY_UPSTREAM_TOKEN."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "upstream": upstream,
+        "offline": offline,
+        "storage": storage,
+        "storage_dir": storage_dir,
+        "chunk_size": chunk_size,
+        "revision_ttl": revision_ttl,
+        "cache_max_bytes": cache_max_bytes,
+        "read_ahead_chunks": read_ahead_chunks,
+        "parallel_chunk_fetches": parallel_chunk_fetches,
+        "upstream_concurrency": upstream_concurrency,
+        "upstream_timeout": upstream_timeout,
+        "public_url": public_url,
+        "log_level": log_level,
+    }
+    try:
+        settings = load_settings(options, config_file=config)
+    except SettingsError as error:
+        typer.echo(f"hubproxy: configuration error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+    import uvicorn
+
+    from hubproxy.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        http="httptools",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,100 @@
+"""`Database`: one SQLite connection used from one worker thread.
+
+All access goes through `await database.run(function)`, which runs `function(connection)` in
+the database thread inside a transaction. One thread means no locking surprises and no
+blocking of the event loop; callers keep hot data in memory so that serving a cached file never
+waits for this thread.
+"""
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from hubproxy.db.schema import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or is from an incompatible version."""
+
+
+class Database:
+    """SQLite (WAL) behind a single-thread executor."""
+
+    def __init__(self, path: Path | None) -> None:
+        """`path` None means an in-memory database (tests)."""
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubproxy-db")
+        self._connection: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        target = ":memory:" if self.path is None else str(self.path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a process crash (SIGKILL); only a power loss may drop the last commits.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=10000")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            connection.close()
+            raise DatabaseError(
+                f"database {target} has schema version {version}, newer than this hubproxy "
+                f"({len(MIGRATIONS)}): upgrade hubproxy"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            connection.executescript(
+                f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+            logger.info("database migrated to schema version %d", number + 1)
+        self._connection = connection
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+
+    def _transaction(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
+        connection = self._connection
+        if connection is None:
+            raise DatabaseError("database is not open")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = function(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    async def run(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
+        """Run `function(connection)` in the database thread, in one transaction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, function)
+
+    def run_sync(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
+        """Blocking variant for the CLI and start-up code that has no event loop."""
+        return self._executor.submit(self._transaction, function).result()
+
+    def open_sync(self) -> None:
+        self._executor.submit(self._open).result()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def close_sync(self) -> None:
+        self._executor.submit(self._close).result()
+        self._executor.shutdown(wait=True)

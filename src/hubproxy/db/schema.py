@@ -1,0 +1,57 @@
+"""Schema migrations, applied in order at start; `PRAGMA user_version` records how far.
+
+Never edit a released migration: append a new one. `layout_version` in the `meta` table is
+the storage layout (`cache/layout.py`) this data dir was written with.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the caching proxy.
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Branch/tag (or '' for the default branch) -> commit, as last learned from upstream.
+    CREATE TABLE revisions (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        resolved_at REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, revision)
+    );
+    -- Upstream JSON documents (repo info, tree listings, refs...), stored as served.
+    CREATE TABLE documents (
+        key TEXT PRIMARY KEY,
+        body BLOB NOT NULL,
+        stored_at REAL NOT NULL
+    );
+    -- (commit, path) -> file, or a recorded absence; immutable once written.
+    CREATE TABLE entries (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        path TEXT NOT NULL,
+        present INTEGER NOT NULL,
+        size INTEGER,
+        git_oid TEXT,
+        sha256 TEXT,
+        PRIMARY KEY (repo_type, repo_id, commit_sha, path)
+    );
+    CREATE TABLE blobs (
+        blob_id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        verified INTEGER NOT NULL DEFAULT 0,
+        last_access REAL NOT NULL
+    );
+    CREATE INDEX blobs_by_last_access ON blobs (last_access);
+    -- Chunks committed to storage.
+    CREATE TABLE chunks (
+        blob_id TEXT NOT NULL,
+        chunk_index INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (blob_id, chunk_index)
+    ) WITHOUT ROWID;
+    """,
+)

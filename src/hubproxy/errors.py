@@ -1,0 +1,182 @@
+"""The one error hierarchy, and its mapping to the Hub's wire format.
+
+Every error a client can see is a `HubError` subclass carrying the HTTP status, the
+`X-Error-Code` that huggingface_hub keys its exception classes on (hf-protocol.md §1.6) and a
+default message. `hf_api/errors.py` turns them into responses in one place; `cache/upstream.py`
+is the one place that turns upstream responses back into them. Nothing else builds error
+responses.
+"""
+
+from typing import ClassVar
+
+
+class HubError(Exception):
+    """Base class: HTTP `status`, `X-Error-Code` (`code`, None for none) and a readable message."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str | None] = None
+    default_message: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        self.message = message or self.default_message
+        # Extra response headers, e.g. X-Repo-Commit on EntryNotFound or Retry-After on 429.
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(HubError):
+    """400 `BadRequest`: malformed repo id, path, revision, range or body."""
+
+    status = 400
+    code = "BadRequest"
+    default_message = "Bad request"
+
+
+class Unauthorized(HubError):
+    """401 `Unauthorized`: no usable credentials (sent with a `WWW-Authenticate` challenge)."""
+
+    status = 401
+    code = "Unauthorized"
+    default_message = "Authentication required"
+
+
+class InvalidCredentials(HubError):
+    """401 with no code and the exact message the client recognises as a bad token."""
+
+    status = 401
+    code = None
+    default_message = "Invalid credentials in Authorization header"
+
+
+class Forbidden(HubError):
+    """403 `Forbidden`: authenticated, but the role does not allow the action."""
+
+    status = 403
+    code = "Forbidden"
+    default_message = "You don't have the rights to perform this action"
+
+
+class RepoNotFound(HubError):
+    """404 `RepoNotFound`: missing, or not visible to the caller (same answer on purpose)."""
+
+    status = 404
+    code = "RepoNotFound"
+    default_message = "Repository not found"
+
+
+class RevisionNotFound(HubError):
+    """404 `RevisionNotFound`: unknown branch, tag or commit."""
+
+    status = 404
+    code = "RevisionNotFound"
+    default_message = "Revision not found"
+
+
+class EntryNotFound(HubError):
+    """404 `EntryNotFound`: the path is not in the tree (sent with `X-Repo-Commit`)."""
+
+    status = 404
+    code = "EntryNotFound"
+    default_message = "Entry not found"
+
+
+class GatedRepo(HubError):
+    """403 `GatedRepo` (401 when anonymous): access to the repo must be requested upstream."""
+
+    status = 403
+    code = "GatedRepo"
+    default_message = "Access to this repository is restricted"
+
+
+class GatedRepoUnauthenticated(GatedRepo):
+    """401 `GatedRepo`: a gated repo asked for without credentials."""
+
+    status = 401
+
+
+class DisabledRepo(HubError):
+    """403 with the exact message huggingface_hub maps to DisabledRepoError."""
+
+    status = 403
+    code = "DisabledRepo"
+    default_message = "Access to this resource is disabled."
+
+
+class MethodNotAllowed(HubError):
+    """405 `MethodNotAllowed`."""
+
+    status = 405
+    code = "MethodNotAllowed"
+    default_message = "Method not allowed"
+
+
+class NotFound(HubError):
+    """404 `NotFound`: no such endpoint."""
+
+    status = 404
+    code = "NotFound"
+    default_message = "Not found"
+
+
+class RangeNotSatisfiable(HubError):
+    """416 `RangeNotSatisfiable` (sent with `Content-Range: bytes */size`)."""
+
+    status = 416
+    code = "RangeNotSatisfiable"
+    default_message = "Requested range not satisfiable"
+
+
+class RateLimited(HubError):
+    """429 `RateLimited` (sent with `Retry-After`)."""
+
+    status = 429
+    code = "RateLimited"
+    default_message = "Too many requests"
+
+
+class UpstreamUnavailable(HubError):
+    """502 `UpstreamUnavailable`: upstream is down or failing and nothing usable is cached."""
+
+    status = 502
+    code = "UpstreamUnavailable"
+    default_message = "The upstream hub is unavailable and the content is not cached"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """504 `UpstreamTimeout`: upstream did not answer in time and nothing usable is cached."""
+
+    status = 504
+    code = "UpstreamTimeout"
+    default_message = "The upstream hub did not answer in time and the content is not cached"
+
+
+class OfflineMiss(HubError):
+    """504 `OfflineMiss`: offline mode, and the content is not cached."""
+
+    status = 504
+    code = "OfflineMiss"
+    default_message = "hubproxy is offline and the content is not cached"
+
+
+class StorageUnavailable(HubError):
+    """503 `StorageUnavailable`: the storage backend failed (details are logged, not sent)."""
+
+    status = 503
+    code = "StorageUnavailable"
+    default_message = "Storage is unavailable"
+
+
+class InsufficientStorage(HubError):
+    """507 `InsufficientStorage`: the storage backend is full."""
+
+    status = 507
+    code = "InsufficientStorage"
+    default_message = "Storage is full"
+
+
+class IntegrityError(HubError):
+    """502 `IntegrityError`: upstream bytes did not match their announced size or hash."""
+
+    status = 502
+    code = "IntegrityError"
+    default_message = "Upstream content failed verification"

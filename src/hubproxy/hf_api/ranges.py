@@ -1,0 +1,85 @@
+"""Pure parsing of `Range` and `If-Range` request headers (RFC 9110 §14) for one resource.
+
+Single ranges are served exactly, including suffix ranges (`bytes=-N`) and the open-ended form
+(`bytes=N-`) huggingface_hub sends to resume. A request for several ranges is answered with the
+whole file (allowed by RFC 9110, and no Hub client asks for more than one).
+"""
+
+import re
+from dataclasses import dataclass
+
+_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+class MalformedRange(ValueError):
+    """The header says `bytes=` but its ranges cannot be parsed."""
+
+
+class UnsatisfiableRange(ValueError):
+    """No byte of the requested range exists in the resource."""
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """`[start, end)` of a resource of `size` bytes."""
+
+    start: int
+    end: int
+    size: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.start}-{self.end - 1}/{self.size}"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single range `header` asks for, or None to send the whole resource.
+
+    Raises `MalformedRange` for a `bytes=` header that does not parse and
+    `UnsatisfiableRange` when the range starts past the end (send 416).
+    Other units are ignored, as RFC 9110 allows.
+    """
+    if header is None:
+        return None
+    unit, separator, specification = header.partition("=")
+    if not separator:
+        raise MalformedRange(f"malformed Range header {header!r}")
+    if unit.strip().lower() != "bytes":
+        return None
+    specs = specification.split(",")
+    parsed: list[tuple[str, str]] = []
+    for spec in specs:
+        match = _SPEC.match(spec)
+        if not match or (not match.group(1) and not match.group(2)):
+            raise MalformedRange(f"malformed Range header {header!r}")
+        parsed.append((match.group(1), match.group(2)))
+    if len(parsed) > 1:
+        return None
+    first, last = parsed[0]
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise UnsatisfiableRange(header)
+        return ByteRange(max(0, size - suffix), size, size)
+    start = int(first)
+    if last and int(last) < start:
+        raise MalformedRange(f"malformed Range header {header!r}: end before start")
+    if start >= size:
+        raise UnsatisfiableRange(header)
+    end = size if not last else min(int(last) + 1, size)
+    return ByteRange(start, end, size)
+
+
+def if_range_allows(if_range: str | None, etag: str) -> bool:
+    """Whether a `Range` may be honoured given `If-Range` and the current strong `etag`.
+
+    hubproxy sends no `Last-Modified`, so a date validator never matches.
+    """
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    return not value.startswith("W/") and value.strip('"') == etag

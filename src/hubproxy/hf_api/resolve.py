@@ -1,0 +1,82 @@
+"""`HEAD` and `GET /{repo}/resolve/{revision}/{path}`: file metadata and bytes.
+
+Always answered directly (shape C of hf-protocol.md §2.1): `200`/`206` with `X-Repo-Commit`, a
+content-hash `ETag`, the exact `Content-Length`, and `X-Linked-Etag`/`X-Linked-Size` for LFS
+files. No redirect ever leaves hubproxy, so every byte goes through the cache.
+"""
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hubproxy.constants import (
+    HEADER_CACHE_STATUS,
+    HEADER_LINKED_ETAG,
+    HEADER_LINKED_SIZE,
+    HEADER_REPO_COMMIT,
+    HEADER_STALE,
+)
+from hubproxy.errors import BadRequest, RangeNotSatisfiable
+from hubproxy.hf_api.context import services
+from hubproxy.hf_api.ranges import (
+    MalformedRange,
+    UnsatisfiableRange,
+    if_range_allows,
+    parse_range,
+)
+from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.stores import FileEntry
+
+
+def file_headers(entry: FileEntry) -> dict[str, str]:
+    """The metadata headers huggingface_hub reads from a `/resolve/` answer."""
+    headers = {
+        HEADER_REPO_COMMIT: entry.commit,
+        "ETag": f'"{entry.etag}"',
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+    }
+    if entry.is_lfs:
+        headers[HEADER_LINKED_ETAG] = f'"{entry.etag}"'
+        headers[HEADER_LINKED_SIZE] = str(entry.size)
+    if entry.stale:
+        headers[HEADER_STALE] = "true"
+    return headers
+
+
+async def resolve(request: Request, match: RouteMatch) -> Response | StreamResponse:
+    assert match.ref is not None
+    assert match.revision is not None
+    store = services(request).store
+    entry = await store.file_entry(match.ref, match.revision, match.path)
+    headers = file_headers(entry)
+
+    status = 200
+    start, end = 0, entry.size
+    if if_range_allows(request.headers.get("if-range"), entry.etag):
+        try:
+            byte_range = parse_range(request.headers.get("range"), entry.size)
+        except MalformedRange as error:
+            raise BadRequest(str(error)) from None
+        except UnsatisfiableRange:
+            raise RangeNotSatisfiable(
+                f"Range not satisfiable for a file of {entry.size} bytes",
+                headers={**headers, "Content-Range": f"bytes */{entry.size}"},
+            ) from None
+        if byte_range is not None:
+            status = 206
+            start, end = byte_range.start, byte_range.end
+            headers["Content-Range"] = byte_range.content_range
+    headers["Content-Length"] = str(end - start)
+    headers[HEADER_CACHE_STATUS] = await store.cache_status(entry, start, end)
+
+    if request.method == "HEAD" or start == end:
+        return StreamResponse(status, headers)
+    body = store.read(entry, start, end)
+    try:
+        # The first piece decides between a proper error response and a stream.
+        first = await anext(body)
+    except BaseException:
+        await body.aclose()  # type: ignore[attr-defined]
+        raise
+    return StreamResponse(status, headers, first, body)

@@ -1,0 +1,121 @@
+"""Matching of Hub URLs on the RAW request path.
+
+Clients percent-encode revisions and tree paths as one segment (`refs%2Fpr%2F1`, `sub%2Fdir`,
+hf-protocol.md §1.3), so routing on the decoded path would split them. This module splits the
+raw path on `/`, then decodes each segment. It returns what the URL names; the names are
+validated here too (`naming.py`), so nothing unvalidated reaches a handler.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from hubproxy.constants import REPO_TYPE_BY_PLURAL, URL_PREFIX_BY_REPO_TYPE, RepoType
+from hubproxy.errors import BadRequest
+from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
+
+# Sub-resources of `/api/{type}s/{repo}/...`.
+REPO_ACTIONS = frozenset({"revision", "tree", "paths-info", "refs", "commits"})
+_PREFIX_TYPES: dict[str, RepoType] = {
+    prefix.rstrip("/"): repo_type for repo_type, prefix in URL_PREFIX_BY_REPO_TYPE.items() if prefix
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """What a URL names: an endpoint and, for repo endpoints, the repo, revision and path."""
+
+    endpoint: str
+    ref: RepoRef | None = None
+    revision: str | None = None
+    path: str = ""
+
+
+def _segments(raw_path: bytes) -> list[str]:
+    try:
+        text = raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest("Invalid URL: non-ASCII bytes in the path") from None
+    try:
+        return [unquote(segment, errors="strict") for segment in text.split("/")[1:]]
+    except UnicodeDecodeError:
+        raise BadRequest("Invalid URL: percent-encoding is not UTF-8") from None
+
+
+def _take_revision(segments: list[str]) -> tuple[str, list[str]]:
+    """A revision from the front of `segments`: one (encoded) segment, or unencoded `refs/x/y`."""
+    if not segments or not segments[0]:
+        raise BadRequest("Invalid URL: revision missing")
+    if segments[0] == "refs" and len(segments) >= 3 and segments[1] in ("pr", "convert"):
+        return revision("/".join(segments[:3])), segments[3:]
+    return revision(segments[0]), segments[1:]
+
+
+def _split_repo(segments: list[str], markers: frozenset[str]) -> tuple[str, list[str]]:
+    """`ns/name/<marker>...` or canonical `name/<marker>...` → (repo id, rest)."""
+    if len(segments) >= 2 and (len(segments) == 2 or segments[2] in markers):
+        return f"{segments[0]}/{segments[1]}", segments[2:]
+    if len(segments) >= 1 and (len(segments) == 1 or segments[1] in markers):
+        return segments[0], segments[1:]
+    raise BadRequest("Invalid URL: cannot find the repo id")
+
+
+def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
+    repo_id, rest = _split_repo(segments, REPO_ACTIONS)
+    ref = repo_ref(repo_type, repo_id)
+    if not rest or rest == [""]:
+        return RouteMatch("repo_info", ref)
+    action, rest = rest[0], rest[1:]
+    if action == "revision":
+        rev, remainder = _take_revision(rest)
+        if remainder and remainder != [""]:
+            # Unencoded slashes in a revision (`revision/feature/x`): take it all.
+            rev = revision("/".join(rest).rstrip("/"))
+        return RouteMatch("repo_info", ref, rev)
+    if action == "tree":
+        rev, remainder = _take_revision(rest)
+        return RouteMatch("tree", ref, rev, path_in_repo("/".join(remainder), allow_root=True))
+    if action == "paths-info":
+        rev, remainder = _take_revision(rest)
+        if remainder and remainder != [""]:
+            rev = revision("/".join(rest).rstrip("/"))
+        return RouteMatch("paths_info", ref, rev)
+    if action == "refs" and not rest:
+        return RouteMatch("refs", ref)
+    if action == "commits":
+        rev, remainder = _take_revision(rest)
+        if remainder and remainder != [""]:
+            rev = revision("/".join(rest).rstrip("/"))
+        return RouteMatch("commits", ref, rev)
+    return None
+
+
+def _resolve_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
+    repo_id, rest = _split_repo(segments, frozenset({"resolve"}))
+    if not rest or rest[0] != "resolve":
+        return None
+    ref = repo_ref(repo_type, repo_id)
+    rev, remainder = _take_revision(rest[1:])
+    return RouteMatch("resolve", ref, rev, path_in_repo("/".join(remainder)))
+
+
+def match_route(raw_path: bytes) -> RouteMatch | None:
+    """The Hub endpoint `raw_path` names, or None. Raises `BadRequest` for invalid names."""
+    segments = _segments(raw_path)
+    if not segments or segments == [""]:
+        return None
+    if segments[0] == "api" and len(segments) >= 2:
+        head = segments[1]
+        if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
+            return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if segments[1:] == ["whoami-v2"]:
+            return RouteMatch("whoami")
+        if segments[1:] == ["agent-harnesses"]:
+            return RouteMatch("agent_harnesses")
+        if head == "telemetry":
+            return RouteMatch("telemetry")
+        return None
+    if "resolve" not in segments:
+        return None
+    if segments[0] in _PREFIX_TYPES and len(segments) >= 4 and segments[1] != "resolve":
+        return _resolve_route(_PREFIX_TYPES[segments[0]], segments[1:])
+    return _resolve_route("model", segments)

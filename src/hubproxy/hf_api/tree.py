@@ -1,0 +1,94 @@
+"""Listings: `GET /api/{type}s/{repo}/tree/{rev}[/{path}]` and `POST .../paths-info/{rev}`.
+
+The store returns a whole listing; pagination happens here, with hubproxy's own cursor and an
+absolute `Link` next URL pointing back at hubproxy (the client requires absolute URLs and
+must never be sent to the upstream hub).
+"""
+
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hubproxy.constants import PLURAL_BY_REPO_TYPE, TREE_PAGE_SIZE, TREE_PAGE_SIZE_EXPANDED
+from hubproxy.errors import BadRequest
+from hubproxy.hf_api.context import public_base_url, services
+from hubproxy.hf_api.repos import json_answer
+from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.naming import path_in_repo
+from hubproxy.stores import Answer
+
+MAX_PATHS_INFO = 10_000
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true")
+
+
+def _cursor(value: str | None) -> int:
+    if value is None:
+        return 0
+    if not value.isdigit() or len(value) > 12:
+        raise BadRequest(f"Invalid cursor {value!r}")
+    return int(value)
+
+
+async def tree(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    recursive = _flag(request.query_params.get("recursive"))
+    expand = _flag(request.query_params.get("expand"))
+    offset = _cursor(request.query_params.get("cursor"))
+    answer = await services(request).store.tree(
+        match.ref, match.revision, match.path, recursive=recursive, expand=expand
+    )
+    page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
+    listing = answer.body
+    page = listing[offset : offset + page_size]
+    headers: dict[str, str] = {}
+    if offset + page_size < len(listing):
+        plural = PLURAL_BY_REPO_TYPE[match.ref.repo_type]
+        path_part = f"/{quote(match.path, safe='')}" if match.path else ""
+        query = urlencode(
+            {
+                "recursive": str(recursive).lower(),
+                "expand": str(expand).lower(),
+                "cursor": str(offset + page_size),
+            }
+        )
+        # Pinned to the commit so that every page comes from the same listing.
+        url = (
+            f"{public_base_url(request)}/api/{plural}/{match.ref.repo_id}/tree/"
+            f"{quote(answer.commit or match.revision, safe='')}{path_part}?{query}"
+        )
+        headers["Link"] = f'<{url}>; rel="next"'
+    return json_answer(Answer(page, answer.commit, answer.stale), headers)
+
+
+async def paths_info(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise BadRequest("paths-info body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("paths-info body must be a JSON object")
+        raw_paths = payload.get("paths", [])
+        expand = bool(payload.get("expand", False))
+    else:
+        form = await request.form()
+        raw_paths = [value for value in form.getlist("paths") if isinstance(value, str)]
+        expand = _flag(str(form.get("expand", "")))
+        await form.close()
+    if not isinstance(raw_paths, list) or not all(isinstance(path, str) for path in raw_paths):
+        raise BadRequest("paths must be a list of strings")
+    if len(raw_paths) > MAX_PATHS_INFO:
+        raise BadRequest(f"At most {MAX_PATHS_INFO} paths per request")
+    paths = [path_in_repo(path, allow_root=True) for path in raw_paths]
+    answer = await services(request).store.paths_info(
+        match.ref, match.revision, [path for path in paths if path], expand=expand
+    )
+    return json_answer(answer)

@@ -1,0 +1,97 @@
+"""Validation of every user-supplied name: repo ids, revisions and paths inside a repo.
+
+Nothing reaches storage, the database or an upstream URL without passing through here. Each
+function returns the validated value or raises `BadRequest` with a message naming the problem.
+"""
+
+from dataclasses import dataclass
+
+from hubproxy.constants import (
+    REPO_ID_MAX_LENGTH,
+    REPO_SEGMENT_PATTERN,
+    URL_PREFIX_BY_REPO_TYPE,
+    RepoType,
+)
+from hubproxy.errors import BadRequest
+
+REVISION_MAX_LENGTH = 256
+PATH_MAX_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRef:
+    """A validated (repo type, repo id); `repo_id` is `namespace/name` or a canonical `name`."""
+
+    repo_type: RepoType
+    repo_id: str
+
+    @property
+    def url_path(self) -> str:
+        """The repo's prefix in file URLs: `ns/name`, `datasets/ns/name`, ..."""
+        return URL_PREFIX_BY_REPO_TYPE[self.repo_type] + self.repo_id
+
+    def __str__(self) -> str:
+        return f"{self.repo_type}:{self.repo_id}"
+
+
+def _check_segment(segment: str) -> None:
+    if not REPO_SEGMENT_PATTERN.match(segment):
+        raise BadRequest(
+            f"Invalid repo id segment {segment!r}: use letters, digits, '-', '_' and '.'"
+        )
+    if "--" in segment or ".." in segment:
+        raise BadRequest(f"Invalid repo id segment {segment!r}: '--' and '..' are forbidden")
+    if segment.endswith((".", "-")):
+        raise BadRequest(f"Invalid repo id segment {segment!r}: must not end with '-' or '.'")
+
+
+def repo_ref(repo_type: RepoType, repo_id: str) -> RepoRef:
+    """Validate a repo id (`namespace/name` or a single canonical name) for `repo_type`."""
+    segments = repo_id.split("/")
+    if len(segments) > 2 or not all(segments):
+        raise BadRequest(f"Invalid repo id {repo_id!r}: expected 'namespace/name'")
+    if len(repo_id) > REPO_ID_MAX_LENGTH:
+        raise BadRequest(
+            f"Invalid repo id {repo_id!r}: longer than {REPO_ID_MAX_LENGTH} characters"
+        )
+    for segment in segments:
+        _check_segment(segment)
+    if repo_id.endswith(".git"):
+        raise BadRequest(f"Invalid repo id {repo_id!r}: must not end with '.git'")
+    return RepoRef(repo_type, repo_id)
+
+
+def _check_printable(kind: str, value: str) -> None:
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+        raise BadRequest(f"Invalid {kind}: control characters are forbidden")
+
+
+def revision(value: str) -> str:
+    """Validate a revision: branch, tag, `refs/pr/N`, `refs/convert/parquet` or a commit sha."""
+    if not value or len(value) > REVISION_MAX_LENGTH:
+        raise BadRequest("Invalid revision: empty or too long")
+    _check_printable("revision", value)
+    parts = value.split("/")
+    if any(part in ("", ".", "..") for part in parts) or value.startswith("/"):
+        raise BadRequest(f"Invalid revision {value!r}")
+    return value
+
+
+def path_in_repo(value: str, *, allow_root: bool = False) -> str:
+    """Validate a relative POSIX path inside a repo: no `..`, no absolute paths, no NUL.
+
+    With `allow_root`, the empty path (the repo root) is accepted; trailing slashes are dropped.
+    """
+    stripped = value.strip("/") if allow_root else value
+    if not stripped:
+        if allow_root:
+            return ""
+        raise BadRequest("Invalid path: empty")
+    if len(stripped) > PATH_MAX_LENGTH:
+        raise BadRequest("Invalid path: too long")
+    _check_printable("path", stripped)
+    if stripped.startswith("/") or "\\" in stripped:
+        raise BadRequest(f"Invalid path {value!r}: must be relative, with '/' separators")
+    if any(part in ("", ".", "..") for part in stripped.split("/")):
+        raise BadRequest(f"Invalid path {value!r}: empty, '.' or '..' segments are forbidden")
+    return stripped
