@@ -112,6 +112,7 @@ class BlobCache:
         read_ahead_chunks: int,
         parallel_chunk_fetches: int,
         max_bytes: int | None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
     ) -> None:
         self.storage = storage
         self.metadata = metadata
@@ -120,6 +121,7 @@ class BlobCache:
         self.read_ahead_chunks = read_ahead_chunks
         self.parallel_chunk_fetches = parallel_chunk_fetches
         self.max_bytes = max_bytes
+        self.retry_delays = retry_delays
         self._states: dict[BlobId, BlobState] = {}
         self._loading: dict[BlobId, asyncio.Future[BlobState | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -359,9 +361,7 @@ class BlobCache:
                     attempt = 0 if fill.written > progress_before else attempt + 1
                     if attempt >= FILL_ATTEMPTS:
                         raise
-                    await asyncio.sleep(
-                        RETRY_DELAYS_SECONDS[min(attempt, len(RETRY_DELAYS_SECONDS)) - 1]
-                    )
+                    await asyncio.sleep(self.retry_delays[min(attempt, len(self.retry_delays)) - 1])
             os.fsync(descriptor)
         except OSError as error:
             raise _storage_error(error) from error
