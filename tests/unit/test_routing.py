@@ -1,0 +1,97 @@
+"""URL matching on the raw path: encoded revisions and paths, canonical repos, bad names."""
+
+import pytest
+
+from hubproxy.errors import BadRequest
+from hubproxy.hf_api.routing import RouteMatch, match_route
+from hubproxy.naming import RepoRef
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "expected"),
+    [
+        (
+            b"/alice/m1/resolve/main/config.json",
+            RouteMatch("resolve", RepoRef("model", "alice/m1"), "main", "config.json"),
+        ),
+        (
+            b"/alice/m1/resolve/refs%2Fpr%2F1/a%20dir/f%231%3F.txt",
+            RouteMatch("resolve", RepoRef("model", "alice/m1"), "refs/pr/1", "a dir/f#1?.txt"),
+        ),
+        (
+            b"/alice/m1/resolve/refs/pr/1/sub/x.bin",
+            RouteMatch("resolve", RepoRef("model", "alice/m1"), "refs/pr/1", "sub/x.bin"),
+        ),
+        (
+            b"/datasets/alice/d1/resolve/main/data/train.csv",
+            RouteMatch("resolve", RepoRef("dataset", "alice/d1"), "main", "data/train.csv"),
+        ),
+        (
+            b"/spaces/alice/s1/resolve/main/app.py",
+            RouteMatch("resolve", RepoRef("space", "alice/s1"), "main", "app.py"),
+        ),
+        (
+            b"/gpt2/resolve/main/config.json",
+            RouteMatch("resolve", RepoRef("model", "gpt2"), "main", "config.json"),
+        ),
+        (b"/api/models/alice/m1", RouteMatch("repo_info", RepoRef("model", "alice/m1"))),
+        (b"/api/models/gpt2", RouteMatch("repo_info", RepoRef("model", "gpt2"))),
+        (
+            b"/api/models/gpt2/revision/main",
+            RouteMatch("repo_info", RepoRef("model", "gpt2"), "main"),
+        ),
+        (
+            b"/api/datasets/alice/d1/revision/refs%2Fconvert%2Fparquet",
+            RouteMatch("repo_info", RepoRef("dataset", "alice/d1"), "refs/convert/parquet"),
+        ),
+        (
+            b"/api/models/alice/m1/tree/main",
+            RouteMatch("tree", RepoRef("model", "alice/m1"), "main", ""),
+        ),
+        (
+            b"/api/models/alice/m1/tree/main/sub%2Fdir",
+            RouteMatch("tree", RepoRef("model", "alice/m1"), "main", "sub/dir"),
+        ),
+        (
+            b"/api/models/alice/m1/tree/main/sub/dir",
+            RouteMatch("tree", RepoRef("model", "alice/m1"), "main", "sub/dir"),
+        ),
+        (
+            b"/api/models/alice/m1/paths-info/main",
+            RouteMatch("paths_info", RepoRef("model", "alice/m1"), "main"),
+        ),
+        (b"/api/models/alice/m1/refs", RouteMatch("refs", RepoRef("model", "alice/m1"))),
+        (
+            b"/api/models/alice/m1/commits/main",
+            RouteMatch("commits", RepoRef("model", "alice/m1"), "main"),
+        ),
+        (b"/api/whoami-v2", RouteMatch("whoami")),
+        (b"/api/agent-harnesses", RouteMatch("agent_harnesses")),
+        (b"/api/telemetry/transformers/x", RouteMatch("telemetry")),
+        (b"/", None),
+        (b"/api/unknown", None),
+        (b"/alice/m1/blob/main/x", None),
+    ],
+)
+def test_match(raw_path: bytes, expected: RouteMatch | None) -> None:
+    assert match_route(raw_path) == expected
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        b"/alice/m1/resolve/main/../secret",
+        b"/alice/m1/resolve/main/%2E%2E/secret",
+        b"/alice/m1/resolve/main/a%00b",
+        b"/alice/m1/resolve/main/%2Fetc%2Fpasswd",
+        b"/alice/m1/resolve/main/",
+        b"/al..ice/m1/resolve/main/x",
+        b"/api/models/a--b/c",
+        b"/api/models/alice/m1/tree/main/..%2F..",
+        b"/alice/m1/resolve/%2E%2E/x",
+        b"/alice/m1/resolve/main/%ff",
+    ],
+)
+def test_rejects_bad_names(raw_path: bytes) -> None:
+    with pytest.raises(BadRequest):
+        match_route(raw_path)
