@@ -5,7 +5,8 @@ absolute `Link` next URL pointing back at hubproxy (the client requires absolute
 must never be sent to the upstream hub).
 """
 
-from urllib.parse import quote, urlencode
+import json
+from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,16 @@ from hubproxy.naming import path_in_repo
 from hubproxy.stores import Answer
 
 MAX_PATHS_INFO = 10_000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+async def _read_body(request: Request) -> bytes:
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(f"Request body larger than {MAX_BODY_BYTES} bytes")
+    return bytes(body)
 
 
 def _flag(value: str | None) -> bool:
@@ -68,10 +79,10 @@ async def tree(request: Request, match: RouteMatch) -> Response:
 async def paths_info(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+    body = await _read_body(request)
+    if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            payload = await request.json()
+            payload = json.loads(body)
         except ValueError:
             raise BadRequest("paths-info body is not valid JSON") from None
         if not isinstance(payload, dict):
@@ -79,10 +90,12 @@ async def paths_info(request: Request, match: RouteMatch) -> Response:
         raw_paths = payload.get("paths", [])
         expand = bool(payload.get("expand", False))
     else:
-        form = await request.form()
-        raw_paths = [value for value in form.getlist("paths") if isinstance(value, str)]
-        expand = _flag(str(form.get("expand", "")))
-        await form.close()
+        try:
+            form = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise BadRequest("paths-info form is not UTF-8") from None
+        raw_paths = form.get("paths", [])
+        expand = _flag(form.get("expand", [""])[0])
     if not isinstance(raw_paths, list) or not all(isinstance(path, str) for path in raw_paths):
         raise BadRequest("paths must be a list of strings")
     if len(raw_paths) > MAX_PATHS_INFO:

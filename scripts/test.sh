@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up (idempotently) and run every check: lint, format, types, then the test suite.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k resolve -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy
+# pytest exits non-zero (5) when it collects no test: an empty run never passes.
+.venv/bin/python -m pytest "$@"

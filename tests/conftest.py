@@ -1,0 +1,110 @@
+"""Fixtures shared by every tier: the fake upstream hub and real hubproxy server processes.
+
+huggingface_hub reads HF_ENDPOINT (and HF_HOME) once, at import: so the port of the shared
+proxy is chosen and the environment set here, before any test module imports a client.
+"""
+
+import itertools
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fake_upstream import FakeHub, FakeHubServer
+from tests.support.proxy import ProxyProcess, free_port
+
+PROXY_PORT = free_port()
+UPSTREAM_TOKEN = "hf_upstream_secret"
+CLIENT_HOME = Path(tempfile.mkdtemp(prefix="hubproxy-tests-"))
+
+for _name in (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_HUB_DISABLE_XET",
+    "HUGGINGFACE_CO_STAGING",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+):
+    os.environ.pop(_name, None)
+os.environ.update(
+    {
+        "HF_ENDPOINT": f"http://127.0.0.1:{PROXY_PORT}",
+        "HF_HOME": str(CLIENT_HOME / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+        "HF_HUB_ETAG_TIMEOUT": "30",
+        "HF_HUB_DOWNLOAD_TIMEOUT": "30",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+)
+
+# Test chunk size: small, so that test files span many chunks.
+TEST_CHUNK_SIZE = "256KiB"
+
+
+@pytest.fixture(scope="session")
+def fake_hub_server() -> Iterator[FakeHubServer]:
+    with FakeHubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(fake_hub_server: FakeHubServer) -> FakeHub:
+    """The fake upstream hub, emptied and with default controls for this test."""
+    fake_hub_server.hub.reset()
+    return fake_hub_server.hub
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    """The shared hubproxy at HF_ENDPOINT, proxying the fake hub."""
+    process = ProxyProcess(
+        tmp_path_factory.mktemp("shared-proxy") / "data",
+        fake_hub_server.url,
+        port=PROXY_PORT,
+        extra_args=("--chunk-size", TEST_CHUNK_SIZE),
+        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+    )
+    with process:
+        yield process
+    assert "Traceback" not in process.log(), process.log()
+
+
+ProxyFactory = Callable[..., ProxyProcess]
+
+
+@pytest.fixture
+def proxy_factory(fake_hub_server: FakeHubServer, tmp_path: Path) -> Iterator[ProxyFactory]:
+    """Start dedicated hubproxy processes (own port and data dir) with extra options."""
+    started: list[ProxyProcess] = []
+
+    def make(*extra_args: str, data_dir: Path | None = None, start: bool = True) -> ProxyProcess:
+        process = ProxyProcess(
+            data_dir or tmp_path / f"proxy-{len(started)}",
+            fake_hub_server.url,
+            extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
+            environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        )
+        started.append(process)
+        return process.start() if start else process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def repo_id(request: pytest.FixtureRequest) -> str:
+    """A repo id unique to this test, so caches never mix tests."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+    return f"acme/{name}-{next(_counter)}"
