@@ -62,6 +62,9 @@ class HubApp:
 
     async def route(self, exchange: Exchange) -> None:
         segments = [unquote(s) for s in exchange.raw_path.split("/")[1:]]
+        if segments[0] == "_fake":
+            await self.control(exchange, segments[1:])
+            return
         if segments[:2] == ["api", "whoami-v2"]:
             if self.token(exchange) is None:
                 await exchange.error(401, None, "Invalid credentials in Authorization header")
@@ -87,6 +90,27 @@ class HubApp:
             )
             return
         await exchange.respond(404, b"no such route")
+
+    async def control(self, exchange: Exchange, segments: list[str]) -> None:
+        """Counters and knobs for benchmark scripts that run the fake hub as a process."""
+        if segments == ["stats"]:
+            await exchange.json(
+                {
+                    "file_bytes": self.hub.file_bytes_served(),
+                    "hub_bytes": self.hub.body_bytes(origin="hub"),
+                    "cdn_bytes": self.hub.body_bytes(origin="cdn"),
+                    "requests": self.hub.count(),
+                }
+            )
+        elif segments == ["reset-stats"]:
+            self.hub.reset_stats()
+            await exchange.json({})
+        elif segments == ["cdn-rate"]:
+            value = exchange.query_value("bytes_per_second")
+            self.hub.cdn_bytes_per_second_per_connection = int(value) if value else None
+            await exchange.json({})
+        else:
+            await exchange.respond(404, b"no such control")
 
     async def api(self, exchange: Exchange, repo_type: str, segments: list[str]) -> None:
         repo_id = f"{segments[0]}/{segments[1]}"

@@ -37,7 +37,7 @@ class FakeHubServer:
     def _config(self, app: object, port: int) -> uvicorn.Config:
         return uvicorn.Config(
             app, host="127.0.0.1", port=port, lifespan="off", log_level="error",
-            access_log=False, loop="asyncio", http="h11",
+            access_log=False, loop="asyncio", http="httptools",
         )  # fmt: skip
 
     def _run(self) -> None:

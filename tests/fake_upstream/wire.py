@@ -10,7 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.fake_upstream.repos import Content, FakeHub, RequestRecord, read_content
 
-PIECE = 256 * 1024
+PIECE = 1024 * 1024
 
 
 class Abort(Exception):

@@ -330,39 +330,44 @@ class BlobCache:
             await self._evict_if_needed()
 
     async def _download(self, fill: ChunkFill, offset: int, fetch: RangeFetcher) -> None:
-        """Stream the chunk into its staging file, resuming after upstream hiccups."""
+        """Stream the chunk into its staging file, resuming after upstream hiccups.
+
+        Disk writes and the final fsync run in threads: under write-back pressure they block,
+        and the event loop must keep serving everyone else meanwhile.
+        """
         descriptor = os.open(fill.staging_path, os.O_WRONLY)
+
+        async def flush(data: bytearray) -> None:
+            if data:
+                fill.written += await asyncio.to_thread(_write_all, descriptor, data, fill.written)
+                fill.notify()
+
         try:
             attempt = 0
             while fill.written < fill.length:
                 progress_before = fill.written
+                buffer = bytearray()
                 try:
-                    buffer = bytearray()
                     async for piece in fetch(offset + fill.written, offset + fill.length):
                         buffer += piece
                         if len(buffer) >= STAGING_WRITE_SIZE:
-                            fill.written += _write_all(descriptor, buffer, fill.written)
-                            buffer.clear()
-                            fill.notify()
-                    if buffer:
-                        fill.written += _write_all(descriptor, buffer, fill.written)
-                        fill.notify()
+                            full, buffer = buffer, bytearray()
+                            await flush(full)
+                    await flush(buffer)
                     if fill.written != fill.length:
                         raise IntegrityError(
                             f"upstream sent {fill.written} bytes of a {fill.length}-byte chunk"
                         )
                 except HubError as error:
-                    if buffer:
-                        # Keep what did arrive intact: the retry resumes after it.
-                        fill.written += _write_all(descriptor, buffer, fill.written)
-                        fill.notify()
+                    # Keep what did arrive: the retry resumes after it.
+                    await flush(buffer)
                     if not is_upstream_failure(error) or isinstance(error, OfflineMiss):
                         raise
                     attempt = 0 if fill.written > progress_before else attempt + 1
                     if attempt >= FILL_ATTEMPTS:
                         raise
                     await asyncio.sleep(self.retry_delays[min(attempt, len(self.retry_delays)) - 1])
-            os.fsync(descriptor)
+            await asyncio.to_thread(os.fsync, descriptor)
         except OSError as error:
             raise _storage_error(error) from error
         finally:

@@ -6,6 +6,8 @@ went out can only break the connection: the client sees a short body against its
 `Content-Length` and retries or resumes, it never takes a truncated file for a whole one.
 """
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -48,8 +50,20 @@ class StreamResponse:
             if self.first:
                 await send({"type": "http.response.body", "body": self.first, "more_body": True})
                 self.bytes_sent += len(self.first)
-            async for piece in self.body:
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            # Read the next piece while the current one is being sent: disk and socket overlap.
+            pending = asyncio.ensure_future(anext(self.body, None))
+            while True:
+                piece = await pending
+                if piece is None:
+                    break
+                pending = asyncio.ensure_future(anext(self.body, None))
+                try:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                except BaseException:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+                    raise
                 self.bytes_sent += len(piece)
             await send({"type": "http.response.body", "body": b""})
             self.completed = True
