@@ -19,7 +19,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import LocalBackend, Storage
 from hubproxy.cache.upstream import UpstreamTruncated
 from hubproxy.db import Database
-from hubproxy.errors import OfflineMiss
+from hubproxy.errors import IntegrityError, OfflineMiss
 
 CHUNK = 64 * 1024
 
@@ -293,3 +293,19 @@ async def test_eviction_removes_least_recently_used_whole_blobs(harness: Harness
     await harness.settle(lambda: cache.stored_bytes <= CHUNK * 3)
     assert harness.stored_chunks(blobs[0]) == []
     assert len(harness.stored_chunks(blobs[2])) == 2
+
+
+async def test_truncated_chunk_in_storage_is_never_served_whole(harness: Harness) -> None:
+    cache = await harness.open()
+    upstream = ScriptedUpstream(CONTENT)
+    blob = sha256_blob(CONTENT)
+    await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch))
+    await harness.settle(lambda: 0 in cache._states[blob].present)
+    chunk_file = harness.stored_chunks(blob)[0]
+    chunk_file.write_bytes(chunk_file.read_bytes()[:1000])  # as after a power loss
+    with pytest.raises(IntegrityError):
+        await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch))
+    assert 0 not in cache._states[blob].present
+    assert (
+        await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch)) == CONTENT[:CHUNK]
+    )

@@ -47,7 +47,7 @@ from hubproxy.errors import (
 logger = logging.getLogger(__name__)
 
 # Bytes handed to the response per piece when reading a staging file.
-STAGING_READ_SIZE = 4 * 1024 * 1024
+STAGING_READ_SIZE = 2 * 1024 * 1024
 # Upstream pieces are gathered to this size before a staging write.
 STAGING_WRITE_SIZE = 1024 * 1024
 FILL_ATTEMPTS = 4
@@ -255,6 +255,12 @@ class BlobCache:
                     ):
                         position += len(piece)
                         yield piece
+                    if position != end:
+                        # A short chunk file (a power loss before write-back?): never serve
+                        # it as whole; drop it so the next read fetches it again.
+                        logger.error("chunk %d of %s is truncated in storage", index, state.blob)
+                        await self._forget_chunk(state, index)
+                        raise IntegrityError("A cached chunk was truncated; retry the download")
                     return
                 except ObjectNotFound:
                     # The database says present but storage lost it (deleted by hand?): refetch.

@@ -51,7 +51,7 @@ from hubproxy.settings import Settings
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 10
-READ_BUFFER_SIZE = 1024 * 1024
+READ_BUFFER_SIZE = 256 * 1024
 # Signed CDN URLs are refreshed this long before they say they expire.
 URL_EXPIRY_MARGIN_SECONDS = 30.0
 # When a URL does not say when it expires, trust it this long.

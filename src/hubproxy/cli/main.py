@@ -94,6 +94,9 @@ def serve(
     import uvicorn
 
     from hubproxy.app import create_app
+    from hubproxy.memory import tune_allocator
+
+    tune_allocator()
 
     logging.basicConfig(
         level=settings.log_level.upper(),

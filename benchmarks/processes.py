@@ -1,0 +1,198 @@
+"""The processes a benchmark runs side by side: fake hub, hubproxy, nginx, olah; and curl."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+class Service:
+    """A subprocess, stopped with SIGTERM (SIGKILL after 10 s)."""
+
+    def __init__(
+        self, arguments: list[str], log: Path, environment: dict[str, str] | None = None
+    ) -> None:
+        self.log = log
+        handle = open(log, "wb")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            arguments,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(environment or {})},
+            cwd=ROOT,
+        )
+        handle.close()
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM: the highest resident set size the process has had."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class FakeHub(Service):
+    """tests/fake_upstream as a process, with generated files."""
+
+    def __init__(self, work: Path, files: list[str], cdn_rate: int | None = None) -> None:
+        self.port, self.cdn_port = free_port(), free_port()
+        arguments = [
+            sys.executable,
+            "-m",
+            "tests.fake_upstream",
+            "--port",
+            str(self.port),
+            "--cdn-port",
+            str(self.cdn_port),
+        ]
+        for spec in files:
+            arguments += ["--generated", spec]
+        if cdn_rate:
+            arguments += ["--cdn-rate", str(cdn_rate)]
+        super().__init__(arguments, work / "fake-hub.log")
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while not self.log.read_text().strip():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"fake hub did not start: {self.log.read_text()}")
+            time.sleep(0.1)
+        self.info = json.loads(self.log.read_text().splitlines()[0])
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = httpx.get(f"{self.url}/_fake/stats").json()
+        return result
+
+    def reset_stats(self) -> None:
+        httpx.post(f"{self.url}/_fake/reset-stats")
+
+    def set_cdn_rate(self, bytes_per_second: int | None) -> None:
+        httpx.post(
+            f"{self.url}/_fake/cdn-rate", params={"bytes_per_second": bytes_per_second or ""}
+        )
+
+
+class Hubproxy(Service):
+    def __init__(self, work: Path, name: str, upstream: str, *options: str) -> None:
+        self.port = free_port()
+        self.data_dir = work / name
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        arguments = [
+            sys.executable, "-m", "hubproxy", "serve", "--port", str(self.port),
+            "--data-dir", str(self.data_dir), "--upstream", upstream, "--log-level", "warning", *options,
+        ]  # fmt: skip
+        super().__init__(arguments, work / f"{name}.log")
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(f"{self.url}/health/ready", self.process)
+
+
+class Olah(Service):
+    def __init__(self, work: Path, fake_hub: FakeHub) -> None:
+        executable = ROOT / ".venv-olah" / "bin" / "olah-cli"
+        if not executable.exists():
+            raise RuntimeError("olah is not installed: run scripts/install-benchmark-deps.sh")
+        self.port = free_port()
+        repos = work / "olah-repos"
+        shutil.rmtree(repos, ignore_errors=True)
+        netloc = f"127.0.0.1:{self.port}"
+        arguments = [
+            str(executable), "--host", "127.0.0.1", "--port", str(self.port),
+            "--hf-scheme", "http", "--hf-netloc", f"127.0.0.1:{fake_hub.port}",
+            "--hf-lfs-netloc", f"127.0.0.1:{fake_hub.cdn_port}",
+            "--mirror-scheme", "http", "--mirror-netloc", netloc, "--mirror-lfs-netloc", netloc,
+            "--repos-path", str(repos),
+        ]  # fmt: skip
+        super().__init__(arguments, work / "olah.log")
+        self.url = f"http://{netloc}"
+        wait_http(self.url, self.process)
+
+
+class Nginx(Service):
+    """nginx with sendfile serving one directory: the ceiling for a warm download."""
+
+    def __init__(self, work: Path, root: Path) -> None:
+        executable = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(executable).exists():
+            raise RuntimeError("nginx is not installed: run scripts/install-benchmark-deps.sh")
+        self.port = free_port()
+        prefix = work / "nginx"
+        (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        config = prefix / "nginx.conf"
+        # Workers run as an unprivileged user when started by root: let them read the file.
+        for directory in (work, root):
+            directory.chmod(0o755)
+        config.write_text(
+            f"""daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
+  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+  server {{ listen 127.0.0.1:{self.port}; root {root}; }}
+}}
+"""
+        )
+        super().__init__([executable, "-p", str(prefix), "-c", str(config)], work / "nginx.log")
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url, self.process)
+
+
+def curl(
+    url: str, *, range_header: str | None = None, output: Path | None = None
+) -> tuple[float, int]:
+    """Download with curl (following redirects); returns (seconds, bytes)."""
+    arguments = [
+        "curl",
+        "-sS",
+        "-L",
+        "-o",
+        str(output or "/dev/null"),
+        "-w",
+        "%{time_total} %{size_download} %{http_code}",
+    ]
+    if range_header:
+        arguments += ["-H", f"Range: {range_header}"]
+    result = subprocess.run(
+        [*arguments, url], capture_output=True, text=True, check=True, timeout=900
+    )
+    seconds, size, status = result.stdout.split()
+    if not status.startswith("2"):
+        raise RuntimeError(f"curl {url}: HTTP {status}")
+    return float(seconds), int(size)

@@ -1,0 +1,280 @@
+"""hubproxy against its baselines, side by side in one run (the host is noisy: compare ratios).
+
+    bash scripts/install-benchmark-deps.sh      # nginx, curl, olah 0.5.4 (once)
+    .venv/bin/python -m benchmarks.run          # the whole set, 1 GiB files
+    .venv/bin/python -m benchmarks.run --size 256MiB --only warm,range
+
+Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
+- warm:  cached download via curl ≥ 0.8 × nginx `sendfile` serving the same file;
+- cold:  first download ≥ 1.0 × downloading straight from a CDN that caps each connection;
+- olah:  warm ≥ 3 × olah 0.5.4 warm, cold ≥ 1 × olah cold, same file, same fake upstream;
+- range: a cold 1 KiB range inside the file costs ≤ one chunk + read-ahead of upstream bytes;
+- rss:   peak RSS < 300 MB while 8 clients stream 8 different files, cold then warm.
+Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from benchmarks.processes import ROOT, FakeHub, Hubproxy, Nginx, Olah, curl
+from hubproxy.settings import parse_size
+
+MB = 1_000_000
+REPO = "bench/model"
+
+
+@dataclass
+class Result:
+    scenario: str
+    measured: str
+    baseline: str
+    ratio: float
+    budget: str
+    passed: bool
+
+
+def throughput(seconds: float, size: int) -> float:
+    return size / seconds
+
+
+def median_throughput(download: Callable[[], tuple[float, int]], repeat: int) -> float:
+    return statistics.median(throughput(*download()) for _ in range(repeat))
+
+
+def wait_until_verified(proxy: Hubproxy, url: str) -> None:
+    """A cold fill hashes the whole file when it completes; don't measure during that."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if httpx.head(url).headers.get("x-hubproxy-cache") == "hit":
+            time.sleep(3)  # the verification pass reads the whole blob once
+            return
+        time.sleep(0.5)
+    raise RuntimeError("fill did not finish")
+
+
+def scenario_warm(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Result]:
+    proxy = Hubproxy(work, "hubproxy-warm", hub.url)
+    try:
+        url = f"{proxy.url}/{REPO}/resolve/main/model.bin"
+        (work / "www").mkdir(exist_ok=True)
+        curl(url, output=work / "www" / "model.bin")
+        wait_until_verified(proxy, url)
+        nginx = Nginx(work, work / "www")
+        try:
+            nginx_speed = median_throughput(lambda: curl(f"{nginx.url}/model.bin"), repeat)
+            proxy_speed = median_throughput(lambda: curl(url), repeat)
+        finally:
+            nginx.stop()
+        ratio = proxy_speed / nginx_speed
+        return [
+            Result(
+                "warm download (curl)",
+                f"{proxy_speed / MB:.0f} MB/s",
+                f"nginx sendfile {nginx_speed / MB:.0f} MB/s",
+                ratio,
+                "≥ 0.8",
+                ratio >= 0.8,
+            )
+        ]
+    finally:
+        proxy.stop()
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
+        shutil.rmtree(work / "www", ignore_errors=True)
+
+
+def scenario_cold(work: Path, hub: FakeHub, size: int, cdn_rate: int) -> list[Result]:
+    hub.set_cdn_rate(cdn_rate)
+    try:
+        direct_speed = throughput(*curl(f"{hub.url}/{REPO}/resolve/main/model.bin"))
+        proxy = Hubproxy(work, "hubproxy-cold", hub.url)
+        try:
+            hub.reset_stats()
+            proxy_speed = throughput(*curl(f"{proxy.url}/{REPO}/resolve/main/model.bin"))
+            upstream_bytes = hub.stats()["file_bytes"]
+        finally:
+            proxy.stop()
+            shutil.rmtree(proxy.data_dir, ignore_errors=True)
+    finally:
+        hub.set_cdn_rate(None)
+    ratio = proxy_speed / direct_speed
+    return [
+        Result(
+            f"cold download, CDN capped at {cdn_rate / MB:.0f} MB/s per connection",
+            f"{proxy_speed / MB:.0f} MB/s ({upstream_bytes / size:.2f} × file from upstream)",
+            f"direct from CDN {direct_speed / MB:.0f} MB/s", ratio, "≥ 1.0", ratio >= 1.0,
+        )
+    ]  # fmt: skip
+
+
+def scenario_olah(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Result]:
+    results: list[Result] = []
+    olah = Olah(work, hub)
+    proxy = Hubproxy(work, "hubproxy-vs-olah", hub.url)
+    try:
+        olah_url = f"{olah.url}/{REPO}/resolve/main/model.bin"
+        proxy_url = f"{proxy.url}/{REPO}/resolve/main/model.bin"
+        olah_cold = throughput(*curl(olah_url))
+        proxy_cold = throughput(*curl(proxy_url))
+        wait_until_verified(proxy, proxy_url)
+        olah_warm = median_throughput(lambda: curl(olah_url), repeat)
+        proxy_warm = median_throughput(lambda: curl(proxy_url), repeat)
+    finally:
+        olah.stop()
+        proxy.stop()
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
+        shutil.rmtree(work / "olah-repos", ignore_errors=True)
+    cold_ratio = proxy_cold / olah_cold
+    warm_ratio = proxy_warm / olah_warm
+    results.append(
+        Result(
+            "cold download vs olah 0.5.4",
+            f"{proxy_cold / MB:.0f} MB/s",
+            f"olah {olah_cold / MB:.0f} MB/s",
+            cold_ratio,
+            "≥ 1.0",
+            cold_ratio >= 1.0,
+        )
+    )
+    results.append(
+        Result(
+            "warm download vs olah 0.5.4",
+            f"{proxy_warm / MB:.0f} MB/s",
+            f"olah {olah_warm / MB:.0f} MB/s",
+            warm_ratio,
+            "≥ 3.0",
+            warm_ratio >= 3.0,
+        )
+    )
+    return results
+
+
+def scenario_range(work: Path, hub: FakeHub, size: int) -> list[Result]:
+    proxy = Hubproxy(work, "hubproxy-range", hub.url)
+    try:
+        settings_chunk, read_ahead = 16 * 1024 * 1024, 1
+        hub.reset_stats()
+        middle = size // 2 + 12345
+        seconds, received = curl(
+            f"{proxy.url}/{REPO}/resolve/main/model.bin",
+            range_header=f"bytes={middle}-{middle + 1023}",
+        )
+        assert received == 1024
+        time.sleep(2)  # let the read-ahead fill finish before counting
+        upstream_bytes = hub.stats()["file_bytes"]
+    finally:
+        proxy.stop()
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
+    budget = settings_chunk * (1 + read_ahead)
+    return [
+        Result(
+            "cold 1 KiB range inside the file", f"{upstream_bytes / MB:.1f} MB from upstream in {seconds * 1000:.0f} ms",
+            f"budget {budget / MB:.1f} MB (one 16 MiB chunk + 1 read-ahead)", upstream_bytes / budget, "≤ 1.0",
+            upstream_bytes <= budget,
+        )
+    ]  # fmt: skip
+
+
+def scenario_rss(work: Path, hub: FakeHub, size: int, clients: int) -> list[Result]:
+    proxy = Hubproxy(work, "hubproxy-rss", hub.url)
+    try:
+        urls = [
+            f"{proxy.url}/bench/rss-{number}/resolve/main/model.bin" for number in range(clients)
+        ]
+        with ThreadPoolExecutor(clients) as pool:
+            cold = list(pool.map(curl, urls))
+        with ThreadPoolExecutor(clients) as pool:
+            warm = list(pool.map(curl, urls))
+        peak = proxy.peak_rss_bytes()
+    finally:
+        proxy.stop()
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
+    assert all(received == size for _, received in cold + warm)
+    cold_total = clients * size / max(seconds for seconds, _ in cold)
+    warm_total = clients * size / max(seconds for seconds, _ in warm)
+    return [
+        Result(
+            f"peak RSS, {clients} clients × {clients} different files, cold then warm",
+            f"{peak / MB:.0f} MB (cold {cold_total / MB:.0f} MB/s, warm {warm_total / MB:.0f} MB/s in total)",
+            "budget 300 MB", peak / (300 * MB), "≤ 1.0", peak < 300 * MB,
+        )
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="1GiB", help="file size (default 1GiB)")
+    parser.add_argument(
+        "--cdn-rate", default="100MB", help="per-connection CDN cap for the cold scenario"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="downloads per warm measurement (median)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=8, help="clients (and files) of the RSS scenario"
+    )
+    parser.add_argument(
+        "--only", default="warm,cold,olah,range,rss", help="comma-separated scenarios"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="scratch space (needs ~(clients+3) × size)"
+    )
+    arguments = parser.parse_args()
+    size = parse_size(arguments.size)
+    only = set(arguments.only.split(","))
+    work = arguments.work_dir or Path(tempfile.mkdtemp(prefix="hubproxy-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    files = [f"{REPO}:model.bin:{size}:1"]
+    if "rss" in only:
+        files += [
+            f"bench/rss-{number}:model.bin:{size}:{100 + number}"
+            for number in range(arguments.clients)
+        ]
+    hub = FakeHub(work, files)
+    results: list[Result] = []
+    try:
+        if "warm" in only:
+            results += scenario_warm(work, hub, size, arguments.repeat)
+        if "cold" in only:
+            results += scenario_cold(work, hub, size, parse_size(arguments.cdn_rate))
+        if "olah" in only:
+            results += scenario_olah(work, hub, size, arguments.repeat)
+        if "range" in only:
+            results += scenario_range(work, hub, size)
+        if "rss" in only:
+            results += scenario_rss(work, hub, size, arguments.clients)
+    finally:
+        hub.stop()
+        if arguments.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nhubproxy benchmarks, {arguments.size} files, {time.strftime('%Y-%m-%d')}\n")
+    print("| scenario | hubproxy | baseline | ratio | budget | |")
+    print("|---|---|---|---|---|---|")
+    for result in results:
+        print(
+            f"| {result.scenario} | {result.measured} | {result.baseline} | {result.ratio:.2f} | {result.budget} | {'pass' if result.passed else 'FAIL'} |"
+        )
+    output = ROOT / "benchmarks" / "results"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "latest.json").write_text(
+        json.dumps([asdict(result) for result in results], indent=2)
+    )
+    return 0 if all(result.passed for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

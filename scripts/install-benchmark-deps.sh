@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# What benchmarks/ needs beyond the test extras: nginx and curl (Debian), and olah 0.5.4 in its
+# own virtualenv (.venv-olah) so that its pins never touch hubproxy's environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light curl
+fi
+if [ ! -x .venv-olah/bin/olah-cli ]; then
+    python3 -m venv .venv-olah
+    .venv-olah/bin/pip install --quiet --disable-pip-version-check olah==0.5.4
+fi

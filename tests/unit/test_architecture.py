@@ -1,0 +1,77 @@
+"""One-way imports (shared/DESIGN.md): hf_api → {cache, auth} → storage; leaves stay leaves."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "hubproxy"
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+MODULES = {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
+
+
+def test_modules_found() -> None:
+    assert "hubproxy.cache.blobs" in MODULES
+    assert "hubproxy.hf_api.resolve" in MODULES
+
+
+@pytest.mark.parametrize("layer", ["hubproxy.cache", "hubproxy.auth", "hubproxy.db"])
+def test_core_layers_know_nothing_of_http_serving(layer: str) -> None:
+    for module, imported in MODULES.items():
+        if module == layer or module.startswith(layer + "."):
+            forbidden = {
+                name
+                for name in imported
+                if name.split(".")[0] in ("starlette", "uvicorn")
+                or name.startswith(("hubproxy.hf_api", "hubproxy.app", "hubproxy.cli"))
+            }
+            assert not forbidden, f"{module} imports {forbidden}"
+
+
+def test_storage_imports_only_storage_and_leaves() -> None:
+    allowed = ("hubproxy.cache.storage", "hubproxy.errors", "hubproxy.settings")
+    for module, imported in MODULES.items():
+        if module.startswith("hubproxy.cache.storage"):
+            ours = {name for name in imported if name.startswith("hubproxy")}
+            assert all(name.startswith(allowed) for name in ours), f"{module} imports {ours}"
+
+
+@pytest.mark.parametrize(
+    ("leaf", "allowed"),
+    [
+        ("hubproxy.constants", set()),
+        ("hubproxy.errors", set()),
+        ("hubproxy.settings", {"hubproxy.constants"}),
+        ("hubproxy.naming", {"hubproxy.constants", "hubproxy.errors"}),
+    ],
+)
+def test_leaves(leaf: str, allowed: set[str]) -> None:
+    ours = {name for name in MODULES[leaf] if name.startswith("hubproxy")}
+    assert ours <= allowed, f"{leaf} imports {ours - allowed}"
+
+
+def test_api_layer_never_imports_the_app_or_cli() -> None:
+    for module, imported in MODULES.items():
+        if module.startswith("hubproxy.hf_api"):
+            assert not {
+                name for name in imported if name.startswith(("hubproxy.app", "hubproxy.cli"))
+            }
