@@ -59,6 +59,20 @@ class Service:
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmHWM")
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, timeout: float = 300, window: float = 1.0) -> None:
+        """Wait until the process uses under 5% of a core over `window` (background work done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(window)
+            if self.cpu_seconds() - before < 0.05 * window:
+                return
+        raise RuntimeError("process did not become idle")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

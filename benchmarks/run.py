@@ -53,14 +53,13 @@ def median_throughput(download: Callable[[], tuple[float, int]], repeat: int) ->
 
 
 def wait_until_verified(proxy: Hubproxy, url: str) -> None:
-    """A cold fill hashes the whole file when it completes; don't measure during that."""
+    """A cold fill hashes the whole file once it completes: never measure during that."""
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if httpx.head(url).headers.get("x-hubproxy-cache") == "hit":
-            time.sleep(3)  # the verification pass reads the whole blob once
-            return
-        time.sleep(0.5)
-    raise RuntimeError("fill did not finish")
+    while httpx.head(url).headers.get("x-hubproxy-cache") != "hit":
+        if time.monotonic() > deadline:
+            raise RuntimeError("fill did not finish")
+        time.sleep(0.2)
+    proxy.wait_idle()
 
 
 def scenario_warm(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Result]:

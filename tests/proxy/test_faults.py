@@ -198,3 +198,22 @@ def hf_hub_download_exists(endpoint: str, repo_id: str, filename: str) -> bool:
         assert response.headers["x-repo-commit"]
         return False
     return response.status_code == 200
+
+
+def test_expired_or_revoked_cdn_urls_are_refreshed(
+    proxy_factory: ProxyFactory, upstream: FakeHub, model: str
+) -> None:
+    server = proxy_factory("--read-ahead-chunks", "0")
+    url = f"{server.url}/{model}/resolve/main/big.bin"
+    expected = BIG.read(0, BIG.size)
+    assert httpx.get(url, headers={"Range": "bytes=0-9"}).content == expected[:10]
+    upstream.secret = b"rotated"  # every URL signed so far is now refused by the CDN (403)
+    later = httpx.get(url, headers={"Range": "bytes=1000000-1000009"})
+    assert later.status_code == 206
+    assert later.content == expected[1_000_000:1_000_010]
+    refused = [
+        record for record in upstream.requests if record.origin == "cdn" and record.status == 403
+    ]
+    assert len(refused) == 1
+    upstream.cdn_url_ttl = 5  # short-lived URLs are refreshed before they expire
+    assert hashlib.sha256(httpx.get(url).content).hexdigest() == BIG.sha256()

@@ -17,7 +17,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from hubproxy.cache.storage.base import (
     ObjectInfo,
@@ -96,6 +96,7 @@ class LocalBackend:
     def __init__(self, root: Path, read_piece_size: int = READ_PIECE_SIZE) -> None:
         self.root = root
         self.read_piece_size = read_piece_size
+        self._nowait = hasattr(os, "RWF_NOWAIT")
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
@@ -106,6 +107,30 @@ class LocalBackend:
             return await asyncio.to_thread(_info, key, self._path(key))
         except OSError as error:
             raise _translate(error, key) from error
+
+    def _read_if_cached(self, descriptor: int, want: int, position: int) -> bytes | None:
+        """Read without blocking if the bytes are in the page cache (`RWF_NOWAIT`), else None.
+
+        A warm download then never pays a thread hop per piece (which made throughput swing
+        by a third from run to run), and a cold one never blocks the event loop on the disk.
+        """
+        if not self._nowait:
+            return None
+        buffer = bytearray(want)
+        try:
+            count = os.preadv(descriptor, [buffer], position, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            if error.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                self._nowait = False  # NFS and older kernels: always use the thread pool
+                return None
+            raise
+        if count == 0:
+            return None  # end of file, or nothing cached: let the blocking path decide
+        del buffer[count:]
+        # The consumers (hashing, the socket) take any buffer; a bytes copy would cost a pass.
+        return cast(bytes, buffer)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         try:
@@ -120,7 +145,9 @@ class LocalBackend:
                     if end is None
                     else min(self.read_piece_size, end - position)
                 )
-                piece = await asyncio.to_thread(os.pread, descriptor, want, position)
+                piece = self._read_if_cached(descriptor, want, position)
+                if piece is None:
+                    piece = await asyncio.to_thread(os.pread, descriptor, want, position)
                 if not piece:
                     break
                 position += len(piece)
