@@ -153,7 +153,8 @@ class Olah(Service):
             "--mirror-scheme", "http", "--mirror-netloc", netloc, "--mirror-lfs-netloc", netloc,
             "--repos-path", str(repos),
         ]  # fmt: skip
-        super().__init__(arguments, work / "olah.log")
+        # olah writes a logs/ folder into its working directory.
+        super().__init__(arguments, work / "olah.log", cwd=work)
         self.url = f"http://{netloc}"
         wait_http(self.url, self.process)
 
