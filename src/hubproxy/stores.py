@@ -74,8 +74,10 @@ class RepoStore(Protocol):
     async def refs(self, ref: RepoRef, *, include_prs: bool) -> Answer:
         """`{"branches": [...], "converts": [...], "tags": [...]}` (+ `pullRequests`)."""
 
-    async def commits(self, ref: RepoRef, revision: str, page: int) -> CommitsPage:
-        """One page of the history of `revision`, newest first."""
+    async def commits(
+        self, ref: RepoRef, revision: str, page: int, *, formatted: bool
+    ) -> CommitsPage:
+        """One page of the history of `revision`, newest first (`formatted`: with HTML titles)."""
 
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
         """The file at `path`, or `EntryNotFound` (carrying `X-Repo-Commit`)."""

@@ -6,6 +6,7 @@ byte it serves can be counted and every failure placed exactly.
 """
 
 import asyncio
+import errno
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import LocalBackend, Storage
 from hubproxy.cache.upstream import UpstreamTruncated
 from hubproxy.db import Database
-from hubproxy.errors import IntegrityError, OfflineMiss
+from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss
 
 CHUNK = 64 * 1024
 
@@ -309,3 +310,20 @@ async def test_truncated_chunk_in_storage_is_never_served_whole(harness: Harness
     assert (
         await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch)) == CONTENT[:CHUNK]
     )
+
+
+async def test_full_disk_fails_the_read_and_leaves_nothing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = await harness.open()
+
+    def disk_full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("hubproxy.cache.blobs._write_all", disk_full)
+    blob = sha256_blob(CONTENT)
+    with pytest.raises(InsufficientStorage):
+        await collect(cache.read(blob, len(CONTENT), 0, 100, ScriptedUpstream(CONTENT).fetch))
+    await harness.settle(lambda: not cache._states[blob].fills)
+    assert harness.stored_chunks(blob) == []
+    assert list((harness.root / "staging").iterdir()) == []

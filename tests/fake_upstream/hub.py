@@ -271,24 +271,27 @@ class HubApp:
         commit = await self.find_commit(exchange, repo, revision)
         if commit is None:
             return
-        history = []
+        history: list[dict[str, object]] = []
         current: Commit | None = commit
+        formatted = "formatted" in exchange.query.get("expand[]", [])
         while current is not None:
-            history.append(
-                {
-                    "id": current.sha,
-                    "title": current.message,
-                    "message": "",
-                    "date": current.date,
-                    "authors": [{"user": "fake"}],
-                }
-            )
+            item: dict[str, object] = {
+                "id": current.sha,
+                "title": current.message,
+                "message": "",
+                "date": current.date,
+                "authors": [{"user": "fake"}],
+            }
+            if formatted:
+                item["formatted"] = {"title": f"<p>{current.message}</p>", "message": ""}
+            history.append(item)
             current = current.parent
         page = int(exchange.query_value("p", "0") or 0)
         size = self.hub.commits_page_size
         headers = {}
         if (page + 1) * size < len(history):
-            headers["Link"] = f'<{self.url}{exchange.raw_path}?p={page + 1}>; rel="next"'
+            extra = "&expand%5B%5D=formatted" if formatted else ""
+            headers["Link"] = f'<{self.url}{exchange.raw_path}?p={page + 1}{extra}>; rel="next"'
         await exchange.json(history[page * size : (page + 1) * size], headers)
 
     # Files ------------------------------------------------------------------------

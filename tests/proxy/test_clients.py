@@ -216,3 +216,29 @@ def test_datasets_load_dataset(
     loaded = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path))
     assert loaded.num_rows == 50
     assert loaded[7] == {"text": "row 7", "label": 1}
+
+
+def test_long_listings_page_through_hubproxy(
+    proxy: ProxyProcess, upstream: FakeHub, repo_id: str
+) -> None:
+    # More entries than one hubproxy tree page (1000), and a history longer than upstream pages.
+    files: dict[str, bytes | GeneratedFile] = {
+        f"shards/part-{number:04d}.txt": b"%d" % number for number in range(1203)
+    }
+    upstream.commits_page_size = 2
+    upstream.add_repo(repo_id, files)
+    for number in range(4):
+        upstream.commit(repo_id, {"extra.txt": b"%d" % number}, message=f"update {number}")
+    api = HfApi()
+    listed = api.list_repo_files(repo_id)
+    assert len(listed) == 1204
+    assert set(listed) == {*files, "extra.txt"}
+    commits = api.list_repo_commits(repo_id, formatted=True)
+    assert [commit.title for commit in commits] == [
+        "update 3",
+        "update 2",
+        "update 1",
+        "update 0",
+        "initial commit",
+    ]
+    assert commits[0].formatted_title == "<p>update 3</p>"

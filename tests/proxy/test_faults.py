@@ -217,3 +217,44 @@ def test_expired_or_revoked_cdn_urls_are_refreshed(
     assert len(refused) == 1
     upstream.cdn_url_ttl = 5  # short-lived URLs are refreshed before they expire
     assert hashlib.sha256(httpx.get(url).content).hexdigest() == BIG.sha256()
+
+
+def test_full_download_keeps_filling_after_the_client_leaves(
+    proxy_factory: ProxyFactory, upstream: FakeHub, model: str
+) -> None:
+    server = proxy_factory()
+    upstream.cdn_bytes_per_second_per_connection = 3_000_000
+    url = f"{server.url}/{model}/resolve/main/big.bin"
+    with httpx.stream("GET", url, timeout=30) as response:
+        next(response.iter_bytes())  # first bytes, then hang up
+    deadline = time.monotonic() + 30
+    while httpx.head(url).headers["x-hubproxy-cache"] != "hit":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert upstream.file_bytes_served() == BIG.size
+    assert hashlib.sha256(httpx.get(url).content).hexdigest() == BIG.sha256()
+    assert upstream.file_bytes_served() == BIG.size
+
+
+def test_cache_max_bytes_evicts_least_recently_used_files(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    server = proxy_factory("--cache-max-bytes", "2500KB")
+    files = {
+        f"file-{number}.bin": GeneratedFile(1_000_000, seed=50 + number) for number in range(4)
+    }
+    upstream.add_repo(repo_id, files)
+    for name in files:
+        assert len(httpx.get(f"{server.url}/{repo_id}/resolve/main/{name}").content) == 1_000_000
+        time.sleep(0.05)
+    time.sleep(0.5)
+    statuses = {
+        name: httpx.head(f"{server.url}/{repo_id}/resolve/main/{name}").headers["x-hubproxy-cache"]
+        for name in files
+    }
+    assert statuses["file-0.bin"] == "miss"  # the oldest went first
+    assert statuses["file-3.bin"] == "hit"
+    stored = sum(
+        path.stat().st_size for path in (server.data_dir / "storage").rglob("*") if path.is_file()
+    )
+    assert stored <= 2_500_000

@@ -195,12 +195,16 @@ class CachingRepoStore:
             logger.warning("serving refs of %s (stale): upstream failed: %s", ref, error)
             return Answer(json.loads(body), stale=True)
 
-    async def commits(self, ref: RepoRef, revision: str, page: int) -> CommitsPage:
+    async def commits(
+        self, ref: RepoRef, revision: str, page: int, *, formatted: bool
+    ) -> CommitsPage:
         resolved = await self._resolve(ref, revision)
-        key = f"commits:{ref}@{resolved.commit}?p={page}"
+        key = f"commits:{ref}@{resolved.commit}?p={page}&formatted={int(formatted)}"
 
         async def fetch() -> Any:
             params = [("p", str(page))] if page else []
+            if formatted:
+                params.append(("expand[]", "formatted"))
             items, link = await self.upstream.get_json(
                 self.upstream.repo_url(ref, "commits", resolved.commit),
                 params,

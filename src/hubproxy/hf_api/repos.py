@@ -45,14 +45,19 @@ async def commits(request: Request, match: RouteMatch) -> Response:
     if not page_text.isdigit() or int(page_text) > 1_000_000:
         raise BadRequest(f"Invalid page number {page_text!r}")
     page = int(page_text)
-    result = await services(request).store.commits(match.ref, match.revision, page)
+    expand = request.query_params.getlist("expand") + request.query_params.getlist("expand[]")
+    formatted = "formatted" in expand
+    result = await services(request).store.commits(
+        match.ref, match.revision, page, formatted=formatted
+    )
     headers: dict[str, str] = {}
     if result.has_next:
         # Pin the next page to the commit: the listing stays consistent if the branch moves.
         plural = PLURAL_BY_REPO_TYPE[match.ref.repo_type]
         url = (
             f"{public_base_url(request)}/api/{plural}/{match.ref.repo_id}/commits/"
-            f"{quote(result.commit, safe='')}?{urlencode({'p': page + 1})}"
+            f"{quote(result.commit, safe='')}?"
+            + urlencode([("p", str(page + 1))] + ([("expand[]", "formatted")] if formatted else []))
         )
         headers["Link"] = f'<{url}>; rel="next"'
     return json_answer(Answer(result.items, result.commit, result.stale), headers)
