@@ -202,18 +202,23 @@ class UpstreamClient:
 
     # JSON API --------------------------------------------------------------------------
 
-    async def get_json(
+    async def _request_json(
         self,
+        method: str,
         url: str,
-        params: Sequence[tuple[str, str]] = (),
         *,
-        not_found: type[HubError] = RepoNotFound,
+        params: Sequence[tuple[str, str]] = (),
+        form: Sequence[tuple[str, str]] | None = None,
+        not_found: type[HubError],
     ) -> tuple[Any, str | None]:
-        """GET a JSON document; returns it (xet-stripped) and the `Link` next URL, if any."""
         self._check_online()
         try:
-            async with self.session.get(
-                url, params=list(params), headers=self._headers_for(url)
+            async with self.session.request(
+                method,
+                url,
+                params=list(params),
+                data=None if form is None else list(form),
+                headers=self._headers_for(url),
             ) as response:
                 if response.status >= 400:
                     await _raise_for_status(response, not_found)
@@ -226,28 +231,25 @@ class UpstreamClient:
         try:
             return strip_xet(json.loads(body)), link
         except ValueError:
-            logger.warning("upstream answered %s with invalid JSON", url)
+            logger.warning("upstream answered %s with invalid JSON", response.url.path)
             raise UpstreamUnavailable("The upstream hub answered with invalid JSON") from None
+
+    async def get_json(
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        not_found: type[HubError] = RepoNotFound,
+    ) -> tuple[Any, str | None]:
+        """GET a JSON document; returns it (xet-stripped) and the `Link` next URL, if any."""
+        return await self._request_json("GET", url, params=params, not_found=not_found)
 
     async def post_form_json(
         self, url: str, form: Sequence[tuple[str, str]], *, not_found: type[HubError] = RepoNotFound
     ) -> Any:
-        self._check_online()
-        try:
-            async with self.session.post(
-                url, data=list(form), headers=self._headers_for(url)
-            ) as response:
-                if response.status >= 400:
-                    await _raise_for_status(response, not_found)
-                body = await response.read()
-        except aiohttp.ClientError as error:
-            raise _network_error(url, error) from error
-        except TimeoutError as error:
-            raise UpstreamTimeout() from error
-        try:
-            return strip_xet(json.loads(body))
-        except ValueError:
-            raise UpstreamUnavailable("The upstream hub answered with invalid JSON") from None
+        """POST a form, return the JSON answer (xet-stripped)."""
+        document, _link = await self._request_json("POST", url, form=form, not_found=not_found)
+        return document
 
     async def get_all_pages(
         self, url: str, params: Sequence[tuple[str, str]], *, not_found: type[HubError]

@@ -7,8 +7,9 @@ small-object helpers (`get_bytes`, `put_bytes`) built on `read` and `open_writer
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hubproxy.cache.storage.base import (
     InvalidKey,
@@ -19,6 +20,7 @@ from hubproxy.cache.storage.base import (
 )
 
 # Keys are relative POSIX paths of lowercase names, built only by cache/layout.py.
+Result = TypeVar("Result")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]*(?:/[a-z0-9][a-z0-9_.:-]*)*$")
 
 
@@ -48,17 +50,24 @@ class Storage:
     def name(self) -> str:
         return self.backend.name
 
-    async def stat(self, key: str) -> ObjectInfo:
+    async def _guarded(
+        self, operation: str, key: str, call: Callable[[], Awaitable[Result]]
+    ) -> Result:
+        """Run one backend call within the concurrency cap, with errors normalised."""
         async with self._slots:
             try:
-                return await self.backend.stat(check_key(key))
+                return await call()
             except StorageError:
                 raise
             except OSError as error:
-                raise StorageError(f"stat {key}: {error}") from error
+                raise StorageError(f"{operation} {key}: {error}") from error
+
+    async def stat(self, key: str) -> ObjectInfo:
+        check_key(key)
+        return await self._guarded("stat", key, lambda: self.backend.stat(key))
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream `[start, end)`. The cap covers opening only: a slow reader holds no slot."""
+        """Stream `[start, end)`. Reads hold no slot: a slow client must not starve the others."""
         check_key(key)
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"invalid read range {start}-{end}")
@@ -71,35 +80,20 @@ class Storage:
             raise StorageError(f"read {key}: {error}") from error
 
     async def open_writer(self, key: str) -> ObjectWriter:
-        async with self._slots:
-            try:
-                return await self.backend.open_writer(check_key(key))
-            except StorageError:
-                raise
-            except OSError as error:
-                raise StorageError(f"open_writer {key}: {error}") from error
+        check_key(key)
+        return await self._guarded("open_writer", key, lambda: self.backend.open_writer(key))
 
     async def delete(self, key: str) -> None:
-        async with self._slots:
-            try:
-                await self.backend.delete(check_key(key))
-            except StorageError:
-                raise
-            except OSError as error:
-                raise StorageError(f"delete {key}: {error}") from error
+        check_key(key)
+        await self._guarded("delete", key, lambda: self.backend.delete(key))
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         async for key in self.backend.list(check_prefix(prefix)):
             yield key
 
     async def import_file(self, key: str, path: Path) -> ObjectInfo:
-        async with self._slots:
-            try:
-                return await self.backend.import_file(check_key(key), path)
-            except StorageError:
-                raise
-            except OSError as error:
-                raise StorageError(f"import {key}: {error}") from error
+        check_key(key)
+        return await self._guarded("import", key, lambda: self.backend.import_file(key, path))
 
     async def get_bytes(self, key: str) -> bytes:
         """A whole (small) object."""
