@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
@@ -23,7 +24,11 @@ from hubproxy.errors import HubError
 from hubproxy.hf_api import health
 from hubproxy.hf_api.context import Services
 from hubproxy.hf_api.dispatch import HubEndpoint
-from hubproxy.hf_api.errors import handle_hub_error, handle_unexpected_error
+from hubproxy.hf_api.errors import (
+    handle_http_exception,
+    handle_hub_error,
+    handle_unexpected_error,
+)
 from hubproxy.hf_api.middleware import RequestIdMiddleware
 from hubproxy.settings import Settings
 
@@ -101,6 +106,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/{path:path}", hub, methods=ALL_METHODS),
         ],
         middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers={HubError: handle_hub_error, Exception: handle_unexpected_error},
+        exception_handlers={
+            HubError: handle_hub_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected_error,
+        },
         lifespan=lifespan,
     )

@@ -202,3 +202,16 @@ def test_whoami_and_side_endpoints(proxy: ProxyProcess) -> None:
     assert httpx.head(f"{proxy.url}/api/telemetry/transformers").status_code == 200
     assert httpx.get(f"{proxy.url}/health/live").json() == {"status": "ok"}
     assert httpx.get(f"{proxy.url}/health/ready").json()["status"] == "ready"
+
+
+def test_every_error_has_the_hub_shape(proxy: ProxyProcess) -> None:
+    for method, path, status, code in [
+        ("PATCH", "/acme/x/resolve/main/config.json", 405, "MethodNotAllowed"),
+        ("GET", "/no/such/page", 404, "NotFound"),
+        ("DELETE", "/api/models/acme/x/refs", 405, "MethodNotAllowed"),
+    ]:
+        response = httpx.request(method, proxy.url + path)
+        assert response.status_code == status, path
+        assert response.headers["x-error-code"] == code, path
+        assert response.headers["x-error-message"]
+        assert "error" in response.json()

@@ -192,11 +192,14 @@ class BlobCache:
         finally:
             del self._loading[blob]
 
-    async def cached_fraction(self, blob: BlobId, size: int, start: int, end: int) -> str:
+    async def cached_fraction(self, blob: BlobId, start: int, end: int) -> str:
         """`hit` if every chunk of `[start, end)` is present, `miss` if none, else `partial`."""
-        state = await self._state(blob, size)
-        if state is None or end <= start:
+        if end <= start:
             return "hit"
+        # Looked up, never created: a HEAD must not write to the database.
+        state = await self._state(blob, None)
+        if state is None:
+            return "miss"
         first, last = start // state.chunk_size, (end - 1) // state.chunk_size
         present = sum(1 for index in range(first, last + 1) if index in state.present)
         if present == last - first + 1:

@@ -258,7 +258,7 @@ class CachingRepoStore:
         return await self._single_flight(f"source:{blob}", fetch)
 
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
-        return await self.blobs.cached_fraction(_blob_of(entry), entry.size, start, end)
+        return await self.blobs.cached_fraction(_blob_of(entry), start, end)
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:

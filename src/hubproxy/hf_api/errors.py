@@ -3,11 +3,12 @@
 import json
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hubproxy.constants import HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE
-from hubproxy.errors import HubError, Unauthorized
+from hubproxy.errors import BadRequest, HubError, MethodNotAllowed, NotFound, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ async def handle_hub_error(request: Request, exception: Exception) -> Response:
             request_id(request),
         )
     return error_response(exception, request_id(request))
+
+
+async def handle_http_exception(request: Request, exception: Exception) -> Response:
+    """Starlette's own 404/405 (health routes), given the same error shape as everything else."""
+    assert isinstance(exception, HTTPException)
+    kinds: dict[int, type[HubError]] = {404: NotFound, 405: MethodNotAllowed}
+    kind = kinds.get(exception.status_code, BadRequest if exception.status_code < 500 else HubError)
+    error = kind(exception.detail, headers=dict(exception.headers or {}))
+    return error_response(error, request_id(request))
 
 
 async def handle_unexpected_error(request: Request, exception: Exception) -> Response:
