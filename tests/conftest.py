@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,44 @@ os.environ.update(
 
 # Test chunk size: small, so that test files span many chunks.
 TEST_CHUNK_SIZE = "256KiB"
+
+
+@dataclass(frozen=True)
+class S3Service:
+    """A real S3 API (moto server) for the tests, with one bucket; or the one in
+    HUBPROXY_TEST_S3_ENDPOINT (+ _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY) if set."""
+
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    if os.environ.get("HUBPROXY_TEST_S3_ENDPOINT"):
+        yield S3Service(
+            os.environ["HUBPROXY_TEST_S3_ENDPOINT"],
+            os.environ.get("HUBPROXY_TEST_S3_BUCKET", "hubproxy-test"),
+            os.environ.get("HUBPROXY_TEST_S3_ACCESS_KEY_ID", ""),
+            os.environ.get("HUBPROXY_TEST_S3_SECRET_ACCESS_KEY", ""),
+        )
+        return
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    service = S3Service(f"http://{host}:{port}", "hubproxy-test", "testing", "testing")
+    client = boto3.client(
+        "s3", endpoint_url=service.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=service.access_key_id, aws_secret_access_key=service.secret_access_key,
+    )  # fmt: skip
+    client.create_bucket(Bucket=service.bucket)
+    client.close()
+    yield service
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +124,17 @@ def proxy_factory(fake_hub_server: FakeHubServer, tmp_path: Path) -> Iterator[Pr
     """Start dedicated hubproxy processes (own port and data dir) with extra options."""
     started: list[ProxyProcess] = []
 
-    def make(*extra_args: str, data_dir: Path | None = None, start: bool = True) -> ProxyProcess:
+    def make(
+        *extra_args: str,
+        data_dir: Path | None = None,
+        start: bool = True,
+        environment: dict[str, str] | None = None,
+    ) -> ProxyProcess:
         process = ProxyProcess(
             data_dir or tmp_path / f"proxy-{len(started)}",
             fake_hub_server.url,
             extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
-            environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+            environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN, **(environment or {})},
         )
         started.append(process)
         return process.start() if start else process

@@ -23,7 +23,7 @@ ENV_PREFIX = "HUBPROXY_"
 # Variables of that prefix that are not settings (test-suite knobs).
 _ENV_NOT_SETTINGS = ("HUBPROXY_TEST_",)
 
-StorageKind = Literal["local", "memory"]
+StorageKind = Literal["local", "memory", "s3"]
 
 
 class SettingsError(ValueError):
@@ -51,9 +51,23 @@ class Settings:
     offline: bool = False
     """Never contact upstream; serve only what is cached."""
     storage: StorageKind = "local"
-    """Chunk storage backend: `local` (a directory, NFS-safe) or `memory` (tests)."""
+    """Chunk storage backend: `local` (a directory, NFS-safe), `s3`, or `memory` (tests)."""
     storage_dir: Path | None = None
     """Directory of the `local` backend; default `<data_dir>/storage`."""
+    s3_bucket: str | None = None
+    """Bucket of the `s3` backend."""
+    s3_prefix: str = ""
+    """Key prefix inside the bucket (several hubproxy caches can share one bucket)."""
+    s3_endpoint_url: str | None = None
+    """S3 API endpoint, for S3-compatible stores (MinIO, Ceph...); default AWS."""
+    s3_region: str | None = None
+    """Region of the bucket."""
+    s3_path_style: bool = False
+    """Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need."""
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    """Credentials; default: the usual AWS sources (environment, profile, instance role)."""
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    """Secret of `s3_access_key_id`."""
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Size of the chunks blobs are cached in (accepts 16MiB-style values)."""
     revision_ttl: float = 60.0
@@ -77,9 +91,10 @@ class Settings:
         shown = {
             item.name: getattr(self, item.name)
             for item in dataclasses.fields(self)
-            if item.name != "upstream_token"
+            if item.name not in _SECRET_FIELDS
         }
-        return f"Settings(upstream_token={_secret(self.upstream_token)}, {shown})"
+        secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in _SECRET_FIELDS)
+        return f"Settings({secrets}, {shown})"
 
     @property
     def storage_path(self) -> Path:
@@ -98,12 +113,16 @@ class Settings:
 
 
 FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))
+_SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
 _BYTE_FIELDS = {"chunk_size", "cache_max_bytes"}
 _SECONDS_FIELDS = {"revision_ttl", "upstream_timeout"}
 _INT_FIELDS = {"port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency"}
-_BOOL_FIELDS = {"offline"}
+_BOOL_FIELDS = {"offline", "s3_path_style"}
 _PATH_FIELDS = {"data_dir", "storage_dir"}
-_NULLABLE_FIELDS = {"upstream_token", "storage_dir", "cache_max_bytes", "public_url"}
+_NULLABLE_FIELDS = {
+    "upstream_token", "storage_dir", "cache_max_bytes", "public_url",
+    "s3_bucket", "s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key",
+}  # fmt: skip
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -170,8 +189,10 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _validate(settings: Settings) -> Settings:
-    if settings.storage not in ("local", "memory"):
-        raise SettingsError(f"storage: unknown backend {settings.storage!r} (local, memory)")
+    if settings.storage not in ("local", "memory", "s3"):
+        raise SettingsError(f"storage: unknown backend {settings.storage!r} (local, s3, memory)")
+    if settings.storage == "s3" and not settings.s3_bucket:
+        raise SettingsError("s3_bucket: required with storage s3")
     if settings.chunk_size < 64 * 1024:
         raise SettingsError("chunk_size: must be at least 64KiB")
     if not settings.upstream.startswith(("http://", "https://")):

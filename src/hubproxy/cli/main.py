@@ -38,9 +38,18 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")
     ] = None,
-    storage: Annotated[str | None, typer.Option(help="Chunk storage: local or memory.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Chunk storage: local, s3 or memory.")] = None,
     storage_dir: Annotated[
         Path | None, typer.Option(help="Directory of local storage [<data-dir>/storage].")
+    ] = None,
+    s3_bucket: Annotated[str | None, typer.Option(help="Bucket of s3 storage.")] = None,
+    s3_prefix: Annotated[str | None, typer.Option(help="Key prefix in the bucket.")] = None,
+    s3_endpoint_url: Annotated[
+        str | None, typer.Option(help="S3 API endpoint (S3-compatible stores).")
+    ] = None,
+    s3_region: Annotated[str | None, typer.Option(help="Region of the bucket.")] = None,
+    s3_path_style: Annotated[
+        bool | None, typer.Option("--s3-path-style/--s3-virtual-hosted", help="Addressing style.")
     ] = None,
     chunk_size: Annotated[str | None, typer.Option(help="Chunk size, e.g. 16MiB.")] = None,
     revision_ttl: Annotated[
@@ -66,7 +75,11 @@ def serve(
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
-    """Run the hubproxy server. The upstream credential comes from HUBPROXY_UPSTREAM_TOKEN."""
+    """Run the hubproxy server.
+
+    Secrets come from the environment or the config file, never the command line:
+    HUBPROXY_UPSTREAM_TOKEN, HUBPROXY_S3_ACCESS_KEY_ID, HUBPROXY_S3_SECRET_ACCESS_KEY.
+    """
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -75,6 +88,11 @@ def serve(
         "offline": offline,
         "storage": storage,
         "storage_dir": storage_dir,
+        "s3_bucket": s3_bucket,
+        "s3_prefix": s3_prefix,
+        "s3_endpoint_url": s3_endpoint_url,
+        "s3_region": s3_region,
+        "s3_path_style": s3_path_style,
         "chunk_size": chunk_size,
         "revision_ttl": revision_ttl,
         "cache_max_bytes": cache_max_bytes,
