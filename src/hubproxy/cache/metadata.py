@@ -67,6 +67,22 @@ class BlobRecord:
     chunks: dict[int, int]  # chunk index -> size of the committed object
 
 
+# The blob id of an entry row (see layout.BlobId).
+ENTRY_BLOB_ID = (
+    "CASE WHEN entries.sha256 IS NOT NULL THEN 'sha256:' || entries.sha256"
+    " ELSE 'gitsha1:' || entries.git_oid END"
+)
+# Blob ids of files of pinned repos: every commit for a whole-repo pin, else the pinned commit
+# or the commit the pinned branch/tag points at.
+PINNED_BLOBS = f"""
+    SELECT {ENTRY_BLOB_ID} FROM entries JOIN pins
+      ON entries.repo_type = pins.repo_type AND entries.repo_id = pins.repo_id
+    WHERE entries.present = 1 AND (
+        pins.revision = '' OR entries.commit_sha = pins.revision OR entries.commit_sha IN (
+            SELECT commit_sha FROM revisions WHERE revisions.repo_type = pins.repo_type
+              AND revisions.repo_id = pins.repo_id AND revisions.revision = pins.revision))
+"""  # noqa: S608 - constant SQL fragments only
+
 # A recorded absence: the commit has no file at this path.
 MISSING = FileRecord(size=-1, git_oid=None, sha256=None)
 
@@ -285,9 +301,13 @@ class CacheMetadata:
         return await self.database.run(load)
 
     async def least_recently_used(self, limit: int) -> list[str]:
+        """Eviction candidates, oldest access first; blobs of pinned repos are never listed."""
+
         def load(connection: sqlite3.Connection) -> list[str]:
             rows = connection.execute(
-                "SELECT blob_id FROM blobs ORDER BY last_access LIMIT ?", (limit,)
+                f"SELECT blob_id FROM blobs WHERE blob_id NOT IN ({PINNED_BLOBS})"  # noqa: S608
+                " ORDER BY last_access LIMIT ?",
+                (limit,),
             )
             return [row["blob_id"] for row in rows]
 

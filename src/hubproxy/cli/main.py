@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hubproxy.cli.cache import app as cache_app
 from hubproxy.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -130,6 +131,9 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+
+
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:

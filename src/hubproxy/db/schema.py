@@ -54,4 +54,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (blob_id, chunk_index)
     ) WITHOUT ROWID;
     """,
+    # 2: cache management: pinned repos (and revisions) are never evicted.
+    """
+    CREATE TABLE pins (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,  -- '' pins every revision of the repo
+        created REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, revision)
+    );
+    """,
 )

@@ -1,0 +1,259 @@
+"""Cache management for operators: list, pin, unpin, evict, garbage-collect, verify.
+
+Works directly on a data dir (database + storage), with or without a server running on it:
+SQLite in WAL mode lets both write, and a server that finds a chunk gone simply fetches it
+again. Every operation returns plain data for the CLI to print as a table or JSON.
+"""
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from hubproxy.cache.layout import CHUNKS_PREFIX, BlobId, chunk_count, chunk_key
+from hubproxy.cache.metadata import ENTRY_BLOB_ID, PINNED_BLOBS
+from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
+from hubproxy.db import Database
+from hubproxy.naming import RepoRef
+
+
+@dataclass(frozen=True, slots=True)
+class RepoUsage:
+    repo_type: str
+    repo_id: str
+    revisions: dict[str, str]  # branch/tag -> commit, as last resolved
+    commits: int
+    files: int
+    cached_bytes: int
+    last_access: float | None
+    pins: list[str]  # '' = the whole repo
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checked: int
+    corrupt: list[str]
+    incomplete: int
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    orphan_chunks: int
+    orphan_bytes: int
+    incomplete_objects: int
+    dangling_records: int
+
+
+class CacheManager:
+    """Operations on a cache's database and storage (see module docstring)."""
+
+    def __init__(self, database: Database, storage: Storage) -> None:
+        self.database = database
+        self.storage = storage
+
+    async def list_repos(self) -> list[RepoUsage]:
+        def load(connection: sqlite3.Connection) -> list[RepoUsage]:
+            usages: list[RepoUsage] = []
+            repos = connection.execute(
+                "SELECT repo_type, repo_id FROM entries"
+                " UNION SELECT repo_type, repo_id FROM revisions"
+                " UNION SELECT repo_type, repo_id FROM pins ORDER BY repo_type, repo_id"
+            ).fetchall()
+            for repo in repos:
+                key = (repo["repo_type"], repo["repo_id"])
+                revisions = {
+                    row["revision"] or "<default>": row["commit_sha"]
+                    for row in connection.execute(
+                        "SELECT revision, commit_sha FROM revisions"
+                        " WHERE repo_type = ? AND repo_id = ?",
+                        key,
+                    )
+                }
+                totals = connection.execute(
+                    f"""SELECT COUNT(DISTINCT entries.commit_sha) AS commits,
+                               COUNT(DISTINCT entries.path) AS files,
+                               MAX(blobs.last_access) AS last_access
+                        FROM entries LEFT JOIN blobs ON blobs.blob_id = {ENTRY_BLOB_ID}
+                        WHERE entries.present = 1
+                          AND entries.repo_type = ? AND entries.repo_id = ?""",  # noqa: S608
+                    key,
+                ).fetchone()
+                cached = connection.execute(
+                    f"""SELECT COALESCE(SUM(chunks.size), 0) FROM chunks WHERE chunks.blob_id IN (
+                            SELECT {ENTRY_BLOB_ID} FROM entries
+                            WHERE entries.present = 1
+                              AND entries.repo_type = ? AND entries.repo_id = ?)""",  # noqa: S608
+                    key,
+                ).fetchone()[0]
+                pins = [
+                    row["revision"]
+                    for row in connection.execute(
+                        "SELECT revision FROM pins WHERE repo_type = ? AND repo_id = ?", key
+                    )
+                ]
+                usages.append(
+                    RepoUsage(
+                        key[0], key[1], revisions, totals["commits"], totals["files"],
+                        int(cached), totals["last_access"], pins,
+                    )
+                )  # fmt: skip
+            return usages
+
+        return await self.database.run(load)
+
+    async def pin(self, ref: RepoRef, revision: str | None) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?)",
+                (ref.repo_type, ref.repo_id, revision or "", time.time()),
+            )
+
+        await self.database.run(store)
+
+    async def unpin(self, ref: RepoRef, revision: str | None) -> bool:
+        def store(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "DELETE FROM pins WHERE repo_type = ? AND repo_id = ? AND revision = ?",
+                (ref.repo_type, ref.repo_id, revision or ""),
+            )
+            return cursor.rowcount > 0
+
+        return await self.database.run(store)
+
+    async def evict(self, ref: RepoRef, revision: str | None) -> tuple[int, int]:
+        """Drop the cached bytes of a repo's files (at `revision`, or all); returns (blobs, bytes).
+
+        Pinned blobs are kept. File metadata stays, so the next download refetches the bytes.
+        """
+
+        def select(connection: sqlite3.Connection) -> list[tuple[str, int]]:
+            condition = ""
+            parameters: list[str] = [ref.repo_type, ref.repo_id]
+            if revision is not None:
+                condition = (
+                    " AND (entries.commit_sha = ? OR entries.commit_sha IN (SELECT commit_sha"
+                    " FROM revisions WHERE repo_type = ? AND repo_id = ? AND revision = ?))"
+                )
+                parameters += [revision, ref.repo_type, ref.repo_id, revision]
+            rows = connection.execute(
+                f"""SELECT blob_id, chunk_index FROM chunks WHERE blob_id IN (
+                        SELECT {ENTRY_BLOB_ID} FROM entries WHERE entries.present = 1
+                        AND entries.repo_type = ? AND entries.repo_id = ?{condition})
+                    AND blob_id NOT IN ({PINNED_BLOBS})""",  # noqa: S608
+                parameters,
+            )
+            return [(row["blob_id"], row["chunk_index"]) for row in rows]
+
+        chunks = await self.database.run(select)
+        removed_bytes = 0
+        for blob_text, index in chunks:
+            removed_bytes += await self._drop_chunk(blob_text, index)
+        blobs = {blob_text for blob_text, _ in chunks}
+        for blob_text in blobs:
+            await self._execute("DELETE FROM blobs WHERE blob_id = ?", (blob_text,))
+        return len(blobs), removed_bytes
+
+    async def _execute(self, sql: str, parameters: tuple[object, ...]) -> None:
+        def run(connection: sqlite3.Connection) -> None:
+            connection.execute(sql, parameters)
+
+        await self.database.run(run)
+
+    async def _drop_chunk(self, blob_text: str, index: int) -> int:
+        key = chunk_key(BlobId.parse(blob_text), index)
+        try:
+            size = (await self.storage.stat(key)).size
+        except ObjectNotFound:
+            size = 0
+        await self.storage.delete(key)
+        await self._execute(
+            "DELETE FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_text, index)
+        )
+        return size
+
+    async def gc(self) -> GcReport:
+        """Delete chunk objects no record points at, crash leftovers, and records of lost chunks."""
+        incomplete = await self.storage.remove_incomplete()
+
+        def load(connection: sqlite3.Connection) -> set[tuple[str, int]]:
+            return {
+                (row["blob_id"], row["chunk_index"])
+                for row in connection.execute("SELECT blob_id, chunk_index FROM chunks")
+            }
+
+        recorded = await self.database.run(load)
+        seen: set[tuple[str, int]] = set()
+        orphans = orphan_bytes = 0
+        async for key in self.storage.list(CHUNKS_PREFIX):
+            parsed = _parse_chunk_key(key)
+            if parsed is not None and parsed in recorded:
+                seen.add(parsed)
+                continue
+            try:
+                orphan_bytes += (await self.storage.stat(key)).size
+            except ObjectNotFound:
+                continue
+            await self.storage.delete(key)
+            orphans += 1
+        dangling = recorded - seen
+        for blob_text, index in dangling:
+            await self._execute(
+                "DELETE FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_text, index)
+            )
+        return GcReport(orphans, orphan_bytes, incomplete, len(dangling))
+
+    async def verify(self) -> VerifyReport:
+        """Re-hash every complete blob; drop (and report) those whose content is wrong."""
+
+        def load(connection: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
+            rows = connection.execute(
+                "SELECT blobs.blob_id, blobs.size, blobs.chunk_size,"
+                " COUNT(chunks.chunk_index) AS present"
+                " FROM blobs LEFT JOIN chunks USING (blob_id) GROUP BY blobs.blob_id"
+            )
+            return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+        checked = incomplete = 0
+        corrupt: list[str] = []
+        for blob_text, size, chunk_size, present in await self.database.run(load):
+            blob = BlobId.parse(blob_text)
+            if present < chunk_count(size, chunk_size):
+                incomplete += 1
+                continue
+            checked += 1
+            if not await self._content_matches(blob, size, chunk_size):
+                corrupt.append(blob_text)
+                for index in range(chunk_count(size, chunk_size)):
+                    await self._drop_chunk(blob_text, index)
+                await self._execute("DELETE FROM blobs WHERE blob_id = ?", (blob_text,))
+            else:
+                await self._execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_text,))
+        return VerifyReport(checked, corrupt, incomplete)
+
+    async def _content_matches(self, blob: BlobId, size: int, chunk_size: int) -> bool:
+        hasher = (
+            hashlib.sha256() if blob.algorithm == "sha256" else hashlib.sha1(usedforsecurity=False)
+        )
+        if blob.algorithm == "gitsha1":
+            hasher.update(b"blob %d\0" % size)
+        total = 0
+        try:
+            for index in range(chunk_count(size, chunk_size)):
+                async for piece in self.storage.read(chunk_key(blob, index)):
+                    hasher.update(piece)
+                    total += len(piece)
+        except StorageError:
+            return False
+        return total == size and hasher.hexdigest() == blob.digest
+
+
+def _parse_chunk_key(key: str) -> tuple[str, int] | None:
+    """`chunks/<algorithm>/ab/cd/<digest>/<index>` → (blob id, index); None if not that shape."""
+    parts = key.split("/")
+    if len(parts) != 6 or not parts[5].isdigit():
+        return None
+    try:
+        blob = BlobId(parts[1], parts[4])  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return str(blob), int(parts[5])

@@ -1,0 +1,181 @@
+"""`hubproxy cache ls|pin|unpin|evict|gc|verify`: manage a cache on its data dir.
+
+Runs without a server (or beside one). Storage settings come from the same environment and
+config file as `hubproxy serve`. Tables for people, `--json` for scripts.
+"""
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from hubproxy.cache.management import CacheManager
+from hubproxy.cache.storage import open_storage
+from hubproxy.constants import REPO_TYPES, RepoType
+from hubproxy.db import Database
+from hubproxy.errors import BadRequest
+from hubproxy.naming import RepoRef, repo_ref, revision
+from hubproxy.settings import SettingsError, load_settings
+
+app = typer.Typer(help="Inspect and manage the cache in a data dir.", no_args_is_help=True)
+Result = TypeVar("Result")
+
+DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
+Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+RepoType_ = Annotated[str, typer.Option("--repo-type", help="model, dataset or space.")]
+Target = Annotated[str, typer.Argument(help="REPO or REPO@REVISION, e.g. acme/llama@main.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"hubproxy cache: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _run(
+    data_dir: Path | None, config: Path | None, action: Callable[[CacheManager], Awaitable[Result]]
+) -> Result:
+    try:
+        settings = load_settings({"data_dir": data_dir}, config_file=config)
+    except SettingsError as error:
+        raise _fail(f"configuration error: {error}") from None
+    if not settings.database_path.exists():
+        raise _fail(f"no hubproxy data in {settings.data_dir}")
+
+    async def main() -> Result:
+        database = Database(settings.database_path)
+        await database.open()
+        storage = open_storage(settings)
+        try:
+            return await action(CacheManager(database, storage))
+        finally:
+            await storage.aclose()
+            await database.aclose()
+
+    return asyncio.run(main())
+
+
+def _target(text: str, repo_type: str) -> tuple[RepoRef, str | None]:
+    if repo_type not in REPO_TYPES:
+        raise _fail(f"unknown repo type {repo_type!r} (model, dataset, space)")
+    name, _, rev = text.partition("@")
+    try:
+        typed: RepoType = repo_type
+        return repo_ref(typed, name), revision(rev) if rev else None
+    except BadRequest as error:
+        raise _fail(error.message) from None
+
+
+def _emit(as_json: bool, document: Any, lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+@app.command("ls")
+def list_command(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
+    """Cached repos: revisions, files, cached bytes, last access, pins."""
+    usages = _run(data_dir, config, lambda manager: manager.list_repos())
+    rows = [("REPO", "TYPE", "REVISIONS", "FILES", "CACHED", "LAST ACCESS", "PINNED")]
+    for usage in usages:
+        last = (
+            "-"
+            if usage.last_access is None
+            else time.strftime("%Y-%m-%d %H:%M", time.localtime(usage.last_access))
+        )
+        pins = ",".join(pin or "*" for pin in usage.pins) or "-"
+        revisions = ",".join(sorted(usage.revisions)) or "-"
+        rows.append(
+            (
+                usage.repo_id,
+                usage.repo_type,
+                revisions,
+                str(usage.files),
+                _size(usage.cached_bytes),
+                last,
+                pins,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    _emit(as_json, [dataclasses.asdict(usage) for usage in usages], lines)
+
+
+@app.command()
+def pin(
+    target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
+) -> None:
+    """Never evict this repo (at this revision, or every revision)."""
+    ref, rev = _target(target, repo_type)
+    _run(data_dir, config, lambda manager: manager.pin(ref, rev))
+    typer.echo(f"pinned {ref.repo_id}{'@' + rev if rev else ''}")
+
+
+@app.command()
+def unpin(
+    target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
+) -> None:
+    """Remove a pin set with `pin`."""
+    ref, rev = _target(target, repo_type)
+    if not _run(data_dir, config, lambda manager: manager.unpin(ref, rev)):
+        raise _fail(f"{target} was not pinned")
+    typer.echo(f"unpinned {ref.repo_id}{'@' + rev if rev else ''}")
+
+
+@app.command()
+def evict(
+    target: Target,
+    repo_type: RepoType_ = "model",
+    data_dir: DataDir = None,
+    config: Config = None,
+    as_json: Json = False,
+) -> None:
+    """Drop the cached bytes of a repo (at a revision); pinned files are kept."""
+    ref, rev = _target(target, repo_type)
+    blobs, removed = _run(data_dir, config, lambda manager: manager.evict(ref, rev))
+    _emit(as_json, {"files": blobs, "bytes": removed}, [f"evicted {blobs} files, {_size(removed)}"])
+
+
+@app.command()
+def gc(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
+    """Delete orphan chunks, crash leftovers and records of chunks storage lost."""
+    report = _run(data_dir, config, lambda manager: manager.gc())
+    _emit(
+        as_json,
+        dataclasses.asdict(report),
+        [
+            f"orphan chunks removed: {report.orphan_chunks} ({_size(report.orphan_bytes)})",
+            f"incomplete objects removed: {report.incomplete_objects}",
+            f"records of missing chunks removed: {report.dangling_records}",
+        ],
+    )
+
+
+@app.command()
+def verify(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
+    """Re-hash every complete cached file; corrupt ones are dropped (exit 1 if any)."""
+    report = _run(data_dir, config, lambda manager: manager.verify())
+    lines = [f"checked {report.checked} files ({report.incomplete} partially cached, skipped)"]
+    lines += [f"CORRUPT (dropped): {blob}" for blob in report.corrupt]
+    _emit(as_json, dataclasses.asdict(report), lines)
+    if report.corrupt:
+        raise typer.Exit(1)
