@@ -12,3 +12,7 @@ fi
 .venv/bin/mypy
 # pytest exits non-zero (5) when it collects no test: an empty run never passes.
 .venv/bin/python -m pytest "$@"
+if [ "$#" -eq 0 ]; then
+    # The whole proxy suite once more with every chunk on S3 (a moto server).
+    .venv/bin/python -m pytest tests/proxy --proxy-storage s3
+fi

@@ -86,6 +86,42 @@ def s3_service() -> Iterator[S3Service]:
     server.stop()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--proxy-storage",
+        choices=("local", "s3"),
+        default="local",
+        help="chunk storage of the hubproxy processes the proxy tests start",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--proxy-storage") == "s3":
+        skip = pytest.mark.skip(reason="looks at local chunk files")
+        for item in items:
+            if "local_storage" in item.keywords:
+                item.add_marker(skip)
+
+
+_s3_prefixes = itertools.count()
+
+
+def storage_options(request: pytest.FixtureRequest) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Command-line options and environment for the storage `--proxy-storage` selects."""
+    if request.config.getoption("--proxy-storage") != "s3":
+        return (), {}
+    service: S3Service = request.getfixturevalue("s3_service")
+    arguments = (
+        "--storage", "s3", "--s3-bucket", service.bucket, "--s3-prefix", f"suite-{next(_s3_prefixes)}",
+        "--s3-endpoint-url", service.endpoint_url, "--s3-region", "us-east-1", "--s3-path-style",
+    )  # fmt: skip
+    environment = {
+        "HUBPROXY_S3_ACCESS_KEY_ID": service.access_key_id,
+        "HUBPROXY_S3_SECRET_ACCESS_KEY": service.secret_access_key,
+    }
+    return arguments, environment
+
+
 @pytest.fixture(scope="session")
 def fake_hub_server() -> Iterator[FakeHubServer]:
     with FakeHubServer() as server:
@@ -120,9 +156,15 @@ ProxyFactory = Callable[..., ProxyProcess]
 
 
 @pytest.fixture
-def proxy_factory(fake_hub_server: FakeHubServer, tmp_path: Path) -> Iterator[ProxyFactory]:
-    """Start dedicated hubproxy processes (own port and data dir) with extra options."""
+def proxy_factory(
+    fake_hub_server: FakeHubServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ProxyFactory]:
+    """Start dedicated hubproxy processes (own port and data dir) with extra options.
+
+    Passing the `data_dir` of an earlier process restarts on the same cache (same storage).
+    """
     started: list[ProxyProcess] = []
+    storage_by_data_dir: dict[Path, tuple[tuple[str, ...], dict[str, str]]] = {}
 
     def make(
         *extra_args: str,
@@ -130,11 +172,19 @@ def proxy_factory(fake_hub_server: FakeHubServer, tmp_path: Path) -> Iterator[Pr
         start: bool = True,
         environment: dict[str, str] | None = None,
     ) -> ProxyProcess:
+        data_dir = data_dir or tmp_path / f"proxy-{len(started)}"
+        if data_dir not in storage_by_data_dir:
+            storage_by_data_dir[data_dir] = storage_options(request)
+        storage_arguments, storage_environment = storage_by_data_dir[data_dir]
         process = ProxyProcess(
-            data_dir or tmp_path / f"proxy-{len(started)}",
+            data_dir,
             fake_hub_server.url,
-            extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
-            environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN, **(environment or {})},
+            extra_args=("--chunk-size", TEST_CHUNK_SIZE, *storage_arguments, *extra_args),
+            environment={
+                "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+                **storage_environment,
+                **(environment or {}),
+            },
         )
         started.append(process)
         return process.start() if start else process

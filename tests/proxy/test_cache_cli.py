@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
 
 WEIGHTS = GeneratedFile(700_000, seed=31)  # three 256 KiB chunks
 

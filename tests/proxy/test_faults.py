@@ -87,6 +87,11 @@ def test_persistent_upstream_failure_breaks_the_client_connection_and_caches_not
         pass
     healed = hf_hub_download(model, "big.bin", cache_dir=tmp_path, endpoint=server.url)
     assert file_sha256(healed) == BIG.sha256()
+    deadline = time.monotonic() + 30
+    while httpx.head(url).headers["x-hubproxy-cache"] != "hit":  # fills may still be landing
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.2)
     assert not list((server.data_dir / "staging").iterdir())
 
 

@@ -38,6 +38,20 @@ def _translate(error: OSError, key: str) -> StorageError:
     return StorageError(f"{type(error).__name__} on {key}: {error.strerror}")
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make a rename durable: fsync the directory entry (a no-op where unsupported, e.g. NFS)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
 def _info(key: str, path: Path) -> ObjectInfo:
     status = path.stat()
     return ObjectInfo(key, status.st_size, f"{status.st_size:x}-{status.st_mtime_ns:x}")
@@ -69,6 +83,7 @@ class LocalWriter:
             os.fsync(handle.fileno())
             handle.close()
             os.replace(self._temp_path, self._final_path)
+            _sync_directory(self._final_path.parent)
         except OSError as error:
             handle.close()
             self._temp_path.unlink(missing_ok=True)
@@ -199,6 +214,7 @@ class LocalBackend:
         final_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(path, final_path)
+            _sync_directory(final_path.parent)
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
@@ -212,6 +228,7 @@ class LocalBackend:
                     target.flush()
                     os.fsync(target.fileno())
                 os.replace(temp_path, final_path)
+                _sync_directory(final_path.parent)
             finally:
                 temp_path.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
