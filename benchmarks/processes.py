@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -124,7 +125,14 @@ class FakeHub(Service):
 
 
 class Hubproxy(Service):
-    def __init__(self, work: Path, name: str, upstream: str, *options: str) -> None:
+    def __init__(
+        self,
+        work: Path,
+        name: str,
+        upstream: str,
+        *options: str,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.data_dir = work / name
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -132,7 +140,7 @@ class Hubproxy(Service):
             sys.executable, "-m", "hubproxy", "serve", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--upstream", upstream, "--log-level", "warning", *options,
         ]  # fmt: skip
-        super().__init__(arguments, work / f"{name}.log")
+        super().__init__(arguments, work / f"{name}.log", environment)
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(f"{self.url}/health/ready", self.process)
 
@@ -187,6 +195,38 @@ http {{
         super().__init__([executable, "-p", str(prefix), "-c", str(config)], work / "nginx.log")
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url, self.process)
+
+
+class MotoS3(Service):
+    """A moto S3 server process with one bucket (objects live in its memory: keep them small)."""
+
+    bucket = "hubproxy-bench"
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        executable = Path(sys.executable).parent / "moto_server"
+        super().__init__(
+            [str(executable), "-H", "127.0.0.1", "-p", str(self.port)], work / "moto.log"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url, self.process)
+        self.client().create_bucket(Bucket=self.bucket)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id="bench", aws_secret_access_key="bench",  # noqa: S106 - moto takes any
+        )  # fmt: skip
+
+    def hubproxy_options(self, prefix: str) -> list[str]:
+        return [
+            "--storage", "s3", "--s3-bucket", self.bucket, "--s3-prefix", prefix,
+            "--s3-endpoint-url", self.url, "--s3-region", "us-east-1", "--s3-path-style",
+        ]  # fmt: skip
+
+    environment = {"HUBPROXY_S3_ACCESS_KEY_ID": "bench", "HUBPROXY_S3_SECRET_ACCESS_KEY": "bench"}
 
 
 def curl(

@@ -9,7 +9,9 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
 - cold:  first download ≥ 1.0 × downloading straight from a CDN that caps each connection;
 - olah:  warm ≥ 3 × olah 0.5.4 warm, cold ≥ 1 × olah cold, same file, same fake upstream;
 - range: a cold 1 KiB range inside the file costs ≤ one chunk + read-ahead of upstream bytes;
-- rss:   peak RSS < 300 MB while 8 clients stream 8 different files, cold then warm.
+- rss:   peak RSS < 300 MB while 8 clients stream 8 different files, cold then warm;
+- s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
+         the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files.
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.processes import ROOT, FakeHub, Hubproxy, Nginx, Olah, curl
+from benchmarks.processes import ROOT, FakeHub, Hubproxy, MotoS3, Nginx, Olah, curl
 from hubproxy.settings import parse_size
 
 MB = 1_000_000
@@ -210,6 +212,94 @@ def scenario_rss(work: Path, hub: FakeHub, size: int, clients: int) -> list[Resu
     ]  # fmt: skip
 
 
+def scenario_s3(work: Path, hub: FakeHub, size: int, clients: int, repeat: int) -> list[Result]:
+    """Chunks on S3 (moto) against local disk and against reading the S3 object directly."""
+    moto = MotoS3(work)
+    results: list[Result] = []
+    try:
+        s3 = Hubproxy(
+            work,
+            "hubproxy-s3",
+            hub.url,
+            *moto.hubproxy_options("bench"),
+            environment=moto.environment,
+        )
+        local = Hubproxy(work, "hubproxy-local", hub.url)
+        try:
+            path = "bench/s3-0/resolve/main/model.bin"
+            s3_cold = throughput(*curl(f"{s3.url}/{path}", output=work / "object.bin"))
+            local_cold = throughput(*curl(f"{local.url}/{path}"))
+            wait_until_verified(s3, f"{s3.url}/{path}")
+            wait_until_verified(local, f"{local.url}/{path}")
+            moto.client().upload_file(str(work / "object.bin"), moto.bucket, "direct/object.bin")
+            direct_url = moto.client().generate_presigned_url(
+                "get_object",
+                Params={"Bucket": moto.bucket, "Key": "direct/object.bin"},
+                ExpiresIn=3600,
+            )
+            direct = median_throughput(lambda: curl(direct_url), repeat)
+            s3_warm = median_throughput(lambda: curl(f"{s3.url}/{path}"), repeat)
+            local_warm = median_throughput(lambda: curl(f"{local.url}/{path}"), repeat)
+        finally:
+            s3.stop()
+            local.stop()
+            shutil.rmtree(local.data_dir, ignore_errors=True)
+            (work / "object.bin").unlink(missing_ok=True)
+        results.append(
+            Result(
+                "S3 storage: cold download",
+                f"{s3_cold / MB:.0f} MB/s",
+                f"local storage {local_cold / MB:.0f} MB/s",
+                s3_cold / local_cold,
+                "report",
+                True,
+            )
+        )
+        results.append(
+            Result(
+                "S3 storage: warm download",
+                f"{s3_warm / MB:.0f} MB/s",
+                f"local {local_warm / MB:.0f} MB/s; the S3 object read directly {direct / MB:.0f} MB/s",
+                s3_warm / direct,
+                "report (vs direct)",
+                True,
+            )
+        )
+        rss_proxy = Hubproxy(
+            work,
+            "hubproxy-s3-rss",
+            hub.url,
+            *moto.hubproxy_options("rss"),
+            environment=moto.environment,
+        )
+        try:
+            urls = [
+                f"{rss_proxy.url}/bench/s3-{number}/resolve/main/model.bin"
+                for number in range(1, clients + 1)
+            ]
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(curl, urls))
+            wait_until_verified(rss_proxy, urls[-1])
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(curl, urls))
+            peak = rss_proxy.peak_rss_bytes()
+        finally:
+            rss_proxy.stop()
+        results.append(
+            Result(
+                f"S3 storage: peak RSS, {clients} clients × {clients} files, cold then warm",
+                f"{peak / MB:.0f} MB",
+                "budget 300 MB",
+                peak / (300 * MB),
+                "≤ 1.0",
+                peak < 300 * MB,
+            )
+        )
+    finally:
+        moto.stop()
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,7 +315,15 @@ def main() -> int:
         "--clients", type=int, default=8, help="clients (and files) of the RSS scenario"
     )
     parser.add_argument(
-        "--only", default="warm,cold,olah,range,rss", help="comma-separated scenarios"
+        "--only", default="warm,cold,olah,range,rss,s3", help="comma-separated scenarios"
+    )
+    parser.add_argument(
+        "--s3-size",
+        default="256MiB",
+        help="file size of the S3 scenario (moto keeps objects in RAM)",
+    )
+    parser.add_argument(
+        "--s3-clients", type=int, default=4, help="clients (and files) of the S3 RSS measurement"
     )
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="scratch space (needs ~(clients+3) × size)"
@@ -242,6 +340,12 @@ def main() -> int:
             f"bench/rss-{number}:model.bin:{size}:{100 + number}"
             for number in range(arguments.clients)
         ]
+    if "s3" in only:
+        s3_size = parse_size(arguments.s3_size)
+        files += [
+            f"bench/s3-{number}:model.bin:{s3_size}:{200 + number}"
+            for number in range(arguments.s3_clients + 1)
+        ]
     hub = FakeHub(work, files)
     results: list[Result] = []
     try:
@@ -255,6 +359,10 @@ def main() -> int:
             results += scenario_range(work, hub, size)
         if "rss" in only:
             results += scenario_rss(work, hub, size, arguments.clients)
+        if "s3" in only:
+            results += scenario_s3(
+                work, hub, parse_size(arguments.s3_size), arguments.s3_clients, arguments.repeat
+            )
     finally:
         hub.stop()
         if arguments.work_dir is None:

@@ -23,6 +23,7 @@ from hubproxy.cache.storage.base import ObjectInfo, ObjectNotFound, StorageError
 
 READ_PIECE_SIZE = 4 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB (but the last)
+MAX_SINGLE_PUT = 1024 * 1024 * 1024
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -229,6 +230,25 @@ class S3Backend:
             raise _translate(error, prefix) from error
 
     async def import_file(self, key: str, path: Path) -> ObjectInfo:
+        """One streaming PUT from the file (chunks are far below S3's 5 GiB PUT limit).
+
+        The body is read from disk as it is sent, so a chunk upload holds no chunk-sized buffer.
+        """
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > MAX_SINGLE_PUT:
+            return await self._import_multipart(key, path)
+        client = await self.client()
+        try:
+            with open(path, "rb") as body:  # noqa: ASYNC230 - the client streams it in pieces
+                answer = await client.put_object(
+                    Bucket=self.bucket, Key=self.full_key(key), Body=body, ContentLength=size
+                )
+        except (ClientError, BotoCoreError) as error:
+            raise _translate(error, key) from error
+        await asyncio.to_thread(path.unlink, True)
+        return ObjectInfo(key, size, str(answer.get("ETag", "")).strip('"'))
+
+    async def _import_multipart(self, key: str, path: Path) -> ObjectInfo:
         writer = await self.open_writer(key)
         try:
             with open(path, "rb") as source:  # noqa: ASYNC230 - part-sized reads of a local file
