@@ -40,7 +40,11 @@ class Service:
     """A subprocess, stopped with SIGTERM (SIGKILL after 10 s)."""
 
     def __init__(
-        self, arguments: list[str], log: Path, environment: dict[str, str] | None = None
+        self,
+        arguments: list[str],
+        log: Path,
+        environment: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.log = log
         handle = open(log, "wb")  # noqa: SIM115 - owned by the process
@@ -49,7 +53,7 @@ class Service:
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(environment or {})},
-            cwd=ROOT,
+            cwd=cwd,
         )
         handle.close()
 

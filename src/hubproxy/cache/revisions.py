@@ -33,8 +33,6 @@ InfoFetcher = Callable[[RepoRef, str | None], Awaitable[Any]]
 class ResolvedRevision:
     commit: str
     stale: bool = False
-    # The upstream repo info fetched while resolving, if it was fetched just now.
-    document: Any = None
 
 
 class RevisionResolver:
@@ -82,4 +80,4 @@ class RevisionResolver:
         if not isinstance(commit, str) or not COMMIT_SHA_PATTERN.match(commit):
             raise UpstreamUnavailable("The upstream repo info has no commit sha")
         await self.metadata.put_revision(ref, key, commit)
-        return ResolvedRevision(commit, document=document)
+        return ResolvedRevision(commit)

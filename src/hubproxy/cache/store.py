@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.layout import BlobId
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
-from hubproxy.cache.revisions import ResolvedRevision, RevisionResolver
+from hubproxy.cache.revisions import RevisionResolver
 from hubproxy.cache.upstream import (
     DownloadUrlExpired,
     UpstreamClient,
@@ -93,25 +93,21 @@ class CachingRepoStore:
     # Repo info and revisions ----------------------------------------------------------
 
     async def _fetch_info(self, ref: RepoRef, revision: str | None) -> Any:
+        """Repo info at a branch/tag from upstream, kept as the document of the commit it names."""
         if revision is None:
             document, _link = await self.upstream.get_json(self.upstream.repo_url(ref))
         else:
             url = self.upstream.repo_url(ref, "revision", revision)
             document, _link = await self.upstream.get_json(url, not_found=RevisionNotFound)
+        commit = document.get("sha") if isinstance(document, dict) else None
+        if isinstance(commit, str):
+            await self.metadata.put_document(f"info:{ref}@{commit}?", json.dumps(document).encode())
         return document
-
-    async def _resolve(self, ref: RepoRef, revision: str | None) -> ResolvedRevision:
-        resolved = await self.revisions.resolve(ref, revision)
-        if resolved.document is not None:
-            # Keep the document the resolution fetched: it is the repo info at that commit.
-            key = f"info:{ref}@{resolved.commit}?"
-            await self.metadata.put_document(key, json.dumps(resolved.document).encode())
-        return resolved
 
     async def repo_info(
         self, ref: RepoRef, revision: str | None, query: Sequence[tuple[str, str]]
     ) -> Answer:
-        resolved = await self._resolve(ref, revision)
+        resolved = await self.revisions.resolve(ref, revision)
         canonical = _canonical_query(query)
         key = f"info:{ref}@{resolved.commit}?{canonical}"
 
@@ -135,7 +131,7 @@ class CachingRepoStore:
     async def tree(
         self, ref: RepoRef, revision: str, path: str, *, recursive: bool, expand: bool
     ) -> Answer:
-        resolved = await self._resolve(ref, revision)
+        resolved = await self.revisions.resolve(ref, revision)
         key = f"tree:{ref}@{resolved.commit}/{path}?recursive={int(recursive)}&expand={int(expand)}"
 
         async def fetch() -> Any:
@@ -156,7 +152,7 @@ class CachingRepoStore:
     async def paths_info(
         self, ref: RepoRef, revision: str, paths: Sequence[str], *, expand: bool
     ) -> Answer:
-        resolved = await self._resolve(ref, revision)
+        resolved = await self.revisions.resolve(ref, revision)
         unique = sorted(set(paths))
         digest = hashlib.sha256("\0".join(unique).encode()).hexdigest()
         key = f"paths-info:{ref}@{resolved.commit}/{digest}?expand={int(expand)}"
@@ -198,7 +194,7 @@ class CachingRepoStore:
     async def commits(
         self, ref: RepoRef, revision: str, page: int, *, formatted: bool
     ) -> CommitsPage:
-        resolved = await self._resolve(ref, revision)
+        resolved = await self.revisions.resolve(ref, revision)
         key = f"commits:{ref}@{resolved.commit}?p={page}&formatted={int(formatted)}"
 
         async def fetch() -> Any:
@@ -219,7 +215,7 @@ class CachingRepoStore:
     # Files ----------------------------------------------------------------------------
 
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
-        resolved = await self._resolve(ref, revision)
+        resolved = await self.revisions.resolve(ref, revision)
         commit = resolved.commit
         record = await self.metadata.get_entry(ref, commit, path)
         if record is None:
