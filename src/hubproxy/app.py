@@ -29,7 +29,7 @@ from hubproxy.hf_api.errors import (
     handle_hub_error,
     handle_unexpected_error,
 )
-from hubproxy.hf_api.middleware import RequestIdMiddleware
+from hubproxy.hf_api.middleware import RequestIdMiddleware, RequestMetricsMiddleware
 from hubproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/health/live", health.live, methods=["GET", "HEAD"]),
             Route("/health/ready", health.ready, methods=["GET", "HEAD"]),
+            Route("/metrics", health.metrics, methods=["GET"]),
             Route("/{path:path}", hub, methods=ALL_METHODS),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestMetricsMiddleware), Middleware(RequestIdMiddleware)],
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,

@@ -43,6 +43,18 @@ from hubproxy.errors import (
     StorageUnavailable,
     UpstreamUnavailable,
 )
+from hubproxy.metrics import (
+    CACHE_STORED_BYTES,
+    CHUNK_READS,
+    EVICTED_BYTES,
+    EVICTIONS,
+    FILL_DURATION,
+    FILLS,
+    FILLS_IN_FLIGHT,
+    SERVED_BYTES,
+    UPSTREAM_BYTES,
+    VERIFICATION_FAILURES,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +80,7 @@ class ChunkFill:
     written: int = 0
     done: bool = False
     error: HubError | None = None
+    readers: int = 0
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -128,6 +141,16 @@ class BlobCache:
         self._touched: dict[str, float] = {}
         self._last_touch_flush = time.monotonic()
         self.stored_bytes = 0
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of committed chunks (what `max_bytes` limits)."""
+        return self._stored_bytes
+
+    @stored_bytes.setter
+    def stored_bytes(self, value: int) -> None:
+        self._stored_bytes = value
+        CACHE_STORED_BYTES.set(value)
 
     async def start(self) -> None:
         """Empty the staging area, count stored bytes, re-verify blobs a crash left unverified."""
@@ -253,10 +276,12 @@ class BlobCache:
         for _attempt in range(3):
             if index in state.present:
                 try:
+                    CHUNK_READS.labels("hit").inc()
                     async for piece in self.storage.read(
                         chunk_key(state.blob, index), position, end
                     ):
                         position += len(piece)
+                        SERVED_BYTES.labels("cache").inc(len(piece))
                         yield piece
                     if position != end:
                         # A short chunk file (a power loss before write-back?): never serve
@@ -280,9 +305,12 @@ class BlobCache:
                 fill = self._ensure_fill(state, index, fetch)
                 if fill is None:
                     continue
+            CHUNK_READS.labels("miss" if fill.readers == 0 else "joined").inc()
+            fill.readers += 1
             try:
                 async for piece in _follow(fill, position, end):
                     position += len(piece)
+                    SERVED_BYTES.labels("upstream").inc(len(piece))
                     yield piece
                 return
             except _FillMoved:
@@ -314,10 +342,13 @@ class BlobCache:
     async def _fill(
         self, state: BlobState, fill: ChunkFill, offset: int, fetch: RangeFetcher
     ) -> None:
+        FILLS_IN_FLIGHT.inc()
+        started = time.monotonic()
         try:
             await self._download(fill, offset, fetch)
             await self._commit(state, fill)
             fill.done = True
+            FILL_DURATION.observe(time.monotonic() - started)
         except HubError as error:
             fill.error = error
             logger.warning(
@@ -330,6 +361,8 @@ class BlobCache:
             logger.exception("fill of chunk %d of %s crashed", fill.index, state.blob)
             fill.error = HubError()
         finally:
+            FILLS_IN_FLIGHT.dec()
+            FILLS.labels("ok" if fill.done else "failed").inc()
             state.fills.pop(fill.index, None)
             fill.staging_path.unlink(missing_ok=True)
             fill.notify()
@@ -349,6 +382,7 @@ class BlobCache:
         async def flush(data: bytearray) -> None:
             if data:
                 fill.written += await asyncio.to_thread(_write_all, descriptor, data, fill.written)
+                UPSTREAM_BYTES.inc(len(data))
                 fill.notify()
 
         try:
@@ -454,6 +488,7 @@ class BlobCache:
             await self.metadata.mark_verified(str(state.blob))
             return
         logger.error("content of %s does not match its hash: deleted, will refetch", state.blob)
+        VERIFICATION_FAILURES.inc()
         await self._remove(state)
 
     async def _forget_chunk(self, state: BlobState, index: int) -> None:
@@ -503,11 +538,10 @@ class BlobCache:
             state = await self._state(blob, None)
             if state is None:
                 continue
-            logger.info(
-                "evicting %s (%d bytes) to stay under cache_max_bytes",
-                blob,
-                sum(state.present.values()),
-            )
+            size = sum(state.present.values())
+            logger.info("evicting %s (%d bytes) to stay under cache_max_bytes", blob, size)
+            EVICTIONS.inc()
+            EVICTED_BYTES.inc(size)
             await self._remove(state)
 
 

@@ -18,6 +18,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.upstream import is_upstream_failure
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import UpstreamUnavailable
+from hubproxy.metrics import STALE_ANSWERS
 from hubproxy.naming import RepoRef
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class RevisionResolver:
                 record.commit,
                 error,
             )
+            STALE_ANSWERS.inc()
             return ResolvedRevision(record.commit, stale=True)
         commit = document.get("sha") if isinstance(document, dict) else None
         if not isinstance(commit, str) or not COMMIT_SHA_PATTERN.match(commit):

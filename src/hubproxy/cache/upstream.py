@@ -45,6 +45,7 @@ from hubproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from hubproxy.metrics import UPSTREAM_ERRORS
 from hubproxy.naming import RepoRef
 from hubproxy.settings import Settings
 
@@ -227,7 +228,7 @@ class UpstreamClient:
         except aiohttp.ClientError as error:
             raise _network_error(url, error) from error
         except TimeoutError as error:
-            raise UpstreamTimeout() from error
+            raise _timeout() from error
         try:
             return strip_xet(json.loads(body)), link
         except ValueError:
@@ -285,7 +286,7 @@ class UpstreamClient:
             except aiohttp.ClientError as error:
                 raise _network_error(url, error) from error
             except TimeoutError as error:
-                raise UpstreamTimeout() from error
+                raise _timeout() from error
             is_redirect = 300 <= status < 400
             if is_redirect:
                 location = headers.get("Location")
@@ -325,13 +326,15 @@ class UpstreamClient:
                     position += len(piece)
                     yield piece
                 if position < end:
+                    UPSTREAM_ERRORS.labels("truncated").inc()
                     raise UpstreamTruncated(f"The upstream body ended at byte {position} of {end}")
             except aiohttp.ClientPayloadError as error:
+                UPSTREAM_ERRORS.labels("truncated").inc()
                 raise UpstreamTruncated() from error
             except aiohttp.ClientError as error:
                 raise _network_error(url, error) from error
             except TimeoutError as error:
-                raise UpstreamTimeout() from error
+                raise _timeout() from error
             finally:
                 response.release()
                 response.close()
@@ -346,7 +349,7 @@ class UpstreamClient:
             except aiohttp.ClientError as error:
                 raise _network_error(url, error) from error
             except TimeoutError as error:
-                raise UpstreamTimeout() from error
+                raise _timeout() from error
             if 300 <= response.status < 400 and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 response.release()
@@ -355,6 +358,7 @@ class UpstreamClient:
                 return response
             try:
                 if _origin(url) != _origin(self.base_url) and response.status in (401, 403, 410):
+                    UPSTREAM_ERRORS.labels("url_expired").inc()
                     raise DownloadUrlExpired()
                 await _raise_for_status(response, EntryNotFound)
             finally:
@@ -404,7 +408,13 @@ def _network_error(url: str, error: aiohttp.ClientError) -> UpstreamUnavailable:
     # The URL may be a signed CDN URL: log only its origin.
     scheme, host = _origin(url)
     logger.warning("upstream %s://%s failed: %s", scheme, host, type(error).__name__)
+    UPSTREAM_ERRORS.labels("unavailable").inc()
     return UpstreamUnavailable()
+
+
+def _timeout() -> UpstreamTimeout:
+    UPSTREAM_ERRORS.labels("timeout").inc()
+    return UpstreamTimeout()
 
 
 async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[HubError]) -> None:
@@ -444,6 +454,7 @@ async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[Hu
     if status == 404:
         raise not_found()
     if status == 429:
+        UPSTREAM_ERRORS.labels("rate_limited").inc()
         retry_after = response.headers.get("Retry-After")
         raise RateLimited(
             "The upstream hub is rate-limiting hubproxy",
@@ -455,6 +466,7 @@ async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[Hu
         raise Forbidden(message)
     if status >= 500:
         logger.warning("upstream answered %d for %s", status, response.url.path)
+        UPSTREAM_ERRORS.labels("unavailable").inc()
         raise UpstreamUnavailable()
     if status == 400:
         raise BadRequest(message)

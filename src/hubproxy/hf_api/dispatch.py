@@ -36,6 +36,7 @@ class HubEndpoint:
         if root_path and raw_path.startswith(root_path):
             raw_path = raw_path[len(root_path) :]
         match = match_route(raw_path)
+        scope.setdefault("state", {})["route"] = match.endpoint if match else "unknown"
         if match is None:
             raise NotFound(f"No such endpoint: {request.method} {scope['path']}")
         methods, handler = ENDPOINTS[match.endpoint]

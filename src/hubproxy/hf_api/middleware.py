@@ -1,11 +1,13 @@
-"""ASGI middleware: a request id on every request and response."""
+"""ASGI middleware: a request id on every request and response, and request metrics."""
 
 import secrets
+import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubproxy.constants import HEADER_REQUEST_ID
+from hubproxy.metrics import REQUEST_DURATION, REQUESTS
 
 
 class RequestIdMiddleware:
@@ -27,3 +29,39 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def route_family(scope: Scope) -> str:
+    """The bounded label of a request: set by the dispatcher once the URL is matched."""
+    return str(scope.get("state", {}).get("route", "unmatched"))
+
+
+class RequestMetricsMiddleware:
+    """Counts requests by route family, method and status, and times them to the last byte."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 0
+
+        async def send_and_observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_observe)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = route_family(scope)
+            REQUESTS.labels(route, method, str(status or 500)).inc()
+            REQUEST_DURATION.labels(route, method).observe(time.monotonic() - started)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})

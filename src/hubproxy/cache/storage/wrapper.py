@@ -18,6 +18,7 @@ from hubproxy.cache.storage.base import (
     StorageBackend,
     StorageError,
 )
+from hubproxy.metrics import STORAGE_OPERATION_DURATION
 
 # Keys are relative POSIX paths of lowercase names, built only by cache/layout.py.
 Result = TypeVar("Result")
@@ -53,10 +54,11 @@ class Storage:
     async def _guarded(
         self, operation: str, key: str, call: Callable[[], Awaitable[Result]]
     ) -> Result:
-        """Run one backend call within the concurrency cap, with errors normalised."""
+        """Run one backend call within the concurrency cap, timed, with errors normalised."""
         async with self._slots:
             try:
-                return await call()
+                with STORAGE_OPERATION_DURATION.labels(self.backend.name, operation).time():
+                    return await call()
             except StorageError:
                 raise
             except OSError as error:

@@ -1,0 +1,99 @@
+"""Every Prometheus metric hubproxy exports, defined once, in one registry.
+
+Labels are bounded by construction: route families, methods, status codes, sources, kinds,
+backends and operations — never repo names or paths. `GET /metrics` renders `REGISTRY`.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter(
+    "hubproxy_requests",
+    "HTTP requests answered, by route family, method and status.",
+    ("route", "method", "status"),
+    registry=REGISTRY,
+)
+REQUEST_DURATION = Histogram(
+    "hubproxy_request_duration_seconds",
+    "Time from request to the last byte of the response, by route family.",
+    ("route", "method"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+SERVED_BYTES = Counter(
+    "hubproxy_served_bytes",
+    "File bytes sent to clients, by source: cache (stored chunks) or upstream (chunks in flight).",
+    ("source",),
+    registry=REGISTRY,
+)
+UPSTREAM_BYTES = Counter(
+    "hubproxy_upstream_bytes",
+    "File bytes fetched from the upstream hub.",
+    registry=REGISTRY,
+)
+CHUNK_READS = Counter(
+    "hubproxy_chunk_reads",
+    "Chunk reads by result: hit (stored), miss (started a fill), joined (followed a fill).",
+    ("result",),
+    registry=REGISTRY,
+)
+FILLS_IN_FLIGHT = Gauge(
+    "hubproxy_fills_in_flight",
+    "Chunk fills from upstream under way.",
+    registry=REGISTRY,
+)
+FILLS = Counter(
+    "hubproxy_fills",
+    "Chunk fills finished, by outcome (ok, failed).",
+    ("outcome",),
+    registry=REGISTRY,
+)
+FILL_DURATION = Histogram(
+    "hubproxy_fill_duration_seconds",
+    "Time to fetch, store and commit one chunk.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+VERIFICATION_FAILURES = Counter(
+    "hubproxy_verification_failures",
+    "Cached files whose content did not match their hash (deleted and refetched).",
+    registry=REGISTRY,
+)
+STALE_ANSWERS = Counter(
+    "hubproxy_stale_answers",
+    "Branch/tag resolutions served from the last known commit because upstream failed.",
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "hubproxy_upstream_errors",
+    "Upstream failures by kind (unavailable, timeout, rate_limited, truncated, url_expired).",
+    ("kind",),
+    registry=REGISTRY,
+)
+CACHE_STORED_BYTES = Gauge(
+    "hubproxy_cache_stored_bytes",
+    "Bytes of committed chunks in storage.",
+    registry=REGISTRY,
+)
+EVICTIONS = Counter(
+    "hubproxy_evictions",
+    "Files evicted to stay under cache_max_bytes.",
+    registry=REGISTRY,
+)
+EVICTED_BYTES = Counter(
+    "hubproxy_evicted_bytes",
+    "Bytes evicted to stay under cache_max_bytes.",
+    registry=REGISTRY,
+)
+STORAGE_OPERATION_DURATION = Histogram(
+    "hubproxy_storage_operation_seconds",
+    "Storage backend calls, by backend and operation.",
+    ("backend", "operation"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)

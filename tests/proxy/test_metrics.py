@@ -1,0 +1,79 @@
+"""`GET /metrics`: parseable, bounded labels, and counters that move by exactly what was sent."""
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeHub, GeneratedFile
+
+WEIGHTS = GeneratedFile(1_000_000, seed=41)  # four 256 KiB chunks
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = httpx.get(f"{url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_counters_follow_a_scripted_workload(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    upstream.add_repo(repo_id, {"model.safetensors": WEIGHTS, "config.json": b"{}"})
+    server = proxy_factory()
+    before = scrape(server.url)
+    url = f"{server.url}/{repo_id}/resolve/main/model.safetensors"
+    assert len(httpx.get(url).content) == WEIGHTS.size  # cold
+    assert len(httpx.get(url).content) == WEIGHTS.size  # warm
+    assert httpx.get(url, headers={"Range": "bytes=0-99"}).status_code == 206
+    assert httpx.head(f"{server.url}/{repo_id}/resolve/main/missing.txt").status_code == 404
+    after = scrape(server.url)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("hubproxy_served_bytes_total", source="upstream") == WEIGHTS.size
+    assert delta("hubproxy_served_bytes_total", source="cache") == WEIGHTS.size + 100
+    assert delta("hubproxy_upstream_bytes_total") == WEIGHTS.size == upstream.file_bytes_served()
+    assert delta("hubproxy_chunk_reads_total", result="miss") == 4
+    assert delta("hubproxy_chunk_reads_total", result="hit") == 5
+    assert delta("hubproxy_fills_total", outcome="ok") == 4
+    assert delta("hubproxy_requests_total", route="resolve", method="GET", status="200") == 2
+    assert delta("hubproxy_requests_total", route="resolve", method="GET", status="206") == 1
+    assert delta("hubproxy_requests_total", route="resolve", method="HEAD", status="404") == 1
+    assert value(after, "hubproxy_fills_in_flight") == 0
+    assert value(after, "hubproxy_cache_stored_bytes") == WEIGHTS.size
+    assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="GET") == 3
+    # Bounded labels: no repo name or path anywhere in the exposition.
+    exposition = httpx.get(f"{server.url}/metrics").text
+    assert repo_id.split("/")[1] not in exposition
+    assert "model.safetensors" not in exposition
+
+
+def test_stale_answers_and_upstream_errors_are_counted(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    upstream.add_repo(repo_id, {"config.json": b"{}"})
+    server = proxy_factory("--revision-ttl", "0")
+    url = f"{server.url}/{repo_id}/resolve/main/config.json"
+    assert httpx.get(url).status_code == 200
+    before = scrape(server.url)
+    upstream.down = True
+    assert httpx.get(url).headers["x-hubproxy-stale"] == "true"
+    after = scrape(server.url)
+    assert (
+        value(after, "hubproxy_stale_answers_total") - value(before, "hubproxy_stale_answers_total")
+        == 1
+    )
+    unavailable = value(after, "hubproxy_upstream_errors_total", kind="unavailable")
+    assert unavailable - value(before, "hubproxy_upstream_errors_total", kind="unavailable") == 1
