@@ -1,0 +1,28 @@
+{{- define "hubproxy.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hubproxy.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "hubproxy.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "hubproxy.secretName" -}}
+{{- .Values.secrets.existingSecret | default (include "hubproxy.fullname" .) -}}
+{{- end -}}
+
+{{- define "hubproxy.hasSecret" -}}
+{{- if or .Values.secrets.existingSecret .Values.secrets.upstreamToken .Values.secrets.s3AccessKeyId .Values.secrets.s3SecretAccessKey -}}true{{- end -}}
+{{- end -}}
