@@ -86,6 +86,8 @@ class Settings:
     """The URL clients use to reach hubproxy, if it differs from the request's own."""
     log_level: str = "info"
     """Logging level: debug, info, warning, error."""
+    log_format: str = "text"
+    """`text` (readable lines) or `json` (one JSON object per line, for log shippers)."""
 
     def __repr__(self) -> str:
         shown = {
@@ -205,6 +207,8 @@ def _validate(settings: Settings) -> Settings:
     for name in ("parallel_chunk_fetches", "upstream_concurrency"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format: unknown format {settings.log_format!r} (text, json)")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"log_level: unknown level {settings.log_level!r}")
     return dataclasses.replace(

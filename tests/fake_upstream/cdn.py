@@ -14,33 +14,28 @@ class CdnApp:
         if scope["type"] != "http":
             return
         exchange = Exchange(self.hub, "cdn", scope, receive, send)
-        try:
-            if self.hub.down:
-                if self.hub.down_mode == "reset":
-                    raise Abort("down")
-                await exchange.respond(503, b"cdn down")
-                return
-            parts = exchange.raw_path.split("/")
-            stored = (
-                self.hub.blobs.get(parts[-1]) if len(parts) == 3 and parts[1] == "lfs" else None
+        if self.hub.down:
+            if self.hub.down_mode == "reset":
+                raise Abort("down")
+            await exchange.respond(503, b"cdn down")
+            return
+        parts = exchange.raw_path.split("/")
+        stored = self.hub.blobs.get(parts[-1]) if len(parts) == 3 and parts[1] == "lfs" else None
+        if stored is None or stored.sha256 is None:
+            await exchange.respond(404, b"<Error><Code>NoSuchKey</Code></Error>")
+            return
+        if not self.hub.signature_valid(
+            stored.sha256, exchange.query_value("expires"), exchange.query_value("signature")
+        ):
+            await exchange.respond(
+                403,
+                b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
             )
-            if stored is None or stored.sha256 is None:
-                await exchange.respond(404, b"<Error><Code>NoSuchKey</Code></Error>")
-                return
-            if not self.hub.signature_valid(
-                stored.sha256, exchange.query_value("expires"), exchange.query_value("signature")
-            ):
-                await exchange.respond(
-                    403,
-                    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
-                )
-                return
-            await exchange.stream_content(
-                stored.content,
-                stored.size,
-                {"ETag": f'"{stored.sha256}"', "Content-Type": "application/octet-stream"},
-                rate=self.hub.cdn_bytes_per_second_per_connection,
-                cut=self.hub.take_cut,
-            )
-        finally:
-            exchange.record()
+            return
+        await exchange.stream_content(
+            stored.content,
+            stored.size,
+            {"ETag": f'"{stored.sha256}"', "Content-Type": "application/octet-stream"},
+            rate=self.hub.cdn_bytes_per_second_per_connection,
+            cut=self.hub.take_cut,
+        )

@@ -24,17 +24,14 @@ class HubApp:
         if scope["type"] != "http":
             return
         exchange = Exchange(self.hub, "hub", scope, receive, send)
-        try:
-            if self.hub.latency_seconds:
-                await asyncio.sleep(self.hub.latency_seconds)
-            if self.hub.down:
-                if self.hub.down_mode == "reset":
-                    raise Abort("down")
-                await exchange.respond(503, b"upstream down")
-                return
-            await self.route(exchange)
-        finally:
-            exchange.record()
+        if self.hub.latency_seconds:
+            await asyncio.sleep(self.hub.latency_seconds)
+        if self.hub.down:
+            if self.hub.down_mode == "reset":
+                raise Abort("down")
+            await exchange.respond(503, b"upstream down")
+            return
+        await self.route(exchange)
 
     # Access -----------------------------------------------------------------------
 

@@ -128,8 +128,10 @@ class Repo:
         return None if sha is None else self.commits[sha]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestRecord:
+    """One request, recorded when it arrives and updated as the response goes out."""
+
     method: str
     origin: str  # "hub" | "cdn"
     path: str

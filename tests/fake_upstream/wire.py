@@ -33,8 +33,12 @@ class Exchange:
         self.query_string: str = scope.get("query_string", b"").decode()
         self.query = parse_qs(self.query_string, keep_blank_values=True)
         self.headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.status = 0
-        self.body_bytes = 0
+        # Recorded on arrival and updated as bytes go out, so counters never lag the wire.
+        self.entry = RequestRecord(
+            self.method, origin, self.raw_path, self.query_string, self.header("range"),
+            self.header("authorization"), 0, 0,
+        )  # fmt: skip
+        hub.record(self.entry)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -50,22 +54,8 @@ class Exchange:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    def record(self) -> None:
-        self.hub.record(
-            RequestRecord(
-                self.method,
-                self.origin,
-                self.raw_path,
-                self.query_string,
-                self.header("range"),
-                self.header("authorization"),
-                self.status,
-                self.body_bytes,
-            )
-        )
-
     async def start(self, status: int, headers: dict[str, str]) -> None:
-        self.status = status
+        self.entry.status = status
         await self._send(
             {
                 "type": "http.response.start",
@@ -76,7 +66,8 @@ class Exchange:
 
     async def send_bytes(self, data: bytes, *, more: bool = False) -> None:
         if self.method != "HEAD":
-            self.body_bytes += len(data)
+            with self.hub.lock:
+                self.entry.body_bytes += len(data)
             await self._send({"type": "http.response.body", "body": data, "more_body": more})
         elif not more:
             await self._send({"type": "http.response.body", "body": b""})

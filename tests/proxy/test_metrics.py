@@ -77,3 +77,31 @@ def test_stale_answers_and_upstream_errors_are_counted(
     )
     unavailable = value(after, "hubproxy_upstream_errors_total", kind="unavailable")
     assert unavailable - value(before, "hubproxy_upstream_errors_total", kind="unavailable") == 1
+
+
+def test_json_logs_have_one_access_record_per_request(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    import json
+
+    upstream.add_repo(repo_id, {"model.safetensors": WEIGHTS})
+    server = proxy_factory("--log-format", "json")
+    response = httpx.get(
+        f"{server.url}/{repo_id}/resolve/main/model.safetensors", headers={"Range": "bytes=0-999"}
+    )
+    assert response.status_code == 206
+    server.stop()
+    records = [
+        json.loads(line) for line in server.log().splitlines() if line.strip()
+    ]  # every line is JSON
+    access = [
+        record
+        for record in records
+        if record["logger"] == "hubproxy.access" and record.get("route") == "resolve"
+    ]
+    assert len(access) == 1
+    record = access[0]
+    assert record["request_id"] == response.headers["x-request-id"]
+    assert (record["status"], record["bytes"], record["cache"]) == (206, 1000, "miss")
+    assert record["principal"] == "anonymous"
+    assert record["duration_ms"] >= 0

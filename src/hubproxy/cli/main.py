@@ -1,6 +1,5 @@
 """`hubproxy serve`: run the server with settings from options, environment and config file."""
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,6 +74,7 @@ def serve(
         str | None, typer.Option(help="URL clients reach hubproxy at, if behind a proxy.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
 ) -> None:
     """Run the hubproxy server.
 
@@ -103,6 +103,7 @@ def serve(
         "upstream_timeout": upstream_timeout,
         "public_url": public_url,
         "log_level": log_level,
+        "log_format": log_format,
     }
     try:
         settings = load_settings(options, config_file=config)
@@ -113,20 +114,19 @@ def serve(
     import uvicorn
 
     from hubproxy.app import create_app
+    from hubproxy.logs import configure_logging
     from hubproxy.memory import tune_allocator
 
     tune_allocator()
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        access_log=False,  # hubproxy writes its own access records (hubproxy.access)
+        log_config=None,
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=10,

@@ -1,13 +1,17 @@
 """ASGI middleware: a request id on every request and response, and request metrics."""
 
+import logging
 import secrets
 import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hubproxy.constants import HEADER_REQUEST_ID
+from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_REQUEST_ID
+from hubproxy.logs import ACCESS_LOGGER
 from hubproxy.metrics import REQUEST_DURATION, REQUESTS
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 class RequestIdMiddleware:
@@ -37,7 +41,8 @@ def route_family(scope: Scope) -> str:
 
 
 class RequestMetricsMiddleware:
-    """Counts requests by route family, method and status, and times them to the last byte."""
+    """Counts requests by route family, method and status, times them to the last byte, and
+    writes one access record per request (logger `hubproxy.access`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,20 +53,43 @@ class RequestMetricsMiddleware:
             return
         started = time.monotonic()
         status = 0
+        sent = 0
+        cache = ""
 
         async def send_and_observe(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
+                cache = MutableHeaders(scope=message).get(HEADER_CACHE_STATUS, "")
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_observe)
         finally:
+            duration = time.monotonic() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_family(scope)
             REQUESTS.labels(route, method, str(status or 500)).inc()
-            REQUEST_DURATION.labels(route, method).observe(time.monotonic() - started)
+            REQUEST_DURATION.labels(route, method).observe(duration)
+            state = scope.get("state", {})
+            access_logger.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status or 500,
+                extra={
+                    "request_id": state.get("request_id", ""),
+                    "principal": state.get("principal", "anonymous"),
+                    "route": route,
+                    "status": status or 500,
+                    "bytes": sent,
+                    "duration_ms": round(duration * 1000, 1),
+                    "cache": cache or None,
+                    "client": (scope.get("client") or ("", 0))[0],
+                },
+            )
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
