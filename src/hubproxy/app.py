@@ -29,7 +29,7 @@ from hubproxy.hf_api.errors import (
     handle_hub_error,
     handle_unexpected_error,
 )
-from hubproxy.hf_api.middleware import RequestIdMiddleware, RequestMetricsMiddleware
+from hubproxy.hf_api.middleware import RequestMiddleware
 from hubproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", health.metrics, methods=["GET"]),
             Route("/{path:path}", hub, methods=ALL_METHODS),
         ],
-        middleware=[Middleware(RequestMetricsMiddleware), Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestMiddleware)],
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,

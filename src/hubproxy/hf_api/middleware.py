@@ -1,4 +1,9 @@
-"""ASGI middleware: a request id on every request and response, and request metrics."""
+"""The one ASGI middleware around every request: request id, metrics, access record.
+
+It gives each request an id (`scope["state"]["request_id"]`, returned as `X-Request-Id`),
+counts it by route family, method and status, times it to the last byte, and writes one access
+record (logger `hubproxy.access`) with what was sent.
+"""
 
 import logging
 import secrets
@@ -12,10 +17,16 @@ from hubproxy.logs import ACCESS_LOGGER
 from hubproxy.metrics import REQUEST_DURATION, REQUESTS
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
-class RequestIdMiddleware:
-    """Gives each request an id (`scope["state"]["request_id"]`), returned as `X-Request-Id`."""
+def route_family(scope: Scope) -> str:
+    """The bounded label of a request: set by the dispatcher once the URL is matched."""
+    return str(scope.get("state", {}).get("route", "unmatched"))
+
+
+class RequestMiddleware:
+    """See the module docstring."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -25,32 +36,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).append(HEADER_REQUEST_ID, request_id)
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-def route_family(scope: Scope) -> str:
-    """The bounded label of a request: set by the dispatcher once the URL is matched."""
-    return str(scope.get("state", {}).get("route", "unmatched"))
-
-
-class RequestMetricsMiddleware:
-    """Counts requests by route family, method and status, times them to the last byte, and
-    writes one access record per request (logger `hubproxy.access`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.monotonic()
         status = 0
         sent = 0
@@ -60,7 +47,9 @@ class RequestMetricsMiddleware:
             nonlocal status, sent, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
-                cache = MutableHeaders(scope=message).get(HEADER_CACHE_STATUS, "")
+                headers = MutableHeaders(scope=message)
+                headers.append(HEADER_REQUEST_ID, request_id)
+                cache = headers.get(HEADER_CACHE_STATUS, "")
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -73,14 +62,13 @@ class RequestMetricsMiddleware:
             route = route_family(scope)
             REQUESTS.labels(route, method, str(status or 500)).inc()
             REQUEST_DURATION.labels(route, method).observe(duration)
-            state = scope.get("state", {})
             access_logger.info(
                 "%s %s %d",
                 scope["method"],
                 scope["path"],
                 status or 500,
                 extra={
-                    "request_id": state.get("request_id", ""),
+                    "request_id": request_id,
                     "principal": state.get("principal", "anonymous"),
                     "route": route,
                     "status": status or 500,
@@ -90,6 +78,3 @@ class RequestMetricsMiddleware:
                     "client": (scope.get("client") or ("", 0))[0],
                 },
             )
-
-
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
