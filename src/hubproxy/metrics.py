@@ -80,6 +80,16 @@ CACHE_STORED_BYTES = Gauge(
     "Bytes of committed chunks in storage.",
     registry=REGISTRY,
 )
+CACHE_BLOBS = Gauge(
+    "hubproxy_cache_blobs",
+    "Files (blobs) with at least one chunk in storage; refreshed every 30 s.",
+    registry=REGISTRY,
+)
+CACHE_PINNED_BYTES = Gauge(
+    "hubproxy_cache_pinned_bytes",
+    "Stored bytes of pinned repos (never evicted); refreshed every 30 s.",
+    registry=REGISTRY,
+)
 EVICTIONS = Counter(
     "hubproxy_evictions",
     "Files evicted to stay under cache_max_bytes.",

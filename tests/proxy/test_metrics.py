@@ -53,6 +53,8 @@ def test_counters_follow_a_scripted_workload(
     assert delta("hubproxy_requests_total", route="resolve", method="HEAD", status="404") == 1
     assert value(after, "hubproxy_fills_in_flight") == 0
     assert value(after, "hubproxy_cache_stored_bytes") == WEIGHTS.size
+    assert ("hubproxy_cache_pinned_bytes", ()) in after
+    assert ("hubproxy_cache_blobs", ()) in after
     assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="GET") == 3
     # Bounded labels: no repo name or path anywhere in the exposition.
     exposition = httpx.get(f"{server.url}/metrics").text

@@ -44,6 +44,8 @@ from hubproxy.errors import (
     UpstreamUnavailable,
 )
 from hubproxy.metrics import (
+    CACHE_BLOBS,
+    CACHE_PINNED_BYTES,
     CACHE_STORED_BYTES,
     CHUNK_READS,
     EVICTED_BYTES,
@@ -165,6 +167,15 @@ class BlobCache:
             state = await self._state(BlobId.parse(blob_text), None)
             if state is not None:
                 self._schedule_verify(state)
+        self._spawn(self.refresh_usage_metrics())
+
+    async def refresh_usage_metrics(self, interval: float = 30.0) -> None:
+        """Keep the blob-count and pinned-bytes gauges current (they need a database scan)."""
+        while True:
+            blobs, pinned = await self.metadata.usage()
+            CACHE_BLOBS.set(blobs)
+            CACHE_PINNED_BYTES.set(pinned)
+            await asyncio.sleep(interval)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

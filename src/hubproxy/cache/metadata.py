@@ -300,6 +300,18 @@ class CacheMetadata:
 
         return await self.database.run(load)
 
+    async def usage(self) -> tuple[int, int]:
+        """(blobs with stored chunks, stored bytes of pinned blobs)."""
+
+        def load(connection: sqlite3.Connection) -> tuple[int, int]:
+            blobs = connection.execute("SELECT COUNT(DISTINCT blob_id) FROM chunks").fetchone()[0]
+            pinned = connection.execute(
+                f"SELECT COALESCE(SUM(size), 0) FROM chunks WHERE blob_id IN ({PINNED_BLOBS})"  # noqa: S608
+            ).fetchone()[0]
+            return int(blobs), int(pinned)
+
+        return await self.database.run(load)
+
     async def least_recently_used(self, limit: int) -> list[str]:
         """Eviction candidates, oldest access first; blobs of pinned repos are never listed."""
 
