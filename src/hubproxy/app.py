@@ -34,6 +34,7 @@ from hubproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+REDIRECT_TTL_SECONDS = 3600
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
             read_ahead_chunks=settings.read_ahead_chunks,
             parallel_chunk_fetches=settings.parallel_chunk_fetches,
             max_bytes=settings.cache_max_bytes,
+            redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
         )
         await blobs.start()
         upstream = UpstreamClient(settings)

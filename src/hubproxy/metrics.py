@@ -31,6 +31,11 @@ SERVED_BYTES = Counter(
     ("source",),
     registry=REGISTRY,
 )
+REDIRECTS = Counter(
+    "hubproxy_redirects",
+    "Downloads answered with a 302 to a presigned storage URL (S3 redirect mode).",
+    registry=REGISTRY,
+)
 UPSTREAM_BYTES = Counter(
     "hubproxy_upstream_bytes",
     "File bytes fetched from the upstream hub.",

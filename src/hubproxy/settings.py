@@ -64,6 +64,8 @@ class Settings:
     """Region of the bucket."""
     s3_path_style: bool = False
     """Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need."""
+    s3_redirect: bool = False
+    """Answer downloads of fully cached, verified files with a 302 to a presigned S3 URL."""
     s3_access_key_id: str | None = field(default=None, repr=False)
     """Credentials; default: the usual AWS sources (environment, profile, instance role)."""
     s3_secret_access_key: str | None = field(default=None, repr=False)
@@ -119,7 +121,7 @@ _SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
 _BYTE_FIELDS = {"chunk_size", "cache_max_bytes"}
 _SECONDS_FIELDS = {"revision_ttl", "upstream_timeout"}
 _INT_FIELDS = {"port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency"}
-_BOOL_FIELDS = {"offline", "s3_path_style"}
+_BOOL_FIELDS = {"offline", "s3_path_style", "s3_redirect"}
 _PATH_FIELDS = {"data_dir", "storage_dir"}
 _NULLABLE_FIELDS = {
     "upstream_token", "storage_dir", "cache_max_bytes", "public_url",
@@ -193,6 +195,8 @@ def _coerce(name: str, value: Any) -> Any:
 def _validate(settings: Settings) -> Settings:
     if settings.storage not in ("local", "memory", "s3"):
         raise SettingsError(f"storage: unknown backend {settings.storage!r} (local, s3, memory)")
+    if settings.s3_redirect and settings.storage != "s3":
+        raise SettingsError("s3_redirect: needs storage s3")
     if settings.storage == "s3" and not settings.s3_bucket:
         raise SettingsError("s3_bucket: required with storage s3")
     if settings.chunk_size < 64 * 1024:

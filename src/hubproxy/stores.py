@@ -87,3 +87,6 @@ class RepoStore(Protocol):
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes `[start, end)` of the file."""
+
+    async def redirect_url(self, entry: FileEntry) -> str | None:
+        """A URL the client may download the whole file from instead, or None."""

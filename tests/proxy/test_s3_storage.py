@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,3 +88,33 @@ def test_sigkill_mid_fill_on_s3_leaves_nothing_half_written(
     server.start()
     path = hf_hub_download(model, "big.bin", cache_dir=tmp_path, endpoint=server.url)
     assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == BIG.sha256()
+
+
+def test_redirect_mode_sends_clients_to_presigned_whole_objects(
+    s3_proxy: ProxyFactory, upstream: FakeHub, repo_id: str, tmp_path: Path
+) -> None:
+    content = GeneratedFile(11_000_000, seed=23)  # three 5 MiB chunks: S3's smallest parts
+    upstream.add_repo(repo_id, {"model.safetensors": content})
+    server = s3_proxy("--s3-redirect", "--chunk-size", "5MiB")
+    url = f"{server.url}/{repo_id}/resolve/main/model.safetensors"
+    first = httpx.get(url)  # cold: streamed through hubproxy while it fills
+    assert first.status_code == 200
+    assert hashlib.sha256(first.content).hexdigest() == content.sha256()
+    deadline = time.monotonic() + 30
+    while (answer := httpx.get(url)).status_code != 302:  # verified, then composed server-side
+        assert answer.status_code == 200
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert answer.headers["x-linked-etag"] == f'"{content.sha256()}"'
+    assert answer.headers["x-linked-size"] == str(content.size)
+    assert answer.headers["x-repo-commit"]
+    assert answer.headers["x-hubproxy-cache"] == "redirect"
+    assert not answer.headers["location"].startswith(server.url)
+    upstream.reset_stats()
+    path = hf_hub_download(repo_id, "model.safetensors", cache_dir=tmp_path, endpoint=server.url)
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == content.sha256()
+    ranged = httpx.get(url, headers={"Range": "bytes=6000000-6000099"}, follow_redirects=True)
+    assert ranged.status_code == 206
+    assert ranged.content == content.read(6_000_000, 6_000_100)
+    assert httpx.head(url).status_code == 200  # metadata is always answered directly
+    assert upstream.file_bytes_served() == 0

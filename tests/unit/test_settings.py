@@ -90,6 +90,9 @@ def test_durations(text: object, expected: float) -> None:
         ({"port": "eighty"}, "port"),
         ({"parallel_chunk_fetches": 0}, "parallel_chunk_fetches"),
         ({"log_level": "loud"}, "log_level"),
+        ({"s3_redirect": True}, "s3_redirect"),
+        ({"storage": "s3"}, "s3_bucket"),
+        ({"log_format": "xml"}, "log_format"),
     ],
 )
 def test_bad_values_name_the_setting(values: dict[str, object], message: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubproxy.cache.layout import BlobId, chunk_bounds, chunk_count, chunk_key
+from hubproxy.cache.layout import BlobId, chunk_bounds, chunk_count, chunk_key, whole_key
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, StorageFull
 from hubproxy.cache.upstream import is_upstream_failure
@@ -53,6 +53,7 @@ from hubproxy.metrics import (
     FILL_DURATION,
     FILLS,
     FILLS_IN_FLIGHT,
+    REDIRECTS,
     SERVED_BYTES,
     UPSTREAM_BYTES,
     VERIFICATION_FAILURES,
@@ -105,6 +106,8 @@ class BlobState:
     job: asyncio.Task[None] | None = None
     job_start: int = 0
     verifying: asyncio.Task[None] | None = None
+    whole: bool = False
+    composing: asyncio.Task[None] | None = None
 
     @property
     def chunks(self) -> int:
@@ -128,6 +131,7 @@ class BlobCache:
         parallel_chunk_fetches: int,
         max_bytes: int | None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
+        redirect_ttl: int | None = None,
     ) -> None:
         self.storage = storage
         self.metadata = metadata
@@ -137,6 +141,8 @@ class BlobCache:
         self.parallel_chunk_fetches = parallel_chunk_fetches
         self.max_bytes = max_bytes
         self.retry_delays = retry_delays
+        # Seconds presigned redirect URLs live; None: never redirect (stream everything).
+        self.redirect_ttl = redirect_ttl
         self._states: dict[BlobId, BlobState] = {}
         self._loading: dict[BlobId, asyncio.Future[BlobState | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -213,8 +219,9 @@ class BlobCache:
                 state = BlobState(blob, size, self.chunk_size, {}, verified=False)
             else:
                 state = BlobState(
-                    blob, record.size, record.chunk_size, dict(record.chunks), record.verified
-                )
+                    blob, record.size, record.chunk_size, dict(record.chunks), record.verified,
+                    whole=record.whole,
+                )  # fmt: skip
             self._states[blob] = state
             future.set_result(state)
             return state
@@ -497,10 +504,43 @@ class BlobCache:
         if hasher.hexdigest() == state.blob.digest:
             state.verified = True
             await self.metadata.mark_verified(str(state.blob))
+            if self.redirect_ttl is not None:
+                await self._compose_whole(state)
             return
         logger.error("content of %s does not match its hash: deleted, will refetch", state.blob)
         VERIFICATION_FAILURES.inc()
         await self._remove(state)
+
+    async def _compose_whole(self, state: BlobState) -> None:
+        """Build the whole-content object clients are redirected to (server-side copy)."""
+        parts = [chunk_key(state.blob, index) for index in range(state.chunks)]
+        try:
+            info = await self.storage.compose(whole_key(state.blob), parts)
+        except StorageError as error:
+            logger.warning("could not compose %s for redirects: %s", state.blob, error)
+            return
+        if info is None or info.size != state.size:
+            return
+        state.whole = True
+        await self.metadata.mark_whole(str(state.blob))
+
+    async def redirect_url(self, blob: BlobId) -> str | None:
+        """A presigned URL of the whole verified content, or None to stream it ourselves."""
+        if self.redirect_ttl is None:
+            return None
+        state = await self._state(blob, None)
+        if state is None or not state.verified or not state.complete():
+            return None
+        if not state.whole:
+            # Verified before redirect mode was on: compose it now, redirect next time.
+            if state.composing is None or state.composing.done():
+                state.composing = self._spawn(self._compose_whole(state))
+            return None
+        url = await self.storage.presign(whole_key(blob), self.redirect_ttl)
+        if url is not None:
+            self._touch(state)
+            REDIRECTS.inc()
+        return url
 
     async def _forget_chunk(self, state: BlobState, index: int) -> None:
         size = state.present.pop(index, 0)
@@ -509,6 +549,9 @@ class BlobCache:
         await self.metadata.remove_chunk(str(state.blob), index)
 
     async def _remove(self, state: BlobState) -> None:
+        if state.whole:
+            await self.storage.delete(whole_key(state.blob))
+            state.whole = False
         for index in list(state.present):
             await self.storage.delete(chunk_key(state.blob, index))
             self.stored_bytes -= state.present.pop(index)

@@ -12,6 +12,13 @@ Blobs are content-addressed and split in fixed-size chunks; each chunk is one im
         ab/cd/abcdef…40 hex/
           00000000
 
+With S3 redirect mode on, a verified blob is also composed (server-side, from its chunks) into
+one whole object that clients are redirected to:
+
+    blobs/
+      sha256/ab/cd/abcdef…64 hex  the whole content
+      gitsha1/ab/cd/abcdef…40 hex
+
 A blob id (`BlobId`) is `sha256:<hex>` or `gitsha1:<hex>`: the same string is used in the
 database. The chunk size of a blob is recorded with it in the database, so the size can change
 for new blobs without breaking old ones. `LAYOUT_VERSION` is stored in the database and checked
@@ -25,6 +32,7 @@ from hubproxy.constants import GIT_SHA1_PATTERN, SHA256_PATTERN
 
 LAYOUT_VERSION = 1
 CHUNKS_PREFIX = "chunks/"
+WHOLE_PREFIX = "blobs/"
 
 HashAlgorithm = Literal["sha256", "gitsha1"]
 
@@ -57,6 +65,12 @@ def blob_prefix(blob: BlobId) -> str:
     """The key prefix under which all chunks of `blob` live (ends with '/')."""
     digest = blob.digest
     return f"{CHUNKS_PREFIX}{blob.algorithm}/{digest[:2]}/{digest[2:4]}/{digest}/"
+
+
+def whole_key(blob: BlobId) -> str:
+    """The key of the whole-content object of `blob` (S3 redirect mode only)."""
+    digest = blob.digest
+    return f"{WHOLE_PREFIX}{blob.algorithm}/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
 def chunk_key(blob: BlobId, index: int) -> str:

@@ -10,7 +10,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from hubproxy.cache.layout import CHUNKS_PREFIX, BlobId, chunk_count, chunk_key
+from hubproxy.cache.layout import (
+    CHUNKS_PREFIX,
+    WHOLE_PREFIX,
+    BlobId,
+    chunk_count,
+    chunk_key,
+    whole_key,
+)
 from hubproxy.cache.metadata import ENTRY_BLOB_ID, PINNED_BLOBS
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
 from hubproxy.db import Database
@@ -150,8 +157,13 @@ class CacheManager:
             removed_bytes += await self._drop_chunk(blob_text, index)
         blobs = {blob_text for blob_text, _ in chunks}
         for blob_text in blobs:
-            await self._execute("DELETE FROM blobs WHERE blob_id = ?", (blob_text,))
+            await self._drop_blob(blob_text)
         return len(blobs), removed_bytes
+
+    async def _drop_blob(self, blob_text: str) -> None:
+        """Forget a blob whose chunks are gone, and its whole object (S3 redirect mode)."""
+        await self.storage.delete(whole_key(BlobId.parse(blob_text)))
+        await self._execute("DELETE FROM blobs WHERE blob_id = ?", (blob_text,))
 
     async def _execute(self, sql: str, parameters: tuple[object, ...]) -> None:
         def run(connection: sqlite3.Connection) -> None:
@@ -195,6 +207,21 @@ class CacheManager:
                 continue
             await self.storage.delete(key)
             orphans += 1
+        whole_blobs = await self.database.run(
+            lambda connection: {
+                row[0] for row in connection.execute("SELECT blob_id FROM blobs WHERE whole = 1")
+            }
+        )
+        async for key in self.storage.list(WHOLE_PREFIX):
+            blob_text = _parse_whole_key(key)
+            if blob_text is not None and blob_text in whole_blobs:
+                continue
+            try:
+                orphan_bytes += (await self.storage.stat(key)).size
+            except ObjectNotFound:
+                continue
+            await self.storage.delete(key)
+            orphans += 1
         dangling = recorded - seen
         for blob_text, index in dangling:
             await self._execute(
@@ -225,7 +252,7 @@ class CacheManager:
                 corrupt.append(blob_text)
                 for index in range(chunk_count(size, chunk_size)):
                     await self._drop_chunk(blob_text, index)
-                await self._execute("DELETE FROM blobs WHERE blob_id = ?", (blob_text,))
+                await self._drop_blob(blob_text)
             else:
                 await self._execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_text,))
         return VerifyReport(checked, corrupt, incomplete)
@@ -245,6 +272,17 @@ class CacheManager:
         except StorageError:
             return False
         return total == size and hasher.hexdigest() == blob.digest
+
+
+def _parse_whole_key(key: str) -> str | None:
+    """`blobs/<algorithm>/ab/cd/<digest>` → blob id; None if not that shape."""
+    parts = key.split("/")
+    if len(parts) != 5:
+        return None
+    try:
+        return str(BlobId(parts[1], parts[4]))  # type: ignore[arg-type]
+    except ValueError:
+        return None
 
 
 def _parse_chunk_key(key: str) -> tuple[str, int] | None:

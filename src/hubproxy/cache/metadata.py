@@ -65,6 +65,7 @@ class BlobRecord:
     chunk_size: int
     verified: bool
     chunks: dict[int, int]  # chunk index -> size of the committed object
+    whole: bool = False  # also stored as one whole object (S3 redirect mode)
 
 
 # The blob id of an entry row (see layout.BlobId).
@@ -229,7 +230,7 @@ class CacheMetadata:
     async def get_blob(self, blob_id: str) -> BlobRecord | None:
         def load(connection: sqlite3.Connection) -> BlobRecord | None:
             row = connection.execute(
-                "SELECT size, chunk_size, verified FROM blobs WHERE blob_id = ?", (blob_id,)
+                "SELECT size, chunk_size, verified, whole FROM blobs WHERE blob_id = ?", (blob_id,)
             ).fetchone()
             if row is None:
                 return None
@@ -239,7 +240,9 @@ class CacheMetadata:
                     "SELECT chunk_index, size FROM chunks WHERE blob_id = ?", (blob_id,)
                 )
             }
-            return BlobRecord(row["size"], row["chunk_size"], bool(row["verified"]), chunks)
+            return BlobRecord(
+                row["size"], row["chunk_size"], bool(row["verified"]), chunks, bool(row["whole"])
+            )
 
         return await self.database.run(load)
 
@@ -273,6 +276,12 @@ class CacheMetadata:
     async def mark_verified(self, blob_id: str) -> None:
         def store(connection: sqlite3.Connection) -> None:
             connection.execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def mark_whole(self, blob_id: str) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute("UPDATE blobs SET whole = 1 WHERE blob_id = ?", (blob_id,))
 
         await self.database.run(store)
 

@@ -256,6 +256,9 @@ class CachingRepoStore:
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
         return await self.blobs.cached_fraction(_blob_of(entry), start, end)
 
+    async def redirect_url(self, entry: FileEntry) -> str | None:
+        return await self.blobs.redirect_url(_blob_of(entry))
+
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
             source = await self._source(entry, refresh=False)

@@ -51,6 +51,12 @@ def serve(
     s3_path_style: Annotated[
         bool | None, typer.Option("--s3-path-style/--s3-virtual-hosted", help="Addressing style.")
     ] = None,
+    s3_redirect: Annotated[
+        bool | None,
+        typer.Option(
+            "--s3-redirect/--no-s3-redirect", help="302 cached files to presigned S3 URLs."
+        ),
+    ] = None,
     chunk_size: Annotated[str | None, typer.Option(help="Chunk size, e.g. 16MiB.")] = None,
     revision_ttl: Annotated[
         str | None, typer.Option(help="Seconds a branch/tag mapping is trusted [60].")
@@ -94,6 +100,7 @@ def serve(
         "s3_endpoint_url": s3_endpoint_url,
         "s3_region": s3_region,
         "s3_path_style": s3_path_style,
+        "s3_redirect": s3_redirect,
         "chunk_size": chunk_size,
         "revision_ttl": revision_ttl,
         "cache_max_bytes": cache_max_bytes,

@@ -64,4 +64,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (repo_type, repo_id, revision)
     );
     """,
+    # 3: S3 redirect mode: the blob also exists as one whole object (layout.whole_key).
+    """
+    ALTER TABLE blobs ADD COLUMN whole INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -72,6 +72,15 @@ async def resolve(request: Request, match: RouteMatch) -> Response | StreamRespo
 
     if request.method == "HEAD" or start == end:
         return StreamResponse(status, headers)
+    location = await store.redirect_url(entry)
+    if location is not None:
+        # Off-origin and presigned: the client follows it without credentials, keeping Range;
+        # the metadata headers stay on the 302 itself (hf-protocol.md §2.1).
+        headers.pop("Content-Range", None)
+        headers.update(
+            {"Location": location, "Content-Length": "0", HEADER_CACHE_STATUS: "redirect"}
+        )
+        return StreamResponse(302, headers)
     body = store.read(entry, start, end)
     try:
         # The first piece decides between a proper error response and a stream.

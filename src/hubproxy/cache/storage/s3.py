@@ -11,7 +11,7 @@ bounded.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,46 @@ class S3Backend:
             raise
         await asyncio.to_thread(path.unlink, True)
         return info
+
+    async def compose(self, key: str, parts: Sequence[str]) -> ObjectInfo:
+        """Concatenate existing objects into `key` server-side (no byte passes through here).
+
+        Every part but the last must be at least 5 MiB (S3's multipart rule).
+        """
+        client = await self.client()
+        full_key = self.full_key(key)
+        try:
+            if len(parts) == 1:
+                await client.copy_object(
+                    Bucket=self.bucket, Key=full_key,
+                    CopySource={"Bucket": self.bucket, "Key": self.full_key(parts[0])},
+                )  # fmt: skip
+            else:
+                upload = await client.create_multipart_upload(Bucket=self.bucket, Key=full_key)
+                upload_id = upload["UploadId"]
+                try:
+                    copied = []
+                    for number, part in enumerate(parts, start=1):
+                        answer = await client.upload_part_copy(
+                            Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number,
+                            CopySource={"Bucket": self.bucket, "Key": self.full_key(part)},
+                        )  # fmt: skip
+                        copied.append(
+                            {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+                        )
+                    await client.complete_multipart_upload(
+                        Bucket=self.bucket, Key=full_key, UploadId=upload_id,
+                        MultipartUpload={"Parts": copied},
+                    )  # fmt: skip
+                except BaseException:
+                    with contextlib.suppress(ClientError, BotoCoreError):
+                        await client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=full_key, UploadId=upload_id
+                        )
+                    raise
+        except (ClientError, BotoCoreError) as error:
+            raise _translate(error, key) from error
+        return await self.stat(key)
 
     async def remove_incomplete(self) -> int:
         client = await self.client()

@@ -7,7 +7,7 @@ small-object helpers (`get_bytes`, `put_bytes`) built on `read` and `open_writer
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -96,6 +96,17 @@ class Storage:
     async def import_file(self, key: str, path: Path) -> ObjectInfo:
         check_key(key)
         return await self._guarded("import", key, lambda: self.backend.import_file(key, path))
+
+    async def compose(self, key: str, parts: Sequence[str]) -> ObjectInfo | None:
+        """Concatenate objects into `key` server-side, if the backend can (S3); else None."""
+        compose = getattr(self.backend, "compose", None)
+        if compose is None:
+            return None
+        check_key(key)
+        for part in parts:
+            check_key(part)
+        info: ObjectInfo = await self._guarded("compose", key, lambda: compose(key, parts))
+        return info
 
     async def get_bytes(self, key: str) -> bytes:
         """A whole (small) object."""
