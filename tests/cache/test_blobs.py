@@ -320,7 +320,7 @@ async def test_full_disk_fails_the_read_and_leaves_nothing(
     def disk_full(*_: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("hubproxy.cache.blobs._write_all", disk_full)
+    monkeypatch.setattr("hubproxy.cache.staging.write_all", disk_full)
     blob = sha256_blob(CONTENT)
     with pytest.raises(InsufficientStorage):
         await collect(cache.read(blob, len(CONTENT), 0, 100, ScriptedUpstream(CONTENT).fetch))

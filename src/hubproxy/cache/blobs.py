@@ -20,21 +20,26 @@ deletes it (logged), so the next read fetches it again.
 """
 
 import asyncio
-import errno
 import hashlib
 import logging
-import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hubproxy.cache.layout import BlobId, chunk_bounds, chunk_count, chunk_key, whole_key
 from hubproxy.cache.metadata import CacheMetadata
+from hubproxy.cache.staging import (
+    RETRY_DELAYS_SECONDS,
+    ChunkFill,
+    FillMoved,
+    RangeFetcher,
+    download,
+    follow,
+)
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, StorageFull
-from hubproxy.cache.upstream import is_upstream_failure
 from hubproxy.errors import (
     HubError,
     InsufficientStorage,
@@ -55,41 +60,12 @@ from hubproxy.metrics import (
     FILLS_IN_FLIGHT,
     REDIRECTS,
     SERVED_BYTES,
-    UPSTREAM_BYTES,
     VERIFICATION_FAILURES,
 )
 
 logger = logging.getLogger(__name__)
 
-# Bytes handed to the response per piece when reading a staging file.
-STAGING_READ_SIZE = 2 * 1024 * 1024
-# Upstream pieces are gathered to this size before a staging write.
-STAGING_WRITE_SIZE = 1024 * 1024
-FILL_ATTEMPTS = 4
-RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
 TOUCH_FLUSH_SECONDS = 30.0
-
-# Fetches `[start, end)` of the blob from upstream; raises HubErrors.
-RangeFetcher = Callable[[int, int], AsyncIterator[bytes]]
-
-
-@dataclass(slots=True)
-class ChunkFill:
-    """One in-flight upstream fetch of one chunk, readable while it is being written."""
-
-    index: int
-    length: int
-    staging_path: Path
-    written: int = 0
-    done: bool = False
-    error: HubError | None = None
-    readers: int = 0
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        event, self.progress = self.progress, asyncio.Event()
-        event.set()
 
 
 @dataclass(slots=True)
@@ -326,12 +302,12 @@ class BlobCache:
             CHUNK_READS.labels("miss" if fill.readers == 0 else "joined").inc()
             fill.readers += 1
             try:
-                async for piece in _follow(fill, position, end):
+                async for piece in follow(fill, position, end):
                     position += len(piece)
                     SERVED_BYTES.labels("upstream").inc(len(piece))
                     yield piece
                 return
-            except _FillMoved:
+            except FillMoved:
                 # The fill committed before we could open its staging file: read storage.
                 while fill.error is None and not fill.done:
                     await fill.progress.wait()
@@ -363,7 +339,7 @@ class BlobCache:
         FILLS_IN_FLIGHT.inc()
         started = time.monotonic()
         try:
-            await self._download(fill, offset, fetch)
+            await download(fill, offset, fetch, self.retry_delays)
             await self._commit(state, fill)
             fill.done = True
             FILL_DURATION.observe(time.monotonic() - started)
@@ -388,51 +364,6 @@ class BlobCache:
             self._schedule_verify(state)
         if fill.done:
             await self._evict_if_needed()
-
-    async def _download(self, fill: ChunkFill, offset: int, fetch: RangeFetcher) -> None:
-        """Stream the chunk into its staging file, resuming after upstream hiccups.
-
-        Disk writes and the final fsync run in threads: under write-back pressure they block,
-        and the event loop must keep serving everyone else meanwhile.
-        """
-        descriptor = os.open(fill.staging_path, os.O_WRONLY)
-
-        async def flush(data: bytearray) -> None:
-            if data:
-                fill.written += await asyncio.to_thread(_write_all, descriptor, data, fill.written)
-                UPSTREAM_BYTES.inc(len(data))
-                fill.notify()
-
-        try:
-            attempt = 0
-            while fill.written < fill.length:
-                progress_before = fill.written
-                buffer = bytearray()
-                try:
-                    async for piece in fetch(offset + fill.written, offset + fill.length):
-                        buffer += piece
-                        if len(buffer) >= STAGING_WRITE_SIZE:
-                            full, buffer = buffer, bytearray()
-                            await flush(full)
-                    await flush(buffer)
-                    if fill.written != fill.length:
-                        raise IntegrityError(
-                            f"upstream sent {fill.written} bytes of a {fill.length}-byte chunk"
-                        )
-                except HubError as error:
-                    # Keep what did arrive: the retry resumes after it.
-                    await flush(buffer)
-                    if not is_upstream_failure(error) or isinstance(error, OfflineMiss):
-                        raise
-                    attempt = 0 if fill.written > progress_before else attempt + 1
-                    if attempt >= FILL_ATTEMPTS:
-                        raise
-                    await asyncio.sleep(self.retry_delays[min(attempt, len(self.retry_delays)) - 1])
-            await asyncio.to_thread(os.fsync, descriptor)
-        except OSError as error:
-            raise _storage_error(error) from error
-        finally:
-            os.close(descriptor)
 
     async def _commit(self, state: BlobState, fill: ChunkFill) -> None:
         # The staging file is moved away by import_file; followers keep their open descriptor.
@@ -597,53 +528,3 @@ class BlobCache:
             EVICTIONS.inc()
             EVICTED_BYTES.inc(size)
             await self._remove(state)
-
-
-def _write_all(descriptor: int, data: bytearray, offset: int) -> int:
-    view = memoryview(data)
-    written = 0
-    while written < len(view):
-        written += os.pwrite(descriptor, view[written:], offset + written)
-    return written
-
-
-def _storage_error(error: OSError) -> HubError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InsufficientStorage()
-    logger.error("staging write failed: %s", error)
-    return StorageUnavailable()
-
-
-async def _follow(fill: ChunkFill, start: int, end: int) -> AsyncIterator[bytes]:
-    """Yield `[start, end)` of a chunk from its staging file as the fill writes it."""
-    try:
-        descriptor = os.open(fill.staging_path, os.O_RDONLY)
-    except FileNotFoundError:
-        # The fill finished (and moved the file away) before we could open it.
-        descriptor = -1
-    try:
-        position = start
-        while position < end:
-            if fill.error is not None:
-                raise fill.error
-            available = min(fill.written, end)
-            if available > position and descriptor >= 0:
-                # The bytes were just written: a page-cache read, cheap enough inline.
-                piece = os.pread(descriptor, min(available - position, STAGING_READ_SIZE), position)
-                if not piece:
-                    raise StorageUnavailable()
-                position += len(piece)
-                yield piece
-                continue
-            if fill.done or descriptor < 0:
-                # Too late to follow the staging file: the caller reads storage instead.
-                raise _FillMoved(position)
-            await fill.progress.wait()
-    finally:
-        if descriptor >= 0:
-            os.close(descriptor)
-
-
-class _FillMoved(Exception):
-    def __init__(self, position: int) -> None:
-        self.position = position
