@@ -58,47 +58,51 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(settings.database_path)
-        await database.open()
-        storage = open_storage(settings)
-        metadata = CacheMetadata(database)
-        await metadata.open()
-        blobs = BlobCache(
-            storage,
-            metadata,
-            settings.staging_path,
-            chunk_size=settings.chunk_size,
-            read_ahead_chunks=settings.read_ahead_chunks,
-            parallel_chunk_fetches=settings.parallel_chunk_fetches,
-            max_bytes=settings.cache_max_bytes,
-            redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
-        )
-        await blobs.start()
-        upstream = UpstreamClient(settings)
-        await upstream.start()
-        store = CachingRepoStore(
-            upstream, metadata, blobs, revision_ttl=settings.revision_ttl, offline=settings.offline
-        )
-        if settings.offline:
-            logger.warning("offline mode: upstream is never contacted; serving only what is cached")
-        logger.info(
-            "hubproxy ready: upstream %s, %s storage, data in %s",
-            settings.upstream,
-            storage.name,
-            settings.data_dir,
-        )
+        # Each part is closed (in reverse) however far start-up got.
+        async with contextlib.AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            database = Database(settings.database_path)
+            await database.open()
+            stack.push_async_callback(database.aclose)
+            storage = open_storage(settings)
+            stack.push_async_callback(storage.aclose)
+            metadata = CacheMetadata(database)
+            await metadata.open()
+            blobs = BlobCache(
+                storage,
+                metadata,
+                settings.staging_path,
+                chunk_size=settings.chunk_size,
+                read_ahead_chunks=settings.read_ahead_chunks,
+                parallel_chunk_fetches=settings.parallel_chunk_fetches,
+                max_bytes=settings.cache_max_bytes,
+                redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
+            )
+            stack.push_async_callback(blobs.aclose)
+            await blobs.start()
+            upstream = UpstreamClient(settings)
+            await upstream.start()
+            stack.push_async_callback(upstream.aclose)
+            store = CachingRepoStore(
+                upstream,
+                metadata,
+                blobs,
+                revision_ttl=settings.revision_ttl,
+                offline=settings.offline,
+            )
+            if settings.offline:
+                logger.warning("offline mode: upstream is never contacted; serving only the cache")
+            logger.info(
+                "hubproxy ready: upstream %s, %s storage, data in %s",
+                settings.upstream,
+                storage.name,
+                settings.data_dir,
+            )
 
-        async def check_ready() -> dict[str, str]:
-            return await _probe(database, storage)
+            async def check_ready() -> dict[str, str]:
+                return await _probe(database, storage)
 
-        try:
             yield {"services": Services(settings, store, check_ready)}
-        finally:
-            await blobs.aclose()
-            await upstream.aclose()
-            await storage.aclose()
-            await database.aclose()
 
     hub = HubEndpoint()
     return Starlette(
