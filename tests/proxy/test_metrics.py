@@ -1,5 +1,7 @@
 """`GET /metrics`: parseable, bounded labels, and counters that move by exactly what was sent."""
 
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,6 +36,10 @@ def test_counters_follow_a_scripted_workload(
     before = scrape(server.url)
     url = f"{server.url}/{repo_id}/resolve/main/model.safetensors"
     assert len(httpx.get(url).content) == WEIGHTS.size  # cold
+    deadline = time.monotonic() + 30
+    while httpx.head(url).headers["x-hubproxy-cache"] != "hit":  # last chunks still committing
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert len(httpx.get(url).content) == WEIGHTS.size  # warm
     assert httpx.get(url, headers={"Range": "bytes=0-99"}).status_code == 206
     assert httpx.head(f"{server.url}/{repo_id}/resolve/main/missing.txt").status_code == 404
