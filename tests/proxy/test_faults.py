@@ -252,7 +252,14 @@ def test_cache_max_bytes_evicts_least_recently_used_files(
     for name in files:
         assert len(httpx.get(f"{server.url}/{repo_id}/resolve/main/{name}").content) == 1_000_000
         time.sleep(0.05)
-    time.sleep(0.5)
+
+    def status(name: str) -> str:
+        return httpx.head(f"{server.url}/{repo_id}/resolve/main/{name}").headers["x-hubproxy-cache"]
+
+    deadline = time.monotonic() + 15
+    while status("file-0.bin") != "miss":  # eviction runs as the last fill commits
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     statuses = {
         name: httpx.head(f"{server.url}/{repo_id}/resolve/main/{name}").headers["x-hubproxy-cache"]
         for name in files
