@@ -51,6 +51,7 @@ class ChunkFill:
     task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
+        """Wake every reader waiting for more bytes (or the end)."""
         event, self.progress = self.progress, asyncio.Event()
         event.set()
 
@@ -104,6 +105,7 @@ async def download(
 
 
 def write_all(descriptor: int, data: bytearray, offset: int) -> int:
+    """Write all of `data` at `offset` (pwrite may write less than asked); returns its length."""
     view = memoryview(data)
     written = 0
     while written < len(view):
@@ -112,6 +114,7 @@ def write_all(descriptor: int, data: bytearray, offset: int) -> int:
 
 
 def storage_error(error: OSError) -> HubError:
+    """The HubError a failed staging write becomes: full disk (507) or unavailable (503)."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage()
     logger.error("staging write failed: %s", error)
