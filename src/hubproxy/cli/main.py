@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from hubproxy.cli.cache import app as cache_app
+from hubproxy.cli.mirror import app as mirror_app
 from hubproxy.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -141,6 +142,7 @@ def serve(
 
 
 app.add_typer(cache_app, name="cache")
+app.add_typer(mirror_app, name="mirror")
 
 
 def main() -> None:

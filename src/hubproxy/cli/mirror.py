@@ -1,0 +1,193 @@
+"""`hubproxy mirror preload`: fill a hubproxy's cache ahead of need, through its own API.
+
+Every file of the repo at the revision (filtered by --include / --exclude globs) is downloaded
+through the server, which caches it with the usual single-flight fill and verification; the
+bytes are discarded here. Already cached files come back at disk speed, so a preload is
+idempotent and resumes where an interrupted one stopped. The exit code says whether every
+selected file is now complete (0) or not (1).
+"""
+
+import fnmatch
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
+
+app = typer.Typer(help="Preload repos into a hubproxy cache.", no_args_is_help=True)
+console = Console(stderr=True)
+PIECE = 1024 * 1024
+
+
+@dataclass
+class FileResult:
+    repo: str
+    path: str
+    size: int
+    received: int
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.received == self.size
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]hubproxy mirror:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _selected(path: str, include: list[str], exclude: list[str]) -> bool:
+    if include and not any(fnmatch.fnmatch(path, pattern) for pattern in include):
+        return False
+    return not any(fnmatch.fnmatch(path, pattern) for pattern in exclude)
+
+
+def _list_files(
+    client: httpx.Client, repo_type: str, repo_id: str, revision: str
+) -> tuple[str, list[dict[str, Any]]]:
+    plural = PLURAL_BY_REPO_TYPE[repo_type]  # type: ignore[index]
+    info = client.get(f"/api/{plural}/{repo_id}/revision/{quote(revision, safe='')}")
+    if info.status_code != 200:
+        raise _fail(
+            f"{repo_id}@{revision}: {info.status_code} {info.headers.get('x-error-message', '')}"
+        )
+    commit = info.json()["sha"]
+    url: str | None = f"/api/{plural}/{repo_id}/tree/{commit}?recursive=true&expand=false"
+    entries: list[dict[str, Any]] = []
+    while url:
+        page = client.get(url)
+        if page.status_code != 200:
+            raise _fail(f"{repo_id}: listing failed with {page.status_code}")
+        entries.extend(entry for entry in page.json() if entry.get("type") == "file")
+        url = page.links.get("next", {}).get("url")
+    return commit, entries
+
+
+def _download(
+    client: httpx.Client,
+    progress: Progress,
+    total: TaskID,
+    repo_type: str,
+    repo_id: str,
+    commit: str,
+    entry: dict[str, Any],
+) -> FileResult:
+    prefix = URL_PREFIX_BY_REPO_TYPE[repo_type]  # type: ignore[index]
+    url = f"/{prefix}{repo_id}/resolve/{commit}/{quote(entry['path'])}"
+    result = FileResult(repo_id, entry["path"], int(entry["size"]), 0)
+    task = progress.add_task(entry["path"], total=result.size)
+    try:
+        with client.stream("GET", url) as response:
+            if response.status_code != 200:
+                result.error = (
+                    f"{response.status_code} {response.headers.get('x-error-message', '')}"
+                )
+                return result
+            for piece in response.iter_bytes(PIECE):
+                result.received += len(piece)
+                progress.update(task, advance=len(piece))
+                progress.update(total, advance=len(piece))
+    except httpx.HTTPError as error:
+        result.error = f"{type(error).__name__}: {error}"
+    finally:
+        progress.remove_task(task)
+    return result
+
+
+@app.command()
+def preload(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="REPO or REPO@REVISION, several allowed.")
+    ] = None,
+    endpoint: Annotated[
+        str, typer.Option(help="The hubproxy to fill.", envvar="HF_ENDPOINT")
+    ] = "http://127.0.0.1:8000",
+    repo_type: Annotated[
+        str, typer.Option("--repo-type", help="model, dataset or space.")
+    ] = "model",
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Only paths matching this glob (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
+    ] = None,
+    list_file: Annotated[
+        Path | None, typer.Option("--list", help="File with one REPO[@REV] per line.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = 4,
+    token: Annotated[
+        str | None, typer.Option(help="Token for hubproxy (or HF_TOKEN).", envvar="HF_TOKEN")
+    ] = None,
+) -> None:
+    """Download REPO[@REV]s through hubproxy so that its cache holds every selected file."""
+    if repo_type not in REPO_TYPES:
+        raise _fail(f"unknown repo type {repo_type!r}")
+    wanted = list(targets or [])
+    if list_file is not None:
+        lines = list_file.read_text().splitlines()
+        wanted += [
+            line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+        ]
+    if not wanted:
+        raise _fail("name at least one repo (or --list FILE)")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    results: list[FileResult] = []
+    with httpx.Client(
+        base_url=endpoint.rstrip("/"), headers=headers, timeout=httpx.Timeout(60, read=300)
+    ) as client:
+        plan = []
+        for target in wanted:
+            repo_id, _, revision = target.partition("@")
+            commit, entries = _list_files(client, repo_type, repo_id, revision or "main")
+            selected = [
+                entry for entry in entries if _selected(entry["path"], include or [], exclude or [])
+            ]
+            plan += [(repo_id, commit, entry) for entry in selected]
+            name = f"{repo_id}@{revision or 'main'}"
+            console.print(f"{name} = {commit}: {len(selected)} of {len(entries)} files")
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            total = progress.add_task(
+                "total", total=sum(int(entry["size"]) for _, _, entry in plan)
+            )
+            with ThreadPoolExecutor(max(1, workers)) as pool:
+                futures = [
+                    pool.submit(
+                        _download, client, progress, total, repo_type, repo_id, commit, entry
+                    )
+                    for repo_id, commit, entry in plan
+                ]
+                results = [future.result() for future in futures]
+    complete = [result for result in results if result.complete]
+    for result in results:
+        if not result.complete:
+            reason = result.error or f"{result.received} of {result.size} bytes"
+            console.print(f"[red]incomplete[/red] {result.repo}/{result.path}: {reason}")
+    size = sum(result.size for result in complete)
+    typer.echo(f"{len(complete)} of {len(results)} files complete ({size} bytes)")
+    if len(complete) != len(results):
+        raise typer.Exit(1)
