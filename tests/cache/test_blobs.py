@@ -327,3 +327,16 @@ async def test_full_disk_fails_the_read_and_leaves_nothing(
     await harness.settle(lambda: not cache._states[blob].fills)
     assert harness.stored_chunks(blob) == []
     assert list((harness.root / "staging").iterdir()) == []
+
+
+async def test_a_lookup_racing_a_first_read_does_not_lose_the_blob(harness: Harness) -> None:
+    cache = await harness.open()
+    upstream = ScriptedUpstream(CONTENT)
+    blob = sha256_blob(CONTENT)
+    # A HEAD (lookup only) and a GET of a never-seen blob arrive together.
+    status, data = await asyncio.gather(
+        cache.cached_fraction(blob, 0, 10),
+        collect(cache.read(blob, len(CONTENT), 0, 10, upstream.fetch)),
+    )
+    assert status == "miss"
+    assert data == CONTENT[:10]

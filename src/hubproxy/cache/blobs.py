@@ -177,12 +177,17 @@ class BlobCache:
 
     async def _state(self, blob: BlobId, size: int | None) -> BlobState | None:
         """The in-memory state of `blob`; created (with `size`) if the database has none."""
-        state = self._states.get(blob)
-        if state is not None:
-            return state
-        pending = self._loading.get(blob)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while True:
+            state = self._states.get(blob)
+            if state is not None:
+                return state
+            pending = self._loading.get(blob)
+            if pending is None:
+                break
+            found = await asyncio.shield(pending)
+            if found is not None or size is None:
+                return found
+            # That load was a lookup only (a HEAD) and found nothing: load again and create.
         future: asyncio.Future[BlobState | None] = asyncio.get_running_loop().create_future()
         self._loading[blob] = future
         try:
