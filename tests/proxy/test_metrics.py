@@ -48,11 +48,19 @@ def test_counters_follow_a_scripted_workload(
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("hubproxy_served_bytes_total", source="upstream") == WEIGHTS.size
-    assert delta("hubproxy_served_bytes_total", source="cache") == WEIGHTS.size + 100
+    # Which reader got which chunk from a fill or from storage depends on timing; the totals don't.
+    served = delta("hubproxy_served_bytes_total", source="upstream") + delta(
+        "hubproxy_served_bytes_total", source="cache"
+    )
+    assert served == 2 * WEIGHTS.size + 100
+    assert delta("hubproxy_served_bytes_total", source="cache") >= WEIGHTS.size + 100  # warm reads
     assert delta("hubproxy_upstream_bytes_total") == WEIGHTS.size == upstream.file_bytes_served()
-    assert delta("hubproxy_chunk_reads_total", result="miss") == 4
-    assert delta("hubproxy_chunk_reads_total", result="hit") == 5
+    reads = {
+        result: delta("hubproxy_chunk_reads_total", result=result)
+        for result in ("hit", "miss", "joined")
+    }
+    assert sum(reads.values()) == 9  # four chunks cold, four warm, one for the range
+    assert reads["hit"] >= 5
     assert delta("hubproxy_fills_total", outcome="ok") == 4
     assert delta("hubproxy_requests_total", route="resolve", method="GET", status="200") == 2
     assert delta("hubproxy_requests_total", route="resolve", method="GET", status="206") == 1

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -204,7 +205,8 @@ class S3Backend:
             async with answer["Body"] as body:
                 async for piece in body.iter_chunks(READ_PIECE_SIZE):
                     yield piece
-        except (ClientError, BotoCoreError, OSError) as error:
+        except (ClientError, BotoCoreError, OSError, aiohttp.ClientError, TimeoutError) as error:
+            # A body cut by the S3 endpoint surfaces as an aiohttp error: a storage error too.
             raise _translate(error, key) from error
 
     async def open_writer(self, key: str) -> S3Writer:
