@@ -225,6 +225,43 @@ class CacheMetadata:
 
         await self.database.run(store)
 
+    async def entries_at(self, ref: RepoRef, commit: str) -> list[tuple[str, FileRecord]]:
+        """Every recorded file (and absence) of a repo at a commit."""
+
+        def load(connection: sqlite3.Connection) -> list[tuple[str, FileRecord]]:
+            rows = connection.execute(
+                "SELECT path, present, size, git_oid, sha256 FROM entries"
+                " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? ORDER BY path",
+                (ref.repo_type, ref.repo_id, commit),
+            )
+            return [
+                (
+                    row["path"],
+                    FileRecord(row["size"], row["git_oid"], row["sha256"])
+                    if row["present"]
+                    else MISSING,
+                )
+                for row in rows
+            ]
+
+        return await self.database.run(load)
+
+    async def documents_of(self, ref: RepoRef, commit: str) -> dict[str, bytes]:
+        """Every stored document that describes the repo at this commit."""
+        marker = f"{ref}@{commit}"
+
+        def load(connection: sqlite3.Connection) -> dict[str, bytes]:
+            rows = connection.execute(
+                "SELECT key, body FROM documents WHERE instr(key, ?) > 0", (marker,)
+            )
+            return {
+                row["key"]: bytes(row["body"])
+                for row in rows
+                if row["key"].split(":", 1)[1].startswith(marker)
+            }
+
+        return await self.database.run(load)
+
     # Blobs and chunks --------------------------------------------------------------------
 
     async def get_blob(self, blob_id: str) -> BlobRecord | None:

@@ -15,12 +15,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from hubproxy.cache.management import CacheManager
-from hubproxy.cache.storage import open_storage
+from hubproxy.cache.storage import Storage, open_storage
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest
 from hubproxy.naming import RepoRef, repo_ref, revision
-from hubproxy.settings import SettingsError, load_settings
+from hubproxy.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Inspect and manage the cache in a data dir.", no_args_is_help=True)
 Result = TypeVar("Result")
@@ -32,27 +32,30 @@ RepoType_ = Annotated[str, typer.Option("--repo-type", help="model, dataset or s
 Target = Annotated[str, typer.Argument(help="REPO or REPO@REVISION, e.g. acme/llama@main.")]
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
     typer.echo(f"hubproxy cache: {message}", err=True)
     return typer.Exit(2)
 
 
-def _run(
-    data_dir: Path | None, config: Path | None, action: Callable[[CacheManager], Awaitable[Result]]
+def run_on_data_dir(
+    data_dir: Path | None,
+    config: Path | None,
+    action: Callable[[Settings, Database, Storage], Awaitable[Result]],
 ) -> Result:
+    """Open the data dir's database and storage (settings as for `serve`), run `action`."""
     try:
         settings = load_settings({"data_dir": data_dir}, config_file=config)
     except SettingsError as error:
-        raise _fail(f"configuration error: {error}") from None
+        raise fail(f"configuration error: {error}") from None
     if not settings.database_path.exists():
-        raise _fail(f"no hubproxy data in {settings.data_dir}")
+        raise fail(f"no hubproxy data in {settings.data_dir}")
 
     async def main() -> Result:
         database = Database(settings.database_path)
         await database.open()
         storage = open_storage(settings)
         try:
-            return await action(CacheManager(database, storage))
+            return await action(settings, database, storage)
         finally:
             await storage.aclose()
             await database.aclose()
@@ -60,15 +63,25 @@ def _run(
     return asyncio.run(main())
 
 
-def _target(text: str, repo_type: str) -> tuple[RepoRef, str | None]:
+def _run(
+    data_dir: Path | None, config: Path | None, action: Callable[[CacheManager], Awaitable[Result]]
+) -> Result:
+    return run_on_data_dir(
+        data_dir,
+        config,
+        lambda settings, database, storage: action(CacheManager(database, storage)),
+    )
+
+
+def parse_target(text: str, repo_type: str) -> tuple[RepoRef, str | None]:
     if repo_type not in REPO_TYPES:
-        raise _fail(f"unknown repo type {repo_type!r} (model, dataset, space)")
+        raise fail(f"unknown repo type {repo_type!r} (model, dataset, space)")
     name, _, rev = text.partition("@")
     try:
         typed: RepoType = repo_type
         return repo_ref(typed, name), revision(rev) if rev else None
     except BadRequest as error:
-        raise _fail(error.message) from None
+        raise fail(error.message) from None
 
 
 def _emit(as_json: bool, document: Any, lines: list[str]) -> None:
@@ -125,7 +138,7 @@ def pin(
     target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
 ) -> None:
     """Never evict this repo (at this revision, or every revision)."""
-    ref, rev = _target(target, repo_type)
+    ref, rev = parse_target(target, repo_type)
     _run(data_dir, config, lambda manager: manager.pin(ref, rev))
     typer.echo(f"pinned {ref.repo_id}{'@' + rev if rev else ''}")
 
@@ -135,9 +148,9 @@ def unpin(
     target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
 ) -> None:
     """Remove a pin set with `pin`."""
-    ref, rev = _target(target, repo_type)
+    ref, rev = parse_target(target, repo_type)
     if not _run(data_dir, config, lambda manager: manager.unpin(ref, rev)):
-        raise _fail(f"{target} was not pinned")
+        raise fail(f"{target} was not pinned")
     typer.echo(f"unpinned {ref.repo_id}{'@' + rev if rev else ''}")
 
 
@@ -150,7 +163,7 @@ def evict(
     as_json: Json = False,
 ) -> None:
     """Drop the cached bytes of a repo (at a revision); pinned files are kept."""
-    ref, rev = _target(target, repo_type)
+    ref, rev = parse_target(target, repo_type)
     blobs, removed = _run(data_dir, config, lambda manager: manager.evict(ref, rev))
     _emit(as_json, {"files": blobs, "bytes": removed}, [f"evicted {blobs} files, {_size(removed)}"])
 

@@ -1,10 +1,14 @@
-"""`hubproxy mirror preload`: fill a hubproxy's cache ahead of need, through its own API.
+"""`hubproxy mirror preload | export | import`: carry models to sites without internet.
+
+`preload` fills a hubproxy's cache ahead of need, through its own API.
 
 Every file of the repo at the revision (filtered by --include / --exclude globs) is downloaded
 through the server, which caches it with the usual single-flight fill and verification; the
 bytes are discarded here. Already cached files come back at disk speed, so a preload is
 idempotent and resumes where an interrupted one stopped. The exit code says whether every
 selected file is now complete (0) or not (1).
+
+`export` and `import` work on data dirs directly (see `cache/bundles.py` for the format).
 """
 
 import fnmatch
@@ -27,7 +31,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from hubproxy.cache.bundles import BundleError, BundleReport, Bundles
+from hubproxy.cache.metadata import CacheMetadata
+from hubproxy.cache.storage import Storage
+from hubproxy.cli.cache import fail, parse_target, run_on_data_dir
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
+from hubproxy.db import Database
+from hubproxy.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Preload repos into a hubproxy cache.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -191,3 +201,75 @@ def preload(
     typer.echo(f"{len(complete)} of {len(results)} files complete ({size} bytes)")
     if len(complete) != len(results):
         raise typer.Exit(1)
+
+
+DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
+Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
+
+
+def _bundles(settings: Settings, database: Database, storage: Storage) -> Bundles:
+    return Bundles(CacheMetadata(database), storage, settings.chunk_size)
+
+
+@app.command("export")
+def export_command(
+    targets: Annotated[list[str], typer.Argument(help="REPO or REPO@REVISION, several allowed.")],
+    to: Annotated[Path, typer.Option("--to", help="Bundle directory to write.")],
+    repo_type: Annotated[
+        str, typer.Option("--repo-type", help="model, dataset or space.")
+    ] = "model",
+    since: Annotated[
+        Path | None, typer.Option(help="Earlier manifest.json: write only what is new.")
+    ] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Write cached repos (files, listings, refs) into a bundle directory for an offline site."""
+    parsed = [parse_target(target, repo_type) for target in targets]
+    wanted = [(ref, rev or "main") for ref, rev in parsed]
+
+    async def action(settings: Settings, database: Database, storage: Storage) -> BundleReport:
+        bundles = _bundles(settings, database, storage)
+        await CacheMetadata(database).open()
+        return await bundles.export(wanted, to, since)
+
+    try:
+        report = run_on_data_dir(data_dir, config, action)
+    except BundleError as error:
+        raise fail(str(error)) from None
+    files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
+    typer.echo(
+        f"exported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already in the"
+        f" earlier bundle, {report.documents} documents"
+    )
+
+
+@app.command("import")
+def import_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `mirror export`.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Verify a bundle completely, then add it to the cache; a faulty bundle imports nothing."""
+
+    async def action(settings: Settings, database: Database, storage: Storage) -> BundleReport:
+        metadata = CacheMetadata(database)
+        await metadata.open()
+        return await Bundles(metadata, storage, settings.chunk_size).import_bundle(bundle)
+
+    try:
+        settings = load_settings({"data_dir": data_dir}, config_file=config)
+    except SettingsError as error:
+        raise fail(f"configuration error: {error}") from None
+    # A fresh site has no database yet: create it (and its schema) before importing.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Database(settings.database_path).open_and_close_sync()
+    try:
+        report = run_on_data_dir(data_dir, config, action)
+    except BundleError as error:
+        raise fail(f"bundle refused: {error}") from None
+    files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
+    typer.echo(
+        f"imported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already cached,"
+        f" {report.documents} documents"
+    )

@@ -95,6 +95,11 @@ class Database:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
+    def open_and_close_sync(self) -> None:
+        """Create the database (and apply migrations) if needed, then close it."""
+        self.open_sync()
+        self.close_sync()
+
     def close_sync(self) -> None:
         self._executor.submit(self._close).result()
         self._executor.shutdown(wait=True)

@@ -1,0 +1,298 @@
+"""Export and import bundles: carry cached repos to a site without internet.
+
+A bundle is a plain directory:
+
+    manifest.json           what the bundle holds (see `export`), its format and versions
+    documents/<sha256>      upstream JSON documents (repo info, tree listings...) as cached
+    blobs/<algorithm>/<hex> whole file contents, named by their hash
+
+Import verifies every blob and document against its hash before anything becomes visible; a
+bundle with one bad byte is refused whole. Importing the same bundle twice changes nothing.
+An incremental bundle (`since`) omits blobs and documents an earlier manifest already listed;
+importing it needs the earlier bundle imported first, and says so otherwise.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubproxy import __version__
+from hubproxy.cache.layout import LAYOUT_VERSION, BlobId, chunk_count, chunk_key
+from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
+from hubproxy.cache.revisions import DEFAULT_BRANCH_KEY
+from hubproxy.cache.storage import Storage
+from hubproxy.constants import COMMIT_SHA_PATTERN
+from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
+
+BUNDLE_FORMAT = 1
+PIECE = 4 * 1024 * 1024
+
+
+class BundleError(Exception):
+    """The bundle cannot be written or imported; the message says why, precisely."""
+
+
+@dataclass
+class BundleReport:
+    repos: list[str] = field(default_factory=list)
+    blobs_written: int = 0
+    blobs_skipped: int = 0
+    bytes_written: int = 0
+    documents: int = 0
+
+
+def _blob_of(record: FileRecord) -> BlobId:
+    if record.sha256 is not None:
+        return BlobId("sha256", record.sha256)
+    assert record.git_oid is not None
+    return BlobId("gitsha1", record.git_oid)
+
+
+def _hasher(blob: BlobId, size: int) -> Any:
+    if blob.algorithm == "sha256":
+        return hashlib.sha256()
+    hasher = hashlib.sha1(usedforsecurity=False)
+    hasher.update(b"blob %d\0" % size)
+    return hasher
+
+
+class Bundles:
+    """Export from / import into one cache (its metadata and storage)."""
+
+    def __init__(self, metadata: CacheMetadata, storage: Storage, chunk_size: int) -> None:
+        self.metadata = metadata
+        self.storage = storage
+        self.chunk_size = chunk_size
+
+    # Export --------------------------------------------------------------------------
+
+    async def export(
+        self, targets: Sequence[tuple[RepoRef, str]], directory: Path, since: Path | None = None
+    ) -> BundleReport:
+        """Write the repos at the given revisions (branch, tag or commit) into `directory`."""
+        already: set[str] = set()
+        if since is not None:
+            previous = json.loads(await asyncio.to_thread(since.read_text))
+            already = {item["id"] for item in previous.get("blobs", [])} | {
+                item["sha256"] for item in previous.get("documents", [])
+            }
+        report = BundleReport()
+        manifest: dict[str, Any] = {
+            "format": BUNDLE_FORMAT,
+            "hubproxy_version": __version__,
+            "layout_version": LAYOUT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "repos": [],
+            "documents": [],
+            "blobs": [],
+        }
+        blobs: dict[str, int] = {}
+        (directory / "documents").mkdir(parents=True, exist_ok=True)
+        for ref, wanted in targets:
+            commit = await self._commit_of(ref, wanted)
+            revisions = {wanted: commit} if wanted != commit else {}
+            default = await self.metadata.get_revision(ref, DEFAULT_BRANCH_KEY)
+            if (default is not None and default.commit == commit) or wanted == "main":
+                # Clients ask for the default branch without naming it (`/api/models/{repo}`).
+                revisions[DEFAULT_BRANCH_KEY] = commit
+            entries = await self.metadata.entries_at(ref, commit)
+            if not entries:
+                raise BundleError(
+                    f"{ref.repo_id}@{wanted}: nothing cached at {commit} (preload it first)"
+                )
+            manifest["repos"].append(
+                {
+                    "repo_type": ref.repo_type,
+                    "repo_id": ref.repo_id,
+                    "revisions": revisions,
+                    "commit": commit,
+                    "entries": [
+                        {"path": path, "present": False}
+                        if record is MISSING
+                        else {
+                            "path": path,
+                            "present": True,
+                            "size": record.size,
+                            "git_oid": record.git_oid,
+                            "sha256": record.sha256,
+                        }
+                        for path, record in entries
+                    ],
+                }
+            )
+            report.repos.append(f"{ref.repo_id}@{commit}")
+            for key, body in (await self.metadata.documents_of(ref, commit)).items():
+                digest = hashlib.sha256(body).hexdigest()
+                manifest["documents"].append({"key": key, "sha256": digest})
+                if digest not in already:
+                    (directory / "documents" / digest).write_bytes(body)
+                    report.documents += 1
+            for _path, record in entries:
+                if record is not MISSING:
+                    blobs[str(_blob_of(record))] = record.size
+        for blob_text, size in sorted(blobs.items()):
+            manifest["blobs"].append({"id": blob_text, "size": size})
+            if blob_text in already:
+                report.blobs_skipped += 1
+                continue
+            await self._export_blob(BlobId.parse(blob_text), size, directory)
+            report.blobs_written += 1
+            report.bytes_written += size
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        return report
+
+    async def _commit_of(self, ref: RepoRef, wanted: str) -> str:
+        if COMMIT_SHA_PATTERN.match(wanted):
+            return wanted
+        record = await self.metadata.get_revision(ref, wanted)
+        if record is None:
+            raise BundleError(
+                f"{ref.repo_id}@{wanted}: revision not in the cache (preload it first)"
+            )
+        return record.commit
+
+    async def _export_blob(self, blob: BlobId, size: int, directory: Path) -> None:
+        record = await self.metadata.get_blob(str(blob))
+        chunks = chunk_count(size, record.chunk_size) if record else 0
+        if record is None or len(record.chunks) != chunks:
+            raise BundleError(f"{blob}: not completely cached (preload it first)")
+        target = directory / "blobs" / blob.algorithm / blob.digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".partial")
+        with open(temporary, "wb") as output:  # noqa: ASYNC230 - sequential local writes
+            for index in range(chunks):
+                async for piece in self.storage.read(chunk_key(blob, index)):
+                    await asyncio.to_thread(output.write, piece)
+        os.replace(temporary, target)
+
+    # Import --------------------------------------------------------------------------
+
+    async def import_bundle(self, directory: Path) -> BundleReport:
+        """Verify everything in `directory`, then make it visible; refuse it whole on any fault."""
+        manifest = self._read_manifest(directory)
+        documents = await self._verified_documents(directory, manifest)
+        missing_blobs = await self._verify_blobs(directory, manifest)
+        if missing_blobs:
+            raise BundleError(
+                f"{len(missing_blobs)} files are neither in this bundle nor in the cache "
+                f"(import the earlier bundle first): {', '.join(missing_blobs[:3])}"
+            )
+        report = BundleReport()
+        for item in manifest["blobs"]:
+            blob = BlobId.parse(item["id"])
+            path = directory / "blobs" / blob.algorithm / blob.digest
+            if await self._complete(blob, item["size"]):
+                report.blobs_skipped += 1
+                continue
+            await self._import_blob(blob, item["size"], path)
+            report.blobs_written += 1
+            report.bytes_written += item["size"]
+        for key, body in documents.items():
+            await self.metadata.put_document(key, body)
+            report.documents += 1
+        for repo in manifest["repos"]:
+            ref = repo_ref(repo["repo_type"], repo["repo_id"])
+            for item in repo["entries"]:
+                entry_path = path_in_repo(item["path"])
+                record = (
+                    FileRecord(item["size"], item["git_oid"], item["sha256"])
+                    if item["present"]
+                    else MISSING
+                )
+                await self.metadata.put_entry(ref, repo["commit"], entry_path, record)
+            for name, commit in repo["revisions"].items():
+                if not COMMIT_SHA_PATTERN.match(commit):
+                    raise BundleError(f"bad commit {commit!r} for {ref.repo_id}@{name}")
+                key = DEFAULT_BRANCH_KEY if name == DEFAULT_BRANCH_KEY else revision(name)
+                await self.metadata.put_revision(ref, key, commit)
+            report.repos.append(f"{ref.repo_id}@{repo['commit']}")
+        return report
+
+    def _read_manifest(self, directory: Path) -> dict[str, Any]:
+        try:
+            manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+        except (OSError, ValueError) as error:
+            raise BundleError(f"no readable manifest.json in {directory}: {error}") from None
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"bundle format {manifest.get('format')!r} is not supported")
+        if manifest.get("layout_version") != LAYOUT_VERSION:
+            raise BundleError(
+                f"bundle layout version {manifest.get('layout_version')!r} is not supported"
+            )
+        for repo in manifest.get("repos", []):
+            if not COMMIT_SHA_PATTERN.match(str(repo.get("commit", ""))):
+                raise BundleError(f"bad commit in manifest for {repo.get('repo_id')!r}")
+        return manifest
+
+    async def _verified_documents(
+        self, directory: Path, manifest: dict[str, Any]
+    ) -> dict[str, bytes]:
+        # A document may only describe a repo at a commit the manifest declares.
+        allowed = tuple(
+            f"{repo_ref(repo['repo_type'], repo['repo_id'])}@{repo['commit']}"
+            for repo in manifest["repos"]
+        )
+        documents: dict[str, bytes] = {}
+        for item in manifest["documents"]:
+            _kind, _, subject = str(item["key"]).partition(":")
+            if not subject.startswith(allowed):
+                raise BundleError(f"document {item['key']!r} describes no repo of the bundle")
+            path = directory / "documents" / item["sha256"]
+            if not path.exists():
+                existing = await self.metadata.get_document(item["key"])
+                if existing is None or hashlib.sha256(existing).hexdigest() != item["sha256"]:
+                    raise BundleError(f"document {item['key']} is missing from the bundle")
+                continue
+            body = path.read_bytes()
+            if hashlib.sha256(body).hexdigest() != item["sha256"]:
+                raise BundleError(f"document {item['key']} is corrupt (hash mismatch)")
+            documents[item["key"]] = body
+        return documents
+
+    async def _verify_blobs(self, directory: Path, manifest: dict[str, Any]) -> list[str]:
+        """Hash every blob file of the bundle; return those absent from bundle and cache alike."""
+        missing: list[str] = []
+        for item in manifest["blobs"]:
+            blob = BlobId.parse(item["id"])
+            path = directory / "blobs" / blob.algorithm / blob.digest
+            if not path.exists():
+                if not await self._complete(blob, item["size"]):
+                    missing.append(item["id"])
+                continue
+            hasher = _hasher(blob, item["size"])
+            total = 0
+            with open(path, "rb") as source:  # noqa: ASYNC230 - sequential local reads
+                while piece := await asyncio.to_thread(source.read, PIECE):
+                    await asyncio.to_thread(hasher.update, piece)
+                    total += len(piece)
+            if total != item["size"] or hasher.hexdigest() != blob.digest:
+                raise BundleError(
+                    f"{item['id']} is corrupt or truncated in the bundle: nothing was imported"
+                )
+        return missing
+
+    async def _complete(self, blob: BlobId, size: int) -> bool:
+        record = await self.metadata.get_blob(str(blob))
+        return (
+            record is not None
+            and record.verified
+            and len(record.chunks) == chunk_count(size, record.chunk_size)
+        )
+
+    async def _import_blob(self, blob: BlobId, size: int, path: Path) -> None:
+        await self.metadata.create_blob(str(blob), size, self.chunk_size)
+        record = await self.metadata.get_blob(str(blob))
+        assert record is not None
+        chunk_size = record.chunk_size
+        with open(path, "rb") as source:  # noqa: ASYNC230 - chunk-sized reads of a local file
+            for index in range(chunk_count(size, chunk_size)):
+                data = await asyncio.to_thread(source.read, chunk_size)
+                info = await self.storage.put_bytes(chunk_key(blob, index), data)
+                await self.metadata.add_chunk(str(blob), index, info.size)
+        await self.metadata.mark_verified(str(blob))

@@ -1,0 +1,134 @@
+"""Export / import bundles: preload online, carry a directory across, serve offline, identically."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import snapshot_download
+
+from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeHub, GeneratedFile
+from tests.proxy.test_mirror import preload
+
+pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
+
+WEIGHTS = GeneratedFile(1_200_000, seed=81)
+CONFIG = b'{"model_type": "bert"}'
+
+
+def mirror(*arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("HUBPROXY_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hubproxy", "mirror", *arguments],
+        capture_output=True, text=True, timeout=120, env=environment,
+    )  # fmt: skip
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bundle_round_trip_incremental_and_corrupt(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str, tmp_path: Path
+) -> None:
+    first_commit = upstream.add_repo(
+        repo_id, {"config.json": CONFIG, "model.safetensors": WEIGHTS, "sub/notes.txt": b"notes"}
+    )
+    online = proxy_factory()
+    assert preload(online.url, repo_id).returncode == 0
+    online.stop()
+    bundle = tmp_path / "bundle"
+    exported = mirror("export", repo_id, "--to", str(bundle), "--data-dir", str(online.data_dir))
+    assert exported.returncode == 0, exported.stderr
+    assert "3 files" in exported.stdout
+
+    # The offline site: a fresh data dir, no upstream at all.
+    site = tmp_path / "site"
+    imported = mirror("import", str(bundle), "--data-dir", str(site))
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        mirror("import", str(bundle), "--data-dir", str(site)).stdout.count("0 files") == 1
+    )  # no-op
+    offline = proxy_factory("--offline", data_dir=site)
+    for revision in ("main", first_commit):
+        folder = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                cache_dir=tmp_path / f"client-{revision[:4]}",
+                endpoint=offline.url,
+            )
+        )
+        assert (folder / "config.json").read_bytes() == CONFIG
+        assert sha256(folder / "model.safetensors") == WEIGHTS.sha256()
+        assert (folder / "sub" / "notes.txt").read_bytes() == b"notes"
+        assert first_commit in str(folder)
+    head = httpx.head(f"{offline.url}/{repo_id}/resolve/main/model.safetensors")
+    assert head.headers["x-repo-commit"] == first_commit
+    assert head.headers["x-linked-etag"] == f'"{WEIGHTS.sha256()}"'
+    ranged = httpx.get(
+        f"{offline.url}/{repo_id}/resolve/main/model.safetensors",
+        headers={"Range": "bytes=1000-1099"},
+    )
+    assert ranged.content == WEIGHTS.read(1000, 1100)
+    assert httpx.get(f"{offline.url}/api/models/{repo_id}").json()["sha"] == first_commit
+
+    # Incremental: a new upstream commit adds one file; the new bundle carries only that file.
+    upstream.commit(repo_id, {"extra.bin": GeneratedFile(300_000, seed=82)})
+    refreshed = proxy_factory("--revision-ttl", "0", data_dir=online.data_dir)  # sees the new main
+    assert preload(refreshed.url, repo_id).returncode == 0
+    refreshed.stop()
+    delta = tmp_path / "delta"
+    incremental = mirror(
+        "export",
+        repo_id,
+        "--to",
+        str(delta),
+        "--data-dir",
+        str(online.data_dir),
+        "--since",
+        str(bundle / "manifest.json"),
+    )
+    assert incremental.returncode == 0, incremental.stderr
+    assert "1 files (300000 bytes)" in incremental.stdout
+    assert len(list((delta / "blobs").rglob("*"))) == 2  # one algorithm directory, one blob
+    lonely = mirror("import", str(delta), "--data-dir", str(tmp_path / "lonely"))
+    assert lonely.returncode == 2
+    assert "import the earlier bundle first" in lonely.stderr
+    offline.stop()
+    assert mirror("import", str(delta), "--data-dir", str(site)).returncode == 0
+    offline.start()
+    assert httpx.get(f"{offline.url}/{repo_id}/resolve/main/extra.bin").content == GeneratedFile(
+        300_000, seed=82
+    ).read(0, 300_000)
+
+    # One flipped byte: the whole bundle is refused and nothing is imported.
+    blob_file = next(
+        path
+        for path in (bundle / "blobs").rglob("*")
+        if path.is_file() and path.stat().st_size == WEIGHTS.size
+    )
+    data = bytearray(blob_file.read_bytes())
+    data[500_000] ^= 0xFF
+    blob_file.write_bytes(bytes(data))
+    corrupt_site = tmp_path / "corrupt-site"
+    refused = mirror("import", str(bundle), "--data-dir", str(corrupt_site))
+    assert refused.returncode == 2
+    assert "corrupt" in refused.stderr
+    listing = subprocess.run(
+        [sys.executable, "-m", "hubproxy", "cache", "ls", "--json", "--data-dir", str(corrupt_site)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(listing.stdout) == []
+    assert (
+        not list((corrupt_site / "storage").rglob("*"))
+        if (corrupt_site / "storage").exists()
+        else True
+    )
