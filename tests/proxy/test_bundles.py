@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import snapshot_download
+from huggingface_hub import HfFileSystem, snapshot_download
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
@@ -79,6 +79,13 @@ def test_bundle_round_trip_incremental_and_corrupt(
     )
     assert ranged.content == WEIGHTS.read(1000, 1100)
     assert httpx.get(f"{offline.url}/api/models/{repo_id}").json()["sha"] == first_commit
+    fs = HfFileSystem(endpoint=offline.url, skip_instance_cache=True)
+    assert sorted(fs.ls(repo_id, detail=False)) == sorted(
+        f"{repo_id}/{name}" for name in ("config.json", "model.safetensors", "sub")
+    )
+    with fs.open(f"{repo_id}/model.safetensors", "rb", block_size=100_000) as handle:
+        handle.seek(700_000)
+        assert handle.read(1000) == WEIGHTS.read(700_000, 701_000)
 
     # Incremental: a new upstream commit adds one file; the new bundle carries only that file.
     upstream.commit(repo_id, {"extra.bin": GeneratedFile(300_000, seed=82)})

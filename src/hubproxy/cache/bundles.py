@@ -76,11 +76,12 @@ class Bundles:
         self, targets: Sequence[tuple[RepoRef, str]], directory: Path, since: Path | None = None
     ) -> BundleReport:
         """Write the repos at the given revisions (branch, tag or commit) into `directory`."""
+        # What an earlier bundle carried: blobs by id, documents by (key, hash).
         already: set[str] = set()
         if since is not None:
             previous = json.loads(await asyncio.to_thread(since.read_text))
             already = {item["id"] for item in previous.get("blobs", [])} | {
-                item["sha256"] for item in previous.get("documents", [])
+                f"{item['key']} {item['sha256']}" for item in previous.get("documents", [])
             }
         report = BundleReport()
         manifest: dict[str, Any] = {
@@ -130,7 +131,7 @@ class Bundles:
             for key, body in (await self.metadata.documents_of(ref, commit)).items():
                 digest = hashlib.sha256(body).hexdigest()
                 manifest["documents"].append({"key": key, "sha256": digest})
-                if digest not in already:
+                if f"{key} {digest}" not in already:
                     (directory / "documents" / digest).write_bytes(body)
                     report.documents += 1
             for _path, record in entries:
@@ -247,7 +248,10 @@ class Bundles:
             if not path.exists():
                 existing = await self.metadata.get_document(item["key"])
                 if existing is None or hashlib.sha256(existing).hexdigest() != item["sha256"]:
-                    raise BundleError(f"document {item['key']} is missing from the bundle")
+                    raise BundleError(
+                        f"document {item['key']} is neither in this bundle nor in the cache"
+                        " (import the earlier bundle first)"
+                    )
                 continue
             body = path.read_bytes()
             if hashlib.sha256(body).hexdigest() != item["sha256"]:

@@ -57,11 +57,6 @@ class FileResult:
         return self.error is None and self.received == self.size
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]hubproxy mirror:[/red] {message}")
-    return typer.Exit(2)
-
-
 def _selected(path: str, include: list[str], exclude: list[str]) -> bool:
     if include and not any(fnmatch.fnmatch(path, pattern) for pattern in include):
         return False
@@ -74,18 +69,34 @@ def _list_files(
     plural = PLURAL_BY_REPO_TYPE[repo_type]  # type: ignore[index]
     info = client.get(f"/api/{plural}/{repo_id}/revision/{quote(revision, safe='')}")
     if info.status_code != 200:
-        raise _fail(
+        raise fail(
             f"{repo_id}@{revision}: {info.status_code} {info.headers.get('x-error-message', '')}"
         )
     commit = info.json()["sha"]
     url: str | None = f"/api/{plural}/{repo_id}/tree/{commit}?recursive=true&expand=false"
     entries: list[dict[str, Any]] = []
+    directories = [""]
     while url:
         page = client.get(url)
         if page.status_code != 200:
-            raise _fail(f"{repo_id}: listing failed with {page.status_code}")
+            raise fail(f"{repo_id}: listing failed with {page.status_code}")
         entries.extend(entry for entry in page.json() if entry.get("type") == "file")
+        directories += [entry["path"] for entry in page.json() if entry.get("type") == "directory"]
         url = page.links.get("next", {}).get("url")
+    # Per-directory listings too: HfFileSystem (datasets, vLLM) lists one level at a time, and
+    # an offline instance can only answer what was asked while online.
+    for directory in directories:
+        suffix = f"/{quote(directory, safe='')}" if directory else ""
+        listing: str | None = (
+            f"/api/{plural}/{repo_id}/tree/{commit}{suffix}?recursive=false&expand=false"
+        )
+        while listing:
+            page = client.get(listing)
+            if page.status_code != 200:
+                raise fail(
+                    f"{repo_id}: listing of {directory or '/'} failed with {page.status_code}"
+                )
+            listing = page.links.get("next", {}).get("url")
     return commit, entries
 
 
@@ -149,7 +160,7 @@ def preload(
 ) -> None:
     """Download REPO[@REV]s through hubproxy so that its cache holds every selected file."""
     if repo_type not in REPO_TYPES:
-        raise _fail(f"unknown repo type {repo_type!r}")
+        raise fail(f"unknown repo type {repo_type!r}")
     wanted = list(targets or [])
     if list_file is not None:
         lines = list_file.read_text().splitlines()
@@ -157,7 +168,7 @@ def preload(
             line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
         ]
     if not wanted:
-        raise _fail("name at least one repo (or --list FILE)")
+        raise fail("name at least one repo (or --list FILE)")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     results: list[FileResult] = []
     with httpx.Client(
