@@ -79,6 +79,12 @@ def test_bundle_round_trip_incremental_and_corrupt(
     )
     assert ranged.content == WEIGHTS.read(1000, 1100)
     assert httpx.get(f"{offline.url}/api/models/{repo_id}").json()["sha"] == first_commit
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"from transformers import AutoConfig; print(AutoConfig.from_pretrained({repo_id!r}).model_type)"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_ENDPOINT": offline.url, "HF_HOME": str(tmp_path / "transformers-home")},
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "bert", loaded.stderr
     fs = HfFileSystem(endpoint=offline.url, skip_instance_cache=True)
     assert sorted(fs.ls(repo_id, detail=False)) == sorted(
         f"{repo_id}/{name}" for name in ("config.json", "model.safetensors", "sub")
