@@ -172,12 +172,7 @@ class CacheManager:
         await self.database.run(run)
 
     async def _drop_chunk(self, blob_text: str, index: int) -> int:
-        key = chunk_key(BlobId.parse(blob_text), index)
-        try:
-            size = (await self.storage.stat(key)).size
-        except ObjectNotFound:
-            size = 0
-        await self.storage.delete(key)
+        size = await self._delete_object(chunk_key(BlobId.parse(blob_text), index))
         await self._execute(
             "DELETE FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_text, index)
         )
@@ -201,12 +196,7 @@ class CacheManager:
             if parsed is not None and parsed in recorded:
                 seen.add(parsed)
                 continue
-            try:
-                orphan_bytes += (await self.storage.stat(key)).size
-            except ObjectNotFound:
-                continue
-            await self.storage.delete(key)
-            orphans += 1
+            orphans, orphan_bytes = orphans + 1, orphan_bytes + await self._delete_object(key)
         whole_blobs = await self.database.run(
             lambda connection: {
                 row[0] for row in connection.execute("SELECT blob_id FROM blobs WHERE whole = 1")
@@ -216,18 +206,22 @@ class CacheManager:
             blob_text = _parse_whole_key(key)
             if blob_text is not None and blob_text in whole_blobs:
                 continue
-            try:
-                orphan_bytes += (await self.storage.stat(key)).size
-            except ObjectNotFound:
-                continue
-            await self.storage.delete(key)
-            orphans += 1
+            orphans, orphan_bytes = orphans + 1, orphan_bytes + await self._delete_object(key)
         dangling = recorded - seen
         for blob_text, index in dangling:
             await self._execute(
                 "DELETE FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_text, index)
             )
         return GcReport(orphans, orphan_bytes, incomplete, len(dangling))
+
+    async def _delete_object(self, key: str) -> int:
+        """Delete one storage object; returns its size (0 if it was already gone)."""
+        try:
+            size = (await self.storage.stat(key)).size
+        except ObjectNotFound:
+            return 0
+        await self.storage.delete(key)
+        return size
 
     async def verify(self) -> VerifyReport:
         """Re-hash every complete blob; drop (and report) those whose content is wrong."""
