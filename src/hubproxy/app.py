@@ -1,8 +1,8 @@
 """`create_app(settings)`: builds every object explicitly; the lifespan owns their life.
 
 Start-up order: database (migrations) → storage (crash leftovers removed) → blob cache
-(staging emptied, unverified blobs re-checked) → upstream client. Shut-down runs in reverse,
-cancelling fills and flushing what must be written.
+(staging emptied, unverified blobs re-checked) → upstream client → accounts → audit log.
+Shut-down runs in reverse, flushing the audit queue first, then cancelling fills.
 """
 
 import contextlib
@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from hubproxy.auth.audit import AuditSink, FanoutSink, QueuedSink, SqliteAuditSink, StdoutJsonSink
+from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
@@ -30,6 +32,7 @@ from hubproxy.hf_api.errors import (
     handle_unexpected_error,
 )
 from hubproxy.hf_api.middleware import RequestMiddleware
+from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,18 @@ async def _probe(database: Database, storage: Storage) -> dict[str, str]:
     except (StorageError, OSError) as error:
         checks["storage"] = type(error).__name__
     return checks
+
+
+async def open_audit(settings: Settings) -> QueuedSink:
+    """The audit sink: its SQLite file (plus stdout JSON lines if asked), behind a queue."""
+    sqlite_sink = SqliteAuditSink(settings.audit_path)
+    await sqlite_sink.open()
+    inner: AuditSink = sqlite_sink
+    if settings.audit_stdout:
+        inner = FanoutSink([sqlite_sink, StdoutJsonSink()])
+    queued = QueuedSink(inner, max_queued=settings.audit_queue_size)
+    queued.start()
+    return queued
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -102,7 +117,18 @@ def create_app(settings: Settings) -> Starlette:
             async def check_ready() -> dict[str, str]:
                 return await _probe(database, storage)
 
-            yield {"services": Services(settings, store, check_ready)}
+            authenticator = Authenticator(database)
+            await authenticator.start()
+            stack.push_async_callback(authenticator.aclose)
+            audit = await open_audit(settings)
+            # Closed after the server stopped taking requests: every record is written first.
+            stack.push_async_callback(audit.aclose)
+
+            yield {
+                "services": Services(
+                    settings, store, HostedRepoStore(), authenticator, audit, check_ready
+                )
+            }
 
     hub = HubEndpoint()
     return Starlette(

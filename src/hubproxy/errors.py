@@ -118,6 +118,14 @@ class NotFound(HubError):
     default_message = "Not found"
 
 
+class NotImplementedYet(HubError):
+    """501 `NotImplemented`: an endpoint this version of hubproxy does not serve yet."""
+
+    status = 501
+    code = "NotImplemented"
+    default_message = "Not implemented in this version of hubproxy"
+
+
 class RangeNotSatisfiable(HubError):
     """416 `RangeNotSatisfiable` (sent with `Content-Range: bytes */size`)."""
 

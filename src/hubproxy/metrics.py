@@ -112,3 +112,31 @@ STORAGE_OPERATION_DURATION = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+
+AUDIT_RECORDS = Counter(
+    "hubproxy_audit_records_total",
+    "Audit records written, by action and decision (allow, deny).",
+    ["action", "decision"],
+    registry=REGISTRY,
+)
+AUDIT_QUEUE_DEPTH = Gauge(
+    "hubproxy_audit_queue_depth",
+    "Audit records waiting to be written.",
+    registry=REGISTRY,
+)
+AUDIT_QUEUE_WAITS = Counter(
+    "hubproxy_audit_queue_full_total",
+    "Times a request waited because the audit queue was full (backpressure, nothing dropped).",
+    registry=REGISTRY,
+)
+AUDIT_WRITE_DURATION = Histogram(
+    "hubproxy_audit_write_seconds",
+    "Time to write one batch of audit records.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+AUDIT_WRITE_FAILURES = Counter(
+    "hubproxy_audit_write_failures_total",
+    "Audit batch writes that failed and were retried.",
+    registry=REGISTRY,
+)

@@ -61,6 +61,14 @@ def repo_ref(repo_type: RepoType, repo_id: str) -> RepoRef:
     return RepoRef(repo_type, repo_id)
 
 
+def namespace(value: str) -> str:
+    """Validate a namespace (user, project) or robot name: one repo id segment."""
+    if not value or len(value) > REPO_ID_MAX_LENGTH:
+        raise BadRequest("Invalid name: empty or too long")
+    _check_segment(value)
+    return value
+
+
 def _check_printable(kind: str, value: str) -> None:
     if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
         raise BadRequest(f"Invalid {kind}: control characters are forbidden")

@@ -86,6 +86,12 @@ class Settings:
     """Seconds to connect to upstream, and the longest silence tolerated mid-body."""
     public_url: str | None = None
     """The URL clients use to reach hubproxy, if it differs from the request's own."""
+    require_auth: bool = False
+    """Refuse anonymous requests everywhere (also `hubproxy admin policy set --require-auth`)."""
+    audit_stdout: bool = False
+    """Also print every audit record as one JSON line on stdout, for log shippers."""
+    audit_queue_size: int = 10_000
+    """Audit records held in memory before requests wait for the writer (never dropped)."""
     log_level: str = "info"
     """Logging level: debug, info, warning, error."""
     log_format: str = "text"
@@ -111,6 +117,11 @@ class Settings:
         return self.data_dir / "hubproxy.sqlite3"
 
     @property
+    def audit_path(self) -> Path:
+        """The audit log, a SQLite file of its own."""
+        return self.data_dir / "audit.sqlite3"
+
+    @property
     def staging_path(self) -> Path:
         """Scratch files of in-flight upstream fetches; emptied at start."""
         return self.data_dir / "staging"
@@ -120,8 +131,11 @@ FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))
 _SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
 _BYTE_FIELDS = {"chunk_size", "cache_max_bytes"}
 _SECONDS_FIELDS = {"revision_ttl", "upstream_timeout"}
-_INT_FIELDS = {"port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency"}
-_BOOL_FIELDS = {"offline", "s3_path_style", "s3_redirect"}
+_INT_FIELDS = {
+    "port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency",
+    "audit_queue_size",
+}  # fmt: skip
+_BOOL_FIELDS = {"offline", "s3_path_style", "s3_redirect", "require_auth", "audit_stdout"}
 _PATH_FIELDS = {"data_dir", "storage_dir"}
 _NULLABLE_FIELDS = {
     "upstream_token", "storage_dir", "cache_max_bytes", "public_url",
@@ -208,7 +222,7 @@ def _validate(settings: Settings) -> Settings:
     for name in ("read_ahead_chunks",):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name}: must not be negative")
-    for name in ("parallel_chunk_fetches", "upstream_concurrency"):
+    for name in ("parallel_chunk_fetches", "upstream_concurrency", "audit_queue_size"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
     if settings.log_format not in ("text", "json"):

@@ -80,6 +80,17 @@ def serve(
     public_url: Annotated[
         str | None, typer.Option(help="URL clients reach hubproxy at, if behind a proxy.")
     ] = None,
+    require_auth: Annotated[
+        bool | None,
+        typer.Option("--require-auth/--allow-anonymous", help="Refuse anonymous requests."),
+    ] = None,
+    audit_stdout: Annotated[
+        bool | None,
+        typer.Option("--audit-stdout/--no-audit-stdout", help="Audit records as JSON on stdout."),
+    ] = None,
+    audit_queue_size: Annotated[
+        int | None, typer.Option(help="Audit records buffered before requests wait [10000].")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
 ) -> None:
@@ -110,6 +121,9 @@ def serve(
         "upstream_concurrency": upstream_concurrency,
         "upstream_timeout": upstream_timeout,
         "public_url": public_url,
+        "require_auth": require_auth,
+        "audit_stdout": audit_stdout,
+        "audit_queue_size": audit_queue_size,
         "log_level": log_level,
         "log_format": log_format,
     }

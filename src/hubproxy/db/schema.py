@@ -68,4 +68,55 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE blobs ADD COLUMN whole INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: governance: users, projects and roles, robots, tokens (hashed), upstream policy.
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        fullname TEXT NOT NULL DEFAULT '',
+        email TEXT NOT NULL DEFAULT '',
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE projects (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('hosted', 'proxy')),
+        public INTEGER NOT NULL DEFAULT 0,
+        upstream_namespace TEXT,  -- proxy projects: the upstream namespace mirrored
+        created REAL NOT NULL
+    );
+    CREATE TABLE members (
+        project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+        user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY (project, user)
+    );
+    CREATE TABLE robots (
+        name TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+        permissions TEXT NOT NULL,  -- space-separated actions
+        expires REAL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL DEFAULT ''
+    );
+    -- Only the SHA-256 of a secret is stored; `id` is what listings and audit records show.
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'robot')),
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        scope TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL,
+        last_used REAL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tokens_by_owner ON tokens (owner_kind, owner);
+    CREATE TABLE policy (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )

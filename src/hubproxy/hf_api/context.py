@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from hubproxy.auth.audit import AuditSink
+from hubproxy.auth.authn import Authenticator
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
 
@@ -12,13 +14,24 @@ from hubproxy.stores import RepoStore
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    store: RepoStore
+    # Repos of upstream namespaces and proxy projects.
+    proxied: RepoStore
+    # Repos of hosted projects.
+    hosted: RepoStore
+    authenticator: Authenticator
+    audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.
     check_ready: Callable[[], Awaitable[dict[str, str]]]
 
 
 def services(request: Request) -> Services:
     found: Services = request.state.services
+    return found
+
+
+def repo_store(request: Request) -> RepoStore:
+    """The store of the request's repo, chosen by the dispatcher after authorization."""
+    found: RepoStore = request.state.store
     return found
 
 

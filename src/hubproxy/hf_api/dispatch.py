@@ -1,29 +1,155 @@
-"""One entry point for every Hub URL: match the raw path, check the method, call the handler."""
+"""One entry point for every Hub URL: match, authenticate, authorize, call the handler, audit.
 
-from collections.abc import Awaitable, Callable
+The route table below is the single place that says what each endpoint does to a repo
+(`auth.roles` actions, by method) and what it is recorded as in the audit log. The dispatcher
+checks that action centrally before any handler runs; handlers never check permissions.
+"""
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hubproxy.errors import MethodNotAllowed, NotFound
-from hubproxy.hf_api import repos, resolve, tree, users
+from hubproxy.auth.audit import AuditRecord
+from hubproxy.auth.authn import TokenRefused
+from hubproxy.auth.authz import authorize
+from hubproxy.auth.principal import ANONYMOUS, Principal
+from hubproxy.auth.roles import CREATE_REPO, DELETE_REPO, MANAGE_REFS, READ, WRITE, Action
+from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_LINKED_ETAG, HEADER_REPO_COMMIT
+from hubproxy.errors import HubError, MethodNotAllowed, NotFound
+from hubproxy.hf_api import hosted, repos, resolve, tree, users
+from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.naming import RepoRef
 
 Handler = Callable[[Request, RouteMatch], Awaitable[Response | StreamResponse]]
 
-ENDPOINTS: dict[str, tuple[frozenset[str], Handler]] = {
-    "resolve": (frozenset({"GET", "HEAD"}), resolve.resolve),
-    "repo_info": (frozenset({"GET", "HEAD"}), repos.repo_info),
-    "refs": (frozenset({"GET", "HEAD"}), repos.refs),
-    "commits": (frozenset({"GET", "HEAD"}), repos.commits),
-    "tree": (frozenset({"GET", "HEAD"}), tree.tree),
-    "paths_info": (frozenset({"POST"}), tree.paths_info),
-    "whoami": (frozenset({"GET"}), users.whoami),
-    "agent_harnesses": (frozenset({"GET"}), users.agent_harnesses),
-    "telemetry": (frozenset({"GET", "HEAD", "POST"}), users.telemetry),
+_READ: dict[str, Action | None] = {"GET": READ, "HEAD": READ}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A Hub endpoint: handler, the repo action of each method, and audit names by method."""
+
+    handler: Handler
+    actions: Mapping[str, Action | None]
+    audited: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def methods(self) -> frozenset[str]:
+        return frozenset(self.actions)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "resolve": Endpoint(resolve.resolve, _READ, {"GET": "download"}),
+    "repo_info": Endpoint(repos.repo_info, _READ),
+    "refs": Endpoint(repos.refs, _READ),
+    "commits": Endpoint(repos.commits, _READ),
+    "tree": Endpoint(tree.tree, _READ),
+    "paths_info": Endpoint(tree.paths_info, {"POST": READ}),
+    "create_repo": Endpoint(hosted.not_yet, {"POST": CREATE_REPO}, {"POST": "repo_create"}),
+    "delete_repo": Endpoint(hosted.not_yet, {"DELETE": DELETE_REPO}, {"DELETE": "repo_delete"}),
+    "preupload": Endpoint(hosted.not_yet, {"POST": WRITE}, {"POST": "upload"}),
+    "commit": Endpoint(hosted.not_yet, {"POST": WRITE}, {"POST": "commit"}),
+    "branch": Endpoint(
+        hosted.not_yet,
+        {"POST": WRITE, "DELETE": MANAGE_REFS},
+        {"POST": "ref_create", "DELETE": "ref_delete"},
+    ),
+    "tag": Endpoint(
+        hosted.not_yet,
+        {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},
+        {"POST": "ref_create", "DELETE": "ref_delete"},
+    ),
+    "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
+    "agent_harnesses": Endpoint(users.agent_harnesses, {"GET": None}),
+    "telemetry": Endpoint(users.telemetry, {"GET": None, "HEAD": None, "POST": None}),
 }
+
+
+def _audit_record(
+    scope: Scope, request: Request, action: str, principal: Principal, match: RouteMatch
+) -> AuditRecord:
+    ref = match.ref
+    return AuditRecord(
+        action,
+        actor_kind=principal.kind,
+        actor_name=principal.name,
+        token_id=principal.token_id,
+        repo_type=ref.repo_type if ref else None,
+        repo_id=ref.repo_id if ref else None,
+        revision=match.revision,
+        path=match.path or None,
+        request_id=scope.get("state", {}).get("request_id"),
+        client=(scope.get("client") or ("", 0))[0] or None,
+        user_agent=request.headers.get("user-agent"),
+        method=request.method,
+        route=match.endpoint,
+    )
+
+
+def _describe_response(record: AuditRecord, response: Response | StreamResponse) -> None:
+    """Copy the outcome of a sent response into `record`."""
+    if isinstance(response, StreamResponse):
+        headers = {name.decode(): value.decode("latin-1") for name, value in response.headers}
+        record.status = response.status
+        record.bytes_sent = response.bytes_sent
+        record.commit_sha = headers.get(HEADER_REPO_COMMIT.lower())
+        record.cache = headers.get(HEADER_CACHE_STATUS.lower())
+        linked = headers.get(HEADER_LINKED_ETAG.lower())
+        record.sha256 = linked.strip('"') if linked else None
+        if not response.completed:
+            record.reason = "incomplete: the client disconnected or the stream broke"
+    else:
+        record.status = response.status_code
+        record.bytes_sent = len(response.body)
+
+
+async def _authorize(
+    request: Request, services_: Services, principal: Principal, match: RouteMatch, action: Action
+) -> RouteMatch:
+    """Check `action` on the route's repo; choose its store. Returns the match to serve."""
+    if match.ref is None:
+        match = dataclasses.replace(match, ref=await hosted.repo_from_body(request))
+    assert match.ref is not None
+    snapshot = services_.authenticator.snapshot
+    decision = authorize(
+        principal, action, match.ref.repo_id, snapshot,
+        require_auth=services_.settings.require_auth,
+    )  # fmt: skip
+    if not decision.allowed:
+        assert decision.error is not None
+        record = _audit_record(
+            request.scope, request, _denied_action(match, request), principal, match
+        )
+        record.decision = "deny"
+        record.status = decision.error.status
+        record.reason = decision.reason
+        await services_.audit.emit([record])
+        raise decision.error
+    project = decision.project
+    if project is not None and project.kind == "hosted":
+        request.state.store = services_.hosted
+        return match
+    request.state.store = services_.proxied
+    if project is not None and project.upstream != project.name:
+        # A proxy project may mirror an upstream namespace under another name.
+        name = match.ref.repo_id.split("/", 1)[1]
+        match = dataclasses.replace(
+            match, ref=RepoRef(match.ref.repo_type, f"{project.upstream}/{name}")
+        )
+    return match
+
+
+def _denied_action(match: RouteMatch, request: Request) -> str:
+    endpoint = ENDPOINTS[match.endpoint]
+    return endpoint.audited.get(
+        request.method, "download" if match.endpoint == "resolve" else "read"
+    )
 
 
 class HubEndpoint:
@@ -36,11 +162,48 @@ class HubEndpoint:
         if root_path and raw_path.startswith(root_path):
             raw_path = raw_path[len(root_path) :]
         match = match_route(raw_path)
-        scope.setdefault("state", {})["route"] = match.endpoint if match else "unknown"
+        state = scope.setdefault("state", {})
+        state["route"] = match.endpoint if match else "unknown"
         if match is None:
             raise NotFound(f"No such endpoint: {request.method} {scope['path']}")
-        methods, handler = ENDPOINTS[match.endpoint]
-        if request.method not in methods:
-            raise MethodNotAllowed(headers={"Allow": ", ".join(sorted(methods))})
-        response = await handler(request, match)
-        await response(scope, receive, send)
+        endpoint = ENDPOINTS[match.endpoint]
+        if request.method not in endpoint.methods:
+            raise MethodNotAllowed(headers={"Allow": ", ".join(sorted(endpoint.methods))})
+        found = services(request)
+        try:
+            principal = await found.authenticator.authenticate(request.headers.get("authorization"))
+        except TokenRefused as refused:
+            record = _audit_record(scope, request, _denied_action(match, request), ANONYMOUS, match)
+            record.decision, record.status = "deny", refused.status
+            record.token_id, record.reason = refused.token_id, refused.reason
+            await found.audit.emit([record])
+            raise
+        state["principal"] = principal.name
+        request.state.identity = principal
+        action = endpoint.actions[request.method]
+        served = match
+        if action is not None:
+            served = await _authorize(request, found, principal, match, action)
+        audited = endpoint.audited.get(request.method)
+        if audited is None:
+            answer = await endpoint.handler(request, served)
+            await answer(scope, receive, send)
+            return
+        record = _audit_record(scope, request, audited, principal, match)
+        response: Response | StreamResponse | None = None
+        try:
+            response = await endpoint.handler(request, served)
+            await response(scope, receive, send)
+        except HubError as error:
+            record.status, record.reason = error.status, error.message
+            if error.status in (401, 403):
+                record.decision = "deny"
+            raise
+        except BaseException as error:
+            record.status, record.reason = 500, type(error).__name__
+            raise
+        finally:
+            if response is not None:
+                _describe_response(record, response)
+            # Never suspends while the queue has room, so it runs even during cancellation.
+            await found.audit.emit([record])

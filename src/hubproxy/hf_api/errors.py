@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hubproxy.constants import HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE
-from hubproxy.errors import BadRequest, HubError, MethodNotAllowed, NotFound, Unauthorized
+from hubproxy.errors import BadRequest, HubError, MethodNotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def error_response(error: HubError, request_id_value: str) -> Response:
     headers = {HEADER_ERROR_MESSAGE: _header_safe(error.message), **error.headers}
     if error.code is not None:
         headers[HEADER_ERROR_CODE] = error.code
-    if isinstance(error, Unauthorized):
+    if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="hubproxy"')
     body: dict[str, str] = {"error": error.message}
     if error.status >= 500 and request_id_value:

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from hubproxy.constants import HEADER_STALE, PLURAL_BY_REPO_TYPE
 from hubproxy.errors import BadRequest
-from hubproxy.hf_api.context import public_base_url, services
+from hubproxy.hf_api.context import public_base_url, repo_store
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.stores import Answer
 
@@ -27,14 +27,14 @@ async def repo_info(request: Request, match: RouteMatch) -> Response:
     query = [
         (key, value) for key, value in request.query_params.multi_items() if key in _INFO_PARAMETERS
     ]
-    answer = await services(request).store.repo_info(match.ref, match.revision, query)
+    answer = await repo_store(request).repo_info(match.ref, match.revision, query)
     return json_answer(answer)
 
 
 async def refs(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     include_prs = request.query_params.get("include_prs", "").lower() in ("1", "true")
-    answer = await services(request).store.refs(match.ref, include_prs=include_prs)
+    answer = await repo_store(request).refs(match.ref, include_prs=include_prs)
     return json_answer(answer)
 
 
@@ -47,9 +47,7 @@ async def commits(request: Request, match: RouteMatch) -> Response:
     page = int(page_text)
     expand = request.query_params.getlist("expand") + request.query_params.getlist("expand[]")
     formatted = "formatted" in expand
-    result = await services(request).store.commits(
-        match.ref, match.revision, page, formatted=formatted
-    )
+    result = await repo_store(request).commits(match.ref, match.revision, page, formatted=formatted)
     headers: dict[str, str] = {}
     if result.has_next:
         # Pin the next page to the commit: the listing stays consistent if the branch moves.

@@ -16,7 +16,7 @@ from hubproxy.constants import (
     HEADER_STALE,
 )
 from hubproxy.errors import BadRequest, RangeNotSatisfiable
-from hubproxy.hf_api.context import services
+from hubproxy.hf_api.context import repo_store
 from hubproxy.hf_api.ranges import (
     MalformedRange,
     UnsatisfiableRange,
@@ -47,7 +47,7 @@ def file_headers(entry: FileEntry) -> dict[str, str]:
 async def resolve(request: Request, match: RouteMatch) -> Response | StreamResponse:
     assert match.ref is not None
     assert match.revision is not None
-    store = services(request).store
+    store = repo_store(request)
     entry = await store.file_entry(match.ref, match.revision, match.path)
     headers = file_headers(entry)
 

@@ -14,7 +14,11 @@ from hubproxy.errors import BadRequest
 from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
 
 # Sub-resources of `/api/{type}s/{repo}/...`.
-REPO_ACTIONS = frozenset({"revision", "tree", "paths-info", "refs", "commits"})
+REPO_ACTIONS = frozenset(
+    {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch", "tag"}
+)
+# Write endpoints: `/api/{type}s/{repo}/<segment>/{revision}` -> endpoint name.
+_WRITE_ACTIONS = {"preupload": "preupload", "commit": "commit", "branch": "branch", "tag": "tag"}
 _PREFIX_TYPES: dict[str, RepoType] = {
     prefix.rstrip("/"): repo_type for repo_type, prefix in URL_PREFIX_BY_REPO_TYPE.items() if prefix
 }
@@ -81,11 +85,11 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
         return RouteMatch("paths_info", ref, rev)
     if action == "refs" and not rest:
         return RouteMatch("refs", ref)
-    if action == "commits":
+    if action == "commits" or action in _WRITE_ACTIONS:
         rev, remainder = _take_revision(rest)
         if remainder and remainder != [""]:
             rev = revision("/".join(rest).rstrip("/"))
-        return RouteMatch("commits", ref, rev)
+        return RouteMatch(_WRITE_ACTIONS.get(action, "commits"), ref, rev)
     return None
 
 
@@ -107,6 +111,9 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         head = segments[1]
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if segments[1:] in (["repos", "create"], ["repos", "delete"]):
+            # The repo is named in the JSON body (`hosted.repo_from_body`).
+            return RouteMatch(f"{segments[2]}_repo")
         if segments[1:] == ["whoami-v2"]:
             return RouteMatch("whoami")
         if segments[1:] == ["agent-harnesses"]:

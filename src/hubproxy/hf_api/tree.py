@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, TREE_PAGE_SIZE, TREE_PAGE_SIZE_EXPANDED
 from hubproxy.errors import BadRequest
-from hubproxy.hf_api.context import public_base_url, services
+from hubproxy.hf_api.context import public_base_url, repo_store
 from hubproxy.hf_api.repos import json_answer
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import path_in_repo
@@ -50,7 +50,7 @@ async def tree(request: Request, match: RouteMatch) -> Response:
     recursive = _flag(request.query_params.get("recursive"))
     expand = _flag(request.query_params.get("expand"))
     offset = _cursor(request.query_params.get("cursor"))
-    answer = await services(request).store.tree(
+    answer = await repo_store(request).tree(
         match.ref, match.revision, match.path, recursive=recursive, expand=expand
     )
     page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
@@ -101,7 +101,7 @@ async def paths_info(request: Request, match: RouteMatch) -> Response:
     if len(raw_paths) > MAX_PATHS_INFO:
         raise BadRequest(f"At most {MAX_PATHS_INFO} paths per request")
     paths = [path_in_repo(path, allow_root=True) for path in raw_paths]
-    answer = await services(request).store.paths_info(
+    answer = await repo_store(request).paths_info(
         match.ref, match.revision, [path for path in paths if path], expand=expand
     )
     return json_answer(answer)

@@ -3,18 +3,49 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hubproxy.errors import InvalidCredentials, Unauthorized
+from hubproxy.auth.principal import Principal
+from hubproxy.errors import Unauthorized
+from hubproxy.hf_api.context import services
 from hubproxy.hf_api.routing import RouteMatch
 
 
 async def whoami(request: Request, match: RouteMatch) -> Response:
-    authorization = request.headers.get("authorization", "")
-    if not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
+    """The huggingface_hub shape: `type` is `user` for robots too (clients require it)."""
+    principal: Principal = request.state.identity
+    if principal.is_anonymous:
         raise Unauthorized(
             "No token: whoami needs a hubproxy token in 'Authorization: Bearer <token>' (HF_TOKEN)"
         )
-    # No user accounts exist yet, so no token can be valid.
-    raise InvalidCredentials()
+    snapshot = services(request).authenticator.snapshot
+    if principal.kind == "robot":
+        assert principal.robot_project is not None
+        memberships = {principal.robot_project: "robot"}
+        user = None
+    else:
+        memberships = dict(principal.roles)
+        user = snapshot.users.get(principal.name)
+    orgs = [
+        {"type": "org", "name": project, "fullname": project, "roleInOrg": role}
+        for project, role in sorted(memberships.items())
+    ]
+    return JSONResponse(
+        {
+            "type": "user",
+            "name": principal.name,
+            "fullname": (user.fullname if user else "") or principal.name,
+            "email": user.email if user and user.email else None,
+            "isRobot": principal.kind == "robot",
+            "isPlatformAdmin": bool(user and user.is_admin),
+            "orgs": orgs,
+            "auth": {
+                "type": "access_token",
+                "accessToken": {
+                    "displayName": principal.token_name or principal.token_id,
+                    "role": principal.scope,
+                },
+            },
+        }
+    )
 
 
 async def agent_harnesses(request: Request, match: RouteMatch) -> Response:

@@ -1,0 +1,462 @@
+"""Users, projects, members, robots, tokens and the upstream policy, in the metadata database.
+
+Every function takes an open `sqlite3.Connection` inside a transaction (`Database.run` or
+`run_sync`), so the server and the admin CLI (which works directly on the data dir) share one
+implementation. Every change bumps `accounts_serial` in `meta`: a running server polls it and
+reloads its in-memory `AccountsSnapshot`, which is what requests are checked against.
+"""
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hubproxy.auth.roles import ACTIONS, PROJECT_KINDS, ROLES, SCOPES, UPSTREAM_MODES, Action
+from hubproxy.auth.tokens import new_secret, new_token_id, secret_hash
+from hubproxy.errors import BadRequest
+from hubproxy.naming import namespace
+
+SERIAL_KEY = "accounts_serial"
+
+
+class AccountError(Exception):
+    """An admin operation that cannot be done; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class AccountNotFound(AccountError):
+    exit_code = 3
+
+
+class AccountConflict(AccountError):
+    exit_code = 4
+
+
+class InvalidAccountInput(AccountError):
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    fullname: str
+    email: str
+    is_admin: bool
+    disabled: bool
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    name: str
+    kind: str
+    public: bool
+    upstream_namespace: str | None
+    created: float
+
+    @property
+    def upstream(self) -> str:
+        """The upstream namespace a proxy project mirrors (its own name by default)."""
+        return self.upstream_namespace or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Robot:
+    name: str
+    project: str
+    permissions: frozenset[Action]
+    expires: float | None
+    revoked: bool
+    created: float
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: str
+    owner_kind: str
+    owner: str
+    name: str
+    scope: str
+    created: float
+    expires: float | None
+    last_used: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What may be proxied from namespaces that are not projects."""
+
+    mode: str = "allow-all"
+    patterns: tuple[str, ...] = ()
+    require_auth: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsSnapshot:
+    """Everything authentication and authorization read, loaded at once."""
+
+    serial: int = 0
+    users: dict[str, User] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+    # user -> project -> role
+    roles: dict[str, dict[str, str]] = field(default_factory=dict)
+    robots: dict[str, Robot] = field(default_factory=dict)
+    tokens_by_hash: dict[str, Token] = field(default_factory=dict)
+    policy: Policy = Policy()
+
+
+def _name(value: str, what: str) -> str:
+    try:
+        return namespace(value)
+    except BadRequest as error:
+        raise InvalidAccountInput(f"{what}: {error.message}") from None
+
+
+def _bump_serial(connection: sqlite3.Connection) -> None:
+    connection.execute(
+        "INSERT INTO meta (key, value) VALUES (?, '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (SERIAL_KEY,),
+    )
+
+
+def read_serial(connection: sqlite3.Connection) -> int:
+    row = connection.execute("SELECT value FROM meta WHERE key = ?", (SERIAL_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+# Users
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        row["name"], row["fullname"], row["email"], bool(row["is_admin"]),
+        bool(row["disabled"]), row["created"],
+    )  # fmt: skip
+
+
+def create_user(
+    connection: sqlite3.Connection,
+    name: str,
+    *,
+    fullname: str = "",
+    email: str = "",
+    is_admin: bool = False,
+) -> User:
+    name = _name(name, "user name")
+    try:
+        connection.execute(
+            "INSERT INTO users (name, fullname, email, is_admin, created) VALUES (?, ?, ?, ?, ?)",
+            (name, fullname, email, int(is_admin), time.time()),
+        )
+    except sqlite3.IntegrityError:
+        raise AccountConflict(f"user {name!r} already exists") from None
+    _bump_serial(connection)
+    return get_user(connection, name)
+
+
+def get_user(connection: sqlite3.Connection, name: str) -> User:
+    row = connection.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise AccountNotFound(f"no user {name!r}")
+    return _user(row)
+
+
+def list_users(connection: sqlite3.Connection) -> list[User]:
+    return [_user(row) for row in connection.execute("SELECT * FROM users ORDER BY name")]
+
+
+def set_user_disabled(connection: sqlite3.Connection, name: str, disabled: bool) -> User:
+    """Disabling a user refuses all their tokens at once (they stay listed and audited)."""
+    get_user(connection, name)
+    connection.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+    _bump_serial(connection)
+    return get_user(connection, name)
+
+
+# Tokens
+
+
+def _token(row: sqlite3.Row) -> Token:
+    return Token(
+        row["id"], row["owner_kind"], row["owner"], row["name"], row["scope"], row["created"],
+        row["expires"], row["last_used"], bool(row["revoked"]),
+    )  # fmt: skip
+
+
+def _insert_token(
+    connection: sqlite3.Connection,
+    owner_kind: str,
+    owner: str,
+    name: str,
+    scope: str,
+    expires: float | None,
+) -> tuple[Token, str]:
+    secret = new_secret()
+    token_id = new_token_id()
+    connection.execute(
+        "INSERT INTO tokens (id, secret_hash, owner_kind, owner, name, scope, created, expires) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (token_id, secret_hash(secret), owner_kind, owner, name, scope, time.time(), expires),
+    )
+    _bump_serial(connection)
+    row = connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone()
+    return _token(row), secret
+
+
+def create_token(
+    connection: sqlite3.Connection,
+    user: str,
+    *,
+    name: str = "",
+    scope: str = "read",
+    expires: float | None = None,
+) -> tuple[Token, str]:
+    """A new token for `user`: the record and the secret, which is never retrievable again."""
+    if scope not in SCOPES:
+        raise InvalidAccountInput(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+    get_user(connection, user)
+    return _insert_token(connection, "user", user, name, scope, expires)
+
+
+def list_tokens(connection: sqlite3.Connection, owner: str | None = None) -> list[Token]:
+    if owner is None:
+        rows = connection.execute("SELECT * FROM tokens ORDER BY created")
+    else:
+        rows = connection.execute("SELECT * FROM tokens WHERE owner = ? ORDER BY created", (owner,))
+    return [_token(row) for row in rows]
+
+
+def revoke_token(connection: sqlite3.Connection, token_id: str) -> Token:
+    row = connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone()
+    if row is None:
+        raise AccountNotFound(f"no token {token_id!r}")
+    connection.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))
+    _bump_serial(connection)
+    return _token(connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone())
+
+
+def record_token_use(connection: sqlite3.Connection, last_used: dict[str, float]) -> None:
+    """Store `last_used` times batched by the server (no serial bump: not an account change)."""
+    connection.executemany(
+        "UPDATE tokens SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE id = ?",
+        [(when, token_id) for token_id, when in last_used.items()],
+    )
+
+
+# Projects and members
+
+
+def _project(row: sqlite3.Row) -> Project:
+    return Project(
+        row["name"], row["kind"], bool(row["public"]), row["upstream_namespace"], row["created"]
+    )
+
+
+def create_project(
+    connection: sqlite3.Connection,
+    name: str,
+    *,
+    kind: str = "hosted",
+    public: bool = False,
+    upstream_namespace: str | None = None,
+) -> Project:
+    name = _name(name, "project name")
+    if kind not in PROJECT_KINDS:
+        raise InvalidAccountInput(f"unknown project kind {kind!r} (hosted or proxy)")
+    if upstream_namespace is not None:
+        if kind != "proxy":
+            raise InvalidAccountInput("--upstream-namespace is only for proxy projects")
+        upstream_namespace = _name(upstream_namespace, "upstream namespace")
+    try:
+        connection.execute(
+            "INSERT INTO projects (name, kind, public, upstream_namespace, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, kind, int(public), upstream_namespace, time.time()),
+        )
+    except sqlite3.IntegrityError:
+        raise AccountConflict(f"project {name!r} already exists") from None
+    _bump_serial(connection)
+    return get_project(connection, name)
+
+
+def get_project(connection: sqlite3.Connection, name: str) -> Project:
+    row = connection.execute("SELECT * FROM projects WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise AccountNotFound(f"no project {name!r}")
+    return _project(row)
+
+
+def list_projects(connection: sqlite3.Connection) -> list[Project]:
+    return [_project(row) for row in connection.execute("SELECT * FROM projects ORDER BY name")]
+
+
+def delete_project(connection: sqlite3.Connection, name: str) -> Project:
+    """Delete a project with its members and robots (and the robots' tokens)."""
+    project = get_project(connection, name)
+    connection.execute(
+        "UPDATE tokens SET revoked = 1 WHERE owner_kind = 'robot' "
+        "AND owner IN (SELECT name FROM robots WHERE project = ?)",
+        (name,),
+    )
+    connection.execute("DELETE FROM projects WHERE name = ?", (name,))
+    _bump_serial(connection)
+    return project
+
+
+def add_member(connection: sqlite3.Connection, project: str, user: str, role: str) -> None:
+    """Give `user` `role` in `project` (replacing any role they had there)."""
+    if role not in ROLES:
+        raise InvalidAccountInput(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    get_project(connection, project)
+    get_user(connection, user)
+    connection.execute(
+        "INSERT INTO members (project, user, role) VALUES (?, ?, ?) "
+        "ON CONFLICT (project, user) DO UPDATE SET role = excluded.role",
+        (project, user, role),
+    )
+    _bump_serial(connection)
+
+
+def remove_member(connection: sqlite3.Connection, project: str, user: str) -> None:
+    cursor = connection.execute(
+        "DELETE FROM members WHERE project = ? AND user = ?", (project, user)
+    )
+    if cursor.rowcount == 0:
+        raise AccountNotFound(f"{user!r} is not a member of {project!r}")
+    _bump_serial(connection)
+
+
+def list_members(connection: sqlite3.Connection, project: str) -> list[tuple[str, str]]:
+    """(user, role) pairs of `project`."""
+    get_project(connection, project)
+    rows = connection.execute(
+        "SELECT user, role FROM members WHERE project = ? ORDER BY user", (project,)
+    )
+    return [(row["user"], row["role"]) for row in rows]
+
+
+# Robots
+
+
+def _robot(row: sqlite3.Row) -> Robot:
+    permissions = frozenset(action for action in ACTIONS if action in row["permissions"].split())
+    return Robot(
+        row["name"], row["project"], permissions, row["expires"], bool(row["revoked"]),
+        row["created"], row["created_by"],
+    )  # fmt: skip
+
+
+def create_robot(
+    connection: sqlite3.Connection,
+    project: str,
+    name: str,
+    permissions: Iterable[str],
+    *,
+    expires: float | None = None,
+    created_by: str = "",
+) -> tuple[Robot, Token, str]:
+    """A robot account of `project` with explicit permissions, and its token (shown once)."""
+    name = _name(name, "robot name")
+    wanted = list(dict.fromkeys(permissions))
+    unknown = [action for action in wanted if action not in ACTIONS]
+    if unknown or not wanted:
+        raise InvalidAccountInput(
+            f"robot permissions must be among {', '.join(ACTIONS)} (got {', '.join(wanted)})"
+        )
+    get_project(connection, project)
+    if connection.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        raise AccountConflict(f"{name!r} is already a user name")
+    try:
+        connection.execute(
+            "INSERT INTO robots (name, project, permissions, expires, created, created_by) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, project, " ".join(wanted), expires, time.time(), created_by),
+        )
+    except sqlite3.IntegrityError:
+        raise AccountConflict(f"robot {name!r} already exists") from None
+    token, secret = _insert_token(connection, "robot", name, f"robot {name}", "write", expires)
+    row = connection.execute("SELECT * FROM robots WHERE name = ?", (name,)).fetchone()
+    return _robot(row), token, secret
+
+
+def list_robots(connection: sqlite3.Connection, project: str | None = None) -> list[Robot]:
+    if project is None:
+        rows = connection.execute("SELECT * FROM robots ORDER BY name")
+    else:
+        rows = connection.execute(
+            "SELECT * FROM robots WHERE project = ? ORDER BY name", (project,)
+        )
+    return [_robot(row) for row in rows]
+
+
+def revoke_robot(connection: sqlite3.Connection, name: str) -> Robot:
+    cursor = connection.execute("UPDATE robots SET revoked = 1 WHERE name = ?", (name,))
+    if cursor.rowcount == 0:
+        raise AccountNotFound(f"no robot {name!r}")
+    connection.execute(
+        "UPDATE tokens SET revoked = 1 WHERE owner_kind = 'robot' AND owner = ?", (name,)
+    )
+    _bump_serial(connection)
+    return _robot(connection.execute("SELECT * FROM robots WHERE name = ?", (name,)).fetchone())
+
+
+# Upstream policy
+
+
+def get_policy(connection: sqlite3.Connection) -> Policy:
+    values = {row["key"]: row["value"] for row in connection.execute("SELECT * FROM policy")}
+    return Policy(
+        values.get("mode", "allow-all"),
+        tuple(json.loads(values.get("patterns", "[]"))),
+        values.get("require_auth", "0") == "1",
+    )
+
+
+def set_policy(
+    connection: sqlite3.Connection,
+    *,
+    mode: str | None = None,
+    patterns: Iterable[str] | None = None,
+    require_auth: bool | None = None,
+) -> Policy:
+    """Change the given parts of the policy; the others keep their values."""
+    values: dict[str, str] = {}
+    if mode is not None:
+        if mode not in UPSTREAM_MODES:
+            raise InvalidAccountInput(f"unknown mode {mode!r} (one of {', '.join(UPSTREAM_MODES)})")
+        values["mode"] = mode
+    if patterns is not None:
+        values["patterns"] = json.dumps(sorted(set(patterns)))
+    if require_auth is not None:
+        values["require_auth"] = "1" if require_auth else "0"
+    connection.executemany(
+        "INSERT INTO policy (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
+    _bump_serial(connection)
+    return get_policy(connection)
+
+
+def load_snapshot(connection: sqlite3.Connection) -> AccountsSnapshot:
+    roles: dict[str, dict[str, str]] = {}
+    for row in connection.execute("SELECT project, user, role FROM members"):
+        roles.setdefault(row["user"], {})[row["project"]] = row["role"]
+    return AccountsSnapshot(
+        serial=read_serial(connection),
+        users={user.name: user for user in list_users(connection)},
+        projects={project.name: project for project in list_projects(connection)},
+        roles=roles,
+        robots={robot.name: robot for robot in list_robots(connection)},
+        tokens_by_hash={
+            row["secret_hash"]: _token(row)
+            # Revoked tokens too: they are refused with their reason, without a lookup.
+            for row in connection.execute("SELECT * FROM tokens")
+        },
+        policy=get_policy(connection),
+    )

@@ -1,0 +1,291 @@
+"""The audit log: one record shape, and the sinks it flows through.
+
+`AuditRecord` holds every field once (actor, target, request, outcome); secrets never enter it
+(a token is named by its id). Sinks share one two-method interface, `emit(records)` and
+`aclose()`, and compose:
+
+- `SqliteAuditSink` appends to its own SQLite file (`audit.sqlite3` in the data dir), apart
+  from the metadata database so that audit writes never queue behind cache writes;
+- `StdoutJsonSink` prints one JSON line per record for log shippers;
+- `FanoutSink` sends to several sinks;
+- `QueuedSink` puts records on a bounded queue and writes them in batches from a background
+  task, so a request never waits for a disk write. When the queue is full, `emit` waits
+  (backpressure) instead of dropping; a failing write is retried, never skipped; `aclose`
+  drains the queue before closing.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from hubproxy.metrics import (
+    AUDIT_QUEUE_DEPTH,
+    AUDIT_QUEUE_WAITS,
+    AUDIT_RECORDS,
+    AUDIT_WRITE_DURATION,
+    AUDIT_WRITE_FAILURES,
+)
+
+logger = logging.getLogger(__name__)
+
+# The bounded set of actions (also the metric label values).
+ACTIONS = (
+    "download", "upload", "commit", "repo_create", "repo_delete", "ref_create", "ref_delete",
+    "read_metadata", "login", "token_create", "token_revoke", "user_create", "user_disable",
+    "user_enable", "robot_create", "robot_revoke", "project_create", "project_delete",
+    "member_add", "member_remove", "policy_change",
+)  # fmt: skip
+
+
+def _event_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One audited event. `decision` is `allow` or `deny` (a denial keeps the attempted action)."""
+
+    action: str
+    decision: str = "allow"
+    time: float = field(default_factory=time.time)
+    event_id: str = field(default_factory=_event_id)
+    # actor
+    actor_kind: str = "anonymous"
+    actor_name: str = "anonymous"
+    token_id: str | None = None
+    # target
+    repo_type: str | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    commit_sha: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    # request
+    request_id: str | None = None
+    client: str | None = None
+    user_agent: str | None = None
+    method: str | None = None
+    route: str | None = None
+    # outcome
+    status: int | None = None
+    bytes_sent: int = 0
+    cache: str | None = None  # hit, miss, partial, stale, redirect
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = tuple(item.name for item in dataclasses.fields(AuditRecord))
+
+_COLUMN_TYPES = {"time": "REAL", "status": "INTEGER", "bytes_sent": "INTEGER"}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS audit (
+    serial INTEGER PRIMARY KEY AUTOINCREMENT,
+    {", ".join(f"{name} {_COLUMN_TYPES.get(name, 'TEXT')}" for name in FIELDS)}
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (time);
+CREATE INDEX IF NOT EXISTS audit_by_actor ON audit (actor_name, time);
+CREATE INDEX IF NOT EXISTS audit_by_repo ON audit (repo_id, time);
+"""
+# Column names come from the dataclass, never from input.
+_INSERT = f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"  # noqa: S608
+
+
+def open_audit_database(path: Path) -> sqlite3.Connection:
+    """Open (and create) the audit SQLite file; WAL so readers never block the writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+def write_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+    """Append `records` in one transaction."""
+    rows = [tuple(getattr(record, name) for name in FIELDS) for record in records]
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany(_INSERT, rows)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+class AuditSink(Protocol):
+    """Where audit records go."""
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        """Accept `records` (written now, or queued to be)."""
+
+    async def aclose(self) -> None:
+        """Write out everything accepted, then release resources."""
+
+
+class SqliteAuditSink:
+    """Appends to the audit SQLite file from its own thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubproxy-audit")
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._connection = await loop.run_in_executor(
+            self._executor, open_audit_database, self.path
+        )
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("audit database is not open")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, write_records, connection, records)
+
+    async def aclose(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
+        self._executor.shutdown(wait=True)
+
+
+class StdoutJsonSink:
+    """One JSON object per line on stdout (or `stream`)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        stream = self._stream or sys.stdout
+        stream.write("".join(json.dumps({"audit": record.as_dict()}) + "\n" for record in records))
+        stream.flush()
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FanoutSink:
+    """Every record to every sink, in order."""
+
+    def __init__(self, sinks: Sequence[AuditSink]) -> None:
+        self._sinks = tuple(sinks)
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        for sink in self._sinks:
+            await sink.emit(records)
+
+    async def aclose(self) -> None:
+        for sink in self._sinks:
+            await sink.aclose()
+
+
+class QueuedSink:
+    """A bounded queue in front of `inner`, drained in batches by one background task."""
+
+    def __init__(
+        self,
+        inner: AuditSink,
+        *,
+        max_queued: int = 10_000,
+        batch_size: int = 500,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._inner = inner
+        self._queue: asyncio.Queue[AuditRecord] = asyncio.Queue(max_queued)
+        self._batch_size = batch_size
+        self._retry_delay = retry_delay
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._drain(), name="audit-writer")
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            try:
+                self._queue.put_nowait(record)
+            except asyncio.QueueFull:
+                AUDIT_QUEUE_WAITS.inc()
+                await self._queue.put(record)
+        AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
+
+    async def _write(self, batch: list[AuditRecord]) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._inner.emit(batch)
+            except Exception:
+                AUDIT_WRITE_FAILURES.inc()
+                logger.exception("audit write of %d records failed; retrying", len(batch))
+                await asyncio.sleep(self._retry_delay)
+                continue
+            AUDIT_WRITE_DURATION.observe(time.monotonic() - started)
+            for record in batch:
+                AUDIT_RECORDS.labels(record.action, record.decision).inc()
+            return
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            # Shielded: a cancellation (shutdown) never loses a batch already taken off the queue.
+            await asyncio.shield(self._write(batch))
+            for _ in batch:
+                self._queue.task_done()
+            AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
+
+    async def aclose(self) -> None:
+        """Write everything queued, stop the writer, close `inner`."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._inner.aclose()
+
+
+def query_records(
+    connection: sqlite3.Connection,
+    *,
+    actor: str | None = None,
+    repo: str | None = None,
+    action: str | None = None,
+    since: float | None = None,
+    denied: bool = False,
+    limit: int | None = None,
+) -> list[AuditRecord]:
+    """Records matching every given filter, oldest first (the newest `limit` if given)."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for column, value in (("actor_name", actor), ("repo_id", repo), ("action", action)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            values.append(value)
+    if since is not None:
+        clauses.append("time >= ?")
+        values.append(since)
+    if denied:
+        clauses.append("decision = 'deny'")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {', '.join(FIELDS)} FROM audit {where} ORDER BY serial DESC"  # noqa: S608
+    if limit is not None:
+        sql += " LIMIT ?"
+        values.append(limit)
+    rows = connection.execute(sql, values).fetchall()
+    return [AuditRecord(**dict(row)) for row in reversed(rows)]

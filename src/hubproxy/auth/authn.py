@@ -1,0 +1,141 @@
+"""Authentication: `Authorization: Bearer hp_...` → `Principal`, against an in-memory snapshot.
+
+Requests never wait on the database: the snapshot of accounts is reloaded when the admin CLI
+(or anything else) bumps `accounts_serial`, polled every `refresh_interval` seconds, and
+checked at once when an unknown hubproxy token shows up (so a token created a moment ago
+works immediately; concurrent checks share one query). Revocation takes effect within one
+polling interval. `last_used` times are batched and written by the same loop.
+
+Bearer values that are not hubproxy tokens (an `hf_...` token a client has configured for
+huggingface.co) are ignored: the request is anonymous and the value goes nowhere.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from hubproxy.auth import accounts
+from hubproxy.auth.accounts import AccountsSnapshot, Token
+from hubproxy.auth.principal import ANONYMOUS, Principal
+from hubproxy.auth.tokens import TOKEN_PREFIX, looks_like_token, secret_hash
+from hubproxy.db import Database
+from hubproxy.errors import InvalidCredentials
+
+logger = logging.getLogger(__name__)
+
+
+class TokenRefused(InvalidCredentials):
+    """401 with the Hub's invalid-token message; `reason` is for the audit log only."""
+
+    def __init__(self, reason: str, token_id: str | None = None) -> None:
+        super().__init__()
+        self.reason = reason
+        self.token_id = token_id
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The hubproxy token in an `Authorization` header, or None for anonymous."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value.startswith(TOKEN_PREFIX):
+        return None
+    if not looks_like_token(value):
+        raise TokenRefused("malformed token")
+    return value
+
+
+def principal_for(snapshot: AccountsSnapshot, token: Token, now: float) -> Principal:
+    """The principal `token` acts as, or `TokenRefused` if it may not be used now."""
+    if token.revoked:
+        raise TokenRefused("token revoked", token.id)
+    if token.expires is not None and token.expires <= now:
+        raise TokenRefused("token expired", token.id)
+    if token.owner_kind == "robot":
+        robot = snapshot.robots.get(token.owner)
+        if robot is None or robot.revoked:
+            raise TokenRefused("robot revoked", token.id)
+        if robot.expires is not None and robot.expires <= now:
+            raise TokenRefused("robot expired", token.id)
+        return Principal(
+            "robot", robot.name, token.id, token.name, token.scope,
+            robot_project=robot.project, robot_permissions=robot.permissions,
+        )  # fmt: skip
+    user = snapshot.users.get(token.owner)
+    if user is None or user.disabled:
+        raise TokenRefused("user disabled", token.id)
+    return Principal(
+        "user", user.name, token.id, token.name, token.scope,
+        is_admin=user.is_admin and token.scope == "admin",
+        roles=snapshot.roles.get(user.name, {}),
+    )  # fmt: skip
+
+
+class Authenticator:
+    """Resolves bearer tokens; owns the accounts snapshot and its refresh loop."""
+
+    def __init__(self, database: Database, *, refresh_interval: float = 1.0) -> None:
+        self._database = database
+        self._refresh_interval = refresh_interval
+        self.snapshot = AccountsSnapshot()
+        self._last_used: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._check: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        self.snapshot = await self._database.run(accounts.load_snapshot)
+        self._task = asyncio.create_task(self._refresh_loop(), name="accounts-refresh")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._flush_last_used()
+
+    async def _reload_if_changed(self) -> None:
+        serial = await self._database.run(accounts.read_serial)
+        if serial != self.snapshot.serial:
+            self.snapshot = await self._database.run(accounts.load_snapshot)
+            logger.info("accounts reloaded (serial %d)", serial)
+
+    async def _flush_last_used(self) -> None:
+        if self._last_used:
+            pending, self._last_used = self._last_used, {}
+            await self._database.run(
+                lambda connection: accounts.record_token_use(connection, pending)
+            )
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self._reload_if_changed()
+                await self._flush_last_used()
+            except Exception:
+                logger.exception("cannot refresh accounts; keeping the previous snapshot")
+
+    async def _check_now(self) -> None:
+        """One serial check shared by every request that is waiting on one."""
+        if self._check is None or self._check.done():
+            self._check = asyncio.ensure_future(self._reload_if_changed())
+        await asyncio.shield(self._check)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of a request's `Authorization` header; raises `TokenRefused`."""
+        secret = bearer_secret(authorization)
+        if secret is None:
+            return ANONYMOUS
+        digest = secret_hash(secret)
+        token = self.snapshot.tokens_by_hash.get(digest)
+        if token is None:
+            await self._check_now()
+            token = self.snapshot.tokens_by_hash.get(digest)
+            if token is None:
+                raise TokenRefused("unknown token")
+        now = time.time()
+        principal = principal_for(self.snapshot, token, now)
+        self._last_used[token.id] = now
+        return principal

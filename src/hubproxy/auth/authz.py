@@ -1,0 +1,133 @@
+"""Authorization: one decision per request, from (principal, namespace, repo, action).
+
+`hf_api` derives the action from the matched route and calls `authorize` before any handler
+runs; handlers never check permissions. Grants come from `roles.ROLE_ACTIONS` (plus read for
+public projects); denials are applied afterwards and always win:
+
+- a robot acts only inside its own project;
+- a proxy project is a read-only mirror, whatever the role;
+- a token's scope bounds its owner's roles (a `read` token never writes);
+- namespaces that are not projects are read-only and subject to the upstream policy;
+- `require_auth` refuses anonymous requests everywhere.
+
+A principal that may not read a repo gets the answer a missing repo gets (401 when anonymous,
+404 otherwise, both `RepoNotFound`), so private names do not leak.
+"""
+
+import fnmatch
+from dataclasses import dataclass
+
+from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
+from hubproxy.auth.principal import Principal
+from hubproxy.auth.roles import (
+    ACTIONS,
+    CONTENT_CHANGES,
+    READ,
+    ROLE_ACTIONS,
+    SCOPE_ACTIONS,
+    Action,
+)
+from hubproxy.errors import Forbidden, HubError, RepoNotFound, Unauthorized
+
+
+class RepoNotFoundUnauthenticated(RepoNotFound):
+    """401 `RepoNotFound`: what an anonymous caller gets for a repo it may not see."""
+
+    status = 401
+
+
+class AuthenticationRequired(Unauthorized):
+    """401 `Unauthorized`: this hubproxy (or this action) needs a token."""
+
+    default_message = "Authentication required: set HF_TOKEN to a hubproxy token"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome: allowed, or the error to answer with; `reason` goes to the audit log."""
+
+    allowed: bool
+    reason: str
+    error: HubError | None = None
+    project: Project | None = None
+
+
+def _hidden(principal: Principal, reason: str, project: Project | None = None) -> Decision:
+    error = RepoNotFoundUnauthenticated() if principal.is_anonymous else RepoNotFound()
+    return Decision(False, reason, error, project)
+
+
+def _refused(
+    principal: Principal, reason: str, message: str, project: Project | None = None
+) -> Decision:
+    if principal.is_anonymous:
+        return Decision(False, reason, AuthenticationRequired(), project)
+    return Decision(False, reason, Forbidden(message), project)
+
+
+def upstream_allowed(policy: Policy, repo_id: str) -> bool:
+    """Whether the upstream policy lets `repo_id` (of a namespace that is not a project) through."""
+    if policy.mode == "allow-all":
+        return True
+    matched = any(fnmatch.fnmatchcase(repo_id, pattern) for pattern in policy.patterns)
+    return matched if policy.mode == "allow-list" else not matched
+
+
+def grants(principal: Principal, project: Project) -> frozenset[Action]:
+    """What `principal` may do in `project` before denials."""
+    if principal.is_admin:
+        granted: frozenset[Action] = frozenset(ACTIONS)
+    elif principal.kind == "robot":
+        granted = principal.robot_permissions
+    else:
+        granted = ROLE_ACTIONS.get(principal.roles.get(project.name, ""), frozenset())
+    if project.public:
+        granted |= {READ}
+    return granted
+
+
+def authorize(
+    principal: Principal,
+    action: Action,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """May `principal` do `action` on `repo_id` (`namespace/name`, or a canonical `name`)?"""
+    namespace = repo_id.split("/")[0] if "/" in repo_id else ""
+    project = snapshot.projects.get(namespace) if namespace else None
+    if principal.is_anonymous and (require_auth or snapshot.policy.require_auth):
+        return Decision(False, "anonymous access is disabled", AuthenticationRequired(), project)
+    if principal.kind == "robot" and (project is None or project.name != principal.robot_project):
+        return _hidden(principal, f"robot of project {principal.robot_project} acts outside it")
+    if project is None:
+        if not upstream_allowed(snapshot.policy, repo_id):
+            return Decision(False, "upstream policy", RepoNotFound())
+        if action != READ:
+            return _refused(
+                principal, "namespace is not a project",
+                f"{namespace or repo_id} is a proxied namespace: it is read-only",
+            )  # fmt: skip
+        return Decision(True, "proxied namespace")
+    granted = grants(principal, project)
+    if READ not in granted:
+        return _hidden(principal, f"no role in project {project.name}", project)
+    if action in CONTENT_CHANGES and project.kind == "proxy":
+        return _refused(
+            principal, "proxy project is read-only",
+            f"{project.name} is a proxy project (a read-only mirror)", project,
+        )  # fmt: skip
+    if action not in SCOPE_ACTIONS.get(principal.scope, frozenset()):
+        return _refused(
+            principal, f"token scope {principal.scope}",
+            f"This token has the {principal.scope!r} scope, which does not allow {action}",
+            project,
+        )  # fmt: skip
+    if action not in granted:
+        role = principal.roles.get(project.name, "none")
+        return _refused(
+            principal, f"role {role} lacks {action}",
+            f"Your role in {project.name} ({role}) does not allow {action}", project,
+        )  # fmt: skip
+    return Decision(True, "role" if not principal.is_admin else "platform admin", project=project)

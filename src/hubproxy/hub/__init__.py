@@ -1,0 +1,1 @@
+"""The private hub: repos hosted in `hosted` projects (commits, trees, refs, uploads)."""
