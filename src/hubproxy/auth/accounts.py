@@ -134,9 +134,13 @@ def read_serial(connection: sqlite3.Connection) -> int:
 
 def _user(row: sqlite3.Row) -> User:
     return User(
-        row["name"], row["fullname"], row["email"], bool(row["is_admin"]),
-        bool(row["disabled"]), row["created"],
-    )  # fmt: skip
+        row["name"],
+        row["fullname"],
+        row["email"],
+        bool(row["is_admin"]),
+        bool(row["disabled"]),
+        row["created"],
+    )
 
 
 def create_user(
@@ -183,9 +187,16 @@ def set_user_disabled(connection: sqlite3.Connection, name: str, disabled: bool)
 
 def _token(row: sqlite3.Row) -> Token:
     return Token(
-        row["id"], row["owner_kind"], row["owner"], row["name"], row["scope"], row["created"],
-        row["expires"], row["last_used"], bool(row["revoked"]),
-    )  # fmt: skip
+        row["id"],
+        row["owner_kind"],
+        row["owner"],
+        row["name"],
+        row["scope"],
+        row["created"],
+        row["expires"],
+        row["last_used"],
+        bool(row["revoked"]),
+    )
 
 
 def _insert_token(
@@ -346,9 +357,14 @@ def list_members(connection: sqlite3.Connection, project: str) -> list[tuple[str
 def _robot(row: sqlite3.Row) -> Robot:
     permissions = frozenset(action for action in ACTIONS if action in row["permissions"].split())
     return Robot(
-        row["name"], row["project"], permissions, row["expires"], bool(row["revoked"]),
-        row["created"], row["created_by"],
-    )  # fmt: skip
+        row["name"],
+        row["project"],
+        permissions,
+        row["expires"],
+        bool(row["revoked"]),
+        row["created"],
+        row["created_by"],
+    )
 
 
 def create_robot(

@@ -41,11 +41,28 @@ logger = logging.getLogger(__name__)
 
 # The bounded set of actions (also the metric label values).
 ACTIONS = (
-    "download", "upload", "commit", "repo_create", "repo_delete", "ref_create", "ref_delete",
-    "read_metadata", "login", "token_create", "token_revoke", "user_create", "user_disable",
-    "user_enable", "robot_create", "robot_revoke", "project_create", "project_delete",
-    "member_add", "member_remove", "policy_change",
-)  # fmt: skip
+    "download",
+    "upload",
+    "commit",
+    "repo_create",
+    "repo_delete",
+    "ref_create",
+    "ref_delete",
+    "read_metadata",
+    "login",
+    "token_create",
+    "token_revoke",
+    "user_create",
+    "user_disable",
+    "user_enable",
+    "robot_create",
+    "robot_revoke",
+    "project_create",
+    "project_delete",
+    "member_add",
+    "member_remove",
+    "policy_change",
+)
 
 
 def _event_id() -> str:

@@ -60,17 +60,26 @@ def principal_for(snapshot: AccountsSnapshot, token: Token, now: float) -> Princ
         if robot.expires is not None and robot.expires <= now:
             raise TokenRefused("robot expired", token.id)
         return Principal(
-            "robot", robot.name, token.id, token.name, token.scope,
-            robot_project=robot.project, robot_permissions=robot.permissions,
-        )  # fmt: skip
+            "robot",
+            robot.name,
+            token.id,
+            token.name,
+            token.scope,
+            robot_project=robot.project,
+            robot_permissions=robot.permissions,
+        )
     user = snapshot.users.get(token.owner)
     if user is None or user.disabled:
         raise TokenRefused("user disabled", token.id)
     return Principal(
-        "user", user.name, token.id, token.name, token.scope,
+        "user",
+        user.name,
+        token.id,
+        token.name,
+        token.scope,
         is_admin=user.is_admin and token.scope == "admin",
         roles=snapshot.roles.get(user.name, {}),
-    )  # fmt: skip
+    )
 
 
 class Authenticator:

@@ -106,28 +106,34 @@ def authorize(
             return Decision(False, "upstream policy", RepoNotFound())
         if action != READ:
             return _refused(
-                principal, "namespace is not a project",
+                principal,
+                "namespace is not a project",
                 f"{namespace or repo_id} is a proxied namespace: it is read-only",
-            )  # fmt: skip
+            )
         return Decision(True, "proxied namespace")
     granted = grants(principal, project)
     if READ not in granted:
         return _hidden(principal, f"no role in project {project.name}", project)
     if action in CONTENT_CHANGES and project.kind == "proxy":
         return _refused(
-            principal, "proxy project is read-only",
-            f"{project.name} is a proxy project (a read-only mirror)", project,
-        )  # fmt: skip
+            principal,
+            "proxy project is read-only",
+            f"{project.name} is a proxy project (a read-only mirror)",
+            project,
+        )
     if action not in SCOPE_ACTIONS.get(principal.scope, frozenset()):
         return _refused(
-            principal, f"token scope {principal.scope}",
+            principal,
+            f"token scope {principal.scope}",
             f"This token has the {principal.scope!r} scope, which does not allow {action}",
             project,
-        )  # fmt: skip
+        )
     if action not in granted:
         role = principal.roles.get(project.name, "none")
         return _refused(
-            principal, f"role {role} lacks {action}",
-            f"Your role in {project.name} ({role}) does not allow {action}", project,
-        )  # fmt: skip
+            principal,
+            f"role {role} lacks {action}",
+            f"Your role in {project.name} ({role}) does not allow {action}",
+            project,
+        )
     return Decision(True, "role" if not principal.is_admin else "platform admin", project=project)

@@ -18,8 +18,13 @@ MANAGE_REFS: Final = "manage_refs"  # tags, deleting branches
 MANAGE_MEMBERS: Final = "manage_members"  # members and robots of the project
 
 ACTIONS: Final[tuple[Action, ...]] = (
-    READ, WRITE, CREATE_REPO, DELETE_REPO, MANAGE_REFS, MANAGE_MEMBERS,
-)  # fmt: skip
+    READ,
+    WRITE,
+    CREATE_REPO,
+    DELETE_REPO,
+    MANAGE_REFS,
+    MANAGE_MEMBERS,
+)
 
 # Actions that change repo content: refused in proxy (mirror) projects for every role.
 CONTENT_CHANGES: Final[frozenset[Action]] = frozenset(

@@ -6,16 +6,16 @@ config file as `hubproxy serve`. Tables for people, `--json` for scripts.
 
 import asyncio
 import dataclasses
-import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.storage import Storage, open_storage
+from hubproxy.cli.output import emit as _emit
+from hubproxy.cli.output import table, when
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest
@@ -84,14 +84,6 @@ def parse_target(text: str, repo_type: str) -> tuple[RepoRef, str | None]:
         raise fail(error.message) from None
 
 
-def _emit(as_json: bool, document: Any, lines: list[str]) -> None:
-    if as_json:
-        typer.echo(json.dumps(document, indent=2))
-    else:
-        for line in lines:
-            typer.echo(line)
-
-
 def _size(count: int) -> str:
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -107,11 +99,7 @@ def list_command(data_dir: DataDir = None, config: Config = None, as_json: Json 
     usages = _run(data_dir, config, lambda manager: manager.list_repos())
     rows = [("REPO", "TYPE", "REVISIONS", "FILES", "CACHED", "LAST ACCESS", "PINNED")]
     for usage in usages:
-        last = (
-            "-"
-            if usage.last_access is None
-            else time.strftime("%Y-%m-%d %H:%M", time.localtime(usage.last_access))
-        )
+        last = when(usage.last_access)
         pins = ",".join(pin or "*" for pin in usage.pins) or "-"
         revisions = ",".join(sorted(usage.revisions)) or "-"
         rows.append(
@@ -125,12 +113,7 @@ def list_command(data_dir: DataDir = None, config: Config = None, as_json: Json 
                 pins,
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    _emit(as_json, [dataclasses.asdict(usage) for usage in usages], lines)
+    _emit(as_json, [dataclasses.asdict(usage) for usage in usages], table(rows))
 
 
 @app.command()

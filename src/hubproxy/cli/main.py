@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hubproxy.cli.admin import app as admin_app
 from hubproxy.cli.cache import app as cache_app
 from hubproxy.cli.mirror import app as mirror_app
 from hubproxy.settings import SettingsError, load_settings
@@ -155,6 +156,7 @@ def serve(
     )
 
 
+app.add_typer(admin_app, name="admin")
 app.add_typer(cache_app, name="cache")
 app.add_typer(mirror_app, name="mirror")
 

@@ -118,9 +118,12 @@ async def _authorize(
     assert match.ref is not None
     snapshot = services_.authenticator.snapshot
     decision = authorize(
-        principal, action, match.ref.repo_id, snapshot,
+        principal,
+        action,
+        match.ref.repo_id,
+        snapshot,
         require_auth=services_.settings.require_auth,
-    )  # fmt: skip
+    )
     if not decision.allowed:
         assert decision.error is not None
         record = _audit_record(
