@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hubproxy.cache.storage import LocalBackend, MemoryBackend, S3Backend, Storage, StorageBackend
+from hubproxy.cache.storage import LocalBackend, MemoryBackend, Storage, StorageBackend
+from hubproxy.cache.storage.s3 import S3Backend
 from tests.conftest import S3Service
 
 _prefixes = itertools.count()

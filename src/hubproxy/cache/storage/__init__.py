@@ -16,14 +16,21 @@ from hubproxy.cache.storage.base import (
 )
 from hubproxy.cache.storage.local import LocalBackend
 from hubproxy.cache.storage.memory import MemoryBackend
-from hubproxy.cache.storage.s3 import S3Backend
 from hubproxy.cache.storage.wrapper import Storage
 from hubproxy.settings import Settings
 
 BACKENDS: dict[str, Callable[[Settings], StorageBackend]] = {
     "local": lambda settings: LocalBackend(settings.storage_path),
     "memory": lambda settings: MemoryBackend(),
-    "s3": lambda settings: S3Backend(
+    "s3": lambda settings: _s3_backend(settings),
+}
+
+
+def _s3_backend(settings: Settings) -> StorageBackend:
+    # Imported on use: aiobotocore costs ~0.2 s at start, which every CLI call would pay.
+    from hubproxy.cache.storage.s3 import S3Backend
+
+    return S3Backend(
         settings.s3_bucket or "",
         prefix=settings.s3_prefix,
         endpoint_url=settings.s3_endpoint_url,
@@ -31,8 +38,7 @@ BACKENDS: dict[str, Callable[[Settings], StorageBackend]] = {
         path_style=settings.s3_path_style,
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
-    ),
-}
+    )
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -48,7 +54,6 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectWriter",
-    "S3Backend",
     "Storage",
     "StorageBackend",
     "StorageError",
