@@ -91,7 +91,9 @@ def populate(data_dir: Path) -> dict[str, str | None]:
     tokens["robot-acme"] = new_token(
         data_dir, "robot", "create", "acme", "acme-ci", "-p", "read", "-p", "write"
     )
-    tokens["robot-llama"] = new_token(data_dir, "robot", "create", "llama", "llama-ci", "-p", "read")
+    tokens["robot-llama"] = new_token(
+        data_dir, "robot", "create", "llama", "llama-ci", "-p", "read"
+    )
     return tokens
 
 

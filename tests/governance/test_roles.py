@@ -28,7 +28,14 @@ PRINCIPALS = (
 
 _MEMBERS_READ_ONLY = {
     name: "ok 403 403 403 403"
-    for name in ("viewer", "developer", "maintainer", "admin", "platform-admin", "developer-read-token")
+    for name in (
+        "viewer",
+        "developer",
+        "maintainer",
+        "admin",
+        "platform-admin",
+        "developer-read-token",
+    )
 }
 _HOSTED_MEMBERS = {
     "viewer": "404 403 403 403 403",
@@ -133,7 +140,9 @@ def test_role_matrix(site: Site, governed_hub: FakeHub, repo_id: str, tmp_path: 
     assert actual == EXPECTED[repo_id]
 
 
-def test_gated_upstream_is_read_with_the_proxy_token_only(site: Site, governed_hub: FakeHub) -> None:
+def test_gated_upstream_is_read_with_the_proxy_token_only(
+    site: Site, governed_hub: FakeHub
+) -> None:
     """Members read the gated model through the project; the client never held an HF token."""
     governed_hub.reset_stats()
     path = hf_hub_download(

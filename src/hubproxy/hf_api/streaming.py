@@ -18,6 +18,14 @@ from hubproxy.errors import HubError
 logger = logging.getLogger(__name__)
 
 
+async def _wait_for_disconnect(receive: Receive) -> None:
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # a broken receive channel: treat as gone
+        logger.debug("receive failed while streaming", exc_info=True)
+
+
 class StreamResponse:
     """ASGI response: `status` and `headers`, then `first` and the rest of `body`."""
 
@@ -38,6 +46,7 @@ class StreamResponse:
         self.completed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
             await send(
                 {"type": "http.response.start", "status": self.status, "headers": self.headers}
@@ -56,6 +65,9 @@ class StreamResponse:
                 piece = await pending
                 if piece is None:
                     break
+                if disconnected.done():
+                    logger.debug("client disconnected after %d bytes", self.bytes_sent)
+                    return
                 pending = asyncio.ensure_future(anext(self.body, None))
                 try:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
@@ -79,5 +91,6 @@ class StreamResponse:
             )
             # Returning without completing makes the server close the connection.
         finally:
+            disconnected.cancel()
             if self.body is not None:
                 await self.body.aclose()  # type: ignore[attr-defined]
