@@ -97,7 +97,7 @@ def populate(data_dir: Path) -> dict[str, str | None]:
     return tokens
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:

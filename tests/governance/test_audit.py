@@ -78,7 +78,8 @@ def test_one_record_per_action_with_the_bytes_sent(
         HfApi(endpoint=process.url, token=token).create_commit(
             repo_id, [CommitOperationAdd("x.txt", b"x")], commit_message="not allowed"
         )
-    assert denied.value.response is not None and denied.value.response.status_code == 403
+    assert denied.value.response is not None
+    assert denied.value.response.status_code == 403
     assert HfApi(endpoint=process.url).whoami(token=token)["name"] == "alice"
 
     records = wait_for_records(data_dir, 7)
@@ -90,7 +91,8 @@ def test_one_record_per_action_with_the_bytes_sent(
     assert (small["action"], small["decision"], small["status"]) == ("download", "allow", 200)
     assert (small["actor_kind"], small["actor_name"]) == ("user", "alice")
     assert small["bytes_sent"] == len(b"hello audit")
-    assert small["token_id"].startswith("tok_") and small["commit_sha"]
+    assert small["token_id"].startswith("tok_")
+    assert small["commit_sha"] == upstream.repos[("model", repo_id)].branches["main"]
 
     full = by_id[ids["full"]]
     assert (full["actor_name"], full["status"], full["bytes_sent"]) == ("anonymous", 200, BIG.size)

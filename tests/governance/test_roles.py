@@ -1,4 +1,4 @@
-"""The role matrix: every principal × action × kind of namespace, through the real server with
+"""The role matrix: every principal, action and kind of namespace, through the real server with
 the real huggingface_hub client, compared with an explicit table of expected outcomes.
 
 Outcomes: `ok` (read: the bytes arrived; writes to hosted projects: the request passed
@@ -26,17 +26,10 @@ PRINCIPALS = (
     "developer-read-token", "robot-acme", "robot-llama",
 )  # fmt: skip
 
-_MEMBERS_READ_ONLY = {
-    name: "ok 403 403 403 403"
-    for name in (
-        "viewer",
-        "developer",
-        "maintainer",
-        "admin",
-        "platform-admin",
-        "developer-read-token",
-    )
-}
+_MEMBERS_READ_ONLY = dict.fromkeys(
+    ("viewer", "developer", "maintainer", "admin", "platform-admin", "developer-read-token"),
+    "ok 403 403 403 403",
+)
 _HOSTED_MEMBERS = {
     "viewer": "404 403 403 403 403",
     "developer": "404 501 501 403 403",
@@ -92,15 +85,17 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 
 
+def _status(error: HfHubHTTPError) -> int | None:
+    return error.response.status_code if error.response is not None else None
+
+
 def outcome(call: Callable[[], object]) -> str:
     try:
         call()
     except RepositoryNotFoundError as error:
-        assert error.response is not None
-        return "401nf" if error.response.status_code == 401 else "404"
+        return "401nf" if _status(error) == 401 else "404"
     except HfHubHTTPError as error:
-        assert error.response is not None
-        return str(error.response.status_code)
+        return str(_status(error))
     return "ok"
 
 
