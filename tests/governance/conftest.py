@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def admin(data_dir: Path, *arguments: str, check: bool = True) -> subprocess.Com
     return completed
 
 
-def admin_json(data_dir: Path, *arguments: str) -> object:
+def admin_json(data_dir: Path, *arguments: str) -> Any:
     return json.loads(admin(data_dir, *arguments, "--json").stdout)
 
 

@@ -90,7 +90,7 @@ def test_revoked_expired_and_disabled_tokens_are_refused(
     for token in (revoked, expiring, kept):
         assert whoami_status(process, token) == 200
 
-    token_id = next(t["id"] for t in admin_json(data_dir, "token", "list"))  # type: ignore[attr-defined]
+    token_id = next(t["id"] for t in admin_json(data_dir, "token", "list"))
     admin(data_dir, "token", "revoke", token_id)
     assert eventually(lambda: whoami_status(process, revoked) == 401)
     assert eventually(lambda: whoami_status(process, expiring) == 401)
@@ -113,17 +113,12 @@ def test_revoked_expired_and_disabled_tokens_are_refused(
     admin(data_dir, "user", "enable", "bob")
     assert eventually(lambda: whoami_status(process, kept) == 200)
 
-    reasons = [r["reason"] for r in admin_json(data_dir, "audit", "--denied")]  # type: ignore[union-attr]
+    reasons = [r["reason"] for r in admin_json(data_dir, "audit", "--denied")]
     assert {"token revoked", "token expired", "user disabled"} <= set(reasons)
-    listed = {t["id"]: t for t in admin_json(data_dir, "token", "list")}  # type: ignore[union-attr]
+    listed = {t["id"]: t for t in admin_json(data_dir, "token", "list")}
     assert listed[token_id]["revoked"] is True
     # last_used is recorded (batched, within a second or two).
-    assert eventually(
-        lambda: all(
-            t["last_used"]
-            for t in admin_json(data_dir, "token", "list")  # type: ignore[union-attr]
-        )
-    )
+    assert eventually(lambda: all(t["last_used"] for t in admin_json(data_dir, "token", "list")))
 
 
 def test_foreign_bearer_tokens_are_ignored_not_forwarded(

@@ -76,3 +76,20 @@ def test_api_layer_never_imports_the_app_or_cli() -> None:
             assert not {
                 name for name in imported if name.startswith(("hubproxy.app", "hubproxy.cli"))
             }
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("hubproxy.auth", ("hubproxy.cache", "hubproxy.hub", "hubproxy.stores")),
+        ("hubproxy.hub", ("hubproxy.cache", "hubproxy.auth")),
+        ("hubproxy.cache", ("hubproxy.auth", "hubproxy.hub")),
+    ],
+)
+def test_governance_cache_and_private_hub_stay_apart(
+    layer: str, forbidden: tuple[str, ...]
+) -> None:
+    for module, imported in MODULES.items():
+        if module == layer or module.startswith(layer + "."):
+            crossing = {name for name in imported if name.startswith(forbidden)}
+            assert not crossing, f"{module} imports {crossing}"

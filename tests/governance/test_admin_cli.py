@@ -1,0 +1,139 @@
+"""`hubproxy admin` on a data dir: output for people and scripts, exit codes, cascades."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.governance.conftest import admin, admin_json, new_token
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir that does not exist yet: the admin CLI bootstraps it."""
+    return tmp_path / "fresh" / "data"
+
+
+def test_bootstrap_and_listings(data_dir: Path) -> None:
+    created = admin(data_dir, "user", "create", "alice", "--admin", "--email", "a@x.io")
+    assert created.stdout == "created user alice (admin)\n"
+    plain = admin(data_dir, "token", "create", "alice", "--scope", "admin", "--name", "laptop")
+    lines = plain.stdout.splitlines()
+    assert lines[-1].startswith("hp_")
+    assert len(lines[-1]) == 43
+    assert "tok_" in lines[0]
+    scripted = json.loads(admin(data_dir, "token", "create", "alice", "--json").stdout)
+    assert scripted["token"].startswith("hp_")
+    assert (scripted["owner"], scripted["scope"], scripted["revoked"]) == ("alice", "read", False)
+
+    table = admin(data_dir, "token", "list").stdout.splitlines()
+    assert table[0].split() == [
+        "ID", "OWNER", "KIND", "NAME", "SCOPE", "STATUS", "CREATED", "EXPIRES", "LAST", "USED",
+    ]  # fmt: skip
+    assert len(table) == 3
+    # Columns are aligned: every row starts its second column at the same offset.
+    offsets = {line.index("alice") for line in table[1:]}
+    assert offsets == {table[0].index("OWNER")}
+    assert lines[-1] not in admin(data_dir, "token", "list").stdout
+    assert all(
+        "secret" not in key for token in admin_json(data_dir, "token", "list") for key in token
+    )
+    users = admin_json(data_dir, "user", "list")
+    assert users == [
+        {
+            "name": "alice", "fullname": "", "email": "a@x.io", "is_admin": True,
+            "disabled": False, "created": users[0]["created"],
+        }
+    ]  # fmt: skip
+
+    # Only the hash is stored.
+    database = sqlite3.connect(data_dir / "hubproxy.sqlite3")
+    stored = [row[0] for row in database.execute("SELECT secret_hash FROM tokens")]
+    database.close()
+    assert all(len(value) == 64 for value in stored)
+    assert scripted["token"] not in stored
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (("user", "create", "bad name"), 2, "user name"),
+        (("user", "create", "taken"), 4, "already exists"),
+        (("user", "disable", "nobody"), 3, "no user"),
+        (("token", "create", "nobody"), 3, "no user"),
+        (("token", "create", "taken", "--scope", "root"), 2, "unknown scope"),
+        (("token", "create", "taken", "--expires", "someday"), 2, "not a duration"),
+        (("token", "revoke", "tok_missing"), 3, "no token"),
+        (("project", "create", "p", "--kind", "mirror"), 2, "unknown project kind"),
+        (("project", "create", "p", "--upstream-namespace", "x"), 2, "only for proxy"),
+        (("member", "add", "nowhere", "taken"), 3, "no project"),
+        (("member", "add", "team", "taken", "--role", "owner"), 2, "unknown role"),
+        (("member", "remove", "team", "taken"), 3, "not a member"),
+        (("robot", "create", "team", "bot", "-p", "fly"), 2, "robot permissions"),
+        (("robot", "create", "team", "taken"), 4, "already a user name"),
+        (("policy", "set", "--mode", "open"), 2, "unknown mode"),
+    ],
+)
+def test_errors_are_clear_with_exit_codes(
+    data_dir: Path, arguments: tuple[str, ...], code: int, message: str
+) -> None:
+    admin(data_dir, "user", "create", "taken")
+    admin(data_dir, "project", "create", "team")
+    failed = admin(data_dir, *arguments, check=False)
+    assert failed.returncode == code, failed.stderr
+    assert failed.stdout == ""
+    assert failed.stderr.startswith("hubproxy admin: ")
+    assert message in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_projects_members_robots_and_the_audit_of_changes(data_dir: Path) -> None:
+    admin(
+        data_dir,
+        "project",
+        "create",
+        "llama",
+        "--kind",
+        "proxy",
+        "--upstream-namespace",
+        "meta-llama",
+        "--public",
+    )
+    admin(data_dir, "project", "create", "acme")
+    listed = admin(data_dir, "project", "list").stdout
+    assert "meta-llama" in listed
+    assert "public" in listed
+    admin(data_dir, "user", "create", "bob")
+    admin(data_dir, "member", "add", "acme", "bob", "--role", "developer")
+    admin(data_dir, "member", "add", "acme", "bob", "--role", "maintainer")  # replaces
+    assert admin_json(data_dir, "member", "list", "acme") == [{"user": "bob", "role": "maintainer"}]
+    new_token(
+        data_dir,
+        "robot",
+        "create",
+        "acme",
+        "builder",
+        "-p",
+        "read",
+        "-p",
+        "write",
+        "--expires",
+        "30d",
+    )
+    robots = admin_json(data_dir, "robot", "list", "--project", "acme")
+    assert [(r["name"], r["permissions"]) for r in robots] == [("builder", ["read", "write"])]
+
+    # Deleting a project takes its members and robots, and revokes the robots' tokens.
+    admin(data_dir, "project", "delete", "acme")
+    assert admin_json(data_dir, "robot", "list") == []
+    tokens = admin_json(data_dir, "token", "list")
+    assert [(t["owner"], t["revoked"]) for t in tokens] == [("builder", True)]
+
+    actions = [r["action"] for r in admin_json(data_dir, "audit")]
+    assert actions == [
+        "project_create", "project_create", "user_create", "member_add", "member_add",
+        "robot_create", "project_delete",
+    ]  # fmt: skip
+    actors = {r["actor_kind"] for r in admin_json(data_dir, "audit")}
+    assert actors == {"cli"}
