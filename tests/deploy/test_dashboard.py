@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -32,8 +33,14 @@ def test_every_expression_uses_exported_metrics(
     upstream.add_repo(repo_id, {"config.json": b"{}"})
     server = proxy_factory()
     assert httpx.get(f"{server.url}/{repo_id}/resolve/main/config.json").status_code == 200
+    # The download's audit record is written in the background: wait for its counter.
+    deadline = time.monotonic() + 10
+    text = httpx.get(f"{server.url}/metrics").text
+    while "hubproxy_audit_records_total{" not in text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = httpx.get(f"{server.url}/metrics").text
     exported: set[str] = set()
-    for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text):
+    for family in text_string_to_metric_families(text):
         exported.add(family.name)
         exported.update(sample.name for sample in family.samples)
         if family.type == "histogram":

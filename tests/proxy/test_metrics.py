@@ -9,6 +9,7 @@ from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 
 WEIGHTS = GeneratedFile(1_000_000, seed=41)  # four 256 KiB chunks
+DOWNLOADS = {"action": "download", "decision": "allow"}
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -70,6 +71,15 @@ def test_counters_follow_a_scripted_workload(
     assert ("hubproxy_cache_pinned_bytes", ()) in after
     assert ("hubproxy_cache_blobs", ()) in after
     assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="GET") == 3
+    # Three GETs are three download audit records (HEADs are not downloads), written shortly.
+    deadline = time.monotonic() + 10
+    while value(scrape(server.url), "hubproxy_audit_records_total", **DOWNLOADS) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    audited = scrape(server.url)
+    assert value(audited, "hubproxy_audit_records_total", **DOWNLOADS) == 3
+    assert value(audited, "hubproxy_audit_queue_depth") == 0
+    assert value(audited, "hubproxy_audit_write_seconds_count") >= 1
     # Bounded labels: no repo name or path anywhere in the exposition.
     exposition = httpx.get(f"{server.url}/metrics").text
     assert repo_id.split("/")[1] not in exposition
