@@ -21,6 +21,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.datadir import DataDirLock
 from hubproxy.db import Database
 from hubproxy.errors import HubError
 from hubproxy.hf_api import health
@@ -75,7 +76,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # Each part is closed (in reverse) however far start-up got.
         async with contextlib.AsyncExitStack() as stack:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            lock = DataDirLock(settings.data_dir)
+            lock.acquire()
+            stack.callback(lock.release)
             database = Database(settings.database_path)
             await database.open()
             stack.push_async_callback(database.aclose)

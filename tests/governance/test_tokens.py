@@ -126,7 +126,8 @@ def test_foreign_bearer_tokens_are_ignored_not_forwarded(
 ) -> None:
     """A client with an huggingface.co token configured still downloads (anonymously here),
     and that token never travels upstream."""
-    upstream.add_repo(repo_id, {"a.txt": b"a"})
+    # Content unique to this test: the shared proxy deduplicates blobs across tests.
+    upstream.add_repo(repo_id, {"a.txt": repo_id.encode()})
     response = httpx.get(
         f"{proxy.url}/{repo_id}/resolve/main/a.txt",
         headers={"Authorization": "Bearer hf_the_clients_own_token"},

@@ -1,11 +1,15 @@
 """A hubproxy whose upstream is another hubproxy: client → edge → central → upstream hub."""
 
 import hashlib
+import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
@@ -50,3 +54,46 @@ def test_edge_in_front_of_central_pulls_once(
             "sub/a.txt",
         ]
         assert upstream.file_bytes_served() == BIG.size + len(b'{"model_type": "bert"}') + 1
+
+
+def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
+    fake_hub_server: FakeHubServer, upstream: FakeHub, tmp_path: Path
+) -> None:
+    """The central hubproxy keeps `vault` (a gated upstream namespace) private; an edge whose
+    upstream token is a robot of that project serves it, an edge without one cannot."""
+    upstream.add_repo("vault/model", {"config.json": b'{"secret": true}'}, gated=True)
+    central_dir = tmp_path / "central"
+    admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(central_dir)]
+    subprocess.run([*admin, "project", "create", "vault", "--kind", "proxy"], check=True)
+    created = subprocess.run(
+        [*admin, "robot", "create", "vault", "edge-site", "-p", "read"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    robot_token = created.stdout.splitlines()[-1]
+    central = ProxyProcess(
+        central_dir, fake_hub_server.url, extra_args=("--chunk-size", TEST_CHUNK_SIZE),
+        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+    )  # fmt: skip
+    with (
+        central,
+        ProxyProcess(
+            tmp_path / "edge", central.url, environment={"HUBPROXY_UPSTREAM_TOKEN": robot_token}
+        ) as edge,
+        ProxyProcess(tmp_path / "stranger", central.url) as stranger,
+    ):
+        path = hf_hub_download(
+            "vault/model", "config.json", cache_dir=tmp_path / "c", endpoint=edge.url
+        )
+        assert Path(path).read_bytes() == b'{"secret": true}'
+        with pytest.raises(RepositoryNotFoundError):
+            hf_hub_download(
+                "vault/model", "config.json", cache_dir=tmp_path / "s", endpoint=stranger.url
+            )
+        audit = subprocess.run(
+            [*admin, "audit", "--json", "--action", "download", "--repo", "vault/model"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        actors = {
+            (r["actor_kind"], r["actor_name"], r["decision"]) for r in json.loads(audit.stdout)
+        }
+        assert ("robot", "edge-site", "allow") in actors

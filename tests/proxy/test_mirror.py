@@ -1,6 +1,7 @@
 """`hubproxy mirror preload`: fill a cache ahead of need, idempotently, then serve it offline."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import snapshot_download
 
-from tests.conftest import ProxyFactory
-from tests.fake_upstream import FakeHub, GeneratedFile
+from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN, ProxyFactory
+from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
 
 pytestmark = pytest.mark.clients
 
@@ -78,3 +79,53 @@ def test_preload_reports_what_is_missing(
     ok = preload(server.url, "--list", str(listing))
     assert ok.returncode == 0
     assert "1 of 1 files complete" in ok.stdout
+
+
+@pytest.mark.local_storage
+def test_preload_directly_on_a_data_dir_with_pins(
+    proxy_factory: ProxyFactory,
+    fake_hub_server: FakeHubServer,
+    upstream: FakeHub,
+    repo_id: str,
+    tmp_path: Path,
+) -> None:
+    """No server running: preload starts one in-process on the data dir, pins the commit, and
+    a server started later on that data dir serves it offline. A running server holds its data
+    dir: a second server or a direct preload on it is refused with a clear message."""
+    commit = upstream.add_repo(repo_id, {"config.json": b"{}", "model.safetensors": WEIGHTS})
+    data_dir = tmp_path / "direct"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HUBPROXY_", "HF_"))},
+        "HUBPROXY_UPSTREAM": fake_hub_server.url,
+        "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+        "HUBPROXY_CHUNK_SIZE": TEST_CHUNK_SIZE,
+    }
+
+    def hubproxy(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hubproxy", *arguments],
+            capture_output=True, text=True, timeout=120, env=environment,
+        )  # fmt: skip
+
+    loaded = hubproxy("mirror", "preload", repo_id, "--data-dir", str(data_dir), "--pin")
+    assert loaded.returncode == 0, loaded.stderr
+    assert "2 of 2 files complete" in loaded.stdout
+    assert upstream.file_bytes_served() == 2 + WEIGHTS.size
+    listed = hubproxy("cache", "ls", "--json", "--data-dir", str(data_dir))
+    [usage] = json.loads(listed.stdout)
+    assert (usage["repo_id"], usage["files"], usage["pins"]) == (repo_id, 2, [commit])
+
+    upstream.reset_stats()
+    offline = proxy_factory("--offline", data_dir=data_dir)
+    folder = Path(snapshot_download(repo_id, cache_dir=tmp_path / "c", endpoint=offline.url))
+    assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == (
+        WEIGHTS.sha256()
+    )
+    assert upstream.requests == []
+
+    second = hubproxy("serve", "--data-dir", str(data_dir), "--port", "1")
+    assert second.returncode == 1
+    assert "is in use by another hubproxy server (pid" in second.stderr
+    refused = hubproxy("mirror", "preload", repo_id, "--data-dir", str(data_dir))
+    assert refused.returncode == 2
+    assert "--endpoint" in refused.stderr

@@ -8,6 +8,7 @@ import typer
 from hubproxy.cli.admin import app as admin_app
 from hubproxy.cli.cache import app as cache_app
 from hubproxy.cli.mirror import app as mirror_app
+from hubproxy.datadir import DataDirInUse, check_data_dir_free
 from hubproxy.settings import SettingsError, load_settings
 
 app = typer.Typer(
@@ -133,6 +134,12 @@ def serve(
     except SettingsError as error:
         typer.echo(f"hubproxy: configuration error: {error}", err=True)
         raise typer.Exit(2) from None
+
+    try:
+        check_data_dir_free(settings.data_dir)
+    except DataDirInUse as error:
+        typer.echo(f"hubproxy: {error}", err=True)
+        raise typer.Exit(1) from None
 
     import uvicorn
 

@@ -1,6 +1,7 @@
 """`hubproxy mirror preload | export | import`: carry models to sites without internet.
 
-`preload` fills a hubproxy's cache ahead of need, through its own API.
+`preload` fills a hubproxy's cache ahead of need, through its own API: a running server's, or
+one started in-process on a data dir.
 
 Every file of the repo at the revision (filtered by --include / --exclude globs) is downloaded
 through the server, which caches it with the usual single-flight fill and verification; the
@@ -11,7 +12,11 @@ selected file is now complete (0) or not (1).
 `export` and `import` work on data dirs directly (see `cache/bundles.py` for the format).
 """
 
+import contextlib
 import fnmatch
+import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +37,14 @@ from rich.progress import (
 )
 
 from hubproxy.cache.bundles import BundleError, BundleReport, Bundles
+from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import Storage
 from hubproxy.cli.cache import fail, parse_target, run_on_data_dir
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
+from hubproxy.datadir import DataDirInUse, check_data_dir_free
 from hubproxy.db import Database
+from hubproxy.naming import RepoRef
 from hubproxy.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Preload repos into a hubproxy cache.", no_args_is_help=True)
@@ -131,14 +139,104 @@ def _download(
     return result
 
 
+DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
+Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
+
+
+@contextlib.contextmanager
+def embedded_server(settings: Settings) -> Iterator[str]:
+    """Run hubproxy on the data dir in this process, on a free loopback port; yield its URL.
+
+    Preloading "directly on the data dir" goes through the same server code as always (same
+    chunk store, single-flight fills and verification), just without a separate process.
+    """
+    import uvicorn
+
+    from hubproxy.app import create_app
+
+    try:
+        check_data_dir_free(settings.data_dir)
+    except DataDirInUse as error:
+        raise fail(f"{error}: preload through it with --endpoint instead") from None
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="embedded-hubproxy", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise fail(f"hubproxy could not start on {settings.data_dir}")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+async def _pin(manager: CacheManager, commits: list[tuple[RepoRef, str]]) -> None:
+    for ref, commit in commits:
+        await manager.pin(ref, commit)
+
+
+def _plan(
+    client: httpx.Client,
+    wanted: list[str],
+    repo_type: str,
+    include: list[str],
+    exclude: list[str],
+) -> tuple[list[tuple[str, str, dict[str, Any]]], list[tuple[RepoRef, str]]]:
+    """(repo, commit, entry) of every selected file, and each (repo, commit) preloaded."""
+    plan: list[tuple[str, str, dict[str, Any]]] = []
+    commits: list[tuple[RepoRef, str]] = []
+    for target in wanted:
+        ref, revision = parse_target(target, repo_type)
+        commit, entries = _list_files(client, repo_type, ref.repo_id, revision or "main")
+        selected = [entry for entry in entries if _selected(entry["path"], include, exclude)]
+        plan += [(ref.repo_id, commit, entry) for entry in selected]
+        commits.append((ref, commit))
+        console.print(
+            f"{ref.repo_id}@{revision or 'main'} = {commit}: "
+            f"{len(selected)} of {len(entries)} files"
+        )
+    return plan, commits
+
+
+def _download_all(
+    client: httpx.Client, plan: list[tuple[str, str, dict[str, Any]]], repo_type: str, workers: int
+) -> list[FileResult]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        total = progress.add_task("total", total=sum(int(entry["size"]) for _, _, entry in plan))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = [
+                pool.submit(_download, client, progress, total, repo_type, repo_id, commit, entry)
+                for repo_id, commit, entry in plan
+            ]
+            return [future.result() for future in futures]
+
+
 @app.command()
 def preload(
     targets: Annotated[
         list[str] | None, typer.Argument(help="REPO or REPO@REVISION, several allowed.")
     ] = None,
     endpoint: Annotated[
-        str, typer.Option(help="The hubproxy to fill.", envvar="HF_ENDPOINT")
-    ] = "http://127.0.0.1:8000",
+        str | None,
+        typer.Option(
+            help="The running hubproxy to fill [http://127.0.0.1:8000, or the data dir's own "
+            "in-process server with --data-dir].",
+            envvar="HF_ENDPOINT",
+        ),
+    ] = None,
     repo_type: Annotated[
         str, typer.Option("--repo-type", help="model, dataset or space.")
     ] = "model",
@@ -157,8 +255,19 @@ def preload(
     token: Annotated[
         str | None, typer.Option(help="Token for hubproxy (or HF_TOKEN).", envvar="HF_TOKEN")
     ] = None,
+    pin: Annotated[
+        bool, typer.Option("--pin", help="Pin each preloaded commit: never evicted.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
 ) -> None:
-    """Download REPO[@REV]s through hubproxy so that its cache holds every selected file."""
+    """Download REPO[@REV]s through hubproxy so that its cache holds every selected file.
+
+    With --endpoint (or HF_ENDPOINT), through that running server. With --data-dir and no
+    endpoint, directly on the data dir (a server is started in this process for the run).
+    --pin records pins in the data dir, so it needs the data dir (the server's, when both are
+    given).
+    """
     if repo_type not in REPO_TYPES:
         raise fail(f"unknown repo type {repo_type!r}")
     wanted = list(targets or [])
@@ -169,40 +278,36 @@ def preload(
         ]
     if not wanted:
         raise fail("name at least one repo (or --list FILE)")
+    settings: Settings | None = None
+    if data_dir is not None or pin:
+        try:
+            settings = load_settings({"data_dir": data_dir}, config_file=config)
+        except SettingsError as error:
+            raise fail(f"configuration error: {error}") from None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    results: list[FileResult] = []
-    with httpx.Client(
-        base_url=endpoint.rstrip("/"), headers=headers, timeout=httpx.Timeout(60, read=300)
-    ) as client:
-        plan = []
-        for target in wanted:
-            repo_id, _, revision = target.partition("@")
-            commit, entries = _list_files(client, repo_type, repo_id, revision or "main")
-            selected = [
-                entry for entry in entries if _selected(entry["path"], include or [], exclude or [])
-            ]
-            plan += [(repo_id, commit, entry) for entry in selected]
-            name = f"{repo_id}@{revision or 'main'}"
-            console.print(f"{name} = {commit}: {len(selected)} of {len(entries)} files")
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console, transient=True) as progress:
-            total = progress.add_task(
-                "total", total=sum(int(entry["size"]) for _, _, entry in plan)
+    with contextlib.ExitStack() as stack:
+        if endpoint is None:
+            endpoint = (
+                stack.enter_context(embedded_server(settings))
+                if data_dir is not None and settings is not None
+                else "http://127.0.0.1:8000"
             )
-            with ThreadPoolExecutor(max(1, workers)) as pool:
-                futures = [
-                    pool.submit(
-                        _download, client, progress, total, repo_type, repo_id, commit, entry
-                    )
-                    for repo_id, commit, entry in plan
-                ]
-                results = [future.result() for future in futures]
+        client = stack.enter_context(
+            httpx.Client(
+                base_url=endpoint.rstrip("/"), headers=headers, timeout=httpx.Timeout(60, read=300)
+            )
+        )
+        plan, commits = _plan(client, wanted, repo_type, include or [], exclude or [])
+        if pin and settings is not None:
+            # Pinned before the download: eviction cannot take files of a preload under way.
+            pins = commits
+            run_on_data_dir(
+                settings.data_dir,
+                config,
+                lambda _settings, database, storage: _pin(CacheManager(database, storage), pins),
+            )
+            console.print(f"pinned {len(commits)} commit(s)")
+        results = _download_all(client, plan, repo_type, workers)
     complete = [result for result in results if result.complete]
     for result in results:
         if not result.complete:
@@ -212,10 +317,6 @@ def preload(
     typer.echo(f"{len(complete)} of {len(results)} files complete ({size} bytes)")
     if len(complete) != len(results):
         raise typer.Exit(1)
-
-
-DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
-Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
 
 
 def _bundles(settings: Settings, database: Database, storage: Storage) -> Bundles:
