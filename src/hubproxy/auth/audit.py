@@ -48,7 +48,7 @@ ACTIONS = (
     "repo_delete",
     "ref_create",
     "ref_delete",
-    "read_metadata",
+    "read",
     "login",
     "token_create",
     "token_revoke",
