@@ -118,6 +118,14 @@ class NotFound(HubError):
     default_message = "Not found"
 
 
+class Conflict(HubError):
+    """409 `Conflict`: the thing to create already exists."""
+
+    status = 409
+    code = "Conflict"
+    default_message = "Already exists"
+
+
 class NotImplementedYet(HubError):
     """501 `NotImplemented`: an endpoint this version of hubproxy does not serve yet."""
 

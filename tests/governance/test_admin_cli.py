@@ -4,8 +4,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import ProxyFactory
 from tests.governance.conftest import admin, admin_json, new_token
 
 
@@ -137,3 +139,84 @@ def test_projects_members_robots_and_the_audit_of_changes(data_dir: Path) -> Non
     ]  # fmt: skip
     actors = {r["actor_kind"] for r in admin_json(data_dir, "audit")}
     assert actors == {"cli"}
+
+
+def test_project_admins_manage_members_and_robots_through_a_running_server(
+    proxy_factory: ProxyFactory,
+) -> None:
+    process = proxy_factory()
+    data_dir = process.data_dir
+    admin(data_dir, "project", "create", "acme")
+    admin(data_dir, "project", "create", "mirror", "--kind", "proxy")
+    for user in ("lead", "dev"):
+        admin(data_dir, "user", "create", user)
+    admin(data_dir, "member", "add", "acme", "lead", "--role", "admin")
+    admin(data_dir, "member", "add", "mirror", "lead", "--role", "admin")
+    lead = new_token(data_dir, "token", "create", "lead", "--scope", "write")
+    remote = ("--endpoint", process.url, "--token", lead)
+
+    admin(data_dir, *remote, "member", "add", "acme", "dev", "--role", "developer")
+    assert admin_json(data_dir, *remote, "member", "list", "acme") == [
+        {"user": "dev", "role": "developer"},
+        {"user": "lead", "role": "admin"},
+    ]
+    created = admin(
+        data_dir, *remote, "robot", "create", "acme", "deployer", "-p", "read", "-p", "write"
+    )
+    robot_token = created.stdout.splitlines()[-1]
+    assert robot_token.startswith("hp_")
+    assert (
+        httpx.get(
+            f"{process.url}/api/whoami-v2", headers={"Authorization": f"Bearer {robot_token}"}
+        ).json()["name"]
+        == "deployer"
+    )
+    robots = admin_json(data_dir, *remote, "robot", "list", "--project", "acme")
+    assert [(r["name"], r["permissions"], r["created_by"]) for r in robots] == [
+        ("deployer", ["read", "write"], "lead")
+    ]
+
+    # A robot gets only what its creator holds: nobody writes to a proxy project.
+    beyond = admin(
+        data_dir, *remote, "robot", "create", "mirror", "pusher", "-p", "write", check=False
+    )
+    assert beyond.returncode == 1
+    assert "only get permissions you hold" in beyond.stderr
+    # A developer cannot manage members; an unknown project is not found.
+    dev = new_token(data_dir, "token", "create", "dev", "--scope", "write")
+    refused = admin(
+        data_dir,
+        "--endpoint",
+        process.url,
+        "--token",
+        dev,
+        "member",
+        "remove",
+        "acme",
+        "lead",
+        check=False,
+    )
+    assert (refused.returncode, "403" in refused.stderr) == (1, True)
+    missing = admin(data_dir, *remote, "member", "list", "nowhere", check=False)
+    assert missing.returncode == 3
+    platform_only = admin(data_dir, *remote, "user", "list", check=False)
+    assert platform_only.returncode == 2
+    assert "data dir only" in platform_only.stderr
+
+    admin(data_dir, *remote, "robot", "revoke", "deployer", "--project", "acme")
+    admin(data_dir, *remote, "member", "remove", "acme", "dev")
+    records = [
+        r
+        for r in admin_json(data_dir, "audit")
+        if r["actor_kind"] != "cli" and r["action"] != "login"
+    ]
+    seen = [(r["action"], r["decision"], r["actor_name"], r["repo_id"], r["path"]) for r in records]
+    assert seen == [
+        ("member_add", "allow", "lead", "acme", "dev"),
+        ("robot_create", "allow", "lead", "acme", "deployer"),
+        ("robot_create", "deny", "lead", "mirror", "pusher"),
+        ("member_remove", "deny", "dev", "acme", "lead"),
+        ("read", "deny", "lead", "nowhere", None),
+        ("robot_revoke", "allow", "lead", "acme", "deployer"),
+        ("member_remove", "allow", "lead", "acme", "dev"),
+    ]

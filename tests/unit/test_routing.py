@@ -35,6 +35,32 @@ from hubproxy.naming import RepoRef
             RouteMatch("resolve", RepoRef("model", "gpt2"), "main", "config.json"),
         ),
         (b"/api/models/alice/m1", RouteMatch("repo_info", RepoRef("model", "alice/m1"))),
+        (
+            b"/api/models/alice/m1/preupload/main",
+            RouteMatch("preupload", RepoRef("model", "alice/m1"), "main"),
+        ),
+        (
+            b"/api/datasets/alice/d1/commit/refs%2Fpr%2F2",
+            RouteMatch("commit", RepoRef("dataset", "alice/d1"), "refs/pr/2"),
+        ),
+        (
+            b"/api/models/alice/m1/branch/feature%2Fx",
+            RouteMatch("branch", RepoRef("model", "alice/m1"), "feature/x"),
+        ),
+        (b"/api/models/alice/m1/tag/v1", RouteMatch("tag", RepoRef("model", "alice/m1"), "v1")),
+        (b"/api/repos/create", RouteMatch("create_repo")),
+        (b"/api/repos/delete", RouteMatch("delete_repo")),
+        (b"/api/organizations/acme/members", RouteMatch("project_members", project="acme")),
+        (
+            b"/api/organizations/acme/members/bob",
+            RouteMatch("project_member", path="bob", project="acme"),
+        ),
+        (b"/api/organizations/acme/robots", RouteMatch("project_robots", project="acme")),
+        (
+            b"/api/organizations/acme/robots/ci",
+            RouteMatch("project_robot", path="ci", project="acme"),
+        ),
+        (b"/api/organizations/acme/settings", None),
         (b"/api/models/gpt2", RouteMatch("repo_info", RepoRef("model", "gpt2"))),
         (
             b"/api/models/gpt2/revision/main",
@@ -90,6 +116,8 @@ def test_match(raw_path: bytes, expected: RouteMatch | None) -> None:
         b"/api/models/alice/m1/tree/main/..%2F..",
         b"/alice/m1/resolve/%2E%2E/x",
         b"/alice/m1/resolve/main/%ff",
+        b"/api/organizations/..%2Fetc/members",
+        b"/api/organizations/acme/members/bad%20name",
     ],
 )
 def test_rejects_bad_names(raw_path: bytes) -> None:

@@ -396,8 +396,14 @@ def create_robot(
     except sqlite3.IntegrityError:
         raise AccountConflict(f"robot {name!r} already exists") from None
     token, secret = _insert_token(connection, "robot", name, f"robot {name}", "write", expires)
+    return get_robot(connection, name), token, secret
+
+
+def get_robot(connection: sqlite3.Connection, name: str) -> Robot:
     row = connection.execute("SELECT * FROM robots WHERE name = ?", (name,)).fetchone()
-    return _robot(row), token, secret
+    if row is None:
+        raise AccountNotFound(f"no robot {name!r}")
+    return _robot(row)
 
 
 def list_robots(connection: sqlite3.Connection, project: str | None = None) -> list[Robot]:
@@ -418,7 +424,7 @@ def revoke_robot(connection: sqlite3.Connection, name: str) -> Robot:
         "UPDATE tokens SET revoked = 1 WHERE owner_kind = 'robot' AND owner = ?", (name,)
     )
     _bump_serial(connection)
-    return _robot(connection.execute("SELECT * FROM robots WHERE name = ?", (name,)).fetchone())
+    return get_robot(connection, name)
 
 
 # Upstream policy

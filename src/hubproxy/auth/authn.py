@@ -13,7 +13,10 @@ huggingface.co) are ignored: the request is anonymous and the value goes nowhere
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import AccountsSnapshot, Token
@@ -23,6 +26,7 @@ from hubproxy.db import Database
 from hubproxy.errors import InvalidCredentials
 
 logger = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 
 class TokenRefused(InvalidCredentials):
@@ -125,6 +129,12 @@ class Authenticator:
                 await self._flush_last_used()
             except Exception:
                 logger.exception("cannot refresh accounts; keeping the previous snapshot")
+
+    async def apply(self, change: Callable[[sqlite3.Connection], Result]) -> Result:
+        """Run an account change (an `accounts` function) and reload the snapshot at once."""
+        result = await self._database.run(change)
+        self.snapshot = await self._database.run(accounts.load_snapshot)
+        return result
 
     async def _check_now(self) -> None:
         """One serial check shared by every request that is waiting on one."""

@@ -22,6 +22,7 @@ from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import (
     ACTIONS,
     CONTENT_CHANGES,
+    MANAGE_MEMBERS,
     READ,
     ROLE_ACTIONS,
     SCOPE_ACTIONS,
@@ -86,6 +87,17 @@ def grants(principal: Principal, project: Project) -> frozenset[Action]:
     return granted
 
 
+def allowed_actions(
+    principal: Principal, project: str, snapshot: AccountsSnapshot
+) -> frozenset[Action]:
+    """Everything `principal` may do in `project`, denials applied (what it may delegate)."""
+    return frozenset(
+        action
+        for action in ACTIONS
+        if authorize(principal, action, f"{project}/", snapshot).allowed
+    )
+
+
 def authorize(
     principal: Principal,
     action: Action,
@@ -94,7 +106,10 @@ def authorize(
     *,
     require_auth: bool = False,
 ) -> Decision:
-    """May `principal` do `action` on `repo_id` (`namespace/name`, or a canonical `name`)?"""
+    """May `principal` do `action` on `repo_id` (`namespace/name`, or a canonical `name`)?
+
+    Project-level actions (members, robots) pass `"{project}/"`.
+    """
     namespace = repo_id.split("/")[0] if "/" in repo_id else ""
     project = snapshot.projects.get(namespace) if namespace else None
     if principal.is_anonymous and (require_auth or snapshot.policy.require_auth):
@@ -102,6 +117,8 @@ def authorize(
     if principal.kind == "robot" and (project is None or project.name != principal.robot_project):
         return _hidden(principal, f"robot of project {principal.robot_project} acts outside it")
     if project is None:
+        if action == MANAGE_MEMBERS:
+            return _hidden(principal, "no such project")
         if not upstream_allowed(snapshot.policy, repo_id):
             return Decision(False, "upstream policy", RepoNotFound())
         if action != READ:

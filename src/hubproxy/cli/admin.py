@@ -1,7 +1,9 @@
 """`hubproxy admin`: users, tokens, robots, projects, members, policy and the audit log.
 
 Works directly on the data dir, with or without a running server (which picks up changes
-within a second), so the first admin can be created before anything runs:
+within a second), so the first admin can be created before anything runs. Project admins
+without access to the data dir manage their project's members and robots through a running
+server instead (`--endpoint URL --token hp_...`, the `/api/organizations/{project}/...` API):
 
     hubproxy admin --data-dir DIR user create alice --admin
     hubproxy admin --data-dir DIR token create alice --scope admin
@@ -21,7 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
+import httpx
 import typer
 
 from hubproxy.auth import accounts
@@ -63,6 +67,9 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 @dataclasses.dataclass
 class _Context:
     settings: Settings
+    # Set for `--endpoint`: members and robots are managed through that running server.
+    endpoint: str | None = None
+    token: str | None = None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -77,18 +84,60 @@ def admin(
     config: Annotated[
         Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")
     ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="Manage members and robots through this running hubproxy instead."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Token for --endpoint (or HF_TOKEN).", envvar="HF_TOKEN")
+    ] = None,
 ) -> None:
-    """Administer hubproxy directly on its data dir."""
+    """Administer hubproxy directly on its data dir (or, for a project admin's members and
+    robots, through a running server with --endpoint and a token)."""
     try:
         settings = load_settings({"data_dir": data_dir}, config_file=config)
     except SettingsError as error:
         raise _fail(f"configuration error: {error}", 2) from None
-    context.obj = _Context(settings)
+    context.obj = _Context(settings, endpoint.rstrip("/") if endpoint else None, token)
+
+
+def _context(context: typer.Context) -> _Context:
+    found: _Context = context.find_root().obj if context.obj is None else context.obj
+    return found
+
+
+_EXIT_BY_STATUS = {400: 2, 404: 3, 409: 4}
+
+
+def _remote(context: typer.Context, method: str, path: str, body: Any = None) -> Any:
+    """Call the admin API of the server given by --endpoint; HTTP errors become exit codes."""
+    found = _context(context)
+    headers = {"Authorization": f"Bearer {found.token}"} if found.token else {}
+    try:
+        response = httpx.request(
+            method, f"{found.endpoint}{path}", json=body, headers=headers, timeout=30
+        )
+    except httpx.HTTPError as error:
+        raise _fail(f"cannot reach {found.endpoint}: {error}") from None
+    if response.is_error:
+        message = response.headers.get("x-error-message") or response.reason_phrase
+        raise _fail(
+            f"{response.status_code}: {message}", _EXIT_BY_STATUS.get(response.status_code, 1)
+        )
+    return response.json()
 
 
 def _settings(context: typer.Context) -> Settings:
-    found: _Context = context.find_root().obj if context.obj is None else context.obj
-    return found.settings
+    return _context(context).settings
+
+
+def _remote_path(context: typer.Context, project: str, *rest: str) -> str | None:
+    """The admin API path for `project`, when working through --endpoint; else None."""
+    if _context(context).endpoint is None:
+        return None
+    return "/".join(
+        ("/api/organizations", quote(project, safe=""), *(quote(p, safe="") for p in rest))
+    )
 
 
 def _change(
@@ -97,6 +146,8 @@ def _change(
     audit: Callable[[Result], AuditRecord] | None = None,
 ) -> Result:
     """Run `function` in one transaction on the data dir's database; audit what it did."""
+    if _context(context).endpoint is not None:
+        raise _fail("this command works on the data dir only (drop --endpoint)", 2)
     settings = _settings(context)
     database = Database(settings.database_path)
     try:
@@ -310,6 +361,18 @@ def token_revoke(context: typer.Context, token_id: str, as_json: Json = False) -
 # Robots
 
 
+def _robot_from_api(answer: dict[str, Any]) -> Robot:
+    return Robot(
+        answer["name"],
+        answer["project"],
+        frozenset(action for action in ACTIONS if action in answer["permissions"]),
+        answer["expires"],
+        answer["revoked"],
+        answer["created"],
+        answer["createdBy"],
+    )
+
+
 def _robot_document(robot: Robot) -> dict[str, Any]:
     document = dataclasses.asdict(robot)
     document["permissions"] = sorted(robot.permissions)
@@ -332,27 +395,38 @@ def robot_create(
 ) -> None:
     """Create a robot of PROJECT with explicit permissions; prints its token once, last."""
     expiry = parse_time(expires, future=True) if expires else None
-    robot, token, secret = _change(
-        context,
-        lambda connection: accounts.create_robot(
-            connection,
-            project,
-            name,
-            permission or ["read"],
-            expires=expiry,
-            created_by=_operator(),
-        ),
-        lambda created: AuditRecord(
-            "robot_create",
-            token_id=created[1].id,
-            repo_id=project,
-            path=name,
-            reason="permissions=" + ",".join(sorted(created[0].permissions)),
-        ),
-    )
+    permissions = permission or ["read"]
+    remote = _remote_path(context, project, "robots")
+    if remote is not None:
+        answer = _remote(
+            context,
+            "POST",
+            remote,
+            {
+                "name": name,
+                "permissions": permissions,
+                "expires_in": expiry - time.time() if expiry else None,
+            },
+        )
+        robot, token_id, secret = _robot_from_api(answer), answer["tokenId"], answer["token"]
+    else:
+        robot, token, secret = _change(
+            context,
+            lambda connection: accounts.create_robot(
+                connection, project, name, permissions, expires=expiry, created_by=_operator()
+            ),
+            lambda created: AuditRecord(
+                "robot_create",
+                token_id=created[1].id,
+                repo_id=project,
+                path=name,
+                reason="permissions=" + ",".join(sorted(created[0].permissions)),
+            ),
+        )
+        token_id = token.id
     _show_new_token(
         as_json,
-        {**_robot_document(robot), "token_id": token.id},
+        {**_robot_document(robot), "token_id": token_id},
         f"created robot {robot.name} in {robot.project} "
         f"({', '.join(sorted(robot.permissions))}; expires {when(robot.expires)})",
         secret,
@@ -366,7 +440,14 @@ def robot_list(
     as_json: Json = False,
 ) -> None:
     """Robot accounts."""
-    robots = _change(context, lambda connection: accounts.list_robots(connection, project))
+    if _context(context).endpoint is not None:
+        if project is None:
+            raise _fail("with --endpoint, name the --project", 2)
+        remote = _remote_path(context, project, "robots")
+        assert remote is not None
+        robots = [_robot_from_api(item) for item in _remote(context, "GET", remote)]
+    else:
+        robots = _change(context, lambda connection: accounts.list_robots(connection, project))
     rows = [("NAME", "PROJECT", "PERMISSIONS", "STATUS", "EXPIRES", "CREATED BY")]
     for robot in robots:
         rows.append(
@@ -383,13 +464,27 @@ def robot_list(
 
 
 @robot_app.command("revoke")
-def robot_revoke(context: typer.Context, name: str, as_json: Json = False) -> None:
+def robot_revoke(
+    context: typer.Context,
+    name: str,
+    project: Annotated[
+        str | None, typer.Option(help="The robot's project (for --endpoint).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
     """Revoke a robot and its token."""
-    robot = _change(
-        context,
-        lambda connection: accounts.revoke_robot(connection, name),
-        lambda robot: AuditRecord("robot_revoke", repo_id=robot.project, path=robot.name),
-    )
+    if _context(context).endpoint is not None:
+        if project is None:
+            raise _fail("with --endpoint, name the robot's --project", 2)
+        remote = _remote_path(context, project, "robots", name)
+        assert remote is not None
+        robot = _robot_from_api(_remote(context, "DELETE", remote))
+    else:
+        robot = _change(
+            context,
+            lambda connection: accounts.revoke_robot(connection, name),
+            lambda robot: AuditRecord("robot_revoke", repo_id=robot.project, path=robot.name),
+        )
     emit(as_json, _robot_document(robot), [f"revoked robot {robot.name}"])
 
 
@@ -460,11 +555,15 @@ def member_add(
     as_json: Json = False,
 ) -> None:
     """Give USER a role in PROJECT (replaces the role they had)."""
-    _change(
-        context,
-        lambda connection: accounts.add_member(connection, project, user, role),
-        lambda _: AuditRecord("member_add", repo_id=project, path=user, reason=f"role={role}"),
-    )
+    remote = _remote_path(context, project, "members", user)
+    if remote is not None:
+        _remote(context, "PUT", remote, {"role": role})
+    else:
+        _change(
+            context,
+            lambda connection: accounts.add_member(connection, project, user, role),
+            lambda _: AuditRecord("member_add", repo_id=project, path=user, reason=f"role={role}"),
+        )
     emit(
         as_json,
         {"project": project, "user": user, "role": role},
@@ -475,18 +574,26 @@ def member_add(
 @member_app.command("remove")
 def member_remove(context: typer.Context, project: str, user: str, as_json: Json = False) -> None:
     """Remove USER from PROJECT."""
-    _change(
-        context,
-        lambda connection: accounts.remove_member(connection, project, user),
-        lambda _: AuditRecord("member_remove", repo_id=project, path=user),
-    )
+    remote = _remote_path(context, project, "members", user)
+    if remote is not None:
+        _remote(context, "DELETE", remote)
+    else:
+        _change(
+            context,
+            lambda connection: accounts.remove_member(connection, project, user),
+            lambda _: AuditRecord("member_remove", repo_id=project, path=user),
+        )
     emit(as_json, {"project": project, "user": user}, [f"removed {user} from {project}"])
 
 
 @member_app.command("list")
 def member_list(context: typer.Context, project: str, as_json: Json = False) -> None:
     """Members of PROJECT and their roles."""
-    members = _change(context, lambda connection: accounts.list_members(connection, project))
+    remote = _remote_path(context, project, "members")
+    if remote is not None:
+        members = [(item["user"], item["role"]) for item in _remote(context, "GET", remote)]
+    else:
+        members = _change(context, lambda connection: accounts.list_members(connection, project))
     rows = [("USER", "ROLE"), *members]
     emit(as_json, [{"user": user, "role": role} for user, role in members], table(rows))
 

@@ -17,10 +17,18 @@ from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import authorize
 from hubproxy.auth.principal import ANONYMOUS, Principal
-from hubproxy.auth.roles import CREATE_REPO, DELETE_REPO, MANAGE_REFS, READ, WRITE, Action
+from hubproxy.auth.roles import (
+    CREATE_REPO,
+    DELETE_REPO,
+    MANAGE_MEMBERS,
+    MANAGE_REFS,
+    READ,
+    WRITE,
+    Action,
+)
 from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_LINKED_ETAG, HEADER_REPO_COMMIT
 from hubproxy.errors import HubError, MethodNotAllowed, NotFound
-from hubproxy.hf_api import hosted, repos, resolve, tree, users
+from hubproxy.hf_api import hosted, projects, repos, resolve, tree, users
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
@@ -65,6 +73,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
     ),
+    "project_members": Endpoint(projects.members, {"GET": MANAGE_MEMBERS}),
+    "project_member": Endpoint(
+        projects.member,
+        {"PUT": MANAGE_MEMBERS, "DELETE": MANAGE_MEMBERS},
+        {"PUT": "member_add", "DELETE": "member_remove"},
+    ),
+    "project_robots": Endpoint(
+        projects.robots, {"GET": MANAGE_MEMBERS, "POST": MANAGE_MEMBERS}, {"POST": "robot_create"}
+    ),
+    "project_robot": Endpoint(
+        projects.robot, {"DELETE": MANAGE_MEMBERS}, {"DELETE": "robot_revoke"}
+    ),
     "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
     "agent_harnesses": Endpoint(users.agent_harnesses, {"GET": None}),
     "telemetry": Endpoint(users.telemetry, {"GET": None, "HEAD": None, "POST": None}),
@@ -81,7 +101,7 @@ def _audit_record(
         actor_name=principal.name,
         token_id=principal.token_id,
         repo_type=ref.repo_type if ref else None,
-        repo_id=ref.repo_id if ref else None,
+        repo_id=ref.repo_id if ref else match.project,
         revision=match.revision,
         path=match.path or None,
         request_id=scope.get("state", {}).get("request_id"),
@@ -112,15 +132,15 @@ def _describe_response(record: AuditRecord, response: Response | StreamResponse)
 async def _authorize(
     request: Request, services_: Services, principal: Principal, match: RouteMatch, action: Action
 ) -> RouteMatch:
-    """Check `action` on the route's repo; choose its store. Returns the match to serve."""
-    if match.ref is None:
+    """Check `action` on the route's repo (or project); choose its store. Returns the match
+    to serve."""
+    if match.ref is None and match.project is None:
         match = dataclasses.replace(match, ref=await hosted.repo_from_body(request))
-    assert match.ref is not None
     snapshot = services_.authenticator.snapshot
     decision = authorize(
         principal,
         action,
-        match.ref.repo_id,
+        match.ref.repo_id if match.ref else f"{match.project}/",
         snapshot,
         require_auth=services_.settings.require_auth,
     )
@@ -135,6 +155,8 @@ async def _authorize(
         await services_.audit.emit([record])
         raise decision.error
     project = decision.project
+    if match.ref is None:
+        return match
     if project is not None and project.kind == "hosted":
         request.state.store = services_.hosted
         return match
@@ -192,7 +214,9 @@ class HubEndpoint:
             answer = await endpoint.handler(request, served)
             await answer(scope, receive, send)
             return
-        record = _audit_record(scope, request, audited, principal, match)
+        # The repo as the client named it (create/delete name it in the body).
+        named = served if match.ref is None else match
+        record = _audit_record(scope, request, audited, principal, named)
         response: Response | StreamResponse | None = None
         try:
             response = await endpoint.handler(request, served)
@@ -208,5 +232,8 @@ class HubEndpoint:
         finally:
             if response is not None:
                 _describe_response(record, response)
+            # What only the handler knows (a robot named in the body, say).
+            for name, value in scope["state"].get("audit_fields", {}).items():
+                setattr(record, name, value)
             # Never suspends while the queue has room, so it runs even during cancellation.
             await found.audit.emit([record])

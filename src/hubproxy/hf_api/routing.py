@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from hubproxy.constants import REPO_TYPE_BY_PLURAL, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest
-from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
+from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 
 # Sub-resources of `/api/{type}s/{repo}/...`.
 REPO_ACTIONS = frozenset(
@@ -32,6 +32,19 @@ class RouteMatch:
     ref: RepoRef | None = None
     revision: str | None = None
     path: str = ""
+    # Project administration endpoints: the project (namespace) they act on.
+    project: str | None = None
+
+
+def _project_route(segments: list[str]) -> RouteMatch | None:
+    """`/api/organizations/{project}/members[/{user}]` and `.../robots[/{name}]`."""
+    if len(segments) not in (2, 3) or segments[1] not in ("members", "robots"):
+        return None
+    project = namespace(segments[0])
+    name = namespace(segments[2]) if len(segments) == 3 else ""
+    kind = segments[1]
+    endpoint = f"project_{kind[:-1]}" if name else f"project_{kind}"
+    return RouteMatch(endpoint, path=name, project=project)
 
 
 def _segments(raw_path: bytes) -> list[str]:
@@ -111,6 +124,8 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         head = segments[1]
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if head == "organizations" and len(segments) >= 4:
+            return _project_route(segments[2:])
         if segments[1:] in (["repos", "create"], ["repos", "delete"]):
             # The repo is named in the JSON body (`hosted.repo_from_body`).
             return RouteMatch(f"{segments[2]}_repo")

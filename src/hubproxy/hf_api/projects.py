@@ -1,0 +1,125 @@
+"""Project administration over HTTP, for project admins who have no access to the data dir.
+
+`/api/organizations/{project}/members[/{user}]` (GET list, PUT `{"role"}`, DELETE) and
+`/api/organizations/{project}/robots[/{name}]` (GET list, POST `{"name", "permissions",
+"expires_in"}` → the token, shown once; DELETE revokes). The dispatcher has already checked
+`manage_members` on the project. A robot gets only permissions its creator holds there.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hubproxy.auth import accounts
+from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound, Robot
+from hubproxy.auth.authz import allowed_actions
+from hubproxy.auth.principal import Principal
+from hubproxy.errors import BadRequest, Conflict, Forbidden, NotFound
+from hubproxy.hf_api.context import services
+from hubproxy.hf_api.routing import RouteMatch
+
+Result = TypeVar("Result")
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest("Request body too large")
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("Request body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return payload
+
+
+async def _apply(request: Request, change: Callable[[Any], Result]) -> Result:
+    """An account change, with account errors as HTTP errors."""
+    try:
+        return await services(request).authenticator.apply(change)
+    except AccountNotFound as error:
+        raise NotFound(str(error)) from None
+    except AccountConflict as error:
+        raise Conflict(str(error)) from None
+    except AccountError as error:
+        raise BadRequest(str(error)) from None
+
+
+def _robot_document(robot: Robot) -> dict[str, Any]:
+    return {
+        "name": robot.name,
+        "project": robot.project,
+        "permissions": sorted(robot.permissions),
+        "expires": robot.expires,
+        "revoked": robot.revoked,
+        "created": robot.created,
+        "createdBy": robot.created_by,
+    }
+
+
+async def members(request: Request, match: RouteMatch) -> Response:
+    assert match.project is not None
+    project = match.project
+    listed = await _apply(request, lambda connection: accounts.list_members(connection, project))
+    return JSONResponse([{"user": user, "role": role} for user, role in listed])
+
+
+async def member(request: Request, match: RouteMatch) -> Response:
+    assert match.project is not None
+    project, user = match.project, match.path
+    if request.method == "DELETE":
+        await _apply(request, lambda connection: accounts.remove_member(connection, project, user))
+        return JSONResponse({"project": project, "user": user, "removed": True})
+    role = (await _json_body(request)).get("role")
+    if not isinstance(role, str):
+        raise BadRequest("Body needs a 'role'")
+    await _apply(request, lambda connection: accounts.add_member(connection, project, user, role))
+    return JSONResponse({"project": project, "user": user, "role": role})
+
+
+async def robots(request: Request, match: RouteMatch) -> Response:
+    assert match.project is not None
+    project = match.project
+    if request.method == "GET":
+        listed = await _apply(request, lambda connection: accounts.list_robots(connection, project))
+        return JSONResponse([_robot_document(robot) for robot in listed])
+    payload = await _json_body(request)
+    name, permissions = payload.get("name"), payload.get("permissions", ["read"])
+    expires_in = payload.get("expires_in")
+    if not isinstance(name, str) or not isinstance(permissions, list):
+        raise BadRequest("Body needs 'name' and a list of 'permissions'")
+    if expires_in is not None and (not isinstance(expires_in, int | float) or expires_in <= 0):
+        raise BadRequest("'expires_in' must be a positive number of seconds")
+    request.state.audit_fields = {"path": name, "reason": f"permissions={','.join(permissions)}"}
+    creator: Principal = request.state.identity
+    held = allowed_actions(creator, project, services(request).authenticator.snapshot)
+    beyond = sorted(set(map(str, permissions)) - held)
+    if beyond:
+        raise Forbidden(f"A robot can only get permissions you hold here; not {', '.join(beyond)}")
+    expires = time.time() + expires_in if expires_in else None
+    robot, token, secret = await _apply(
+        request,
+        lambda connection: accounts.create_robot(
+            connection, project, name, permissions, expires=expires, created_by=creator.name
+        ),
+    )
+    return JSONResponse({**_robot_document(robot), "tokenId": token.id, "token": secret}, 201)
+
+
+async def robot(request: Request, match: RouteMatch) -> Response:
+    assert match.project is not None
+    project, name = match.project, match.path
+
+    def revoke(connection: Any) -> Robot:
+        found = accounts.get_robot(connection, name)
+        if found.project != project:
+            raise AccountNotFound(f"no robot {name!r} in {project!r}")
+        return accounts.revoke_robot(connection, name)
+
+    return JSONResponse(_robot_document(await _apply(request, revoke)))
