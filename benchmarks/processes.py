@@ -201,6 +201,45 @@ http {{
         wait_http(self.url, self.process)
 
 
+class Hello(Service):
+    """A hello-world starlette endpoint (benchmarks/hello.py): the metadata baseline."""
+
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        arguments = [sys.executable, "-m", "benchmarks.hello", str(self.port)]
+        super().__init__(arguments, work / "hello.log")
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(f"{self.url}/", self.process)
+
+
+def wrk_requests_per_second(
+    url: str,
+    work: Path,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    seconds: int = 5,
+    connections: int = 32,
+) -> float:
+    """Requests/s that `wrk` (2 threads) sustains against `url`; every answer must be 2xx."""
+    executable = shutil.which("wrk")
+    if executable is None:
+        raise RuntimeError("wrk is not installed: run scripts/install-benchmark-deps.sh")
+    script = work / "wrk.lua"
+    lines = [f'wrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items()]
+    script.write_text("\n".join(lines) + "\n")
+    completed = subprocess.run(
+        [executable, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    if "Non-2xx or 3xx responses" in completed.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{completed.stdout}")
+    for line in completed.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"unexpected wrk output:\n{completed.stdout}")
+
+
 class MotoS3(Service):
     """A moto S3 server process with one bucket (objects live in its memory: keep them small)."""
 

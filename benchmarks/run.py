@@ -10,6 +10,8 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
 - olah:  warm ≥ 3 × olah 0.5.4 warm, cold ≥ 1 × olah cold, same file, same fake upstream;
 - range: a cold 1 KiB range inside the file costs ≤ one chunk + read-ahead of upstream bytes;
 - rss:   peak RSS < 300 MB while 8 clients stream 8 different files, cold then warm;
+- metadata: warm repo info requests/s (wrk) ≥ 0.3 × a hello-world starlette endpoint,
+         anonymous and with a token; a warm 512-byte download (audited) is reported beside it;
 - s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
          the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files.
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
@@ -19,6 +21,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,11 +32,22 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.processes import ROOT, FakeHub, Hubproxy, MotoS3, Nginx, Olah, curl
+from benchmarks.processes import (
+    ROOT,
+    FakeHub,
+    Hello,
+    Hubproxy,
+    MotoS3,
+    Nginx,
+    Olah,
+    curl,
+    wrk_requests_per_second,
+)
 from hubproxy.settings import parse_size
 
 MB = 1_000_000
 REPO = "bench/model"
+SMALL_FILE = "config.json"
 
 
 @dataclass
@@ -92,6 +106,51 @@ def scenario_warm(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Resu
         proxy.stop()
         shutil.rmtree(proxy.data_dir, ignore_errors=True)
         shutil.rmtree(work / "www", ignore_errors=True)
+
+
+def scenario_metadata(work: Path, hub: FakeHub) -> list[Result]:
+    """Small warm requests against a hello-world endpoint: repo info and a 512-byte file (each
+    download also writes an audit record), anonymous and with a hubproxy token (authentication
+    and authorization included). wrk cannot measure HEAD (it waits for a body), so GET."""
+    proxy = Hubproxy(work, "hubproxy-metadata", hub.url)
+    try:
+        admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(proxy.data_dir)]
+        subprocess.run([*admin, "user", "create", "bench"], check=True, capture_output=True)
+        created = subprocess.run(
+            [*admin, "token", "create", "bench"], check=True, capture_output=True, text=True
+        )
+        authorization = {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
+        targets = {
+            "repo info": f"{proxy.url}/api/models/{REPO}",
+            "512-byte file": f"{proxy.url}/{REPO}/resolve/main/{SMALL_FILE}",
+        }
+        for url in targets.values():
+            assert httpx.get(url, headers=authorization).status_code == 200
+        hello = Hello(work)
+        try:
+            baseline = wrk_requests_per_second(f"{hello.url}/x", work)
+            rates = {
+                f"warm GET {name}, {who}": wrk_requests_per_second(url, work, headers=headers)
+                for name, url in targets.items()
+                for who, headers in (("anonymous", {}), ("with a token", authorization))
+            }
+        finally:
+            hello.stop()
+    finally:
+        proxy.stop()
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
+    # The budget is for metadata endpoints; a small download is reported beside it.
+    return [
+        Result(
+            scenario,
+            f"{rate:.0f} req/s",
+            f"hello-world starlette {baseline:.0f} req/s",
+            rate / baseline,
+            "≥ 0.3" if "repo info" in scenario else "report",
+            rate / baseline >= 0.3 if "repo info" in scenario else True,
+        )
+        for scenario, rate in rates.items()
+    ]
 
 
 def scenario_cold(work: Path, hub: FakeHub, size: int, cdn_rate: int) -> list[Result]:
@@ -334,7 +393,7 @@ def main() -> int:
     work = arguments.work_dir or Path(tempfile.mkdtemp(prefix="hubproxy-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    files = [f"{REPO}:model.bin:{size}:1"]
+    files = [f"{REPO}:model.bin:{size}:1", f"{REPO}:{SMALL_FILE}:512:2"]
     if "rss" in only:
         files += [
             f"bench/rss-{number}:model.bin:{size}:{100 + number}"
@@ -351,6 +410,8 @@ def main() -> int:
     try:
         if "warm" in only:
             results += scenario_warm(work, hub, size, arguments.repeat)
+        if "metadata" in only:
+            results += scenario_metadata(work, hub)
         if "cold" in only:
             results += scenario_cold(work, hub, size, parse_size(arguments.cdn_rate))
         if "olah" in only:

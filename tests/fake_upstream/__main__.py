@@ -30,7 +30,12 @@ def main() -> None:
     repos: dict[str, dict[str, bytes | GeneratedFile]] = {}
     for spec in arguments.generated:
         repo_id, path, size, seed = spec.rsplit(":", 3)
-        repos.setdefault(repo_id, {})[path] = GeneratedFile(int(size), int(seed))
+        generated = GeneratedFile(int(size), int(seed))
+        # Below the LFS threshold a file is a regular git blob, held as bytes.
+        small = generated.size < hub.lfs_threshold
+        repos.setdefault(repo_id, {})[path] = (
+            generated.read(0, generated.size) if small else generated
+        )
     commits = {repo_id: hub.add_repo(repo_id, files) for repo_id, files in repos.items()}
     files = {
         f"{repo_id}/{path}": {
