@@ -6,29 +6,20 @@ proxy projects never get here: they are read-only. Hosted repos themselves are n
 by this version yet, so an authorized write answers 501 with a clear message.
 """
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.errors import BadRequest, NotImplementedYet
+from hubproxy.hf_api.bodies import json_object
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import RepoRef, repo_ref
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 async def repo_from_body(request: Request) -> RepoRef:
     """The repo a `/api/repos/create|delete` body names: `{"name", "organization", "type"}`."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest("Request body too large")
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        raise BadRequest("Request body is not JSON") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+    payload = await json_object(request)
+    if not isinstance(payload.get("name"), str):
         raise BadRequest("Request body needs a 'name'")
     name: str = payload["name"]
     organization = payload.get("organization")

@@ -6,7 +6,6 @@
 `manage_members` on the project. A robot gets only permissions its creator holds there.
 """
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,24 +18,12 @@ from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFoun
 from hubproxy.auth.authz import allowed_actions
 from hubproxy.auth.principal import Principal
 from hubproxy.errors import BadRequest, Conflict, Forbidden, NotFound
+from hubproxy.hf_api.bodies import json_object
 from hubproxy.hf_api.context import services
 from hubproxy.hf_api.routing import RouteMatch
 
 Result = TypeVar("Result")
 MAX_BODY_BYTES = 64 * 1024
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest("Request body too large")
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        raise BadRequest("Request body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return payload
 
 
 async def _apply(request: Request, change: Callable[[Any], Result]) -> Result:
@@ -76,7 +63,7 @@ async def member(request: Request, match: RouteMatch) -> Response:
     if request.method == "DELETE":
         await _apply(request, lambda connection: accounts.remove_member(connection, project, user))
         return JSONResponse({"project": project, "user": user, "removed": True})
-    role = (await _json_body(request)).get("role")
+    role = (await json_object(request, MAX_BODY_BYTES)).get("role")
     if not isinstance(role, str):
         raise BadRequest("Body needs a 'role'")
     await _apply(request, lambda connection: accounts.add_member(connection, project, user, role))
@@ -89,7 +76,7 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     if request.method == "GET":
         listed = await _apply(request, lambda connection: accounts.list_robots(connection, project))
         return JSONResponse([_robot_document(robot) for robot in listed])
-    payload = await _json_body(request)
+    payload = await json_object(request, MAX_BODY_BYTES)
     name, permissions = payload.get("name"), payload.get("permissions", ["read"])
     expires_in = payload.get("expires_in")
     if not isinstance(name, str) or not isinstance(permissions, list):

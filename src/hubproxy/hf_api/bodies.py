@@ -1,0 +1,24 @@
+"""Request bodies: bounded reads and JSON objects, with precise 400s."""
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from hubproxy.errors import BadRequest
+
+MAX_JSON_BYTES = 1024 * 1024
+
+
+async def json_object(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The body as a JSON object (empty body: `{}`); `BadRequest` for anything else."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise BadRequest(f"Request body larger than {max_bytes} bytes")
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("Request body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return payload
