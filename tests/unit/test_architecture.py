@@ -61,6 +61,8 @@ def test_storage_imports_only_storage_and_leaves() -> None:
         ("hubproxy.constants", set()),
         ("hubproxy.errors", set()),
         ("hubproxy.metrics", set()),
+        ("hubproxy.ids", set()),
+        ("hubproxy.datadir", set()),
         ("hubproxy.settings", {"hubproxy.constants"}),
         ("hubproxy.naming", {"hubproxy.constants", "hubproxy.errors"}),
     ],

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import secrets
 import sqlite3
 import sys
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from hubproxy.ids import new_id
 from hubproxy.metrics import (
     AUDIT_QUEUE_DEPTH,
     AUDIT_QUEUE_WAITS,
@@ -65,10 +65,6 @@ ACTIONS = (
 )
 
 
-def _event_id() -> str:
-    return secrets.token_hex(8)
-
-
 @dataclass(slots=True)
 class AuditRecord:
     """One audited event. `decision` is `allow` or `deny` (a denial keeps the attempted action)."""
@@ -76,7 +72,7 @@ class AuditRecord:
     action: str
     decision: str = "allow"
     time: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=_event_id)
+    event_id: str = field(default_factory=new_id)
     # actor
     actor_kind: str = "anonymous"
     actor_name: str = "anonymous"

@@ -6,13 +6,13 @@ record (logger `hubproxy.access`) with what was sent.
 """
 
 import logging
-import secrets
 import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_REQUEST_ID
+from hubproxy.ids import new_id
 from hubproxy.logs import ACCESS_LOGGER
 from hubproxy.metrics import REQUEST_DURATION, REQUESTS
 
@@ -35,7 +35,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = new_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.monotonic()

@@ -46,7 +46,8 @@ class StreamResponse:
         self.completed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        # Watched only once a second piece exists: a one-piece answer needs no watcher.
+        disconnected: asyncio.Future[None] | None = None
         try:
             await send(
                 {"type": "http.response.start", "status": self.status, "headers": self.headers}
@@ -65,7 +66,9 @@ class StreamResponse:
                 piece = await pending
                 if piece is None:
                     break
-                if disconnected.done():
+                if disconnected is None:
+                    disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+                elif disconnected.done():
                     logger.debug("client disconnected after %d bytes", self.bytes_sent)
                     return
                 pending = asyncio.ensure_future(anext(self.body, None))
@@ -91,6 +94,7 @@ class StreamResponse:
             )
             # Returning without completing makes the server close the connection.
         finally:
-            disconnected.cancel()
+            if disconnected is not None:
+                disconnected.cancel()
             if self.body is not None:
                 await self.body.aclose()  # type: ignore[attr-defined]
