@@ -69,6 +69,11 @@ def test_bootstrap_and_listings(data_dir: Path) -> None:
         (("token", "revoke", "tok_missing"), 3, "no token"),
         (("project", "create", "p", "--kind", "mirror"), 2, "unknown project kind"),
         (("project", "create", "p", "--upstream-namespace", "x"), 2, "only for proxy"),
+        (
+            ("project", "create", "p", "--kind", "proxy", "--upstream-namespace", "meta-llama"),
+            4,
+            "already mirrored by 'llama'",
+        ),
         (("member", "add", "nowhere", "taken"), 3, "no project"),
         (("member", "add", "team", "taken", "--role", "owner"), 2, "unknown role"),
         (("member", "remove", "team", "taken"), 3, "not a member"),
@@ -82,6 +87,17 @@ def test_errors_are_clear_with_exit_codes(
 ) -> None:
     admin(data_dir, "user", "create", "taken")
     admin(data_dir, "project", "create", "team")
+    if "meta-llama" in arguments:
+        admin(
+            data_dir,
+            "project",
+            "create",
+            "llama",
+            "--kind",
+            "proxy",
+            "--upstream-namespace",
+            "meta-llama",
+        )
     failed = admin(data_dir, *arguments, check=False)
     assert failed.returncode == code, failed.stderr
     assert failed.stdout == ""

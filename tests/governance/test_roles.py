@@ -58,6 +58,14 @@ EXPECTED: dict[str, dict[str, str]] = {
         "robot-acme": NOWHERE,
         "robot-llama": "ok 403 403 403 403",
     },
+    # The upstream namespace a private proxy project mirrors: just as private under its own name.
+    "gatedorg/tiny": {
+        "anonymous": "401nf 401nf 401nf 401nf 401nf",
+        "outsider": NOWHERE,
+        **_MEMBERS_READ_ONLY,
+        "robot-acme": NOWHERE,
+        "robot-llama": "ok 403 403 403 403",
+    },
     # A public proxy project (`openly` upstream).
     "mirror/tiny": {
         "anonymous": "ok 401 401 401 401",

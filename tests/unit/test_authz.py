@@ -12,7 +12,9 @@ from hubproxy.errors import Forbidden, RepoNotFound, Unauthorized
 
 HOSTED = Project("acme", "hosted", False, None, 0.0)
 PROXY = Project("llama", "proxy", True, "meta-llama", 0.0)
-SNAPSHOT = AccountsSnapshot(projects={"acme": HOSTED, "llama": PROXY})
+SNAPSHOT = AccountsSnapshot(
+    projects={"acme": HOSTED, "llama": PROXY}, mirrored={"meta-llama": PROXY}
+)
 
 
 def user(role: str | None = None, *, scope: str = "write", admin: bool = False) -> Principal:
@@ -67,6 +69,14 @@ def test_invisible_repos_answer_as_missing() -> None:
     assert (outsider.error.status, outsider.error.code) == (404, "RepoNotFound")
     # Visible (public) but not writable: a plain refusal.
     assert isinstance(authorize(ANONYMOUS, WRITE, "llama/x", SNAPSHOT).error, Unauthorized)
+
+
+def test_a_mirrored_upstream_namespace_is_governed_by_its_project() -> None:
+    private = Project("llama", "proxy", False, "meta-llama", 0.0)
+    snapshot = AccountsSnapshot(projects={"llama": private}, mirrored={"meta-llama": private})
+    for repo in ("llama/x", "meta-llama/x"):
+        assert isinstance(authorize(user(), READ, repo, snapshot).error, RepoNotFound)
+        assert authorize(user("viewer"), READ, repo, snapshot).allowed
 
 
 def test_robots_act_only_in_their_project_with_their_permissions() -> None:

@@ -107,6 +107,13 @@ class AccountsSnapshot:
     robots: dict[str, Robot] = field(default_factory=dict)
     tokens_by_hash: dict[str, Token] = field(default_factory=dict)
     policy: Policy = Policy()
+    # Upstream namespace -> the proxy project that mirrors it under another name.
+    mirrored: dict[str, Project] = field(default_factory=dict)
+
+    def project_of(self, namespace: str) -> Project | None:
+        """The project governing `namespace`: its own, or the proxy project mirroring it (so
+        that `meta-llama/x` is as private as `llama/x` when project `llama` mirrors it)."""
+        return self.projects.get(namespace) or self.mirrored.get(namespace)
 
 
 def _name(value: str, what: str) -> str:
@@ -283,6 +290,14 @@ def create_project(
         if kind != "proxy":
             raise InvalidAccountInput("--upstream-namespace is only for proxy projects")
         upstream_namespace = _name(upstream_namespace, "upstream namespace")
+        taken = connection.execute(
+            "SELECT name FROM projects WHERE kind = 'proxy' AND upstream_namespace = ?",
+            (upstream_namespace,),
+        ).fetchone()
+        if taken is not None:
+            raise AccountConflict(
+                f"upstream namespace {upstream_namespace!r} is already mirrored by {taken[0]!r}"
+            )
     try:
         connection.execute(
             "INSERT INTO projects (name, kind, public, upstream_namespace, created) "
@@ -469,10 +484,16 @@ def load_snapshot(connection: sqlite3.Connection) -> AccountsSnapshot:
     roles: dict[str, dict[str, str]] = {}
     for row in connection.execute("SELECT project, user, role FROM members"):
         roles.setdefault(row["user"], {})[row["project"]] = row["role"]
+    projects = list_projects(connection)
     return AccountsSnapshot(
         serial=read_serial(connection),
         users={user.name: user for user in list_users(connection)},
-        projects={project.name: project for project in list_projects(connection)},
+        projects={project.name: project for project in projects},
+        mirrored={
+            project.upstream: project
+            for project in projects
+            if project.kind == "proxy" and project.upstream != project.name
+        },
         roles=roles,
         robots={robot.name: robot for robot in list_robots(connection)},
         tokens_by_hash={

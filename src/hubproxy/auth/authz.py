@@ -111,7 +111,7 @@ def authorize(
     Project-level actions (members, robots) pass `"{project}/"`.
     """
     namespace = repo_id.split("/")[0] if "/" in repo_id else ""
-    project = snapshot.projects.get(namespace) if namespace else None
+    project = snapshot.project_of(namespace) if namespace else None
     if principal.is_anonymous and (require_auth or snapshot.policy.require_auth):
         return Decision(False, "anonymous access is disabled", AuthenticationRequired(), project)
     if principal.kind == "robot" and (project is None or project.name != principal.robot_project):

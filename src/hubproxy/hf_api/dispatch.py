@@ -161,7 +161,7 @@ async def _authorize(
         request.state.store = services_.hosted
         return match
     request.state.store = services_.proxied
-    if project is not None and project.upstream != project.name:
+    if project is not None and match.ref.repo_id.startswith(f"{project.name}/"):
         # A proxy project may mirror an upstream namespace under another name.
         name = match.ref.repo_id.split("/", 1)[1]
         match = dataclasses.replace(
