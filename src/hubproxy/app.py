@@ -5,8 +5,10 @@ Start-up order: database (migrations) → storage (crash leftovers removed) → 
 Shut-down runs in reverse, flushing the audit queue first, then cancelling fills.
 """
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -14,7 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from hubproxy.auth.audit import AuditSink, FanoutSink, QueuedSink, SqliteAuditSink, StdoutJsonSink
+from hubproxy.auth.audit import (
+    AuditRecord,
+    AuditSink,
+    FanoutSink,
+    QueuedSink,
+    SqliteAuditSink,
+    StdoutJsonSink,
+)
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import CacheMetadata
@@ -39,6 +48,7 @@ from hubproxy.settings import Settings
 logger = logging.getLogger(__name__)
 
 REDIRECT_TTL_SECONDS = 3600
+AUDIT_PRUNE_INTERVAL_SECONDS = 3600
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -57,8 +67,9 @@ async def _probe(database: Database, storage: Storage) -> dict[str, str]:
     return checks
 
 
-async def open_audit(settings: Settings) -> QueuedSink:
-    """The audit sink: its SQLite file (plus stdout JSON lines if asked), behind a queue."""
+async def open_audit(settings: Settings, stack: contextlib.AsyncExitStack) -> QueuedSink:
+    """The audit sink: its SQLite file (plus stdout JSON lines if asked), behind a queue, and
+    the hourly pruning `audit_retention` asks for. Closed (drained) by `stack`."""
     sqlite_sink = SqliteAuditSink(settings.audit_path)
     await sqlite_sink.open()
     inner: AuditSink = sqlite_sink
@@ -66,7 +77,28 @@ async def open_audit(settings: Settings) -> QueuedSink:
         inner = FanoutSink([sqlite_sink, StdoutJsonSink()])
     queued = QueuedSink(inner, max_queued=settings.audit_queue_size)
     queued.start()
+    stack.push_async_callback(queued.aclose)
+    if settings.audit_retention is not None:
+        pruning = asyncio.create_task(
+            _prune_audit(sqlite_sink, queued, settings.audit_retention), name="audit-retention"
+        )
+        stack.callback(pruning.cancel)
     return queued
+
+
+async def _prune_audit(sqlite_sink: SqliteAuditSink, audit: AuditSink, retention: float) -> None:
+    while True:
+        try:
+            deleted = await sqlite_sink.prune(time.time() - retention)
+        except Exception:
+            logger.exception("audit retention: pruning failed")
+        else:
+            if deleted:
+                logger.info("audit retention: deleted %d records", deleted)
+                record = AuditRecord("audit_prune", actor_kind="system", actor_name="hubproxy")
+                record.reason = f"deleted {deleted} records older than {retention:.0f} s"
+                await audit.emit([record])
+        await asyncio.sleep(AUDIT_PRUNE_INTERVAL_SECONDS)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -123,9 +155,8 @@ def create_app(settings: Settings) -> Starlette:
             authenticator = Authenticator(database)
             await authenticator.start()
             stack.push_async_callback(authenticator.aclose)
-            audit = await open_audit(settings)
             # Closed after the server stopped taking requests: every record is written first.
-            stack.push_async_callback(audit.aclose)
+            audit = await open_audit(settings, stack)
 
             yield {
                 "services": Services(

@@ -92,6 +92,8 @@ class Settings:
     """Also print every audit record as one JSON line on stdout, for log shippers."""
     audit_queue_size: int = 10_000
     """Audit records held in memory before requests wait for the writer (never dropped)."""
+    audit_retention: float | None = None
+    """Delete audit records older than this (e.g. 90d), checked hourly; default keep all."""
     log_level: str = "info"
     """Logging level: debug, info, warning, error."""
     log_format: str = "text"
@@ -130,7 +132,7 @@ class Settings:
 FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))
 _SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
 _BYTE_FIELDS = {"chunk_size", "cache_max_bytes"}
-_SECONDS_FIELDS = {"revision_ttl", "upstream_timeout"}
+_SECONDS_FIELDS = {"revision_ttl", "upstream_timeout", "audit_retention"}
 _INT_FIELDS = {
     "port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency",
     "audit_queue_size",
@@ -138,7 +140,7 @@ _INT_FIELDS = {
 _BOOL_FIELDS = {"offline", "s3_path_style", "s3_redirect", "require_auth", "audit_stdout"}
 _PATH_FIELDS = {"data_dir", "storage_dir"}
 _NULLABLE_FIELDS = {
-    "upstream_token", "storage_dir", "cache_max_bytes", "public_url",
+    "upstream_token", "storage_dir", "cache_max_bytes", "public_url", "audit_retention",
     "s3_bucket", "s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key",
 }  # fmt: skip
 
@@ -149,7 +151,7 @@ _SIZE_UNITS = {
     "kib": 1024, "mib": MEBIBYTE, "gib": 1024**3, "tib": 1024**4,
 }  # fmt: skip
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-_SECONDS_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+_SECONDS_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_size(value: Any) -> int:
@@ -217,6 +219,8 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError("chunk_size: must be at least 64KiB")
     if not settings.upstream.startswith(("http://", "https://")):
         raise SettingsError(f"upstream: not an http(s) URL: {settings.upstream!r}")
+    if settings.audit_retention is not None and settings.audit_retention <= 0:
+        raise SettingsError("audit_retention: must be positive")
     if settings.cache_max_bytes is not None and settings.cache_max_bytes <= 0:
         raise SettingsError("cache_max_bytes: must be positive")
     for name in ("read_ahead_chunks",):

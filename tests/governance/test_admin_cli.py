@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -236,3 +237,26 @@ def test_project_admins_manage_members_and_robots_through_a_running_server(
         ("robot_revoke", "allow", "lead", "acme", "deployer"),
         ("member_remove", "allow", "lead", "acme", "dev"),
     ]
+
+
+def test_audit_retention_by_the_server_and_by_hand(proxy_factory: ProxyFactory) -> None:
+    process = proxy_factory(start=False)
+    data_dir = process.data_dir
+    admin(data_dir, "user", "create", "old")
+    time.sleep(1.2)
+    admin(data_dir, "user", "create", "recent")
+    process.start("--audit-retention", "1s")  # prunes at start, then hourly
+    deadline = time.monotonic() + 10
+    while "audit_prune" not in {r["action"] for r in admin_json(data_dir, "audit")}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    remaining = admin_json(data_dir, "audit")
+    assert [r["path"] for r in remaining if r["action"] == "user_create"] in ([], ["recent"])
+    assert "old" not in [r["path"] for r in remaining]
+    pruned = next(r for r in remaining if r["action"] == "audit_prune")
+    assert (pruned["actor_kind"], pruned["actor_name"]) == ("system", "hubproxy")
+
+    time.sleep(0.1)
+    by_hand = admin_json(data_dir, "prune-audit", "--before", "2099-01-01")
+    assert by_hand["deleted"] >= 1
+    assert [r["action"] for r in admin_json(data_dir, "audit")] == ["audit_prune"]

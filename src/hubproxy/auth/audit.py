@@ -62,6 +62,7 @@ ACTIONS = (
     "member_add",
     "member_remove",
     "policy_change",
+    "audit_prune",
 )
 
 
@@ -140,6 +141,18 @@ def write_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]
     connection.execute("COMMIT")
 
 
+def prune_records(connection: sqlite3.Connection, before: float) -> int:
+    """Delete records older than `before` (a timestamp); returns how many."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = connection.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return int(deleted)
+
+
 class AuditSink(Protocol):
     """Where audit records go."""
 
@@ -170,6 +183,14 @@ class SqliteAuditSink:
             raise RuntimeError("audit database is not open")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, write_records, connection, records)
+
+    async def prune(self, before: float) -> int:
+        """Delete records older than `before`, in the writer's thread."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("audit database is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, prune_records, connection, before)
 
     async def aclose(self) -> None:
         if self._connection is not None:

@@ -22,7 +22,13 @@ import typer
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import Token, User
-from hubproxy.auth.audit import AuditRecord, open_audit_database, query_records
+from hubproxy.auth.audit import (
+    AuditRecord,
+    open_audit_database,
+    prune_records,
+    query_records,
+    write_records,
+)
 from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
     AdminContext,
@@ -30,6 +36,7 @@ from hubproxy.cli.admin_support import (
     admin_settings,
     change,
     fail,
+    operator,
     parse_time,
     show_new_token,
 )
@@ -350,3 +357,24 @@ def audit(
             )
         )
     emit(as_json, [record.as_dict() for record in records], table(rows))
+
+
+@app.command("prune-audit")
+def prune_audit(
+    context: typer.Context,
+    before: Annotated[str, typer.Option(help="Delete records older than this: 90d or a date.")],
+    as_json: Json = False,
+) -> None:
+    """Delete old audit records (the server does it hourly with --audit-retention)."""
+    path = admin_settings(context).audit_path
+    cutoff = parse_time(before, future=False)
+    connection = open_audit_database(path)
+    try:
+        deleted = prune_records(connection, cutoff)
+        record = AuditRecord("audit_prune", actor_kind="cli", actor_name=operator())
+        record.reason = f"deleted {deleted} records before {time.ctime(cutoff)}"
+        record.route = "admin-cli"
+        write_records(connection, [record])
+    finally:
+        connection.close()
+    emit(as_json, {"deleted": deleted}, [f"deleted {deleted} audit records"])

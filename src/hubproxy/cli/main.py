@@ -93,6 +93,9 @@ def serve(
     audit_queue_size: Annotated[
         int | None, typer.Option(help="Audit records buffered before requests wait [10000].")
     ] = None,
+    audit_retention: Annotated[
+        str | None, typer.Option(help="Delete audit records older than this, e.g. 90d.")
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
 ) -> None:
@@ -126,6 +129,7 @@ def serve(
         "require_auth": require_auth,
         "audit_stdout": audit_stdout,
         "audit_queue_size": audit_queue_size,
+        "audit_retention": audit_retention,
         "log_level": log_level,
         "log_format": log_format,
     }
