@@ -178,3 +178,18 @@ def test_no_record_lost_under_load_and_across_a_graceful_shutdown(
     assert set(completed.values()) <= set(request_ids)
     assert all(r["bytes_sent"] == 1024 for r in loaded if r["request_id"] in completed.values())
     assert len([r for r in loaded if r["status"] == 200 and r["bytes_sent"] == 1024]) == total
+
+
+def test_a_stale_answer_is_recorded_as_such(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    upstream.add_repo(repo_id, {"config.json": repo_id.encode()})
+    process = proxy_factory("--revision-ttl", "0")
+    url = f"{process.url}/{repo_id}/resolve/main/config.json"
+    assert httpx.get(url).status_code == 200
+    upstream.down = True
+    response = httpx.get(url)
+    assert response.headers["x-hubproxy-stale"] == "true"
+    records = {r["request_id"]: r for r in wait_for_records(process.data_dir, 2)}
+    assert records[response.headers["x-request-id"]]["cache"] == "stale"
+    assert [r["cache"] for r in records.values()] == ["miss", "stale"]

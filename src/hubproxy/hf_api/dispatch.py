@@ -26,7 +26,12 @@ from hubproxy.auth.roles import (
     WRITE,
     Action,
 )
-from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_LINKED_ETAG, HEADER_REPO_COMMIT
+from hubproxy.constants import (
+    HEADER_CACHE_STATUS,
+    HEADER_LINKED_ETAG,
+    HEADER_REPO_COMMIT,
+    HEADER_STALE,
+)
 from hubproxy.errors import HubError, MethodNotAllowed, NotFound
 from hubproxy.hf_api import hosted, projects, repos, resolve, tree, users
 from hubproxy.hf_api.context import Services, services
@@ -119,7 +124,9 @@ def _describe_response(record: AuditRecord, response: Response | StreamResponse)
         record.status = response.status
         record.bytes_sent = response.bytes_sent
         record.commit_sha = headers.get(HEADER_REPO_COMMIT.lower())
-        record.cache = headers.get(HEADER_CACHE_STATUS.lower())
+        # A branch answered from its last known commit because upstream failed: "stale".
+        stale = headers.get(HEADER_STALE.lower()) == "true"
+        record.cache = "stale" if stale else headers.get(HEADER_CACHE_STATUS.lower())
         linked = headers.get(HEADER_LINKED_ETAG.lower())
         record.sha256 = linked.strip('"') if linked else None
         if not response.completed:
