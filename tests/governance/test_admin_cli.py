@@ -260,3 +260,70 @@ def test_audit_retention_by_the_server_and_by_hand(proxy_factory: ProxyFactory) 
     by_hand = admin_json(data_dir, "prune-audit", "--before", "2099-01-01")
     assert by_hand["deleted"] >= 1
     assert [r["action"] for r in admin_json(data_dir, "audit")] == ["audit_prune"]
+
+
+def test_users_manage_their_own_tokens_through_a_running_server(
+    proxy_factory: ProxyFactory,
+) -> None:
+    process = proxy_factory()
+    data_dir = process.data_dir
+    for user in ("bob", "alice"):
+        admin(data_dir, "user", "create", user)
+    admin(data_dir, "project", "create", "acme")
+    bob = new_token(data_dir, "token", "create", "bob", "--scope", "write")
+    alice_id = admin_json(data_dir, "token", "create", "alice")["id"]
+    remote = ("--endpoint", process.url, "--token", bob)
+
+    laptop = admin(
+        data_dir, *remote, "token", "create", "bob", "--name", "laptop", "--expires", "7d"
+    )
+    secret = laptop.stdout.splitlines()[-1]
+    assert secret.startswith("hp_")
+    assert (
+        httpx.get(
+            f"{process.url}/api/whoami-v2", headers={"Authorization": f"Bearer {secret}"}
+        ).json()["name"]
+        == "bob"
+    )
+    listed = admin_json(data_dir, *remote, "token", "list")
+    assert sorted((t["owner"], t["name"], t["scope"]) for t in listed) == [
+        ("bob", "", "write"),
+        ("bob", "laptop", "read"),
+    ]
+    for arguments, code, message in (
+        (("token", "create", "bob", "--scope", "admin"), 1, "cannot create a 'admin' token"),
+        (("token", "create", "alice"), 1, "Only platform admins"),
+        (("token", "revoke", alice_id), 3, "no token"),
+        (("token", "list", "--user", "alice"), 1, "Only platform admins"),
+    ):
+        refused = admin(data_dir, *remote, *arguments, check=False)
+        assert refused.returncode == code, refused.stderr
+        assert message in refused.stderr
+    laptop_id = next(t["id"] for t in listed if t["name"] == "laptop")
+    admin(data_dir, *remote, "token", "revoke", laptop_id)
+    assert (
+        httpx.get(
+            f"{process.url}/api/whoami-v2", headers={"Authorization": f"Bearer {secret}"}
+        ).status_code
+        == 401
+    )
+
+    # Robots and anonymous callers have no tokens of their own to manage.
+    robot = new_token(data_dir, "robot", "create", "acme", "ci")
+    assert (
+        httpx.get(
+            f"{process.url}/api/hubproxy/tokens", headers={"Authorization": f"Bearer {robot}"}
+        ).status_code
+        == 403
+    )
+    assert httpx.get(f"{process.url}/api/hubproxy/tokens").status_code == 401
+    created = [
+        r
+        for r in admin_json(data_dir, "audit", "--action", "token_create")
+        if r["actor_kind"] == "user"
+    ]
+    assert [(r["decision"], r["actor_name"], r["path"]) for r in created] == [
+        ("allow", "bob", "bob"),
+        ("deny", "bob", "bob"),
+        ("deny", "bob", "alice"),
+    ]

@@ -61,6 +61,8 @@ from hubproxy.naming import RepoRef
             RouteMatch("project_robot", path="ci", project="acme"),
         ),
         (b"/api/organizations/acme/settings", None),
+        (b"/api/hubproxy/tokens", RouteMatch("tokens")),
+        (b"/api/hubproxy/tokens/tok_0123456789ab", RouteMatch("token", path="tok_0123456789ab")),
         (b"/api/models/gpt2", RouteMatch("repo_info", RepoRef("model", "gpt2"))),
         (
             b"/api/models/gpt2/revision/main",
@@ -118,6 +120,7 @@ def test_match(raw_path: bytes, expected: RouteMatch | None) -> None:
         b"/alice/m1/resolve/main/%ff",
         b"/api/organizations/..%2Fetc/members",
         b"/api/organizations/acme/members/bad%20name",
+        b"/api/hubproxy/tokens/..%2F..",
     ],
 )
 def test_rejects_bad_names(raw_path: bytes) -> None:

@@ -1,9 +1,10 @@
 """`hubproxy admin`: users, tokens, robots, projects, members, policy and the audit log.
 
 Works directly on the data dir, with or without a running server (which picks up changes
-within a second), so the first admin can be created before anything runs. Project admins
-without access to the data dir manage their project's members and robots through a running
-server instead (`--endpoint URL --token hp_...`, the `/api/organizations/{project}/...` API):
+within a second), so the first admin can be created before anything runs. Without access to
+the data dir, users manage their own tokens, and project admins their project's members and
+robots, through a running server (`--endpoint URL --token hp_...`; the `/api/hubproxy/tokens`
+and `/api/organizations/{project}/...` APIs):
 
     hubproxy admin --data-dir DIR user create alice --admin
     hubproxy admin --data-dir DIR token create alice --scope admin
@@ -17,6 +18,7 @@ import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -33,11 +35,13 @@ from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
     AdminContext,
     Json,
+    admin_context,
     admin_settings,
     change,
     fail,
     operator,
     parse_time,
+    remote,
     show_new_token,
 )
 from hubproxy.cli.output import emit, table, when
@@ -69,14 +73,14 @@ def admin(
     ] = None,
     endpoint: Annotated[
         str | None,
-        typer.Option(help="Manage members and robots through this running hubproxy instead."),
+        typer.Option(help="Manage tokens, members and robots through this running hubproxy."),
     ] = None,
     token: Annotated[
         str | None, typer.Option(help="Token for --endpoint (or HF_TOKEN).", envvar="HF_TOKEN")
     ] = None,
 ) -> None:
-    """Administer hubproxy directly on its data dir (or, for a project admin's members and
-    robots, through a running server with --endpoint and a token)."""
+    """Administer hubproxy directly on its data dir (or, for your own tokens and a project
+    admin's members and robots, through a running server with --endpoint and a token)."""
     try:
         settings = load_settings({"data_dir": data_dir}, config_file=config)
     except SettingsError as error:
@@ -161,6 +165,16 @@ def user_enable(context: typer.Context, name: str, as_json: Json = False) -> Non
 # Tokens
 
 
+TOKENS_API = "/api/hubproxy/tokens"
+
+
+def _token_from_api(answer: dict[str, Any]) -> Token:
+    return Token(
+        answer["id"], answer["ownerKind"], answer["owner"], answer["name"], answer["scope"],
+        answer["created"], answer["expires"], answer["lastUsed"], answer["revoked"],
+    )  # fmt: skip
+
+
 def _token_document(token: Token) -> dict[str, Any]:
     return dataclasses.asdict(token)
 
@@ -178,15 +192,22 @@ def token_create(
 ) -> None:
     """Create a token for USER; prints it once, as the last line."""
     expiry = parse_time(expires, future=True) if expires else None
-    token, secret = change(
-        context,
-        lambda connection: accounts.create_token(
-            connection, user, name=name, scope=scope, expires=expiry
-        ),
-        lambda created: AuditRecord(
-            "token_create", token_id=created[0].id, path=user, reason=f"scope={scope}"
-        ),
-    )
+    if admin_context(context).endpoint is not None:
+        body: dict[str, Any] = {"user": user, "name": name, "scope": scope}
+        if expiry is not None:
+            body["expires_in"] = expiry - time.time()
+        answer = remote(context, "POST", TOKENS_API, body)
+        token, secret = _token_from_api(answer), answer["token"]
+    else:
+        token, secret = change(
+            context,
+            lambda connection: accounts.create_token(
+                connection, user, name=name, scope=scope, expires=expiry
+            ),
+            lambda created: AuditRecord(
+                "token_create", token_id=created[0].id, path=user, reason=f"scope={scope}"
+            ),
+        )
     show_new_token(
         as_json,
         _token_document(token),
@@ -202,7 +223,11 @@ def token_list(
     as_json: Json = False,
 ) -> None:
     """Tokens (ids, never secrets), with last use."""
-    tokens = change(context, lambda connection: accounts.list_tokens(connection, user))
+    if admin_context(context).endpoint is not None:
+        query = f"?user={quote(user, safe='')}" if user else ""
+        tokens = [_token_from_api(item) for item in remote(context, "GET", TOKENS_API + query)]
+    else:
+        tokens = change(context, lambda connection: accounts.list_tokens(connection, user))
     rows = [("ID", "OWNER", "KIND", "NAME", "SCOPE", "STATUS", "CREATED", "EXPIRES", "LAST USED")]
     now = time.time()
     for token in tokens:
@@ -232,11 +257,15 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(context: typer.Context, token_id: str, as_json: Json = False) -> None:
     """Revoke a token by id (a running server refuses it within a second)."""
-    token = change(
-        context,
-        lambda connection: accounts.revoke_token(connection, token_id),
-        lambda token: AuditRecord("token_revoke", token_id=token.id, path=token.owner),
-    )
+    if admin_context(context).endpoint is not None:
+        path = f"{TOKENS_API}/{quote(token_id, safe='')}"
+        token = _token_from_api(remote(context, "DELETE", path))
+    else:
+        token = change(
+            context,
+            lambda connection: accounts.revoke_token(connection, token_id),
+            lambda token: AuditRecord("token_revoke", token_id=token.id, path=token.owner),
+        )
     emit(as_json, _token_document(token), [f"revoked token {token.id} of {token.owner}"])
 
 

@@ -1,14 +1,20 @@
 """What handlers get from the application: built once in `app.py`, passed via lifespan state."""
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.requests import Request
 
+from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
+from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +47,17 @@ def public_base_url(request: Request) -> str:
     if configured:
         return configured.rstrip("/")
     return str(request.base_url).rstrip("/")
+
+
+async def apply_account_change(
+    request: Request, change: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    """An account change through the authenticator, with account errors as HTTP errors."""
+    try:
+        return await services(request).authenticator.apply(change)
+    except AccountNotFound as error:
+        raise NotFound(str(error)) from None
+    except AccountConflict as error:
+        raise Conflict(str(error)) from None
+    except AccountError as error:
+        raise BadRequest(str(error)) from None

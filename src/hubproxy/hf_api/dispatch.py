@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
-from hubproxy.auth.authz import authorize
+from hubproxy.auth.authz import AuthenticationRequired, authorize
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
     CREATE_REPO,
@@ -32,8 +32,8 @@ from hubproxy.constants import (
     HEADER_REPO_COMMIT,
     HEADER_STALE,
 )
-from hubproxy.errors import HubError, MethodNotAllowed, NotFound
-from hubproxy.hf_api import hosted, projects, repos, resolve, tree, users
+from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound
+from hubproxy.hf_api import hosted, projects, repos, resolve, tokens, tree, users
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
@@ -51,6 +51,8 @@ class Endpoint:
     handler: Handler
     actions: Mapping[str, Action | None]
     audited: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Only for users (not anonymous callers, not robots): self-service endpoints.
+    users_only: bool = False
 
     @property
     def methods(self) -> frozenset[str]:
@@ -90,6 +92,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "project_robot": Endpoint(
         projects.robot, {"DELETE": MANAGE_MEMBERS}, {"DELETE": "robot_revoke"}
     ),
+    "tokens": Endpoint(
+        tokens.tokens, {"GET": None, "POST": None}, {"POST": "token_create"}, users_only=True
+    ),
+    "token": Endpoint(tokens.token, {"DELETE": None}, {"DELETE": "token_revoke"}, users_only=True),
     "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
     "agent_harnesses": Endpoint(users.agent_harnesses, {"GET": None}),
     "telemetry": Endpoint(users.telemetry, {"GET": None, "HEAD": None, "POST": None}),
@@ -212,6 +218,15 @@ class HubEndpoint:
             raise
         state["principal"] = principal.name
         request.state.identity = principal
+        if endpoint.users_only and principal.kind != "user":
+            refusal: HubError = (
+                AuthenticationRequired() if principal.is_anonymous else Forbidden("Users only")
+            )
+            record = _audit_record(scope, request, _denied_action(match, request), principal, match)
+            record.decision, record.status = "deny", refusal.status
+            record.reason = f"{principal.kind} on a users-only endpoint"
+            await found.audit.emit([record])
+            raise refusal
         action = endpoint.actions[request.method]
         served = match
         if action is not None:

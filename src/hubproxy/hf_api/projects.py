@@ -7,35 +7,21 @@
 """
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth import accounts
-from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound, Robot
+from hubproxy.auth.accounts import AccountNotFound, Robot
 from hubproxy.auth.authz import allowed_actions
 from hubproxy.auth.principal import Principal
-from hubproxy.errors import BadRequest, Conflict, Forbidden, NotFound
+from hubproxy.errors import BadRequest, Forbidden
 from hubproxy.hf_api.bodies import json_object
-from hubproxy.hf_api.context import services
+from hubproxy.hf_api.context import apply_account_change, services
 from hubproxy.hf_api.routing import RouteMatch
 
-Result = TypeVar("Result")
 MAX_BODY_BYTES = 64 * 1024
-
-
-async def _apply(request: Request, change: Callable[[Any], Result]) -> Result:
-    """An account change, with account errors as HTTP errors."""
-    try:
-        return await services(request).authenticator.apply(change)
-    except AccountNotFound as error:
-        raise NotFound(str(error)) from None
-    except AccountConflict as error:
-        raise Conflict(str(error)) from None
-    except AccountError as error:
-        raise BadRequest(str(error)) from None
 
 
 def _robot_document(robot: Robot) -> dict[str, Any]:
@@ -53,7 +39,9 @@ def _robot_document(robot: Robot) -> dict[str, Any]:
 async def members(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project = match.project
-    listed = await _apply(request, lambda connection: accounts.list_members(connection, project))
+    listed = await apply_account_change(
+        request, lambda connection: accounts.list_members(connection, project)
+    )
     return JSONResponse([{"user": user, "role": role} for user, role in listed])
 
 
@@ -61,12 +49,16 @@ async def member(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project, user = match.project, match.path
     if request.method == "DELETE":
-        await _apply(request, lambda connection: accounts.remove_member(connection, project, user))
+        await apply_account_change(
+            request, lambda connection: accounts.remove_member(connection, project, user)
+        )
         return JSONResponse({"project": project, "user": user, "removed": True})
     role = (await json_object(request, MAX_BODY_BYTES)).get("role")
     if not isinstance(role, str):
         raise BadRequest("Body needs a 'role'")
-    await _apply(request, lambda connection: accounts.add_member(connection, project, user, role))
+    await apply_account_change(
+        request, lambda connection: accounts.add_member(connection, project, user, role)
+    )
     return JSONResponse({"project": project, "user": user, "role": role})
 
 
@@ -74,7 +66,9 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project = match.project
     if request.method == "GET":
-        listed = await _apply(request, lambda connection: accounts.list_robots(connection, project))
+        listed = await apply_account_change(
+            request, lambda connection: accounts.list_robots(connection, project)
+        )
         return JSONResponse([_robot_document(robot) for robot in listed])
     payload = await json_object(request, MAX_BODY_BYTES)
     name, permissions = payload.get("name"), payload.get("permissions", ["read"])
@@ -90,7 +84,7 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     if beyond:
         raise Forbidden(f"A robot can only get permissions you hold here; not {', '.join(beyond)}")
     expires = time.time() + expires_in if expires_in else None
-    robot, token, secret = await _apply(
+    robot, token, secret = await apply_account_change(
         request,
         lambda connection: accounts.create_robot(
             connection, project, name, permissions, expires=expires, created_by=creator.name
@@ -109,4 +103,4 @@ async def robot(request: Request, match: RouteMatch) -> Response:
             raise AccountNotFound(f"no robot {name!r} in {project!r}")
         return accounts.revoke_robot(connection, name)
 
-    return JSONResponse(_robot_document(await _apply(request, revoke)))
+    return JSONResponse(_robot_document(await apply_account_change(request, revoke)))

@@ -6,6 +6,7 @@ raw path on `/`, then decodes each segment. It returns what the URL names; the n
 validated here too (`naming.py`), so nothing unvalidated reaches a handler.
 """
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -34,6 +35,13 @@ class RouteMatch:
     path: str = ""
     # Project administration endpoints: the project (namespace) they act on.
     project: str | None = None
+
+
+def token_id(value: str) -> str:
+    """A token id as listings show it: `tok_` and 12 hex digits."""
+    if not re.fullmatch(r"tok_[0-9a-f]{12}", value):
+        raise BadRequest(f"Invalid token id {value!r}")
+    return value
 
 
 def _project_route(segments: list[str]) -> RouteMatch | None:
@@ -124,6 +132,10 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         head = segments[1]
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if segments[1:3] == ["hubproxy", "tokens"] and len(segments) in (3, 4):
+            if len(segments) == 3:
+                return RouteMatch("tokens")
+            return RouteMatch("token", path=token_id(segments[3]))
         if head == "organizations" and len(segments) >= 4:
             return _project_route(segments[2:])
         if segments[1:] in (["repos", "create"], ["repos", "delete"]):
