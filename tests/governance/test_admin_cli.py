@@ -11,6 +11,16 @@ import pytest
 from tests.conftest import ProxyFactory
 from tests.governance.conftest import admin, admin_json, new_token
 
+LLAMA_MIRROR = [
+    "project",
+    "create",
+    "llama",
+    "--kind",
+    "proxy",
+    "--upstream-namespace",
+    "meta-llama",
+]
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
@@ -89,16 +99,7 @@ def test_errors_are_clear_with_exit_codes(
     admin(data_dir, "user", "create", "taken")
     admin(data_dir, "project", "create", "team")
     if "meta-llama" in arguments:
-        admin(
-            data_dir,
-            "project",
-            "create",
-            "llama",
-            "--kind",
-            "proxy",
-            "--upstream-namespace",
-            "meta-llama",
-        )
+        admin(data_dir, *LLAMA_MIRROR)
     failed = admin(data_dir, *arguments, check=False)
     assert failed.returncode == code, failed.stderr
     assert failed.stdout == ""
@@ -108,17 +109,7 @@ def test_errors_are_clear_with_exit_codes(
 
 
 def test_projects_members_robots_and_the_audit_of_changes(data_dir: Path) -> None:
-    admin(
-        data_dir,
-        "project",
-        "create",
-        "llama",
-        "--kind",
-        "proxy",
-        "--upstream-namespace",
-        "meta-llama",
-        "--public",
-    )
+    admin(data_dir, *LLAMA_MIRROR, "--public")
     admin(data_dir, "project", "create", "acme")
     listed = admin(data_dir, "project", "list").stdout
     assert "meta-llama" in listed

@@ -140,26 +140,26 @@ def user_list(context: typer.Context, as_json: Json = False) -> None:
     emit(as_json, [_user_document(user) for user in users], _user_table(users))
 
 
+def _set_disabled(context: typer.Context, name: str, disabled: bool, as_json: bool) -> None:
+    verb = "disable" if disabled else "enable"
+    user = change(
+        context,
+        lambda connection: accounts.set_user_disabled(connection, name, disabled),
+        lambda user: AuditRecord(f"user_{verb}", path=user.name),
+    )
+    emit(as_json, _user_document(user), [f"{verb}d user {user.name}"])
+
+
 @user_app.command("disable")
 def user_disable(context: typer.Context, name: str, as_json: Json = False) -> None:
     """Refuse every token of a user (reversible with `user enable`)."""
-    user = change(
-        context,
-        lambda connection: accounts.set_user_disabled(connection, name, True),
-        lambda user: AuditRecord("user_disable", path=user.name),
-    )
-    emit(as_json, _user_document(user), [f"disabled user {user.name}"])
+    _set_disabled(context, name, True, as_json)
 
 
 @user_app.command("enable")
 def user_enable(context: typer.Context, name: str, as_json: Json = False) -> None:
     """Accept a disabled user's tokens again."""
-    user = change(
-        context,
-        lambda connection: accounts.set_user_disabled(connection, name, False),
-        lambda user: AuditRecord("user_enable", path=user.name),
-    )
-    emit(as_json, _user_document(user), [f"enabled user {user.name}"])
+    _set_disabled(context, name, False, as_json)
 
 
 # Tokens
