@@ -222,8 +222,7 @@ def _insert_token(
         (token_id, secret_hash(secret), owner_kind, owner, name, scope, time.time(), expires),
     )
     _bump_serial(connection)
-    row = connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone()
-    return _token(row), secret
+    return get_token(connection, token_id), secret
 
 
 def create_token(
@@ -249,13 +248,18 @@ def list_tokens(connection: sqlite3.Connection, owner: str | None = None) -> lis
     return [_token(row) for row in rows]
 
 
-def revoke_token(connection: sqlite3.Connection, token_id: str) -> Token:
+def get_token(connection: sqlite3.Connection, token_id: str) -> Token:
     row = connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone()
     if row is None:
         raise AccountNotFound(f"no token {token_id!r}")
+    return _token(row)
+
+
+def revoke_token(connection: sqlite3.Connection, token_id: str) -> Token:
+    get_token(connection, token_id)
     connection.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))
     _bump_serial(connection)
-    return _token(connection.execute("SELECT * FROM tokens WHERE id = ?", (token_id,)).fetchone())
+    return get_token(connection, token_id)
 
 
 def record_token_use(connection: sqlite3.Connection, last_used: dict[str, float]) -> None:

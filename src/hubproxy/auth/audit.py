@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from hubproxy.db.database import in_transaction
 from hubproxy.ids import new_id
 from hubproxy.metrics import (
     AUDIT_QUEUE_DEPTH,
@@ -132,25 +133,17 @@ def open_audit_database(path: Path) -> sqlite3.Connection:
 def write_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
     """Append `records` in one transaction."""
     rows = [tuple(getattr(record, name) for name in FIELDS) for record in records]
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        connection.executemany(_INSERT, rows)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+    in_transaction(connection, lambda transaction: transaction.executemany(_INSERT, rows))
 
 
 def prune_records(connection: sqlite3.Connection, before: float) -> int:
     """Delete records older than `before` (a timestamp); returns how many."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        deleted = connection.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-    return int(deleted)
+    return in_transaction(
+        connection,
+        lambda transaction: (
+            transaction.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
+        ),
+    )
 
 
 class AuditSink(Protocol):

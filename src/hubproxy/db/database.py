@@ -20,6 +20,21 @@ logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
+def in_transaction(
+    connection: sqlite3.Connection, function: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    """`function(connection)` in one write transaction (autocommit connections), rolled back
+    if it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = function(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
 class DatabaseError(Exception):
     """The database cannot be opened or is from an incompatible version."""
 
@@ -65,14 +80,7 @@ class Database:
         connection = self._connection
         if connection is None:
             raise DatabaseError("database is not open")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            result = function(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        return result
+        return in_transaction(connection, function)
 
     async def run(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
         """Run `function(connection)` in the database thread, in one transaction."""

@@ -103,7 +103,7 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 
 def _audit_record(
-    scope: Scope, request: Request, action: str, principal: Principal, match: RouteMatch
+    request: Request, action: str, principal: Principal, match: RouteMatch
 ) -> AuditRecord:
     ref = match.ref
     return AuditRecord(
@@ -115,8 +115,8 @@ def _audit_record(
         repo_id=ref.repo_id if ref else match.project,
         revision=match.revision,
         path=match.path or None,
-        request_id=scope.get("state", {}).get("request_id"),
-        client=(scope.get("client") or ("", 0))[0] or None,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        client=(request.scope.get("client") or ("", 0))[0] or None,
         user_agent=request.headers.get("user-agent"),
         method=request.method,
         route=match.endpoint,
@@ -159,14 +159,7 @@ async def _authorize(
     )
     if not decision.allowed:
         assert decision.error is not None
-        record = _audit_record(
-            request.scope, request, _denied_action(match, request), principal, match
-        )
-        record.decision = "deny"
-        record.status = decision.error.status
-        record.reason = decision.reason
-        await services_.audit.emit([record])
-        raise decision.error
+        raise await _denied(request, services_, principal, match, decision.error, decision.reason)
     project = decision.project
     if match.ref is None:
         return match
@@ -183,11 +176,25 @@ async def _authorize(
     return match
 
 
-def _denied_action(match: RouteMatch, request: Request) -> str:
+async def _denied(
+    request: Request,
+    services_: Services,
+    principal: Principal,
+    match: RouteMatch,
+    error: HubError,
+    reason: str,
+    token_id: str | None = None,
+) -> HubError:
+    """Audit a refusal (as the action the request attempted); returns `error` to raise."""
     endpoint = ENDPOINTS[match.endpoint]
-    return endpoint.audited.get(
+    attempted = endpoint.audited.get(
         request.method, "download" if match.endpoint == "resolve" else "read"
     )
+    record = _audit_record(request, attempted, principal, match)
+    record.decision, record.status, record.reason = "deny", error.status, reason
+    record.token_id = token_id or principal.token_id
+    await services_.audit.emit([record])
+    return error
 
 
 class HubEndpoint:
@@ -211,10 +218,9 @@ class HubEndpoint:
         try:
             principal = await found.authenticator.authenticate(request.headers.get("authorization"))
         except TokenRefused as refused:
-            record = _audit_record(scope, request, _denied_action(match, request), ANONYMOUS, match)
-            record.decision, record.status = "deny", refused.status
-            record.token_id, record.reason = refused.token_id, refused.reason
-            await found.audit.emit([record])
+            await _denied(
+                request, found, ANONYMOUS, match, refused, refused.reason, refused.token_id
+            )
             raise
         state["principal"] = principal.name
         request.state.identity = principal
@@ -222,11 +228,8 @@ class HubEndpoint:
             refusal: HubError = (
                 AuthenticationRequired() if principal.is_anonymous else Forbidden("Users only")
             )
-            record = _audit_record(scope, request, _denied_action(match, request), principal, match)
-            record.decision, record.status = "deny", refusal.status
-            record.reason = f"{principal.kind} on a users-only endpoint"
-            await found.audit.emit([record])
-            raise refusal
+            reason = f"{principal.kind} on a users-only endpoint"
+            raise await _denied(request, found, principal, match, refusal, reason)
         action = endpoint.actions[request.method]
         served = match
         if action is not None:
@@ -238,7 +241,7 @@ class HubEndpoint:
             return
         # The repo as the client named it (create/delete name it in the body).
         named = served if match.ref is None else match
-        record = _audit_record(scope, request, audited, principal, named)
+        record = _audit_record(request, audited, principal, named)
         response: Response | StreamResponse | None = None
         try:
             response = await endpoint.handler(request, served)

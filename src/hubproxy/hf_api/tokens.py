@@ -82,9 +82,9 @@ async def token(request: Request, match: RouteMatch) -> Response:
     token_id = match.path
 
     def revoke(connection: Any) -> Token:
-        found = next((t for t in accounts.list_tokens(connection) if t.id == token_id), None)
+        found = accounts.get_token(connection, token_id)
         # Somebody else's token is "not found" unless a platform admin asks.
-        if found is None or (found.owner != principal.name and not principal.is_admin):
+        if found.owner != principal.name and not principal.is_admin:
             raise accounts.AccountNotFound(f"no token {token_id!r}")
         return accounts.revoke_token(connection, token_id)
 
