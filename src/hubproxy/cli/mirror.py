@@ -40,7 +40,7 @@ from hubproxy.cache.bundles import BundleError, BundleReport, Bundles
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import Storage
-from hubproxy.cli.cache import fail, parse_target, run_on_data_dir
+from hubproxy.cli.cache import Config, DataDir, fail, parse_target, run_on_data_dir
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
 from hubproxy.db import Database
@@ -137,10 +137,6 @@ def _download(
     finally:
         progress.remove_task(task)
     return result
-
-
-DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
-Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
 
 
 @contextlib.contextmanager
