@@ -130,10 +130,13 @@ class Authenticator:
             except Exception:
                 logger.exception("cannot refresh accounts; keeping the previous snapshot")
 
-    async def apply(self, change: Callable[[sqlite3.Connection], Result]) -> Result:
-        """Run an account change (an `accounts` function) and reload the snapshot at once."""
-        result = await self._database.run(change)
-        self.snapshot = await self._database.run(accounts.load_snapshot)
+    async def apply(
+        self, call: Callable[[sqlite3.Connection], Result], *, reload: bool = True
+    ) -> Result:
+        """Run an `accounts` function; after a change (`reload`), reload the snapshot at once."""
+        result = await self._database.run(call)
+        if reload:
+            self.snapshot = await self._database.run(accounts.load_snapshot)
         return result
 
     async def _check_now(self) -> None:

@@ -1,6 +1,7 @@
 """Request bodies: bounded reads and JSON objects, with precise 400s."""
 
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -22,3 +23,13 @@ async def json_object(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object")
     return payload
+
+
+def expiry_from(payload: dict[str, Any]) -> float | None:
+    """The absolute expiry an optional `"expires_in"` (positive seconds) asks for."""
+    expires_in = payload.get("expires_in")
+    if expires_in is None:
+        return None
+    if not isinstance(expires_in, int | float) or expires_in <= 0:
+        raise BadRequest("'expires_in' must be a positive number of seconds")
+    return time.time() + expires_in

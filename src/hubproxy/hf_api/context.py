@@ -52,9 +52,21 @@ def public_base_url(request: Request) -> str:
 async def apply_account_change(
     request: Request, change: Callable[[sqlite3.Connection], Result]
 ) -> Result:
-    """An account change through the authenticator, with account errors as HTTP errors."""
+    """An account change; the server's accounts snapshot is reloaded at once."""
+    return await _account_call(request, change, reload=True)
+
+
+async def read_accounts(request: Request, query: Callable[[sqlite3.Connection], Result]) -> Result:
+    """An account query (nothing changes, nothing to reload)."""
+    return await _account_call(request, query, reload=False)
+
+
+async def _account_call(
+    request: Request, call: Callable[[sqlite3.Connection], Result], *, reload: bool
+) -> Result:
+    """Account errors become HTTP errors."""
     try:
-        return await services(request).authenticator.apply(change)
+        return await services(request).authenticator.apply(call, reload=reload)
     except AccountNotFound as error:
         raise NotFound(str(error)) from None
     except AccountConflict as error:

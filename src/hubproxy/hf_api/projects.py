@@ -6,7 +6,6 @@
 `manage_members` on the project. A robot gets only permissions its creator holds there.
 """
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -17,8 +16,8 @@ from hubproxy.auth.accounts import AccountNotFound, Robot
 from hubproxy.auth.authz import allowed_actions
 from hubproxy.auth.principal import Principal
 from hubproxy.errors import BadRequest, Forbidden
-from hubproxy.hf_api.bodies import json_object
-from hubproxy.hf_api.context import apply_account_change, services
+from hubproxy.hf_api.bodies import expiry_from, json_object
+from hubproxy.hf_api.context import apply_account_change, read_accounts, services
 from hubproxy.hf_api.routing import RouteMatch
 
 MAX_BODY_BYTES = 64 * 1024
@@ -39,7 +38,7 @@ def _robot_document(robot: Robot) -> dict[str, Any]:
 async def members(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project = match.project
-    listed = await apply_account_change(
+    listed = await read_accounts(
         request, lambda connection: accounts.list_members(connection, project)
     )
     return JSONResponse([{"user": user, "role": role} for user, role in listed])
@@ -66,24 +65,21 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project = match.project
     if request.method == "GET":
-        listed = await apply_account_change(
+        listed = await read_accounts(
             request, lambda connection: accounts.list_robots(connection, project)
         )
         return JSONResponse([_robot_document(robot) for robot in listed])
     payload = await json_object(request, MAX_BODY_BYTES)
     name, permissions = payload.get("name"), payload.get("permissions", ["read"])
-    expires_in = payload.get("expires_in")
     if not isinstance(name, str) or not isinstance(permissions, list):
         raise BadRequest("Body needs 'name' and a list of 'permissions'")
-    if expires_in is not None and (not isinstance(expires_in, int | float) or expires_in <= 0):
-        raise BadRequest("'expires_in' must be a positive number of seconds")
+    expires = expiry_from(payload)
     request.state.audit_fields = {"path": name, "reason": f"permissions={','.join(permissions)}"}
     creator: Principal = request.state.identity
     held = allowed_actions(creator, project, services(request).authenticator.snapshot)
     beyond = sorted(set(map(str, permissions)) - held)
     if beyond:
         raise Forbidden(f"A robot can only get permissions you hold here; not {', '.join(beyond)}")
-    expires = time.time() + expires_in if expires_in else None
     robot, token, secret = await apply_account_change(
         request,
         lambda connection: accounts.create_robot(

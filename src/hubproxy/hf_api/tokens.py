@@ -6,7 +6,6 @@ platform admins may act for any user (`"user"` in the body, `?user=` in the list
 dispatcher has already required a user (robots and anonymous callers never get here).
 """
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -17,8 +16,8 @@ from hubproxy.auth.accounts import Token
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import SCOPES
 from hubproxy.errors import BadRequest, Forbidden
-from hubproxy.hf_api.bodies import json_object
-from hubproxy.hf_api.context import apply_account_change
+from hubproxy.hf_api.bodies import expiry_from, json_object
+from hubproxy.hf_api.context import apply_account_change, read_accounts
 from hubproxy.hf_api.routing import RouteMatch
 
 
@@ -51,7 +50,7 @@ async def tokens(request: Request, match: RouteMatch) -> Response:
     principal: Principal = request.state.identity
     if request.method == "GET":
         owner = _owner(principal, request.query_params.get("user"))
-        listed = await apply_account_change(request, lambda c: accounts.list_tokens(c, owner))
+        listed = await read_accounts(request, lambda c: accounts.list_tokens(c, owner))
         return JSONResponse([_document(token) for token in listed if token.owner_kind == "user"])
     payload = await json_object(request)
     requested = payload.get("user")
@@ -59,16 +58,12 @@ async def tokens(request: Request, match: RouteMatch) -> Response:
     named = requested if isinstance(requested, str) and requested else principal.name
     request.state.audit_fields = {"path": named}
     owner = _owner(principal, requested)
-    name, scope, expires_in = payload.get("name", ""), payload.get("scope", "read"), None
+    name, scope = payload.get("name", ""), payload.get("scope", "read")
     if not isinstance(name, str) or scope not in SCOPES:
         raise BadRequest(f"'name' must be a string and 'scope' one of {', '.join(SCOPES)}")
     if SCOPES.index(scope) > SCOPES.index(principal.scope):
         raise Forbidden(f"A {principal.scope!r} token cannot create a {scope!r} token")
-    if payload.get("expires_in") is not None:
-        expires_in = payload["expires_in"]
-        if not isinstance(expires_in, int | float) or expires_in <= 0:
-            raise BadRequest("'expires_in' must be a positive number of seconds")
-    expires = time.time() + expires_in if expires_in else None
+    expires = expiry_from(payload)
     token, secret = await apply_account_change(
         request,
         lambda c: accounts.create_token(c, owner, name=name, scope=scope, expires=expires),
