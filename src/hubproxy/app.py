@@ -26,6 +26,7 @@ from hubproxy.auth.audit import (
 )
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.blobs import BlobCache
+from hubproxy.cache.held import HeldContent
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
@@ -42,6 +43,8 @@ from hubproxy.hf_api.errors import (
     handle_unexpected_error,
 )
 from hubproxy.hf_api.middleware import RequestMiddleware
+from hubproxy.hub.repos import HubRepos
+from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 
@@ -158,9 +161,18 @@ def create_app(settings: Settings) -> Starlette:
             # Closed after the server stopped taking requests: every record is written first.
             audit = await open_audit(settings, stack)
 
+            held = HeldContent(blobs)
+            hub_repos = HubRepos(database)
+            hub = Hub(
+                hub_repos,
+                held,
+                lfs_threshold=settings.upload_lfs_threshold,
+                staging_dir=settings.staging_path,
+            )
+            hosted = HostedRepoStore(hub_repos, held)
             yield {
                 "services": Services(
-                    settings, store, HostedRepoStore(), authenticator, audit, check_ready
+                    settings, store, hosted, hub, authenticator, audit, check_ready
                 )
             }
 

@@ -17,10 +17,18 @@ class HubError(Exception):
     code: ClassVar[str | None] = None
     default_message: ClassVar[str] = "Internal error"
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        details: dict[str, str] | None = None,
+    ):
         self.message = message or self.default_message
         # Extra response headers, e.g. X-Repo-Commit on EntryNotFound or Retry-After on 429.
         self.headers = dict(headers or {})
+        # Extra fields of the JSON body, e.g. the `url` of the repo a 409 says exists.
+        self.details = dict(details or {})
         super().__init__(self.message)
 
 
@@ -124,6 +132,20 @@ class Conflict(HubError):
     status = 409
     code = "Conflict"
     default_message = "Already exists"
+
+
+class PreconditionFailed(HubError):
+    """412: the branch is no longer at the parent commit the client built on."""
+
+    status = 412
+    code = "PreconditionFailed"
+
+
+class UploadRejected(HubError):
+    """422: uploaded content does not match what it claims to be, or was never uploaded."""
+
+    status = 422
+    code = "UploadRejected"
 
 
 class NotImplementedYet(HubError):

@@ -86,6 +86,9 @@ class Settings:
     """Seconds to connect to upstream, and the longest silence tolerated mid-body."""
     public_url: str | None = None
     """The URL clients use to reach hubproxy, if it differs from the request's own."""
+    upload_lfs_threshold: int = 10 * MEBIBYTE
+    """Uploads to hosted repos: files this large or larger go through Git LFS, smaller ones
+    travel inside the commit. Clients with hf_xet need HF_HUB_DISABLE_XET=1 for LFS files."""
     require_auth: bool = False
     """Refuse anonymous requests everywhere (also `hubproxy admin policy set --require-auth`)."""
     audit_stdout: bool = False
@@ -131,7 +134,7 @@ class Settings:
 
 FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))
 _SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
-_BYTE_FIELDS = {"chunk_size", "cache_max_bytes"}
+_BYTE_FIELDS = {"chunk_size", "cache_max_bytes", "upload_lfs_threshold"}
 _SECONDS_FIELDS = {"revision_ttl", "upstream_timeout", "audit_retention"}
 _INT_FIELDS = {
     "port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency",

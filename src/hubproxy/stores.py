@@ -7,6 +7,7 @@ over its own commits. Documents are returned as the JSON the Hub would send.
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from hubproxy.naming import RepoRef
@@ -90,3 +91,26 @@ class RepoStore(Protocol):
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
         """A URL the client may download the whole file from instead, or None."""
+
+
+class ContentStore(Protocol):
+    """Content the private hub owns, in the same content-addressed chunk store as the cache.
+
+    Blob ids are `sha256:<hex>` (LFS files) or `gitsha1:<hex>` (regular files). Held content
+    is never evicted. The caller has verified the content against its id before storing it.
+    """
+
+    async def holds(self, blob_id: str, size: int) -> bool:
+        """Whether all of the blob is stored and verified."""
+
+    async def store_file(self, blob_id: str, size: int, source: Path) -> None:
+        """Store (or keep) the blob from a verified local file, and hold it."""
+
+    async def store_bytes(self, blob_id: str, content: bytes) -> None:
+        """Store (or keep) a small verified blob, and hold it."""
+
+    def read(self, blob_id: str, size: int, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes `[start, end)` of a held blob."""
+
+    async def redirect_url(self, blob_id: str) -> str | None:
+        """A presigned URL of the whole blob (S3 redirect mode), or None."""

@@ -417,6 +417,63 @@ class BlobCache:
             if any(fill.error is not None for fill in in_flight if fill.task in done):
                 return  # upstream is failing: readers see the error; a new read restarts the job
 
+    # Held content (the private hub) ------------------------------------------------------
+
+    async def holds(self, blob: BlobId, size: int) -> bool:
+        """Whether every chunk of `blob` is stored and the whole was verified."""
+        state = await self._state(blob, None)
+        return state is not None and state.size == size and state.complete() and state.verified
+
+    async def store_held(self, blob: BlobId, size: int, source: Path | bytes) -> None:
+        """Store content already verified against `blob` from a local file or bytes, and hold
+        it: never evicted. Chunks already stored (a cached copy) are kept, then the whole is
+        verified again, since those came from elsewhere."""
+        for _attempt in range(2):
+            state = await self._state(blob, size)
+            assert state is not None
+            if state.size != size:
+                raise IntegrityError(f"{blob} is stored with another size")
+            written = await self._write_missing_chunks(state, source)
+            if not state.verified:
+                if written == state.chunks:
+                    state.verified = True
+                    await self.metadata.mark_verified(str(blob))
+                else:
+                    await self._verify(state)
+            if state.verified:
+                await self.metadata.hold(str(blob))
+                return
+        raise IntegrityError(f"{blob} could not be stored intact")
+
+    async def _write_missing_chunks(self, state: BlobState, source: Path | bytes) -> int:
+        written = 0
+        state.readers += 1  # nobody evicts it meanwhile
+        try:
+            for index in range(state.chunks):
+                if index in state.present:
+                    continue
+                start, end = chunk_bounds(index, state.size, state.chunk_size)
+                if isinstance(source, bytes):
+                    data = source[start:end]
+                else:
+                    data = await asyncio.to_thread(_read_part, source, start, end - start)
+                key = chunk_key(state.blob, index)
+                try:
+                    info = await self.storage.put_bytes(key, data)
+                except StorageFull as error:
+                    raise InsufficientStorage() from error
+                except StorageError as error:
+                    logger.error("storage write of %s failed: %s", key, error)
+                    raise StorageUnavailable() from error
+                await self.metadata.add_chunk(str(state.blob), index, info.size)
+                if index not in state.present:
+                    state.present[index] = info.size
+                    self.stored_bytes += info.size
+                written += 1
+        finally:
+            state.readers -= 1
+        return written
+
     # Verification, eviction, bookkeeping -----------------------------------------------
 
     def _schedule_verify(self, state: BlobState) -> None:
@@ -533,3 +590,9 @@ class BlobCache:
             EVICTIONS.inc()
             EVICTED_BYTES.inc(size)
             await self._remove(state)
+
+
+def _read_part(path: Path, start: int, length: int) -> bytes:
+    with open(path, "rb") as source:
+        source.seek(start)
+        return source.read(length)

@@ -73,9 +73,11 @@ ENTRY_BLOB_ID = (
     "CASE WHEN entries.sha256 IS NOT NULL THEN 'sha256:' || entries.sha256"
     " ELSE 'gitsha1:' || entries.git_oid END"
 )
-# Blob ids of files of pinned repos: every commit for a whole-repo pin, else the pinned commit
-# or the commit the pinned branch/tag points at.
+# Blob ids never evicted: files of pinned repos (every commit for a whole-repo pin, else the
+# pinned commit or the commit the pinned branch/tag points at) and blobs held for hosted repos.
 PINNED_BLOBS = f"""
+    SELECT blob_id FROM blobs WHERE held = 1
+    UNION
     SELECT {ENTRY_BLOB_ID} FROM entries JOIN pins
       ON entries.repo_type = pins.repo_type AND entries.repo_id = pins.repo_id
     WHERE entries.present = 1 AND (
@@ -313,6 +315,14 @@ class CacheMetadata:
     async def mark_verified(self, blob_id: str) -> None:
         def store(connection: sqlite3.Connection) -> None:
             connection.execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def hold(self, blob_id: str) -> None:
+        """Never evict this blob: the private hub owns it."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute("UPDATE blobs SET held = 1 WHERE blob_id = ?", (blob_id,))
 
         await self.database.run(store)
 

@@ -70,6 +70,10 @@ def serve(
     read_ahead_chunks: Annotated[
         int | None, typer.Option(help="Chunks fetched ahead of a ranged read [1].")
     ] = None,
+    upload_lfs_threshold: Annotated[
+        str | None,
+        typer.Option(help="Hosted repos: upload files this large through Git LFS [10MiB]."),
+    ] = None,
     parallel_chunk_fetches: Annotated[
         int | None, typer.Option(help="Chunks of one file fetched at once [4].")
     ] = None,
@@ -122,6 +126,7 @@ def serve(
         "revision_ttl": revision_ttl,
         "cache_max_bytes": cache_max_bytes,
         "read_ahead_chunks": read_ahead_chunks,
+        "upload_lfs_threshold": upload_lfs_threshold,
         "parallel_chunk_fetches": parallel_chunk_fetches,
         "upstream_concurrency": upstream_concurrency,
         "upstream_timeout": upstream_timeout,

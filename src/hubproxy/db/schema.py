@@ -119,4 +119,60 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 5: the private hub: hosted repos, their commits (a full file list each), branches and
+    # tags, the LFS objects uploaded to each repo, and blobs held for them (never evicted).
+    """
+    CREATE TABLE hub_repos (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        private INTEGER NOT NULL,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (repo_type, repo_id)
+    );
+    CREATE TABLE hub_commits (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        tree_sha TEXT NOT NULL,
+        parents TEXT NOT NULL,  -- space-separated shas, first parent first
+        author TEXT NOT NULL,
+        title TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, commit_sha),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE TABLE hub_files (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        git_oid TEXT NOT NULL,  -- of the content, or of the LFS pointer file
+        sha256 TEXT,  -- LFS files only
+        PRIMARY KEY (repo_type, repo_id, commit_sha, path),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE TABLE hub_refs (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('branch', 'tag')),
+        name TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, kind, name),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    -- An LFS object may be committed to a repo only once its bytes were uploaded to it.
+    CREATE TABLE hub_lfs_objects (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, sha256),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    ALTER TABLE blobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    """,
 )

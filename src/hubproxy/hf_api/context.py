@@ -11,6 +11,7 @@ from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFoun
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
 from hubproxy.errors import BadRequest, Conflict, NotFound
+from hubproxy.hub.service import Hub
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
 
@@ -24,6 +25,8 @@ class Services:
     proxied: RepoStore
     # Repos of hosted projects.
     hosted: RepoStore
+    # Changes to hosted repos.
+    hub: Hub
     authenticator: Authenticator
     audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.

@@ -33,7 +33,7 @@ from hubproxy.constants import (
     HEADER_STALE,
 )
 from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound
-from hubproxy.hf_api import hosted, projects, repos, resolve, tokens, tree, users
+from hubproxy.hf_api import hosted, lfs, projects, repos, resolve, tokens, tree, users
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
@@ -53,6 +53,8 @@ class Endpoint:
     audited: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Only for users (not anonymous callers, not robots): self-service endpoints.
     users_only: bool = False
+    # What a refused request is audited as, when it is not audited when allowed.
+    denied_as: str = "read"
 
     @property
     def methods(self) -> frozenset[str]:
@@ -60,23 +62,30 @@ class Endpoint:
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "resolve": Endpoint(resolve.resolve, _READ, {"GET": "download"}),
+    "resolve": Endpoint(resolve.resolve, _READ, {"GET": "download"}, denied_as="download"),
     "repo_info": Endpoint(repos.repo_info, _READ),
     "refs": Endpoint(repos.refs, _READ),
     "commits": Endpoint(repos.commits, _READ),
     "tree": Endpoint(tree.tree, _READ),
     "paths_info": Endpoint(tree.paths_info, {"POST": READ}),
-    "create_repo": Endpoint(hosted.not_yet, {"POST": CREATE_REPO}, {"POST": "repo_create"}),
-    "delete_repo": Endpoint(hosted.not_yet, {"DELETE": DELETE_REPO}, {"DELETE": "repo_delete"}),
-    "preupload": Endpoint(hosted.not_yet, {"POST": WRITE}, {"POST": "upload"}),
-    "commit": Endpoint(hosted.not_yet, {"POST": WRITE}, {"POST": "commit"}),
+    "create_repo": Endpoint(hosted.create_repo, {"POST": CREATE_REPO}, {"POST": "repo_create"}),
+    "delete_repo": Endpoint(hosted.delete_repo, {"DELETE": DELETE_REPO}, {"DELETE": "repo_delete"}),
+    # Steps of an upload: the PUT of LFS bytes and the commit are what the audit log records.
+    "preupload": Endpoint(hosted.preupload, {"POST": WRITE}, denied_as="upload"),
+    "commit": Endpoint(hosted.commit, {"POST": WRITE}, {"POST": "commit"}),
+    "xet_write_token": Endpoint(hosted.xet_write_token, {"GET": WRITE}, denied_as="upload"),
+    "lfs_batch": Endpoint(lfs.batch, {"POST": WRITE}, denied_as="upload"),
+    # Signed links: the link itself is the authorization (clients send no token).
+    "lfs_upload": Endpoint(lfs.upload, {"PUT": None}, {"PUT": "upload"}),
+    "lfs_verify": Endpoint(lfs.verify, {"POST": WRITE}, denied_as="upload"),
+    "validate_yaml": Endpoint(hosted.validate_yaml, {"POST": None}),
     "branch": Endpoint(
-        hosted.not_yet,
+        hosted.branch,
         {"POST": WRITE, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
     ),
     "tag": Endpoint(
-        hosted.not_yet,
+        hosted.tag,
         {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
     ),
@@ -161,6 +170,7 @@ async def _authorize(
         assert decision.error is not None
         raise await _denied(request, services_, principal, match, decision.error, decision.reason)
     project = decision.project
+    request.state.project = project
     if match.ref is None:
         return match
     if project is not None and project.kind == "hosted":
@@ -187,9 +197,7 @@ async def _denied(
 ) -> HubError:
     """Audit a refusal (as the action the request attempted); returns `error` to raise."""
     endpoint = ENDPOINTS[match.endpoint]
-    attempted = endpoint.audited.get(
-        request.method, "download" if match.endpoint == "resolve" else "read"
-    )
+    attempted = endpoint.audited.get(request.method, endpoint.denied_as)
     record = _audit_record(request, attempted, principal, match)
     record.decision, record.status, record.reason = "deny", error.status, reason
     record.token_id = token_id or principal.token_id

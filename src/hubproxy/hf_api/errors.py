@@ -28,7 +28,7 @@ def error_response(error: HubError, request_id_value: str) -> Response:
         headers[HEADER_ERROR_CODE] = error.code
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="hubproxy"')
-    body: dict[str, str] = {"error": error.message}
+    body: dict[str, str] = {**error.details, "error": error.message}
     if error.status >= 500 and request_id_value:
         body["request_id"] = request_id_value
     return Response(

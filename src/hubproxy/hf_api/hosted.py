@@ -2,17 +2,22 @@
 
 Authorization has already happened when a handler runs (the dispatcher derives the action
 from the route, and for create/delete the repo from the JSON body). Proxied namespaces and
-proxy projects never get here: they are read-only. Hosted repos themselves are not served
-by this version yet, so an authorized write answers 501 with a clear message.
+proxy projects never get here: they are read-only. Wire shapes: hf-protocol.md §5 and §6.
 """
 
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Any
 
-from hubproxy.constants import REPO_TYPES, RepoType
-from hubproxy.errors import BadRequest, NotImplementedYet
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from hubproxy.auth.accounts import Project
+from hubproxy.auth.principal import Principal
+from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
+from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
 from hubproxy.hf_api.bodies import json_object
+from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hub.service import Hub
 from hubproxy.naming import RepoRef, repo_ref
 
 
@@ -35,8 +40,119 @@ async def repo_from_body(request: Request) -> RepoRef:
     return repo_ref(typed, repo_id)
 
 
-async def not_yet(request: Request, match: RouteMatch) -> Response:
+def hub(request: Request) -> Hub:
+    return services(request).hub
+
+
+def principal(request: Request) -> Principal:
+    found: Principal = request.state.identity
+    return found
+
+
+def repo_url(request: Request, ref: RepoRef) -> str:
+    """The repo's web URL as clients parse it (`{endpoint}/[datasets/]namespace/name`)."""
+    return f"{public_base_url(request)}/{URL_PREFIX_BY_REPO_TYPE[ref.repo_type]}{ref.repo_id}"
+
+
+def _refuse_pull_requests(request: Request) -> None:
+    if request.query_params.get("create_pr", "").lower() in ("1", "true"):
+        raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
+
+
+async def create_repo(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    payload = await json_object(request)
+    project: Project = request.state.project
+    wants_private = payload.get("private") is True or payload.get("visibility") == "private"
+    if project.public and wants_private:
+        # Visibility is decided per project; a "private" repo here would be readable by all.
+        raise BadRequest(
+            f"Project {project.name!r} is public: create private repos in a private project"
+        )
+    url = repo_url(request, match.ref)
+    try:
+        await hub(request).create_repo(
+            match.ref, private=not project.public, creator=principal(request).name
+        )
+    except Conflict as error:
+        # `create_repo(exist_ok=True)` reads the URL from the 409 body.
+        raise Conflict(error.message, details={"url": url}) from None
+    return JSONResponse({"url": url, "name": match.ref.repo_id, "id": match.ref.repo_id})
+
+
+async def delete_repo(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    await hub(request).delete_repo(match.ref)
+    return PlainTextResponse("OK")
+
+
+async def preupload(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    _refuse_pull_requests(request)
+    payload = await json_object(request, max_bytes=16 * 1024 * 1024)
+    files = payload.get("files")
+    if not isinstance(files, list):
+        raise BadRequest("Request body needs a 'files' list")
+    return JSONResponse(await hub(request).preupload(match.ref, match.revision, files))
+
+
+async def commit(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    _refuse_pull_requests(request)
+    created = await hub(request).commit(
+        match.ref, match.revision, request.stream(), principal(request).name
+    )
+    request.state.audit_fields = {"commit_sha": created.sha}
+    return JSONResponse(
+        {
+            "success": True,
+            "commitOid": created.sha,
+            "commitUrl": f"{repo_url(request, match.ref)}/commit/{created.sha}",
+            "hookOutput": "",
+        }
+    )
+
+
+async def branch(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    if request.method == "DELETE":
+        await hub(request).delete_branch(match.ref, match.revision)
+        return PlainTextResponse("OK")
+    payload = await json_object(request)
+    starting_point = payload.get("startingPoint")
+    if starting_point is not None and not isinstance(starting_point, str):
+        raise BadRequest("'startingPoint' must be a revision")
+    await hub(request).create_branch(match.ref, match.revision, starting_point)
+    return PlainTextResponse("OK")
+
+
+async def tag(request: Request, match: RouteMatch) -> Response:
+    assert match.ref is not None
+    assert match.revision is not None
+    if request.method == "DELETE":
+        await hub(request).delete_tag(match.ref, match.revision)
+        return PlainTextResponse("OK")
+    payload = await json_object(request)
+    name = payload.get("tag")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("Request body needs a 'tag'")
+    await hub(request).create_tag(match.ref, match.revision, name)
+    request.state.audit_fields = {"path": name}
+    return PlainTextResponse("OK")
+
+
+async def validate_yaml(request: Request, match: RouteMatch) -> Response:
+    """README metadata is not validated; clients need a JSON answer (hf-protocol.md §6.1)."""
+    answer: dict[str, Any] = {"errors": [], "warnings": []}
+    return JSONResponse(answer)
+
+
+async def xet_write_token(request: Request, match: RouteMatch) -> Response:
+    threshold = services(request).settings.upload_lfs_threshold
     raise NotImplementedYet(
-        "Hosted repos are not served by this version of hubproxy: uploads, commits, branches "
-        "and tags are not available yet"
+        "hubproxy does not accept Xet uploads yet: set HF_HUB_DISABLE_XET=1 to upload files of "
+        f"{threshold} bytes or more through Git LFS"
     )

@@ -10,16 +10,32 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from hubproxy.constants import REPO_TYPE_BY_PLURAL, URL_PREFIX_BY_REPO_TYPE, RepoType
+from hubproxy.constants import (
+    REPO_TYPE_BY_PLURAL,
+    SHA256_PATTERN,
+    URL_PREFIX_BY_REPO_TYPE,
+    RepoType,
+)
 from hubproxy.errors import BadRequest
 from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 
 # Sub-resources of `/api/{type}s/{repo}/...`.
 REPO_ACTIONS = frozenset(
-    {"revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch", "tag"}
-)
+    {
+        "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
+        "tag", "xet-write-token",
+    }
+)  # fmt: skip
 # Write endpoints: `/api/{type}s/{repo}/<segment>/{revision}` -> endpoint name.
-_WRITE_ACTIONS = {"preupload": "preupload", "commit": "commit", "branch": "branch", "tag": "tag"}
+_WRITE_ACTIONS = {
+    "preupload": "preupload",
+    "commit": "commit",
+    "branch": "branch",
+    "tag": "tag",
+    "xet-write-token": "xet_write_token",
+}
+# Git LFS: `/{prefix}{namespace}/{name}.git/info/lfs/objects/<segment>` -> endpoint name.
+_LFS_ACTIONS = {"batch": "lfs_batch", "verify": "lfs_verify"}
 _PREFIX_TYPES: dict[str, RepoType] = {
     prefix.rstrip("/"): repo_type for repo_type, prefix in URL_PREFIX_BY_REPO_TYPE.items() if prefix
 }
@@ -114,6 +130,32 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
     return None
 
 
+def _lfs_route(segments: list[str]) -> RouteMatch | None:
+    """`[{prefix}/]{namespace}/{name}.git/info/lfs/objects/{batch|verify}`."""
+    if len(segments) < 6 or segments[-4:-1] != ["info", "lfs", "objects"]:
+        return None
+    endpoint = _LFS_ACTIONS.get(segments[-1])
+    head = segments[:-4]
+    if endpoint is None or not head[-1].endswith(".git"):
+        return None
+    repo_type: RepoType = "model"
+    if len(head) == 3 and head[0] in _PREFIX_TYPES:
+        repo_type, head = _PREFIX_TYPES[head[0]], head[1:]
+    if len(head) != 2:
+        return None
+    return RouteMatch(endpoint, repo_ref(repo_type, f"{head[0]}/{head[1].removesuffix('.git')}"))
+
+
+def _upload_route(segments: list[str]) -> RouteMatch | None:
+    """`/api/hubproxy/lfs/{type}s/{namespace}/{name}/{sha256}`: a signed LFS upload link."""
+    if len(segments) != 7 or segments[3] not in REPO_TYPE_BY_PLURAL:
+        return None
+    ref = repo_ref(REPO_TYPE_BY_PLURAL[segments[3]], f"{segments[4]}/{segments[5]}")
+    if not SHA256_PATTERN.match(segments[6]):
+        raise BadRequest("Invalid LFS object id: expected a sha256")
+    return RouteMatch("lfs_upload", ref, path=segments[6])
+
+
 def _resolve_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
     repo_id, rest = _split_repo(segments, frozenset({"resolve"}))
     if not rest or rest[0] != "resolve":
@@ -132,6 +174,10 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         head = segments[1]
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if segments[1:3] == ["hubproxy", "lfs"]:
+            return _upload_route(segments)
+        if segments[1:] == ["validate-yaml"]:
+            return RouteMatch("validate_yaml")
         if segments[1:3] == ["hubproxy", "tokens"] and len(segments) in (3, 4):
             if len(segments) == 3:
                 return RouteMatch("tokens")
@@ -149,7 +195,7 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
             return RouteMatch("telemetry")
         return None
     if "resolve" not in segments:
-        return None
+        return _lfs_route(segments)
     if segments[0] in _PREFIX_TYPES and len(segments) >= 4 and segments[1] != "resolve":
         return _resolve_route(_PREFIX_TYPES[segments[0]], segments[1:])
     return _resolve_route("model", segments)

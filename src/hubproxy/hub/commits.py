@@ -1,0 +1,196 @@
+"""The commit payload (hf-protocol.md §6.4): NDJSON lines in, a new file list out.
+
+`read_operations` parses the request body as it arrives, one line at a time, and refuses
+anything malformed before a single byte is stored. `apply_operations` is pure: the base
+commit's files plus the operations, checked for paths git could not represent.
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hubproxy.constants import SHA256_PATTERN
+from hubproxy.errors import BadRequest, EntryNotFound
+from hubproxy.hub.gitobjects import blob_id, lfs_pointer
+from hubproxy.hub.repos import HubFile
+from hubproxy.naming import path_in_repo
+
+SUMMARY_MAX_LENGTH = 1024
+DESCRIPTION_MAX_LENGTH = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CommitHeader:
+    summary: str
+    description: str
+    parent: str | None  # a commit sha or a prefix of one (at least 5 hex digits)
+
+    @property
+    def message(self) -> str:
+        return f"{self.summary}\n\n{self.description}" if self.description else self.summary
+
+
+@dataclass(frozen=True, slots=True)
+class AddFile:
+    """A regular file whose content travels inside the commit."""
+
+    path: str
+    content: bytes
+
+    @property
+    def git_oid(self) -> str:
+        return blob_id(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class AddLfsFile:
+    """An LFS file uploaded before the commit; no `size` means a copy of a known object."""
+
+    path: str
+    sha256: str
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFolder:
+    path: str
+
+
+Operation = AddFile | AddLfsFile | DeleteFile | DeleteFolder
+
+
+def _text(value: dict[str, Any], name: str, *, required: bool = True) -> str:
+    found = value.get(name)
+    if found is None and not required:
+        return ""
+    if not isinstance(found, str):
+        raise BadRequest(f"Commit line needs a string {name!r}")
+    return found
+
+
+def _header(value: dict[str, Any]) -> CommitHeader:
+    summary = _text(value, "summary").strip()
+    description = _text(value, "description", required=False)
+    if not summary or len(summary) > SUMMARY_MAX_LENGTH:
+        raise BadRequest("The commit summary must be 1 to 1024 characters")
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise BadRequest("The commit description is too long")
+    parent = value.get("parentCommit")
+    if parent is not None and (
+        not isinstance(parent, str)
+        or not 5 <= len(parent) <= 40
+        or any(character not in "0123456789abcdef" for character in parent)
+    ):
+        raise BadRequest("'parentCommit' must be 5 to 40 lowercase hex digits")
+    return CommitHeader(summary, description, parent)
+
+
+def _operation(key: str, value: dict[str, Any]) -> Operation:
+    path = path_in_repo(
+        _text(value, "path").rstrip("/") if key == "deletedFolder" else _text(value, "path")
+    )
+    if key == "file":
+        encoding = value.get("encoding", "base64")
+        if encoding != "base64":
+            raise BadRequest(f"Unsupported encoding {encoding!r} for {path}: use base64")
+        try:
+            content = base64.b64decode(_text(value, "content"), validate=True)
+        except binascii.Error:
+            raise BadRequest(f"The content of {path} is not valid base64") from None
+        return AddFile(path, content)
+    if key == "lfsFile":
+        sha256 = _text(value, "oid")
+        if value.get("algo", "sha256") != "sha256" or not SHA256_PATTERN.match(sha256):
+            raise BadRequest(f"LFS file {path} needs a sha256 'oid'")
+        size = value.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise BadRequest(f"LFS file {path} has an invalid 'size'")
+        return AddLfsFile(path, sha256, size)
+    if key == "deletedFile":
+        return DeleteFile(path)
+    if key == "deletedFolder":
+        return DeleteFolder(path)
+    raise BadRequest(f"Unknown commit line {key!r}")
+
+
+async def _lines(body: AsyncIterator[bytes], max_line: int) -> AsyncIterator[bytes]:
+    pending = bytearray()
+    async for piece in body:
+        pending += piece
+        while (end := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:end])
+            del pending[: end + 1]
+            if line.strip():
+                yield line
+        if len(pending) > max_line:
+            raise BadRequest(
+                f"A commit line is longer than {max_line} bytes: upload large files as LFS files"
+            )
+    if pending.strip():
+        yield bytes(pending)
+
+
+async def read_operations(
+    body: AsyncIterator[bytes], max_line: int
+) -> tuple[CommitHeader, list[Operation]]:
+    """The header and operations of an NDJSON commit body; `BadRequest` for anything else."""
+    header: CommitHeader | None = None
+    operations: list[Operation] = []
+    async for line in _lines(body, max_line):
+        try:
+            item = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The commit body must be JSON lines") from None
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise BadRequest('Each commit line must be {"key": ..., "value": {...}}')
+        key = item.get("key")
+        if header is None:
+            if key != "header":
+                raise BadRequest("The first commit line must be the header")
+            header = _header(item["value"])
+            continue
+        if key == "header":
+            raise BadRequest("Only one commit header is allowed")
+        operations.append(_operation(str(key), item["value"]))
+    if header is None:
+        raise BadRequest("Empty commit body: a header line is required")
+    return header, operations
+
+
+def apply_operations(
+    base: Mapping[str, HubFile], operations: list[Operation], lfs_sizes: Mapping[str, int]
+) -> dict[str, HubFile]:
+    """`base` with `operations` applied in order. `lfs_sizes` gives the size of every LFS
+    object the operations may use (the caller checked each was uploaded to this repo)."""
+    files = dict(base)
+    for operation in operations:
+        if isinstance(operation, AddFile):
+            files[operation.path] = HubFile(len(operation.content), operation.git_oid)
+        elif isinstance(operation, AddLfsFile):
+            size = lfs_sizes[operation.sha256]
+            pointer = lfs_pointer(operation.sha256, size)
+            files[operation.path] = HubFile(size, blob_id(pointer), operation.sha256)
+        elif isinstance(operation, DeleteFile):
+            if files.pop(operation.path, None) is None:
+                raise EntryNotFound(f"A file with this name doesn't exist: {operation.path}")
+        else:
+            prefix = operation.path + "/"
+            doomed = [path for path in files if path.startswith(prefix)]
+            if not doomed:
+                raise EntryNotFound(f"A folder with this name doesn't exist: {operation.path}")
+            for path in doomed:
+                del files[path]
+    for path in files:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in files:
+                raise BadRequest(f"{path} would be inside {'/'.join(parts[:depth])}, a file")
+    return files

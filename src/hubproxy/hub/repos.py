@@ -1,0 +1,377 @@
+"""`HubRepos`: the hosted repos' records in the metadata database.
+
+A commit row carries its whole file list (`hub_files`), so reading a file at a commit is one
+indexed lookup and never walks history. Commits are immutable: their file lists are kept in
+memory once read. Branches move only by compare-and-swap on the commit they pointed at.
+"""
+
+import secrets
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hubproxy.constants import COMMIT_SHA_PATTERN
+from hubproxy.db import Database
+from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
+from hubproxy.naming import RepoRef
+
+SIGNING_KEY = "hub_signing_key"
+FILE_LISTS_IN_MEMORY = 64
+BRANCH, TAG = "branch", "tag"
+
+
+@dataclass(frozen=True, slots=True)
+class HubFile:
+    """A file of a hosted commit: its size, git blob id and (LFS files) content sha256."""
+
+    size: int
+    git_oid: str
+    sha256: str | None = None
+
+    @property
+    def blob_id(self) -> str:
+        """Where its content is stored (`stores.ContentStore`)."""
+        return f"sha256:{self.sha256}" if self.sha256 else f"gitsha1:{self.git_oid}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
+    author: str
+    title: str
+    message: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRecord:
+    ref: RepoRef
+    private: bool
+    created: float
+    created_by: str
+
+
+def _key(ref: RepoRef) -> tuple[str, str]:
+    return (ref.repo_type, ref.repo_id)
+
+
+def _commit_of(row: sqlite3.Row) -> CommitRecord:
+    return CommitRecord(
+        row["commit_sha"],
+        row["tree_sha"],
+        tuple(row["parents"].split()),
+        row["author"],
+        row["title"],
+        row["message"],
+        row["created"],
+    )
+
+
+def _insert_commit(
+    connection: sqlite3.Connection,
+    ref: RepoRef,
+    commit: CommitRecord,
+    files: Mapping[str, HubFile],
+) -> None:
+    connection.execute(
+        "INSERT OR IGNORE INTO hub_commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            *_key(ref), commit.sha, commit.tree, " ".join(commit.parents), commit.author,
+            commit.title, commit.message, commit.created,
+        ),
+    )  # fmt: skip
+    connection.executemany(
+        "INSERT OR IGNORE INTO hub_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (*_key(ref), commit.sha, path, file.size, file.git_oid, file.sha256)
+            for path, file in files.items()
+        ],
+    )
+
+
+class HubRepos:
+    """Typed access to the `hub_*` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._file_lists: OrderedDict[tuple[str, str, str], dict[str, HubFile]] = OrderedDict()
+
+    # Repos ----------------------------------------------------------------------------
+
+    async def get_repo(self, ref: RepoRef) -> RepoRecord | None:
+        def load(connection: sqlite3.Connection) -> RepoRecord | None:
+            row = connection.execute(
+                "SELECT * FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(ref)
+            ).fetchone()
+            if row is None:
+                return None
+            return RepoRecord(ref, bool(row["private"]), row["created"], row["created_by"])
+
+        return await self.database.run(load)
+
+    async def repo(self, ref: RepoRef) -> RepoRecord:
+        found = await self.get_repo(ref)
+        if found is None:
+            raise RepoNotFound()
+        return found
+
+    async def list_repos(self, namespace: str | None = None) -> list[RepoRecord]:
+        def load(connection: sqlite3.Connection) -> list[RepoRecord]:
+            rows = connection.execute(
+                "SELECT * FROM hub_repos ORDER BY repo_type, repo_id"
+            ).fetchall()
+            return [
+                RepoRecord(
+                    RepoRef(row["repo_type"], row["repo_id"]),
+                    bool(row["private"]),
+                    row["created"],
+                    row["created_by"],
+                )
+                for row in rows
+                if namespace is None or row["repo_id"].startswith(f"{namespace}/")
+            ]
+
+        return await self.database.run(load)
+
+    async def create_repo(
+        self,
+        ref: RepoRef,
+        *,
+        private: bool,
+        created_by: str,
+        initial: CommitRecord,
+        files: Mapping[str, HubFile],
+    ) -> None:
+        """The repo with `initial` as the first commit of `main`; `Conflict` if it exists."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(
+                    "INSERT INTO hub_repos VALUES (?, ?, ?, ?, ?)",
+                    (*_key(ref), int(private), time.time(), created_by),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"Repository {ref.repo_id} already exists") from None
+            _insert_commit(connection, ref, initial, files)
+            connection.execute(
+                "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
+                (*_key(ref), BRANCH, "main", initial.sha),
+            )
+
+        await self.database.run(store)
+
+    async def delete_repo(self, ref: RepoRef) -> None:
+        def store(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "DELETE FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(ref)
+            )
+            return cursor.rowcount
+
+        if not await self.database.run(store):
+            raise RepoNotFound()
+        for key in [key for key in self._file_lists if key[:2] == _key(ref)]:
+            del self._file_lists[key]
+
+    # Revisions and refs ----------------------------------------------------------------
+
+    async def resolve(self, ref: RepoRef, revision: str) -> str:
+        """The commit `revision` names: a branch, a tag (optionally as `refs/heads/...` or
+        `refs/tags/...`) or a full commit sha of this repo."""
+
+        def load(connection: sqlite3.Connection) -> str | None:
+            if (
+                connection.execute(
+                    "SELECT 1 FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(ref)
+                ).fetchone()
+                is None
+            ):
+                raise RepoNotFound()
+            candidates = [(BRANCH, revision), (TAG, revision)]
+            for prefix, kind in (("refs/heads/", BRANCH), ("refs/tags/", TAG)):
+                if revision.startswith(prefix):
+                    candidates = [(kind, revision[len(prefix) :])]
+            for kind, name in candidates:
+                row = connection.execute(
+                    "SELECT commit_sha FROM hub_refs"
+                    " WHERE repo_type = ? AND repo_id = ? AND kind = ? AND name = ?",
+                    (*_key(ref), kind, name),
+                ).fetchone()
+                if row is not None:
+                    return str(row["commit_sha"])
+            if (
+                COMMIT_SHA_PATTERN.match(revision)
+                and connection.execute(
+                    "SELECT 1 FROM hub_commits"
+                    " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?",
+                    (*_key(ref), revision),
+                ).fetchone()
+            ):
+                return revision
+            return None
+
+        found = await self.database.run(load)
+        if found is None:
+            raise RevisionNotFound(f"Invalid rev id: {revision}")
+        return found
+
+    async def refs(self, ref: RepoRef) -> dict[str, dict[str, str]]:
+        """`{"branch": {name: commit}, "tag": {name: commit}}`."""
+
+        def load(connection: sqlite3.Connection) -> dict[str, dict[str, str]]:
+            found: dict[str, dict[str, str]] = {BRANCH: {}, TAG: {}}
+            for row in connection.execute(
+                "SELECT kind, name, commit_sha FROM hub_refs"
+                " WHERE repo_type = ? AND repo_id = ? ORDER BY name",
+                _key(ref),
+            ):
+                found[row["kind"]][row["name"]] = row["commit_sha"]
+            return found
+
+        await self.repo(ref)
+        return await self.database.run(load)
+
+    async def create_ref(self, ref: RepoRef, kind: str, name: str, commit: str) -> None:
+        def store(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(
+                    "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)", (*_key(ref), kind, name, commit)
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"{kind.capitalize()} {name!r} already exists") from None
+
+        await self.database.run(store)
+
+    async def delete_ref(self, ref: RepoRef, kind: str, name: str) -> None:
+        def store(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "DELETE FROM hub_refs"
+                " WHERE repo_type = ? AND repo_id = ? AND kind = ? AND name = ?",
+                (*_key(ref), kind, name),
+            ).rowcount
+
+        if not await self.database.run(store):
+            raise RevisionNotFound(f"{kind.capitalize()} {name!r} does not exist")
+
+    # Commits and files -----------------------------------------------------------------
+
+    async def add_commit(
+        self,
+        ref: RepoRef,
+        branch: str,
+        commit: CommitRecord,
+        files: Mapping[str, HubFile],
+        expected_head: str,
+    ) -> None:
+        """Store `commit` and move `branch` to it, if the branch is still at `expected_head`."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            moved = connection.execute(
+                "UPDATE hub_refs SET commit_sha = ? WHERE repo_type = ? AND repo_id = ?"
+                " AND kind = ? AND name = ? AND commit_sha = ?",
+                (commit.sha, *_key(ref), BRANCH, branch, expected_head),
+            ).rowcount
+            if not moved:
+                raise PreconditionFailed(
+                    f"Branch {branch!r} moved while this commit was written: retry it"
+                )
+            _insert_commit(connection, ref, commit, files)
+
+        await self.database.run(store)
+
+    async def commit(self, ref: RepoRef, sha: str) -> CommitRecord:
+        def load(connection: sqlite3.Connection) -> CommitRecord | None:
+            row = connection.execute(
+                "SELECT * FROM hub_commits WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?",
+                (*_key(ref), sha),
+            ).fetchone()
+            return None if row is None else _commit_of(row)
+
+        found = await self.database.run(load)
+        if found is None:
+            raise RevisionNotFound(f"Invalid rev id: {sha}")
+        return found
+
+    async def history(self, ref: RepoRef, sha: str) -> list[CommitRecord]:
+        """`sha` and its first-parent ancestors, newest first."""
+
+        def load(connection: sqlite3.Connection) -> dict[str, CommitRecord]:
+            rows = connection.execute(
+                "SELECT * FROM hub_commits WHERE repo_type = ? AND repo_id = ?", _key(ref)
+            )
+            return {row["commit_sha"]: _commit_of(row) for row in rows}
+
+        commits = await self.database.run(load)
+        history: list[CommitRecord] = []
+        current = commits.get(sha)
+        while current is not None:
+            history.append(current)
+            current = commits.get(current.parents[0]) if current.parents else None
+        return history
+
+    async def files(self, ref: RepoRef, commit: str) -> dict[str, HubFile]:
+        """Every file of `commit` (an immutable list, kept in memory once read)."""
+        key = (*_key(ref), commit)
+        cached = self._file_lists.get(key)
+        if cached is not None:
+            self._file_lists.move_to_end(key)
+            return cached
+
+        def load(connection: sqlite3.Connection) -> dict[str, HubFile]:
+            rows = connection.execute(
+                "SELECT path, size, git_oid, sha256 FROM hub_files"
+                " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? ORDER BY path",
+                key,
+            )
+            return {
+                row["path"]: HubFile(row["size"], row["git_oid"], row["sha256"]) for row in rows
+            }
+
+        files = await self.database.run(load)
+        self._file_lists[key] = files
+        if len(self._file_lists) > FILE_LISTS_IN_MEMORY:
+            self._file_lists.popitem(last=False)
+        return files
+
+    # LFS objects -----------------------------------------------------------------------
+
+    async def link_lfs_object(self, ref: RepoRef, sha256: str, size: int) -> None:
+        """Record that the object's bytes were uploaded to (or already live in) this repo."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR IGNORE INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?)",
+                (*_key(ref), sha256, size, time.time()),
+            )
+
+        await self.database.run(store)
+
+    async def lfs_object_size(self, ref: RepoRef, sha256: str) -> int | None:
+        """The size of an LFS object uploaded to this repo, or None."""
+
+        def load(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
+                "SELECT size FROM hub_lfs_objects"
+                " WHERE repo_type = ? AND repo_id = ? AND sha256 = ?",
+                (*_key(ref), sha256),
+            ).fetchone()
+            return None if row is None else int(row["size"])
+
+        return await self.database.run(load)
+
+    # The key upload links are signed with ------------------------------------------------
+
+    async def signing_key(self) -> bytes:
+        """A per-data-dir secret, made on first use."""
+
+        def load(connection: sqlite3.Connection) -> str:
+            connection.execute(
+                "INSERT OR IGNORE INTO meta VALUES (?, ?)", (SIGNING_KEY, secrets.token_hex(32))
+            )
+            row = connection.execute("SELECT value FROM meta WHERE key = ?", (SIGNING_KEY,))
+            return str(row.fetchone()["value"])
+
+        return bytes.fromhex(await self.database.run(load))

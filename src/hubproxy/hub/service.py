@@ -1,0 +1,302 @@
+"""`Hub`: the write side of hosted repos — repos, commits, branches, tags, LFS uploads.
+
+Authorization has happened before any method here runs. Every change is atomic: content is
+stored and verified first, then one database transaction makes the commit (or ref) visible,
+so a crash or a refused request leaves the repo exactly as it was. Commits to one repo are
+serialized in this process (one server per data dir), and the branch still moves by
+compare-and-swap.
+"""
+
+import asyncio
+import errno
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hubproxy.constants import COMMIT_SHA_PATTERN
+from hubproxy.errors import (
+    BadRequest,
+    Forbidden,
+    InsufficientStorage,
+    NotImplementedYet,
+    PreconditionFailed,
+    RevisionNotFound,
+    StorageUnavailable,
+    UploadRejected,
+)
+from hubproxy.hub.commits import (
+    AddFile,
+    AddLfsFile,
+    CommitHeader,
+    Operation,
+    apply_operations,
+    read_operations,
+)
+from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, tree_ids
+from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.naming import RepoRef, revision
+from hubproxy.stores import ContentStore
+
+DEFAULT_BRANCH = "main"
+INITIAL_COMMIT_TITLE = "initial commit"
+# What a new repo starts with: the usual large-file patterns tracked by Git LFS.
+LFS_PATTERNS = (
+    "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gguf", "*.gz", "*.h5",
+    "*.joblib", "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx",
+    "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar",
+    "*.safetensors", "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm",
+    "*.xz", "*.zip", "*.zst", "*tfevents*",
+)  # fmt: skip
+GITATTRIBUTES = "".join(
+    f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
+)
+UPLOAD_LINK_SECONDS = 24 * 3600
+WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def _author(name: str) -> Signature:
+    return Signature(name, f"{name}@hubproxy", int(time.time()))
+
+
+def _new_commit(
+    files: dict[str, HubFile], parents: Sequence[str], author: str, title: str, message: str
+) -> CommitRecord:
+    tree = tree_ids({path: file.git_oid for path, file in files.items()})[""]
+    signature = _author(author)
+    sha = commit_id(tree, parents, signature, message)
+    return CommitRecord(sha, tree, tuple(parents), author, title, message, signature.timestamp)
+
+
+def _branch_name(value: str) -> str:
+    """A branch as a commit or branch endpoint names it (`refs/heads/` optional)."""
+    name = value.removeprefix("refs/heads/")
+    if name.startswith("refs/") or COMMIT_SHA_PATTERN.match(name):
+        raise BadRequest(f"{value!r} is not a branch name")
+    return revision(name)
+
+
+class Hub:
+    """Changes to hosted repos."""
+
+    def __init__(
+        self,
+        repos: HubRepos,
+        content: ContentStore,
+        *,
+        lfs_threshold: int,
+        staging_dir: Path,
+    ) -> None:
+        self.repos = repos
+        self.content = content
+        self.lfs_threshold = lfs_threshold
+        self.staging_dir = staging_dir
+        self._locks: defaultdict[RepoRef, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # Repos ----------------------------------------------------------------------------
+
+    async def create_repo(self, ref: RepoRef, *, private: bool, creator: str) -> None:
+        """A repo whose `main` holds one commit with the default `.gitattributes`."""
+        attributes = GITATTRIBUTES.encode()
+        await self.content.store_bytes(f"gitsha1:{blob_id(attributes)}", attributes)
+        files = {".gitattributes": HubFile(len(attributes), blob_id(attributes))}
+        initial = _new_commit(files, [], creator, INITIAL_COMMIT_TITLE, INITIAL_COMMIT_TITLE)
+        await self.repos.create_repo(
+            ref, private=private, created_by=creator, initial=initial, files=files
+        )
+
+    async def delete_repo(self, ref: RepoRef) -> None:
+        # The content stays in the chunk store: other repos or the cache may share it.
+        async with self._locks[ref]:
+            await self.repos.delete_repo(ref)
+
+    # Commits --------------------------------------------------------------------------
+
+    async def preupload(self, ref: RepoRef, revision_name: str, files: list[Any]) -> dict[str, Any]:
+        """How each file should travel: `regular` (inside the commit) below the LFS threshold,
+        else `lfs`; `oid` of the current remote content when it is of the same kind."""
+        head = await self.repos.resolve(ref, revision_name)
+        current = await self.repos.files(ref, head)
+        answers = []
+        for item in files:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                raise BadRequest("Each preupload file needs a 'path'")
+            size = item.get("size")
+            if not isinstance(size, int) or size < 0:
+                raise BadRequest(f"Preupload file {item['path']!r} needs a 'size'")
+            mode = "lfs" if size >= self.lfs_threshold and size > 0 else "regular"
+            answer: dict[str, Any] = {
+                "path": item["path"],
+                "uploadMode": mode,
+                "shouldIgnore": False,
+            }
+            existing = current.get(item["path"])
+            if existing is not None and (existing.sha256 is not None) == (mode == "lfs"):
+                answer["oid"] = existing.sha256 or existing.git_oid
+            answers.append(answer)
+        return {"files": answers, "commitOid": head}
+
+    async def commit(
+        self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
+    ) -> CommitRecord:
+        """Apply an NDJSON commit to a branch; nothing is visible until all of it is stored."""
+        branch = _branch_name(revision_name)
+        # Base64 of a file just under the LFS threshold, plus the JSON around it.
+        max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
+        header, operations = await read_operations(body, max_line)
+        lfs_sizes = await self._lfs_sizes(ref, operations)
+        for operation in operations:
+            if isinstance(operation, AddFile):
+                blob = f"gitsha1:{operation.git_oid}"
+                await self.content.store_bytes(blob, operation.content)
+        async with self._locks[ref]:
+            branches = (await self.repos.refs(ref))[BRANCH]
+            head = branches.get(branch)
+            if head is None:
+                raise RevisionNotFound(f"Branch {branch!r} does not exist")
+            self._check_parent(header, head, branch)
+            files = apply_operations(await self.repos.files(ref, head), operations, lfs_sizes)
+            commit = _new_commit(files, [head], author, header.summary, header.message)
+            await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
+            return commit
+
+    @staticmethod
+    def _check_parent(header: CommitHeader, head: str, branch: str) -> None:
+        if header.parent is not None and not head.startswith(header.parent):
+            raise PreconditionFailed(
+                f"Branch {branch!r} is at {head}, not at the parent commit {header.parent}"
+            )
+
+    async def _lfs_sizes(self, ref: RepoRef, operations: list[Operation]) -> dict[str, int]:
+        """The size of every LFS object the commit names: each must have been uploaded to
+        this repo (knowing a hash is not enough to read another repo's file)."""
+        sizes: dict[str, int] = {}
+        for operation in operations:
+            if not isinstance(operation, AddLfsFile):
+                continue
+            size = await self.repos.lfs_object_size(ref, operation.sha256)
+            if size is None or not await self.content.holds(f"sha256:{operation.sha256}", size):
+                raise UploadRejected(
+                    f"LFS object {operation.sha256} of {operation.path} was not uploaded to "
+                    f"{ref.repo_id}: upload it first"
+                )
+            if operation.size is not None and operation.size != size:
+                raise UploadRejected(
+                    f"LFS object {operation.sha256} has {size} bytes, not {operation.size}"
+                )
+            sizes[operation.sha256] = size
+        return sizes
+
+    # Branches and tags ------------------------------------------------------------------
+
+    async def create_branch(self, ref: RepoRef, name: str, starting_point: str | None) -> None:
+        branch = _branch_name(name)
+        async with self._locks[ref]:
+            start = await self.repos.resolve(ref, starting_point or DEFAULT_BRANCH)
+            await self.repos.create_ref(ref, BRANCH, branch, start)
+
+    async def delete_branch(self, ref: RepoRef, name: str) -> None:
+        branch = _branch_name(name)
+        if branch == DEFAULT_BRANCH:
+            raise BadRequest("The default branch 'main' cannot be deleted")
+        async with self._locks[ref]:
+            await self.repos.delete_ref(ref, BRANCH, branch)
+
+    async def create_tag(self, ref: RepoRef, revision_name: str, tag: str) -> None:
+        name = revision(tag.removeprefix("refs/tags/"))
+        async with self._locks[ref]:
+            target = await self.repos.resolve(ref, revision_name)
+            await self.repos.create_ref(ref, TAG, name, target)
+
+    async def delete_tag(self, ref: RepoRef, tag: str) -> None:
+        async with self._locks[ref]:
+            await self.repos.delete_ref(ref, TAG, revision(tag.removeprefix("refs/tags/")))
+
+    # LFS uploads ------------------------------------------------------------------------
+
+    async def lfs_upload_needed(self, ref: RepoRef, sha256: str, size: int) -> bool:
+        """Whether the client must send the object's bytes to this repo."""
+        await self.repos.repo(ref)
+        known = await self.repos.lfs_object_size(ref, sha256)
+        if known is not None and known != size:
+            raise UploadRejected(f"LFS object {sha256} was uploaded with {known} bytes, not {size}")
+        return known is None or not await self.content.holds(f"sha256:{sha256}", size)
+
+    async def upload_signature(
+        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str
+    ) -> str:
+        """What lets an upload link be used without a token until `expires`: an HMAC over
+        everything the link says (the actor is recorded as the uploader)."""
+        message = f"{ref.repo_type}\n{ref.repo_id}\n{sha256}\n{size}\n{expires}\n{actor}"
+        key = await self.repos.signing_key()
+        return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+    async def check_upload_signature(
+        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, signature: str
+    ) -> None:
+        expected = await self.upload_signature(ref, sha256, size, expires, actor)
+        if not hmac.compare_digest(expected, signature):
+            raise Forbidden("This upload link is invalid")
+        if expires < time.time():
+            raise Forbidden("This upload link has expired: ask for a new one")
+
+    async def receive_lfs_object(
+        self, ref: RepoRef, sha256: str, size: int, body: AsyncIterator[bytes]
+    ) -> None:
+        """Stage the uploaded bytes, check length and sha256, then store and link them."""
+        await self.repos.repo(ref)
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        staging = self.staging_dir / f"upload-{secrets.token_hex(8)}"
+        try:
+            received, digest = await _stage(body, staging, size)
+            if received != size:
+                raise UploadRejected(
+                    f"Received {received} bytes of LFS object {sha256}, not {size}"
+                )
+            if digest != sha256:
+                raise UploadRejected(f"The uploaded bytes do not match LFS object {sha256}")
+            await self.content.store_file(f"sha256:{sha256}", size, staging)
+            await self.repos.link_lfs_object(ref, sha256, size)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    async def lfs_object_stored(self, ref: RepoRef, sha256: str, size: int) -> None:
+        """The verify step: `UploadRejected` unless the object is stored for this repo."""
+        if await self.lfs_upload_needed(ref, sha256, size):
+            raise UploadRejected(f"LFS object {sha256} was not uploaded")
+
+    @staticmethod
+    def refuse_pull_requests() -> None:
+        raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
+
+
+async def _stage(body: AsyncIterator[bytes], staging: Path, size: int) -> tuple[int, str]:
+    """Write `body` to `staging` (never more than `size` bytes); returns (length, sha256)."""
+    digest = hashlib.sha256()
+    received = 0
+    pending = bytearray()
+
+    def write(data: bytearray) -> None:
+        digest.update(data)
+        output.write(data)
+
+    try:
+        with open(staging, "wb") as output:  # noqa: ASYNC230 - writes run in a thread
+            async for piece in body:
+                received += len(piece)
+                if received > size:
+                    raise UploadRejected(f"More than the announced {size} bytes were sent")
+                pending += piece
+                if len(pending) >= WRITE_BUFFER:
+                    await asyncio.to_thread(write, pending)
+                    pending = bytearray()
+            await asyncio.to_thread(write, pending)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage() from error
+        raise StorageUnavailable() from error
+    return received, digest.hexdigest()
