@@ -1,11 +1,12 @@
 """The role matrix: every principal, action and kind of namespace, through the real server with
 the real huggingface_hub client, compared with an explicit table of expected outcomes.
 
-Outcomes: `ok` (read: the bytes arrived; writes to hosted projects: the request passed
-authorization and reached the hosted-repo handler, which answers 501 until uploads land, so
-writes show as `501`), `404`/`401nf` (`RepositoryNotFoundError`, 404 or 401: what a missing
-repo gets, so invisible repos do not leak), `403`/`401` (`HfHubHTTPError`: visible, but the role,
-token scope or a read-only namespace refuses it).
+Outcomes: `ok` (read: the bytes arrived; writes: done), `409` (creating a repo that exists:
+authorized, refused only because it exists), `404`/`401nf` (`RepositoryNotFoundError`, 404 or
+401: what a missing repo gets, so invisible repos do not leak), `403`/`401` (`HfHubHTTPError`:
+visible, but the role, token scope or a read-only namespace refuses it). In hosted projects each
+principal acts on a repo of its own, created beforehand by a platform admin, so that one
+principal's deletion is not the next one's 404.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ from tests.conftest import UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHub
 from tests.governance.conftest import FILES, Site
 
-ACTIONS = ("read", "upload", "create_repo", "delete_repo", "tag")
+ACTIONS = ("read", "upload", "tag", "create_repo", "delete_repo")
 PRINCIPALS = (
     "anonymous", "outsider", "viewer", "developer", "maintainer", "admin", "platform-admin",
     "developer-read-token", "robot-acme", "robot-llama",
@@ -31,14 +32,15 @@ _MEMBERS_READ_ONLY = dict.fromkeys(
     "ok 403 403 403 403",
 )
 _HOSTED_MEMBERS = {
-    "viewer": "404 403 403 403 403",
-    "developer": "404 501 501 403 403",
-    "maintainer": "404 501 501 501 501",
-    "admin": "404 501 501 501 501",
-    "platform-admin": "404 501 501 501 501",
-    "developer-read-token": "404 403 403 403 403",
+    "viewer": "ok 403 403 403 403",
+    "developer": "ok ok 403 409 403",
+    "maintainer": "ok ok ok 409 ok",
+    "admin": "ok ok ok 409 ok",
+    "platform-admin": "ok ok ok 409 ok",
+    "developer-read-token": "ok 403 403 403 403",
 }
 NOWHERE = "404 404 404 404 404"
+HOSTED_PROJECTS = ("acme", "acmepub")
 
 # Per target repo: principal -> outcomes of ACTIONS in order.
 EXPECTED: dict[str, dict[str, str]] = {
@@ -74,18 +76,18 @@ EXPECTED: dict[str, dict[str, str]] = {
         "robot-acme": NOWHERE,
         "robot-llama": NOWHERE,
     },
-    # A private hosted project: it holds no repo yet, so member reads are 404 too.
+    # A private hosted project.
     "acme/repo": {
         "anonymous": "401nf 401nf 401nf 401nf 401nf",
         "outsider": NOWHERE,
         **_HOSTED_MEMBERS,
-        "robot-acme": "404 501 403 403 403",
+        "robot-acme": "ok ok 403 403 403",
         "robot-llama": NOWHERE,
     },
     # A public hosted project: visible to all, writable by roles only.
     "acmepub/repo": {
-        "anonymous": "404 401 401 401 401",
-        "outsider": "404 403 403 403 403",
+        "anonymous": "ok 401 401 401 401",
+        "outsider": "ok 403 403 403 403",
         **_HOSTED_MEMBERS,
         "robot-acme": NOWHERE,
         "robot-llama": NOWHERE,
@@ -133,14 +135,25 @@ def run_action(site: Site, token: str | None, action: str, repo_id: str, cache: 
 @pytest.mark.parametrize("repo_id", list(EXPECTED))
 def test_role_matrix(site: Site, governed_hub: FakeHub, repo_id: str, tmp_path: Path) -> None:
     actual: dict[str, str] = {}
+    hosted = repo_id.split("/")[0] in HOSTED_PROJECTS
     for principal in PRINCIPALS:
         token = site.tokens[principal]
+        target = f"{repo_id}-{principal}" if hosted else repo_id
+        if hosted:
+            _hosted_repo_with_files(site, target)
         # A fresh client cache per principal: nothing read by one may serve another.
         cache = tmp_path / principal
         actual[principal] = " ".join(
-            run_action(site, token, action, repo_id, cache) for action in ACTIONS
+            run_action(site, token, action, target, cache) for action in ACTIONS
         )
     assert actual == EXPECTED[repo_id]
+
+
+def _hosted_repo_with_files(site: Site, repo_id: str) -> None:
+    api = HfApi(endpoint=site.url, token=site.tokens["platform-admin"])
+    api.create_repo(repo_id)
+    operations = [CommitOperationAdd(path, content) for path, content in FILES.items()]
+    api.create_commit(repo_id, operations, commit_message="the files every principal reads")
 
 
 def test_gated_upstream_is_read_with_the_proxy_token_only(
