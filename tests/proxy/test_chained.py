@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
@@ -97,3 +97,55 @@ def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
             (r["actor_kind"], r["actor_name"], r["decision"]) for r in json.loads(audit.stdout)
         }
         assert ("robot", "edge-site", "allow") in actors
+
+
+def test_edge_serves_a_hosted_project_of_its_parent(
+    fake_hub_server: FakeHubServer, tmp_path: Path
+) -> None:
+    """A private hosted repo on the central hubproxy, uploaded there by a developer, is served
+    by an edge whose upstream token is a robot of that project: same commits, same bytes; new
+    commits show up at the edge; an edge without the token sees nothing."""
+    central_dir = tmp_path / "central"
+    admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(central_dir)]
+
+    def run(*arguments: str) -> str:
+        done = subprocess.run([*admin, *arguments], check=True, capture_output=True, text=True)
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    run("project", "create", "labs", "--kind", "hosted")
+    run("user", "create", "alice")
+    run("member", "add", "labs", "alice", "--role", "developer")
+    alice_token = run("token", "create", "alice", "--scope", "write")
+    robot_token = run("robot", "create", "labs", "edge-site", "-p", "read")
+    with (
+        ProxyProcess(central_dir, fake_hub_server.url) as central,
+        ProxyProcess(
+            tmp_path / "edge", central.url, extra_args=("--revision-ttl", "0"),
+            environment={"HUBPROXY_UPSTREAM_TOKEN": robot_token},
+        ) as edge,
+        ProxyProcess(tmp_path / "stranger", central.url) as stranger,
+    ):  # fmt: skip
+        alice = HfApi(endpoint=central.url, token=alice_token)
+        alice.create_repo("labs/model")
+        first = alice.create_commit(
+            "labs/model",
+            [
+                CommitOperationAdd("big.bin", BIG.read(0, BIG.size)),
+                CommitOperationAdd("sub/a.txt", b"a"),
+            ],
+            commit_message="weights",
+        ).oid
+        folder = Path(snapshot_download("labs/model", cache_dir=tmp_path / "c1", endpoint=edge.url))
+        assert folder.name == first
+        assert hashlib.sha256((folder / "big.bin").read_bytes()).hexdigest() == BIG.sha256()
+        assert (folder / "sub" / "a.txt").read_bytes() == b"a"
+        second = alice.create_commit(
+            "labs/model", [CommitOperationAdd("sub/a.txt", b"b")], commit_message="fix a"
+        ).oid
+        path = hf_hub_download(
+            "labs/model", "sub/a.txt", cache_dir=tmp_path / "c2", endpoint=edge.url
+        )
+        assert Path(path).read_bytes() == b"b"
+        assert HfApi(endpoint=edge.url).model_info("labs/model").sha == second
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(endpoint=stranger.url).model_info("labs/model")
