@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,18 @@ class Bundles:
     # Export --------------------------------------------------------------------------
 
     async def export(
-        self, targets: Sequence[tuple[RepoRef, str]], directory: Path, since: Path | None = None
+        self,
+        targets: Sequence[tuple[RepoRef, str]],
+        directory: Path,
+        since: Path | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        extra_blobs: Mapping[str, int] | None = None,
     ) -> BundleReport:
-        """Write the repos at the given revisions (branch, tag or commit) into `directory`."""
+        """Write the repos at the given revisions (branch, tag or commit) into `directory`.
+
+        `extra` adds manifest sections written by others (hosted repos) and `extra_blobs`
+        (blob id → size) the stored blobs those sections need."""
         # What an earlier bundle carried: blobs by id, documents by (key, hash).
         already: set[str] = set()
         if since is not None:
@@ -92,8 +101,9 @@ class Bundles:
             "repos": [],
             "documents": [],
             "blobs": [],
+            **(extra or {}),
         }
-        blobs: dict[str, int] = {}
+        blobs: dict[str, int] = dict(extra_blobs or {})
         (directory / "documents").mkdir(parents=True, exist_ok=True)
         for ref, wanted in targets:
             commit = await self._commit_of(ref, wanted)
@@ -174,9 +184,11 @@ class Bundles:
 
     # Import --------------------------------------------------------------------------
 
-    async def import_bundle(self, directory: Path) -> BundleReport:
-        """Verify everything in `directory`, then make it visible; refuse it whole on any fault."""
-        manifest = self._read_manifest(directory)
+    async def import_bundle(self, directory: Path, hold: Collection[str] = ()) -> BundleReport:
+        """Verify everything in `directory`, then make it visible; refuse it whole on any fault.
+
+        Blobs named in `hold` (hosted repos' files) are marked never to be evicted."""
+        manifest = self.read_manifest(directory)
         documents = await self._verified_documents(directory, manifest)
         missing_blobs = await self._verify_blobs(directory, manifest)
         if missing_blobs:
@@ -190,10 +202,12 @@ class Bundles:
             path = directory / "blobs" / blob.algorithm / blob.digest
             if await self._complete(blob, item["size"]):
                 report.blobs_skipped += 1
-                continue
-            await self._import_blob(blob, item["size"], path)
-            report.blobs_written += 1
-            report.bytes_written += item["size"]
+            else:
+                await self._import_blob(blob, item["size"], path)
+                report.blobs_written += 1
+                report.bytes_written += item["size"]
+            if item["id"] in hold:
+                await self.metadata.hold(item["id"])
         for key, body in documents.items():
             await self.metadata.put_document(key, body)
             report.documents += 1
@@ -215,7 +229,8 @@ class Bundles:
             report.repos.append(f"{ref.repo_id}@{repo['commit']}")
         return report
 
-    def _read_manifest(self, directory: Path) -> dict[str, Any]:
+    def read_manifest(self, directory: Path) -> dict[str, Any]:
+        """The bundle's manifest, if its format and layout are ones this version reads."""
         try:
             manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
         except (OSError, ValueError) as error:

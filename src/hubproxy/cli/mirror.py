@@ -36,10 +36,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from hubproxy.cache.bundles import BundleError, BundleReport, Bundles
+from hubproxy.cache.bundles import BundleError, BundleReport
 from hubproxy.cache.management import CacheManager
-from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import Storage
+from hubproxy.cli.bundling import export_bundle, import_bundle
 from hubproxy.cli.cache import Config, DataDir, fail, parse_target, run_on_data_dir
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
@@ -315,10 +315,6 @@ def preload(
         raise typer.Exit(1)
 
 
-def _bundles(settings: Settings, database: Database, storage: Storage) -> Bundles:
-    return Bundles(CacheMetadata(database), storage, settings.chunk_size)
-
-
 @app.command("export")
 def export_command(
     targets: Annotated[list[str], typer.Argument(help="REPO or REPO@REVISION, several allowed.")],
@@ -332,14 +328,13 @@ def export_command(
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """Write cached repos (files, listings, refs) into a bundle directory for an offline site."""
+    """Write repos into a bundle directory for an offline site: cached repos at a revision
+    (files, listings, refs), hosted repos whole (every branch, tag and commit)."""
     parsed = [parse_target(target, repo_type) for target in targets]
     wanted = [(ref, rev or "main") for ref, rev in parsed]
 
     async def action(settings: Settings, database: Database, storage: Storage) -> BundleReport:
-        bundles = _bundles(settings, database, storage)
-        await CacheMetadata(database).open()
-        return await bundles.export(wanted, to, since)
+        return await export_bundle(settings, database, storage, wanted, to, since)
 
     try:
         report = run_on_data_dir(data_dir, config, action)
@@ -358,12 +353,12 @@ def import_command(
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """Verify a bundle completely, then add it to the cache; a faulty bundle imports nothing."""
+    """Verify a bundle completely, then import it; a faulty bundle imports nothing."""
 
-    async def action(settings: Settings, database: Database, storage: Storage) -> BundleReport:
-        metadata = CacheMetadata(database)
-        await metadata.open()
-        return await Bundles(metadata, storage, settings.chunk_size).import_bundle(bundle)
+    async def action(
+        settings: Settings, database: Database, storage: Storage
+    ) -> tuple[BundleReport, list[str]]:
+        return await import_bundle(settings, database, storage, bundle)
 
     try:
         settings = load_settings({"data_dir": data_dir}, config_file=config)
@@ -373,9 +368,11 @@ def import_command(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Database(settings.database_path).open_and_close_sync()
     try:
-        report = run_on_data_dir(data_dir, config, action)
+        report, notes = run_on_data_dir(data_dir, config, action)
     except BundleError as error:
         raise fail(f"bundle refused: {error}") from None
+    for note in notes:
+        typer.echo(note)
     files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
     typer.echo(
         f"imported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already cached,"

@@ -336,6 +336,37 @@ class HubRepos:
             self._file_lists.popitem(last=False)
         return files
 
+    async def import_history(
+        self,
+        ref: RepoRef,
+        commits: list[tuple[CommitRecord, dict[str, HubFile]]],
+        refs: Mapping[str, Mapping[str, str]],
+        lfs_objects: Mapping[str, int],
+    ) -> None:
+        """Add verified commits and set the repo's branches and tags to exactly `refs` (an
+        imported repo mirrors its origin), in one transaction."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            for commit, files in commits:
+                _insert_commit(connection, ref, commit, files)
+            connection.execute(
+                "DELETE FROM hub_refs WHERE repo_type = ? AND repo_id = ?", _key(ref)
+            )
+            connection.executemany(
+                "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
+                [
+                    (*_key(ref), kind, name, commit)
+                    for kind, named in refs.items()
+                    for name, commit in named.items()
+                ],
+            )
+            connection.executemany(
+                "INSERT OR IGNORE INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?)",
+                [(*_key(ref), sha256, size, time.time()) for sha256, size in lfs_objects.items()],
+            )
+
+        await self.database.run(store)
+
     # LFS objects -----------------------------------------------------------------------
 
     async def link_lfs_object(self, ref: RepoRef, sha256: str, size: int) -> None:
