@@ -156,3 +156,14 @@ def test_hosted_repo_round_trip_incremental_and_tampered(
         capture_output=True, text=True, timeout=60, env=dict(os.environ),
     )  # fmt: skip
     assert json.loads(nothing.stdout) == []
+
+    # The offline project cannot be deleted by mistake with its repos in it.
+    offline.stop()
+    delete = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(site), "project"]
+    kept = subprocess.run([*delete, "delete", "labs"], capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 4
+    assert "holds 1 hosted repos" in kept.stderr
+    gone = subprocess.run(
+        [*delete, "delete", "labs", "--delete-repos"], capture_output=True, text=True, timeout=60
+    )
+    assert gone.returncode == 0, gone.stderr

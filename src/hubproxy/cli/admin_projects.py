@@ -5,6 +5,7 @@ project admins without access to the data dir do it.
 """
 
 import dataclasses
+import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from hubproxy.cli.admin_support import (
     show_new_token,
 )
 from hubproxy.cli.output import emit, table, when
+from hubproxy.hub.repos import delete_namespace, repos_in_namespace
 
 robot_app = typer.Typer(help="Robot accounts of one project.", no_args_is_help=True)
 project_app = typer.Typer(
@@ -209,11 +211,30 @@ def project_list(context: typer.Context, as_json: Json = False) -> None:
 
 
 @project_app.command("delete")
-def project_delete(context: typer.Context, name: str, as_json: Json = False) -> None:
-    """Delete a project with its members and robots (cached upstream files stay cached)."""
+def project_delete(
+    context: typer.Context,
+    name: str,
+    delete_repos: Annotated[
+        bool, typer.Option("--delete-repos", help="Also delete the project's hosted repos.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Delete a project with its members and robots (cached upstream files stay cached).
+    A project that holds hosted repos is only deleted with --delete-repos."""
+
+    def delete(connection: sqlite3.Connection) -> accounts.Project:
+        held = repos_in_namespace(connection, name)
+        if held and not delete_repos:
+            raise accounts.AccountConflict(
+                f"project {name!r} holds {held} hosted repos: delete them first,"
+                " or pass --delete-repos"
+            )
+        delete_namespace(connection, name)
+        return accounts.delete_project(connection, name)
+
     project = change(
         context,
-        lambda connection: accounts.delete_project(connection, name),
+        delete,
         lambda project: AuditRecord("project_delete", repo_id=project.name),
     )
     emit(as_json, dataclasses.asdict(project), [f"deleted project {name}"])

@@ -93,6 +93,23 @@ def _insert_commit(
     )
 
 
+def repos_in_namespace(connection: sqlite3.Connection, namespace: str) -> int:
+    """How many hosted repos a namespace (project) holds; for the admin CLI's transactions."""
+    row = connection.execute(
+        "SELECT COUNT(*) FROM hub_repos WHERE repo_id LIKE ? ESCAPE '\\'",
+        (namespace.replace("_", "\\_") + "/%",),
+    ).fetchone()
+    return int(row[0])
+
+
+def delete_namespace(connection: sqlite3.Connection, namespace: str) -> int:
+    """Delete every hosted repo of a namespace (their content stays stored); returns how many."""
+    return connection.execute(
+        "DELETE FROM hub_repos WHERE repo_id LIKE ? ESCAPE '\\'",
+        (namespace.replace("_", "\\_") + "/%",),
+    ).rowcount
+
+
 class HubRepos:
     """Typed access to the `hub_*` tables."""
 
