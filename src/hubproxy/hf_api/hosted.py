@@ -94,7 +94,16 @@ async def preupload(request: Request, match: RouteMatch) -> Response:
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")
-    return JSONResponse(await hub(request).preupload(match.ref, match.revision, files))
+    answer = await hub(request).preupload(match.ref, match.revision, files)
+    headers: dict[str, str] = {}
+    if any(item["uploadMode"] == "lfs" for item in answer["files"]):
+        # hf_xet swallows the xet-write-token error text; clients log this warning instead.
+        threshold = services(request).settings.upload_lfs_threshold
+        headers["X-HF-Warning"] = (
+            f"hubproxy-lfs; Files of {threshold} bytes or more are uploaded with Git LFS: with "
+            "hf_xet installed, set HF_HUB_DISABLE_XET=1 (hubproxy does not accept Xet uploads)"
+        )
+    return JSONResponse(answer, headers=headers)
 
 
 async def commit(request: Request, match: RouteMatch) -> Response:

@@ -94,9 +94,11 @@ def _header(value: dict[str, Any]) -> CommitHeader:
 
 
 def _operation(key: str, value: dict[str, Any]) -> Operation:
-    path = path_in_repo(
-        _text(value, "path").rstrip("/") if key == "deletedFolder" else _text(value, "path")
-    )
+    raw_path = _text(value, "path")
+    path = path_in_repo(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
+    if ".git" in path.split("/"):
+        # git refuses trees with a `.git` entry; a clone of the repo would break.
+        raise BadRequest(f"Invalid path {path!r}: '.git' is reserved")
     if key == "file":
         encoding = value.get("encoding", "base64")
         if encoding != "base64":

@@ -253,12 +253,16 @@ class HubRepos:
 
     async def create_ref(self, ref: RepoRef, kind: str, name: str, commit: str) -> None:
         def store(connection: sqlite3.Connection) -> None:
-            try:
-                connection.execute(
-                    "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)", (*_key(ref), kind, name, commit)
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(f"{kind.capitalize()} {name!r} already exists") from None
+            existing = connection.execute(
+                "SELECT kind FROM hub_refs WHERE repo_type = ? AND repo_id = ? AND name = ?",
+                (*_key(ref), name),
+            ).fetchone()
+            if existing is not None:
+                # Also across kinds: a branch and a tag of one name would be ambiguous.
+                raise Conflict(f"A {existing['kind']} named {name!r} already exists")
+            connection.execute(
+                "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)", (*_key(ref), kind, name, commit)
+            )
 
         await self.database.run(store)
 

@@ -72,12 +72,27 @@ def _new_commit(
     return CommitRecord(sha, tree, tuple(parents), author, title, message, signature.timestamp)
 
 
-def _branch_name(value: str) -> str:
-    """A branch as a commit or branch endpoint names it (`refs/heads/` optional)."""
-    name = value.removeprefix("refs/heads/")
-    if name.startswith("refs/") or COMMIT_SHA_PATTERN.match(name):
-        raise BadRequest(f"{value!r} is not a branch name")
+def ref_name(value: str, kind: str) -> str:
+    """A branch or tag name as git accepts it (`git check-ref-format`), and never one that
+    could be read as a commit sha."""
+    name = value.removeprefix("refs/heads/" if kind == BRANCH else "refs/tags/")
+    components = name.split("/")
+    if (
+        not name
+        or name.startswith("refs/")
+        or COMMIT_SHA_PATTERN.match(name)
+        or name == "@"
+        or ".." in name
+        or "@{" in name
+        or name.endswith((".", "/"))
+        or any(character in _REF_FORBIDDEN or ord(character) < 0x21 for character in name)
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
+    ):
+        raise BadRequest(f"Invalid {kind} name {value!r}")
     return revision(name)
+
+
+_REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
 class Hub:
@@ -144,7 +159,7 @@ class Hub:
         self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
     ) -> CommitRecord:
         """Apply an NDJSON commit to a branch; nothing is visible until all of it is stored."""
-        branch = _branch_name(revision_name)
+        branch = ref_name(revision_name, BRANCH)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
         header, operations = await read_operations(body, max_line)
@@ -194,27 +209,27 @@ class Hub:
     # Branches and tags ------------------------------------------------------------------
 
     async def create_branch(self, ref: RepoRef, name: str, starting_point: str | None) -> None:
-        branch = _branch_name(name)
+        branch = ref_name(name, BRANCH)
         async with self._locks[ref]:
             start = await self.repos.resolve(ref, starting_point or DEFAULT_BRANCH)
             await self.repos.create_ref(ref, BRANCH, branch, start)
 
     async def delete_branch(self, ref: RepoRef, name: str) -> None:
-        branch = _branch_name(name)
+        branch = ref_name(name, BRANCH)
         if branch == DEFAULT_BRANCH:
             raise BadRequest("The default branch 'main' cannot be deleted")
         async with self._locks[ref]:
             await self.repos.delete_ref(ref, BRANCH, branch)
 
     async def create_tag(self, ref: RepoRef, revision_name: str, tag: str) -> None:
-        name = revision(tag.removeprefix("refs/tags/"))
+        name = ref_name(tag, TAG)
         async with self._locks[ref]:
             target = await self.repos.resolve(ref, revision_name)
             await self.repos.create_ref(ref, TAG, name, target)
 
     async def delete_tag(self, ref: RepoRef, tag: str) -> None:
         async with self._locks[ref]:
-            await self.repos.delete_ref(ref, TAG, revision(tag.removeprefix("refs/tags/")))
+            await self.repos.delete_ref(ref, TAG, ref_name(tag, TAG))
 
     # LFS uploads ------------------------------------------------------------------------
 

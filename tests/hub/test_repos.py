@@ -1,0 +1,131 @@
+"""Repo lifecycle in hosted projects with the real huggingface_hub client: `create_repo` makes a
+repo whose one commit ("initial commit") holds `.gitattributes` on `main`; creating it again is a
+409 (and `exist_ok=True` passes); dataset repos are separate from model repos; role gates on
+create (developer) and delete (maintainer); a deleted repo is gone, and a new repo of the same
+name starts from scratch.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+from huggingface_hub import RepoFile
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from tests.hub.conftest import Hub, git_blob_oid, unique_repo_id
+
+SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def status_of(error: pytest.ExceptionInfo[HfHubHTTPError]) -> int:
+    assert error.value.response is not None
+    return error.value.response.status_code
+
+
+def test_a_new_repo_has_one_initial_commit_holding_gitattributes(hub: Hub, tmp_path: Path) -> None:
+    api = hub.api("developer")
+    repo_id = unique_repo_id("team", "created")
+
+    url = api.create_repo(repo_id)
+
+    assert (url.endpoint, url.repo_id, url.repo_type) == (hub.url, repo_id, "model")
+    assert url == f"{hub.url}/{repo_id}"
+    commits = api.list_repo_commits(repo_id)
+    assert [commit.title for commit in commits] == ["initial commit"]
+    sha = commits[0].commit_id
+    assert SHA.fullmatch(sha)
+    info = api.model_info(repo_id)
+    assert info.sha == sha
+    assert info.siblings is not None
+    assert [sibling.rfilename for sibling in info.siblings] == [".gitattributes"]
+    refs = api.list_repo_refs(repo_id)
+    assert [(branch.name, branch.ref, branch.target_commit) for branch in refs.branches] == [
+        ("main", "refs/heads/main", sha)
+    ]
+    assert (refs.tags, refs.converts) == ([], [])
+
+    [entry] = list(api.list_repo_tree(repo_id))
+    assert isinstance(entry, RepoFile)
+    assert (entry.path, entry.lfs) == (".gitattributes", None)
+    content = Path(
+        api.hf_hub_download(repo_id, ".gitattributes", cache_dir=tmp_path / "client")
+    ).read_bytes()
+    assert entry.size == len(content)
+    assert entry.blob_id == git_blob_oid(content)
+
+
+def test_a_dataset_repo_is_not_a_model_repo(hub: Hub) -> None:
+    api = hub.api("developer")
+    repo_id = unique_repo_id("team", "dataset")
+
+    url = api.create_repo(repo_id, repo_type="dataset")
+
+    assert (url.repo_id, url.repo_type) == (repo_id, "dataset")
+    assert url == f"{hub.url}/datasets/{repo_id}"
+    info = api.dataset_info(repo_id)
+    assert info.sha is not None
+    assert SHA.fullmatch(info.sha)
+    assert api.list_repo_files(repo_id, repo_type="dataset") == [".gitattributes"]
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(repo_id)
+
+
+def test_creating_an_existing_repo_conflicts_unless_exist_ok(hub: Hub) -> None:
+    api = hub.api("developer")
+    repo_id = hub.new_repo("twice")
+    sha = hub.head(repo_id)
+
+    with pytest.raises(HfHubHTTPError) as conflict:
+        api.create_repo(repo_id)
+    assert status_of(conflict) == 409
+    url = api.create_repo(repo_id, exist_ok=True)
+
+    assert (url.repo_id, url.endpoint) == (repo_id, hub.url)
+    assert hub.head(repo_id) == sha
+    assert [commit.commit_id for commit in api.list_repo_commits(repo_id)] == [sha]
+
+
+def test_a_viewer_cannot_create_a_repo(hub: Hub) -> None:
+    repo_id = unique_repo_id("team", "by-viewer")
+
+    with pytest.raises(HfHubHTTPError) as refused:
+        hub.api("viewer").create_repo(repo_id)
+
+    assert status_of(refused) == 403
+    with pytest.raises(RepositoryNotFoundError):
+        hub.api("developer").model_info(repo_id)
+
+
+def test_delete_needs_a_maintainer_and_leaves_nothing_behind(hub: Hub) -> None:
+    developer, maintainer = hub.api("developer"), hub.api("maintainer")
+    repo_id = hub.new_repo("deleted")
+    developer.upload_file(path_or_fileobj=b"content", path_in_repo="file.txt", repo_id=repo_id)
+
+    with pytest.raises(HfHubHTTPError) as refused:
+        developer.delete_repo(repo_id)
+    assert status_of(refused) == 403
+    assert "file.txt" in developer.list_repo_files(repo_id)
+
+    maintainer.delete_repo(repo_id)
+
+    with pytest.raises(RepositoryNotFoundError):
+        developer.model_info(repo_id)
+    with pytest.raises(RepositoryNotFoundError):
+        maintainer.delete_repo(repo_id)
+    maintainer.delete_repo(repo_id, missing_ok=True)
+
+    # The same name again is a new, empty repo.
+    developer.create_repo(repo_id)
+    assert developer.list_repo_files(repo_id) == [".gitattributes"]
+    assert [commit.title for commit in developer.list_repo_commits(repo_id)] == ["initial commit"]
+
+
+def test_uploading_to_a_missing_repo_is_repository_not_found(hub: Hub) -> None:
+    repo_id = unique_repo_id("team", "never-created")
+
+    with pytest.raises(RepositoryNotFoundError):
+        hub.api("developer").upload_file(
+            path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id
+        )
+    with pytest.raises(RepositoryNotFoundError):
+        hub.api("developer").model_info(repo_id)
