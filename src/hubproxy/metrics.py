@@ -140,3 +140,15 @@ AUDIT_WRITE_FAILURES = Counter(
     "Audit batch writes that failed and were retried.",
     registry=REGISTRY,
 )
+HUB_UPLOADED_BYTES = Counter(
+    "hubproxy_hub_uploaded_bytes",
+    "Bytes uploaded to hosted repos and stored, by transfer: regular (inside commits) or lfs.",
+    ("transfer",),
+    registry=REGISTRY,
+)
+HUB_COMMITS = Counter(
+    "hubproxy_hub_commits",
+    "Commits to hosted repos, by outcome: created, or refused (invalid, conflicting, missing).",
+    ("outcome",),
+    registry=REGISTRY,
+)

@@ -39,6 +39,18 @@ SHA = re.compile(r"[0-9a-f]{40}")
 README = b"---\nlicense: apache-2.0\ntags:\n- test\n---\n# A model\n"
 
 
+LFS_BYTES = 'hubproxy_hub_uploaded_bytes_total{transfer="lfs"}'
+COMMITS_CREATED = 'hubproxy_hub_commits_total{outcome="created"}'
+
+
+def metric(hub: Hub, sample: str) -> float:
+    """A sample of the server's /metrics (0 before it was first counted)."""
+    for line in httpx.get(f"{hub.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def download(hub: Hub, repo_id: str, filename: str, cache_dir: Path, **options: Any) -> bytes:
     path = hub.api("developer").hf_hub_download(repo_id, filename, cache_dir=cache_dir, **options)
     return Path(path).read_bytes()
@@ -126,8 +138,13 @@ def test_a_large_file_is_committed_as_an_lfs_pointer(hub: Hub, tmp_path: Path) -
     repo_id = hub.new_repo("lfs")
     content = random_bytes(LFS_THRESHOLD)
     pointer = lfs_pointer(content)
+    lfs_bytes, commits = metric(hub, LFS_BYTES), metric(hub, COMMITS_CREATED)
 
     info = api.upload_file(path_or_fileobj=content, path_in_repo="big.bin", repo_id=repo_id)
+
+    # The hub's own counters (tests run one at a time against the shared server).
+    assert metric(hub, LFS_BYTES) - lfs_bytes == len(content)
+    assert metric(hub, COMMITS_CREATED) - commits == 1
 
     assert SHA.fullmatch(info.oid)
     assert hub.head(repo_id) == info.oid

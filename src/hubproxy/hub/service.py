@@ -22,6 +22,7 @@ from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
     Forbidden,
+    HubError,
     InsufficientStorage,
     NotImplementedYet,
     PreconditionFailed,
@@ -39,6 +40,7 @@ from hubproxy.hub.commits import (
 )
 from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, tree_ids
 from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
 from hubproxy.stores import ContentStore
 
@@ -159,6 +161,17 @@ class Hub:
         self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
     ) -> CommitRecord:
         """Apply an NDJSON commit to a branch; nothing is visible until all of it is stored."""
+        try:
+            commit = await self._commit(ref, revision_name, body, author)
+        except HubError:
+            HUB_COMMITS.labels("refused").inc()
+            raise
+        HUB_COMMITS.labels("created").inc()
+        return commit
+
+    async def _commit(
+        self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
+    ) -> CommitRecord:
         branch = ref_name(revision_name, BRANCH)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
@@ -168,6 +181,7 @@ class Hub:
             if isinstance(operation, AddFile):
                 blob = f"gitsha1:{operation.git_oid}"
                 await self.content.store_bytes(blob, operation.content)
+                HUB_UPLOADED_BYTES.labels("regular").inc(len(operation.content))
         async with self._locks[ref]:
             branches = (await self.repos.refs(ref))[BRANCH]
             head = branches.get(branch)
@@ -276,6 +290,7 @@ class Hub:
                 raise UploadRejected(f"The uploaded bytes do not match LFS object {sha256}")
             await self.content.store_file(f"sha256:{sha256}", size, staging)
             await self.repos.link_lfs_object(ref, sha256, size)
+            HUB_UPLOADED_BYTES.labels("lfs").inc(size)
         finally:
             staging.unlink(missing_ok=True)
 
