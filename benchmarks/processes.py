@@ -174,7 +174,8 @@ class Olah(Service):
 class Nginx(Service):
     """nginx with sendfile serving one directory: the ceiling for a warm download."""
 
-    def __init__(self, work: Path, root: Path) -> None:
+    def __init__(self, work: Path, root: Path, *, accept_puts: bool = False) -> None:
+        """`accept_puts`: also store files PUT under /uploads/ (WebDAV), the upload baseline."""
         executable = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(executable).exists():
             raise RuntimeError("nginx is not installed: run scripts/install-benchmark-deps.sh")
@@ -185,6 +186,16 @@ class Nginx(Service):
         # Workers run as an unprivileged user when started by root: let them read the file.
         for directory in (work, root):
             directory.chmod(0o755)
+        uploads = ""
+        if accept_puts:
+            (root / "uploads").mkdir(exist_ok=True)
+            (root / "uploads").chmod(0o777)
+            (prefix / "body").mkdir(parents=True, exist_ok=True)
+            (prefix / "body").chmod(0o777)
+            uploads = (
+                "location /uploads/ { dav_methods PUT; client_max_body_size 0;"
+                " client_body_buffer_size 1m; }"
+            )
         config.write_text(
             f"""daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log;
 events {{ worker_connections 256; }}
@@ -192,7 +203,7 @@ http {{
   access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
   client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
   fastcgi_temp_path {prefix}/fastcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
-  server {{ listen 127.0.0.1:{self.port}; root {root}; }}
+  server {{ listen 127.0.0.1:{self.port}; root {root}; {uploads} }}
 }}
 """
         )
@@ -293,4 +304,17 @@ def curl(
     seconds, size, status = result.stdout.split()
     if not status.startswith("2"):
         raise RuntimeError(f"curl {url}: HTTP {status}")
+    return float(seconds), int(size)
+
+
+def curl_upload(url: str, path: Path) -> tuple[float, int]:
+    """PUT a file with curl; returns (seconds, bytes)."""
+    result = subprocess.run(
+        ["curl", "-sS", "-T", str(path), "-w", "%{time_total} %{size_upload} %{http_code}",
+         "-o", "/dev/null", url],
+        capture_output=True, text=True, check=True, timeout=900,
+    )  # fmt: skip
+    seconds, size, status = result.stdout.split()
+    if not status.startswith("2"):
+        raise RuntimeError(f"curl -T {url}: HTTP {status}")
     return float(seconds), int(size)

@@ -12,13 +12,17 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
 - rss:   peak RSS < 300 MB while 8 clients stream 8 different files, cold then warm;
 - metadata: warm repo info requests/s (wrk) ≥ 0.3 × a hello-world starlette endpoint,
          anonymous and with a token; a warm 512-byte download (audited) is reported beside it;
+- upload: an LFS upload (PUT to the signed link) to a hosted repo against nginx storing the
+         same PUT with WebDAV, reported;
 - s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
          the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files.
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
 """
 
 import argparse
+import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,6 +45,7 @@ from benchmarks.processes import (
     Nginx,
     Olah,
     curl,
+    curl_upload,
     wrk_requests_per_second,
 )
 from hubproxy.settings import parse_size
@@ -151,6 +156,85 @@ def scenario_metadata(work: Path, hub: FakeHub) -> list[Result]:
         )
         for scenario, rate in rates.items()
     ]
+
+
+def _distinct_file(path: Path, size: int, number: int) -> str:
+    """Random content whose first bytes differ per `number` (a new LFS object each time, so
+    nothing is deduplicated); returns its sha256."""
+    if not path.exists():
+        with open(path, "wb") as output:
+            for start in range(0, size, 64 * MB):
+                output.write(os.urandom(min(64 * MB, size - start)))
+    with open(path, "r+b") as output:
+        output.write(number.to_bytes(8, "little"))
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while piece := source.read(16 * MB):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def scenario_upload(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Result]:
+    """An LFS upload to a hosted repo (the PUT to the signed link: receive, hash, check, store
+    as chunks) against nginx storing the same PUT (WebDAV) on the same disk."""
+    proxy = Hubproxy(work, "hubproxy-upload", hub.url, "--upload-lfs-threshold", "1MiB")
+    upload = work / "upload.bin"
+    try:
+        admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(proxy.data_dir)]
+        for command in (
+            ["project", "create", "lab", "--kind", "hosted"],
+            ["user", "create", "bench"],
+            ["member", "add", "lab", "bench", "--role", "developer"],
+        ):
+            subprocess.run([*admin, *command], check=True, capture_output=True)
+        created = subprocess.run(
+            [*admin, "token", "create", "bench", "--scope", "write"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        authorization = {"Authorization": f"Bearer {created.stdout.splitlines()[-1]}"}
+
+        def hubproxy_upload(number: int) -> tuple[float, int]:
+            sha256 = _distinct_file(upload, size, number)
+            name = f"up-{number}"
+            httpx.post(
+                f"{proxy.url}/api/repos/create", json={"name": f"lab/{name}"},
+                headers=authorization,
+            ).raise_for_status()  # fmt: skip
+            batch = httpx.post(
+                f"{proxy.url}/lab/{name}.git/info/lfs/objects/batch",
+                json={"operation": "upload", "objects": [{"oid": sha256, "size": size}]},
+                headers=authorization,
+            )
+            href = batch.json()["objects"][0]["actions"]["upload"]["href"]
+            return curl_upload(href, upload)
+
+        www = work / "www-upload"
+        www.mkdir(exist_ok=True)
+        nginx = Nginx(work, www, accept_puts=True)
+        try:
+            _distinct_file(upload, size, 0)
+            nginx_speed = median_throughput(
+                lambda: curl_upload(f"{nginx.url}/uploads/model.bin", upload), repeat
+            )
+        finally:
+            nginx.stop()
+            shutil.rmtree(www, ignore_errors=True)
+        speeds = [throughput(*hubproxy_upload(number)) for number in range(1, repeat + 1)]
+        proxy_speed = statistics.median(speeds)
+        return [
+            Result(
+                "LFS upload to a hosted repo (curl -T)",
+                f"{proxy_speed / MB:.0f} MB/s",
+                f"nginx WebDAV PUT {nginx_speed / MB:.0f} MB/s",
+                proxy_speed / nginx_speed,
+                "report",
+                True,
+            )
+        ]
+    finally:
+        proxy.stop()
+        upload.unlink(missing_ok=True)
+        shutil.rmtree(proxy.data_dir, ignore_errors=True)
 
 
 def scenario_cold(work: Path, hub: FakeHub, size: int, cdn_rate: int) -> list[Result]:
@@ -412,6 +496,8 @@ def main() -> int:
             results += scenario_warm(work, hub, size, arguments.repeat)
         if "metadata" in only:
             results += scenario_metadata(work, hub)
+        if "upload" in only:
+            results += scenario_upload(work, hub, size, arguments.repeat)
         if "cold" in only:
             results += scenario_cold(work, hub, size, parse_size(arguments.cdn_rate))
         if "olah" in only:

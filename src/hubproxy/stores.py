@@ -7,7 +7,6 @@ over its own commits. Documents are returned as the JSON the Hub would send.
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from hubproxy.naming import RepoRef
@@ -93,18 +92,32 @@ class RepoStore(Protocol):
         """A URL the client may download the whole file from instead, or None."""
 
 
+class ContentUpload(Protocol):
+    """Content arriving for a held blob: written as it comes, made visible by `commit`."""
+
+    async def write(self, data: bytes | bytearray) -> None:
+        """Append the next bytes."""
+
+    async def commit(self) -> None:
+        """Store what was written as the blob, and hold it. Call only once the caller has
+        verified the content against the blob id."""
+
+    async def abort(self) -> None:
+        """Forget what was written (also after a failed commit; never after a successful one)."""
+
+
 class ContentStore(Protocol):
     """Content the private hub owns, in the same content-addressed chunk store as the cache.
 
     Blob ids are `sha256:<hex>` (LFS files) or `gitsha1:<hex>` (regular files). Held content
-    is never evicted. The caller has verified the content against its id before storing it.
+    is never evicted. The caller verifies content against its id before it is stored.
     """
 
     async def holds(self, blob_id: str, size: int) -> bool:
         """Whether all of the blob is stored and verified."""
 
-    async def store_file(self, blob_id: str, size: int, source: Path) -> None:
-        """Store (or keep) the blob from a verified local file, and hold it."""
+    async def open_upload(self, blob_id: str, size: int) -> ContentUpload:
+        """Start receiving a large blob (staged on local disk, chunk by chunk)."""
 
     async def store_bytes(self, blob_id: str, content: bytes) -> None:
         """Store (or keep) a small verified blob, and hold it."""

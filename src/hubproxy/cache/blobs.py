@@ -24,7 +24,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -424,55 +424,80 @@ class BlobCache:
         state = await self._state(blob, None)
         return state is not None and state.size == size and state.complete() and state.verified
 
-    async def store_held(self, blob: BlobId, size: int, source: Path | bytes) -> None:
-        """Store content already verified against `blob` from a local file or bytes, and hold
-        it: never evicted. Chunks already stored (a cached copy) are kept, then the whole is
-        verified again, since those came from elsewhere."""
-        for _attempt in range(2):
-            state = await self._state(blob, size)
-            assert state is not None
-            if state.size != size:
-                raise IntegrityError(f"{blob} is stored with another size")
-            written = await self._write_missing_chunks(state, source)
-            if not state.verified:
-                if written == state.chunks:
-                    state.verified = True
-                    await self.metadata.mark_verified(str(blob))
-                else:
-                    await self._verify(state)
-            if state.verified:
-                await self.metadata.hold(str(blob))
-                return
-        raise IntegrityError(f"{blob} could not be stored intact")
+    async def store_held(self, blob: BlobId, content: bytes) -> None:
+        """Store small content already verified against `blob`, and hold it: never evicted."""
+        chunk_size = await self.chunk_size_of(blob)
+        pieces = [
+            content[start : start + chunk_size] for start in range(0, len(content), chunk_size)
+        ]
+        await self._store_verified(blob, len(content), chunk_size, pieces)
 
-    async def _write_missing_chunks(self, state: BlobState, source: Path | bytes) -> int:
+    async def store_held_chunks(
+        self, blob: BlobId, size: int, chunk_size: int, chunk_files: Sequence[Path]
+    ) -> None:
+        """Store content already verified against `blob`, given as one local file per chunk
+        (moved into storage: a rename on local disk), and hold it."""
+        await self._store_verified(blob, size, chunk_size, chunk_files)
+
+    async def chunk_size_of(self, blob: BlobId) -> int:
+        """The chunk size `blob` is (or will be) stored with."""
+        state = self._states.get(blob)
+        if state is not None:
+            return state.chunk_size
+        record = await self.metadata.get_blob(str(blob))
+        return record.chunk_size if record is not None else self.chunk_size
+
+    async def _store_verified(
+        self, blob: BlobId, size: int, chunk_size: int, pieces: Sequence[bytes | Path]
+    ) -> None:
+        """Chunks already stored (a cached copy) are kept, and the whole is then verified
+        again, since those came from elsewhere; else the caller's verification stands."""
+        state = await self._state(blob, size)
+        assert state is not None
+        if state.size != size or state.chunk_size != chunk_size or len(pieces) != state.chunks:
+            raise IntegrityError(f"{blob} is stored with another size or chunk size")
         written = 0
         state.readers += 1  # nobody evicts it meanwhile
         try:
-            for index in range(state.chunks):
+            for index, piece in enumerate(pieces):
                 if index in state.present:
+                    if isinstance(piece, Path):
+                        piece.unlink(missing_ok=True)
                     continue
-                start, end = chunk_bounds(index, state.size, state.chunk_size)
-                if isinstance(source, bytes):
-                    data = source[start:end]
-                else:
-                    data = await asyncio.to_thread(_read_part, source, start, end - start)
-                key = chunk_key(state.blob, index)
-                try:
-                    info = await self.storage.put_bytes(key, data)
-                except StorageFull as error:
-                    raise InsufficientStorage() from error
-                except StorageError as error:
-                    logger.error("storage write of %s failed: %s", key, error)
-                    raise StorageUnavailable() from error
-                await self.metadata.add_chunk(str(state.blob), index, info.size)
-                if index not in state.present:
-                    state.present[index] = info.size
-                    self.stored_bytes += info.size
+                await self._put_chunk(state, index, piece)
                 written += 1
         finally:
             state.readers -= 1
-        return written
+        if not state.verified:
+            if written == state.chunks:
+                state.verified = True
+                await self.metadata.mark_verified(str(blob))
+            else:
+                await self._verify(state)
+        if not state.verified:
+            raise IntegrityError(f"{blob} could not be stored intact")
+        await self.metadata.hold(str(blob))
+
+    async def _put_chunk(self, state: BlobState, index: int, piece: bytes | Path) -> None:
+        key = chunk_key(state.blob, index)
+        start, end = chunk_bounds(index, state.size, state.chunk_size)
+        try:
+            if isinstance(piece, Path):
+                info = await self.storage.import_file(key, piece)
+            else:
+                info = await self.storage.put_bytes(key, piece)
+        except StorageFull as error:
+            raise InsufficientStorage() from error
+        except StorageError as error:
+            logger.error("storage write of %s failed: %s", key, error)
+            raise StorageUnavailable() from error
+        if info.size != end - start:
+            await self.storage.delete(key)
+            raise IntegrityError(f"chunk {index} of {state.blob} has the wrong size")
+        await self.metadata.add_chunk(str(state.blob), index, info.size)
+        if index not in state.present:
+            state.present[index] = info.size
+            self.stored_bytes += info.size
 
     # Verification, eviction, bookkeeping -----------------------------------------------
 
@@ -590,9 +615,3 @@ class BlobCache:
             EVICTIONS.inc()
             EVICTED_BYTES.inc(size)
             await self._remove(state)
-
-
-def _read_part(path: Path, start: int, length: int) -> bytes:
-    with open(path, "rb") as source:
-        source.seek(start)
-        return source.read(length)

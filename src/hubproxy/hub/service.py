@@ -8,10 +8,8 @@ compare-and-swap.
 """
 
 import asyncio
-import errno
 import hashlib
 import hmac
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -23,11 +21,9 @@ from hubproxy.errors import (
     BadRequest,
     Forbidden,
     HubError,
-    InsufficientStorage,
     NotImplementedYet,
     PreconditionFailed,
     RevisionNotFound,
-    StorageUnavailable,
     UploadRejected,
 )
 from hubproxy.hub.commits import (
@@ -42,7 +38,7 @@ from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, tree_ids
 from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
-from hubproxy.stores import ContentStore
+from hubproxy.stores import ContentStore, ContentUpload
 
 DEFAULT_BRANCH = "main"
 INITIAL_COMMIT_TITLE = "initial commit"
@@ -278,21 +274,21 @@ class Hub:
     ) -> None:
         """Stage the uploaded bytes, check length and sha256, then store and link them."""
         await self.repos.repo(ref)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        staging = self.staging_dir / f"upload-{secrets.token_hex(8)}"
+        upload = await self.content.open_upload(f"sha256:{sha256}", size)
         try:
-            received, digest = await _stage(body, staging, size)
+            received, digest = await _receive(body, upload, size)
             if received != size:
                 raise UploadRejected(
                     f"Received {received} bytes of LFS object {sha256}, not {size}"
                 )
             if digest != sha256:
                 raise UploadRejected(f"The uploaded bytes do not match LFS object {sha256}")
-            await self.content.store_file(f"sha256:{sha256}", size, staging)
-            await self.repos.link_lfs_object(ref, sha256, size)
-            HUB_UPLOADED_BYTES.labels("lfs").inc(size)
-        finally:
-            staging.unlink(missing_ok=True)
+            await upload.commit()
+        except BaseException:
+            await upload.abort()
+            raise
+        await self.repos.link_lfs_object(ref, sha256, size)
+        HUB_UPLOADED_BYTES.labels("lfs").inc(size)
 
     async def lfs_object_stored(self, ref: RepoRef, sha256: str, size: int) -> None:
         """The verify step: `UploadRejected` unless the object is stored for this repo."""
@@ -304,29 +300,23 @@ class Hub:
         raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
 
 
-async def _stage(body: AsyncIterator[bytes], staging: Path, size: int) -> tuple[int, str]:
-    """Write `body` to `staging` (never more than `size` bytes); returns (length, sha256)."""
+async def _receive(body: AsyncIterator[bytes], upload: ContentUpload, size: int) -> tuple[int, str]:
+    """Pass `body` to `upload` (never more than `size` bytes); returns (length, sha256).
+    Hashing and writing of each buffer run side by side in threads."""
     digest = hashlib.sha256()
     received = 0
     pending = bytearray()
 
-    def write(data: bytearray) -> None:
-        digest.update(data)
-        output.write(data)
+    async def flush(data: bytearray) -> None:
+        await asyncio.gather(asyncio.to_thread(digest.update, data), upload.write(data))
 
-    try:
-        with open(staging, "wb") as output:  # noqa: ASYNC230 - writes run in a thread
-            async for piece in body:
-                received += len(piece)
-                if received > size:
-                    raise UploadRejected(f"More than the announced {size} bytes were sent")
-                pending += piece
-                if len(pending) >= WRITE_BUFFER:
-                    await asyncio.to_thread(write, pending)
-                    pending = bytearray()
-            await asyncio.to_thread(write, pending)
-    except OSError as error:
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise InsufficientStorage() from error
-        raise StorageUnavailable() from error
+    async for piece in body:
+        received += len(piece)
+        if received > size:
+            raise UploadRejected(f"More than the announced {size} bytes were sent")
+        pending += piece
+        if len(pending) >= WRITE_BUFFER:
+            await flush(pending)
+            pending = bytearray()
+    await flush(pending)
     return received, digest.hexdigest()
