@@ -20,6 +20,7 @@ from hubproxy.naming import RepoRef
 SIGNING_KEY = "hub_signing_key"
 FILE_LISTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
+DEFAULT_BRANCH = "main"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,7 @@ class HubRepos:
             _insert_commit(connection, ref, initial, files)
             connection.execute(
                 "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
-                (*_key(ref), BRANCH, "main", initial.sha),
+                (*_key(ref), BRANCH, DEFAULT_BRANCH, initial.sha),
             )
 
         await self.database.run(store)

@@ -21,7 +21,6 @@ from hubproxy.errors import (
     BadRequest,
     Forbidden,
     HubError,
-    NotImplementedYet,
     PreconditionFailed,
     RevisionNotFound,
     UploadRejected,
@@ -35,12 +34,11 @@ from hubproxy.hub.commits import (
     read_operations,
 )
 from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, tree_ids
-from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.hub.repos import BRANCH, DEFAULT_BRANCH, TAG, CommitRecord, HubFile, HubRepos
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
 from hubproxy.stores import ContentStore, ContentUpload
 
-DEFAULT_BRANCH = "main"
 INITIAL_COMMIT_TITLE = "initial commit"
 # What a new repo starts with: the usual large-file patterns tracked by Git LFS.
 LFS_PATTERNS = (
@@ -53,7 +51,6 @@ LFS_PATTERNS = (
 GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
-UPLOAD_LINK_SECONDS = 24 * 3600
 WRITE_BUFFER = 4 * 1024 * 1024
 
 
@@ -294,10 +291,6 @@ class Hub:
         """The verify step: `UploadRejected` unless the object is stored for this repo."""
         if await self.lfs_upload_needed(ref, sha256, size):
             raise UploadRejected(f"LFS object {sha256} was not uploaded")
-
-    @staticmethod
-    def refuse_pull_requests() -> None:
-        raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
 
 
 async def _receive(body: AsyncIterator[bytes], upload: ContentUpload, size: int) -> tuple[int, str]:

@@ -6,6 +6,7 @@ a proxied one. Hosted projects never reach upstream.
 """
 
 import hashlib
+import html
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -13,8 +14,7 @@ from typing import Any
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import EntryNotFound
 from hubproxy.hub.gitobjects import lfs_pointer, tree_ids
-from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
-from hubproxy.hub.service import DEFAULT_BRANCH
+from hubproxy.hub.repos import BRANCH, DEFAULT_BRANCH, TAG, CommitRecord, HubFile, HubRepos
 from hubproxy.naming import RepoRef
 from hubproxy.stores import Answer, CommitsPage, ContentStore, FileEntry
 
@@ -173,7 +173,10 @@ class HostedRepoStore:
             "authors": [{"user": commit.author}],
         }
         if formatted:
-            item["formatted"] = {"title": commit.title, "message": description}
+            item["formatted"] = {
+                "title": html.escape(commit.title),
+                "message": html.escape(description),
+            }
         return item
 
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
@@ -189,12 +192,12 @@ class HostedRepoStore:
         return "hosted"
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
-        assert entry.git_oid is not None
-        return self.content.read(HubFile(entry.size, entry.git_oid, entry.sha256).blob_id,
-                                 entry.size, start, end)  # fmt: skip
+        return self.content.read(_blob_id(entry), entry.size, start, end)
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
-        assert entry.git_oid is not None
-        return await self.content.redirect_url(
-            HubFile(entry.size, entry.git_oid, entry.sha256).blob_id
-        )
+        return await self.content.redirect_url(_blob_id(entry))
+
+
+def _blob_id(entry: FileEntry) -> str:
+    assert entry.git_oid is not None
+    return HubFile(entry.size, entry.git_oid, entry.sha256).blob_id
