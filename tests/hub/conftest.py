@@ -20,7 +20,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -29,6 +28,7 @@ from huggingface_hub import HfApi
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHubServer
+from tests.governance.conftest import Site
 from tests.support.proxy import ProxyProcess
 
 LFS_THRESHOLD = 1024
@@ -117,17 +117,8 @@ def populate_hub(data_dir: Path) -> dict[str, str | None]:
     return tokens
 
 
-@dataclass
-class Hub:
+class Hub(Site):
     """The running private hub: its process, data dir and a token per principal."""
-
-    process: ProxyProcess
-    data_dir: Path
-    tokens: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return self.process.url
 
     def api(self, principal: str = "developer") -> HfApi:
         """A huggingface_hub client acting as `principal` (no token at all for anonymous)."""
