@@ -8,6 +8,9 @@ After each refusal the branch still points where it did.
 
 import base64
 import json
+import socket
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -254,3 +257,44 @@ def test_a_tampered_upload_href_is_refused(hub: Hub) -> None:
     )
     assert committed.status_code == 200, committed.text
     assert committed.json()["commitOid"] == hub.head(repo_id)
+
+
+def staged_uploads(hub: Hub) -> list[Path]:
+    return sorted((hub.data_dir / "staging").glob("upload-*"))
+
+
+def test_an_upload_cut_short_leaves_nothing_and_can_be_sent_again(hub: Hub) -> None:
+    """The client disconnects halfway through the PUT: its staged chunks are removed, the object
+    stays unusable, and a complete upload to the same link then works."""
+    repo_id = hub.new_repo("cut")
+    # The server writes 4 MiB at a time: half of this is staged, in several chunk files.
+    content = random_bytes(10 * 1024 * 1024 + 1000)
+    oid = sha256(content)
+    actions = lfs_upload_action(hub, repo_id, oid, len(content))
+    href = urlsplit(actions["upload"]["href"])
+    assert href.hostname is not None
+    assert href.port is not None
+    with socket.create_connection((href.hostname, href.port), timeout=30) as connection:
+        connection.sendall(
+            f"PUT {href.path}?{href.query} HTTP/1.1\r\nHost: {href.netloc}\r\n"
+            f"Content-Length: {len(content)}\r\n\r\n".encode()
+            + content[: len(content) // 2]
+        )
+        deadline = time.monotonic() + 10
+        while not staged_uploads(hub) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert staged_uploads(hub), "the upload was being staged"
+    deadline = time.monotonic() + 10
+    while staged_uploads(hub) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert staged_uploads(hub) == []
+    refused = post_commit(hub, repo_id, [header_line(), lfs_line("cut.bin", oid, len(content))])
+    assert_refused(refused, 422, "UploadRejected")
+
+    assert httpx.put(actions["upload"]["href"], content=content, timeout=30).status_code == 200
+    committed = post_commit(hub, repo_id, [header_line(), lfs_line("cut.bin", oid, len(content))])
+    assert committed.status_code == 200, committed.text
+    downloaded = httpx.get(
+        f"{hub.url}/{repo_id}/resolve/main/cut.bin", headers=hub.headers(), timeout=30
+    )
+    assert sha256(downloaded.content) == oid

@@ -2,9 +2,10 @@
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from hubproxy.errors import BadRequest
 
@@ -33,3 +34,13 @@ def expiry_from(payload: dict[str, Any]) -> float | None:
     if not isinstance(expires_in, int | float) or expires_in <= 0:
         raise BadRequest("'expires_in' must be a positive number of seconds")
     return time.time() + expires_in
+
+
+async def body_stream(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; a client that leaves early is a 400 (logged and audited as
+    such), never an internal error."""
+    try:
+        async for piece in request.stream():
+            yield piece
+    except ClientDisconnect:
+        raise BadRequest("The client disconnected before the whole body arrived") from None

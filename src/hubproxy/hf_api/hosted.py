@@ -14,7 +14,7 @@ from hubproxy.auth.accounts import Project
 from hubproxy.auth.principal import Principal
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
-from hubproxy.hf_api.bodies import json_object
+from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hub.service import Hub
@@ -111,7 +111,7 @@ async def commit(request: Request, match: RouteMatch) -> Response:
     assert match.revision is not None
     _refuse_pull_requests(request)
     created = await hub(request).commit(
-        match.ref, match.revision, request.stream(), principal(request).name
+        match.ref, match.revision, body_stream(request), principal(request).name
     )
     request.state.audit_fields = {"commit_sha": created.sha}
     return JSONResponse(

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, SHA256_PATTERN, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.errors import BadRequest, UploadRejected
-from hubproxy.hf_api.bodies import json_object
+from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url
 from hubproxy.hf_api.hosted import hub, principal
 from hubproxy.hf_api.routing import RouteMatch
@@ -98,7 +98,8 @@ async def upload(request: Request, match: RouteMatch) -> Response:
     # The uploader the signed link names (the PUT itself carries no token).
     kind, _, name = actor.partition(":")
     request.state.audit_fields = {"actor_kind": kind, "actor_name": name, "sha256": match.path}
-    await hub(request).receive_lfs_object(match.ref, match.path, size, request.stream())
+    await hub(request).receive_lfs_object(match.ref, match.path, size, body_stream(request))
+    request.state.audit_fields["reason"] = f"stored {size} bytes"
     return Response(status_code=200)
 
 
