@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, snapshot_download
+from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem, snapshot_download
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import GeneratedFile
@@ -103,6 +103,22 @@ def test_hosted_repo_round_trip_incremental_and_tampered(
     )
     assert metadata.headers["x-repo-commit"] == first
     assert metadata.headers["x-linked-etag"] == f'"{WEIGHTS.sha256()}"'
+    fs = HfFileSystem(endpoint=offline.url, token=reader, skip_instance_cache=True)
+    assert sorted(fs.ls("labs/model@v1", detail=False)) == [
+        "labs/model@v1/.gitattributes", "labs/model@v1/config.json",
+        "labs/model@v1/model.safetensors",
+    ]  # fmt: skip
+    with fs.open("labs/model/model.safetensors", "rb", block_size=100_000) as handle:
+        handle.seek(700_000)
+        assert handle.read(1000) == WEIGHTS.read(700_000, 701_000)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from transformers import AutoConfig; "
+         "print(AutoConfig.from_pretrained('labs/model', revision='v1').model_type)"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_ENDPOINT": offline.url, "HF_TOKEN": reader,
+             "HF_HUB_DISABLE_IMPLICIT_TOKEN": "0", "HF_HOME": str(tmp_path / "transformers-home")},
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "bert", loaded.stderr
     # Bob may read what was imported, but not write to it (he is a viewer).
     with pytest.raises(Exception, match="403"):
         offline_api.create_tag("labs/model", tag="v2")
