@@ -6,6 +6,7 @@ name starts from scratch.
 """
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,28 @@ def test_uploading_to_a_missing_repo_is_repository_not_found(hub: Hub) -> None:
         )
     with pytest.raises(RepositoryNotFoundError):
         hub.api("developer").model_info(repo_id)
+
+
+def test_listings_show_the_repos_each_caller_may_read(hub: Hub) -> None:
+    """`list_models` / `list_datasets` list hosted repos, filtered by what the caller may read;
+    an author that is not a hosted project is a clear 501, not an empty list."""
+    marker = uuid.uuid4().hex[:8]
+    private = hub.new_repo(f"listed-{marker}")
+    public = hub.new_repo(f"listed-{marker}", project="open")
+    dataset = hub.new_repo(f"listed-{marker}", repo_type="dataset")
+
+    def listed(principal: str, **filters: str) -> set[str]:
+        models = hub.api(principal).list_models(search=marker, **filters)
+        return {model.id for model in models}
+
+    assert listed("viewer") == {private, public}
+    assert listed("viewer", author="team") == {private}
+    assert listed("outsider") == {public}
+    assert listed("anonymous") == {public}
+    assert listed("robot-other") == set()
+    assert {item.id for item in hub.api("viewer").list_datasets(search=marker)} == {dataset}
+    [info] = hub.api("viewer").list_models(author="team", search=marker)
+    assert info.sha == hub.head(private)
+    with pytest.raises(HfHubHTTPError) as refused:
+        list(hub.api("viewer").list_models(author="openai-community"))
+    assert status_of(refused) == 501

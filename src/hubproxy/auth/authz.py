@@ -15,6 +15,7 @@ A principal that may not read a repo gets the answer a missing repo gets (401 wh
 """
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
@@ -154,3 +155,18 @@ def authorize(
             project,
         )
     return Decision(True, "role" if not principal.is_admin else "platform admin", project=project)
+
+
+def readable(
+    principal: Principal,
+    repo_ids: Iterable[str],
+    snapshot: AccountsSnapshot,
+    *,
+    require_auth: bool = False,
+) -> list[str]:
+    """The repos of `repo_ids` that `principal` may read (what a listing may show)."""
+    return [
+        repo_id
+        for repo_id in repo_ids
+        if authorize(principal, READ, repo_id, snapshot, require_auth=require_auth).allowed
+    ]

@@ -12,6 +12,7 @@ from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
 from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.hub.service import Hub
+from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
 
@@ -24,7 +25,7 @@ class Services:
     # Repos of upstream namespaces and proxy projects.
     proxied: RepoStore
     # Repos of hosted projects.
-    hosted: RepoStore
+    hosted: HostedRepoStore
     # Changes to hosted repos.
     hub: Hub
     authenticator: Authenticator

@@ -79,6 +79,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "lfs_upload": Endpoint(lfs.upload, {"PUT": None}, {"PUT": "upload"}),
     "lfs_verify": Endpoint(lfs.verify, {"POST": WRITE}, denied_as="upload"),
     "validate_yaml": Endpoint(hosted.validate_yaml, {"POST": None}),
+    # Shows only what the caller may read (filtered in the handler).
+    "list_repos": Endpoint(hosted.list_repos, {"GET": None}),
     "branch": Endpoint(
         hosted.branch,
         {"POST": WRITE, "DELETE": MANAGE_REFS},

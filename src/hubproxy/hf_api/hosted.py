@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from hubproxy.auth.accounts import Project
+from hubproxy.auth.authz import AuthenticationRequired, readable
 from hubproxy.auth.principal import Principal
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
@@ -151,6 +152,38 @@ async def tag(request: Request, match: RouteMatch) -> Response:
     await hub(request).create_tag(match.ref, match.revision, name)
     request.state.audit_fields = {"path": name}
     return PlainTextResponse("OK")
+
+
+async def list_repos(request: Request, match: RouteMatch) -> Response:
+    """`list_models(author=..., search=..., limit=...)` & co. over hosted projects: the repos
+    the caller may read. Upstream repos are not listed through hubproxy."""
+    found = services(request)
+    query = request.query_params
+    author, search = query.get("author"), query.get("search", "").lower()
+    limit_text = query.get("limit", "")
+    if limit_text and not limit_text.isdigit():
+        raise BadRequest(f"Invalid limit {limit_text!r}")
+    snapshot = found.authenticator.snapshot
+    hosted = {name for name, project in snapshot.projects.items() if project.kind == "hosted"}
+    if author is not None and author not in hosted:
+        raise NotImplementedYet(
+            f"{author!r} is not a hosted project: hubproxy lists the repos of hosted projects"
+            " only (upstream repos are downloaded through it, not listed)"
+        )
+    caller = principal(request)
+    if caller.is_anonymous and (found.settings.require_auth or snapshot.policy.require_auth):
+        raise AuthenticationRequired()
+    records = {
+        record.ref.repo_id: record
+        for record in await found.hub.repos.list_repos(author)
+        if record.ref.repo_type == match.path
+        and record.ref.repo_id.split("/")[0] in hosted
+        and search in record.ref.repo_id.lower()
+    }
+    visible = readable(caller, records, snapshot)
+    if limit_text:
+        visible = visible[: int(limit_text)]
+    return JSONResponse([await found.hosted.summary(records[repo_id]) for repo_id in visible])
 
 
 async def validate_yaml(request: Request, match: RouteMatch) -> Response:

@@ -174,6 +174,9 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         head = segments[1]
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
+        if head in REPO_TYPE_BY_PLURAL and len(segments) == 2:
+            # `list_models` & co.: the repo type travels as the path.
+            return RouteMatch("list_repos", path=REPO_TYPE_BY_PLURAL[head])
         if segments[1:3] == ["hubproxy", "lfs"]:
             return _upload_route(segments)
         if segments[1:] == ["validate-yaml"]:

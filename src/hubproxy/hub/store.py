@@ -14,7 +14,15 @@ from typing import Any
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import EntryNotFound
 from hubproxy.hub.gitobjects import lfs_pointer, tree_ids
-from hubproxy.hub.repos import BRANCH, DEFAULT_BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.hub.repos import (
+    BRANCH,
+    DEFAULT_BRANCH,
+    TAG,
+    CommitRecord,
+    HubFile,
+    HubRepos,
+    RepoRecord,
+)
 from hubproxy.naming import RepoRef
 from hubproxy.stores import Answer, CommitsPage, ContentStore, FileEntry
 
@@ -97,6 +105,29 @@ class HostedRepoStore:
         if ref.repo_type == "model":
             document["modelId"] = ref.repo_id
         return Answer(document, commit)
+
+    async def summary(self, record: RepoRecord) -> dict[str, Any]:
+        """A repo as repo listings (`list_models` & co.) show it."""
+        commit = await self.repos.commit(
+            record.ref, await self.repos.resolve(record.ref, DEFAULT_BRANCH)
+        )
+        item: dict[str, Any] = {
+            "_id": hashlib.sha256(str(record.ref).encode()).hexdigest()[:24],
+            "id": record.ref.repo_id,
+            "author": record.ref.repo_id.split("/")[0],
+            "sha": commit.sha,
+            "lastModified": iso_date(commit.created),
+            "createdAt": iso_date(record.created),
+            "private": record.private,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+        }
+        if record.ref.repo_type == "model":
+            item["modelId"] = record.ref.repo_id
+        return item
 
     async def tree(
         self, ref: RepoRef, revision: str, path: str, *, recursive: bool, expand: bool
