@@ -5,15 +5,26 @@ create (developer) and delete (maintainer); a deleted repo is gone, and a new re
 name starts from scratch.
 """
 
+import json
 import re
+import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from huggingface_hub import RepoFile
+from huggingface_hub import CommitOperationAdd, RepoFile, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from tests.hub.conftest import Hub, git_blob_oid, unique_repo_id
+from tests.hub.conftest import (
+    Hub,
+    git_blob_oid,
+    random_bytes,
+    sha256,
+    unique_repo_id,
+    xet_disabled,
+)
 
 SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -155,3 +166,50 @@ def test_listings_show_the_repos_each_caller_may_read(hub: Hub) -> None:
     with pytest.raises(HfHubHTTPError) as refused:
         list(hub.api("viewer").list_models(author="openai-community"))
     assert status_of(refused) == 501
+
+
+def blob_rows(hub: Hub, blob_id: str) -> tuple[int, int]:
+    """(blob records, chunk records) of `blob_id` in the server's database."""
+    with sqlite3.connect(hub.data_dir / "hubproxy.sqlite3") as connection:
+        blobs = connection.execute("SELECT COUNT(*) FROM blobs WHERE blob_id = ?", (blob_id,))
+        chunks = connection.execute("SELECT COUNT(*) FROM chunks WHERE blob_id = ?", (blob_id,))
+        return int(blobs.fetchone()[0]), int(chunks.fetchone()[0])
+
+
+def test_cache_gc_deletes_the_files_of_deleted_repos_only(hub: Hub, tmp_path: Path) -> None:
+    """After `delete_repo`, `hubproxy cache gc` deletes the files only that repo held (also the
+    content of a refused commit); a file another repo still has stays, and still downloads."""
+    api, maintainer = hub.api("developer"), hub.api("maintainer")
+    doomed, kept, again = hub.new_repo("doomed"), hub.new_repo("kept"), hub.new_repo("again")
+    shared, alone = random_bytes(3000), random_bytes(2000)
+    with xet_disabled():
+        for repo_id, files in ((doomed, (shared, alone)), (kept, (shared,))):
+            operations = [
+                CommitOperationAdd(f"file-{number}.bin", content)
+                for number, content in enumerate(files)
+            ]
+            api.create_commit(repo_id, operations, commit_message="files")
+    maintainer.delete_repo(doomed)
+    alone_blob, shared_blob = f"sha256:{sha256(alone)}", f"sha256:{sha256(shared)}"
+    assert blob_rows(hub, alone_blob)[1] > 0
+
+    collected = subprocess.run(
+        [sys.executable, "-m", "hubproxy", "cache", "gc", "--json", "--hosted-grace", "0",
+         "--data-dir", str(hub.data_dir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert collected.returncode == 0, collected.stderr
+    assert json.loads(collected.stdout)["hosted"]["deleted"] >= 1
+    assert blob_rows(hub, alone_blob) == (0, 0)
+    assert blob_rows(hub, shared_blob)[1] > 0
+    for number, (repo_id, content) in enumerate(((kept, shared), (again, alone))):
+        if repo_id == again:
+            # The server still remembered the deleted file: it must store it anew.
+            with xet_disabled():
+                api.upload_file(path_or_fileobj=alone, path_in_repo="file-0.bin", repo_id=again)
+        path = hf_hub_download(
+            repo_id, "file-0.bin", endpoint=hub.url, token=hub.tokens["developer"],
+            cache_dir=tmp_path / str(number),
+        )  # fmt: skip
+        assert sha256(Path(path).read_bytes()) == sha256(content)

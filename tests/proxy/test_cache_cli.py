@@ -97,6 +97,7 @@ def test_cache_management(proxy_factory: ProxyFactory, upstream: FakeHub, repo_i
         "orphan_bytes": 5,
         "incomplete_objects": 0,
         "dangling_records": 1,
+        "hosted": {"released": 0, "deleted": 0, "deleted_bytes": 0},
     }
     assert not orphan.exists()
 

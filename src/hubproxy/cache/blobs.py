@@ -452,6 +452,11 @@ class BlobCache:
     ) -> None:
         """Chunks already stored (a cached copy) are kept, and the whole is then verified
         again, since those came from elsewhere; else the caller's verification stands."""
+        record = await self.metadata.get_blob(str(blob))
+        known = self._states.get(blob)
+        if known is not None and (record is None or record.chunks != known.present):
+            # `hubproxy cache gc` (another process) deleted it: what memory says is stale.
+            self._states.pop(blob, None)
         state = await self._state(blob, size)
         assert state is not None
         if state.size != size or state.chunk_size != chunk_size or len(pieces) != state.chunks:

@@ -5,9 +5,11 @@ SQLite in WAL mode lets both write, and a server that finds a chunk gone simply 
 again. Every operation returns plain data for the CLI to print as a table or JSON.
 """
 
+import functools
 import hashlib
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from hubproxy.cache.layout import (
@@ -49,6 +51,13 @@ class GcReport:
     orphan_bytes: int
     incomplete_objects: int
     dangling_records: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReport:
+    released: int  # held blobs no hosted repo needs any more
+    deleted: int  # of those, blobs no cached file uses either: deleted
+    deleted_bytes: int
 
 
 class CacheManager:
@@ -214,6 +223,36 @@ class CacheManager:
             )
         return GcReport(orphans, orphan_bytes, incomplete, len(dangling))
 
+    async def release_held(self, needed: Collection[str], grace: float) -> ReleaseReport:
+        """Stop holding blobs the private hub no longer needs (`needed`: every blob id its
+        repos and uploads refer to); delete those no cached file uses either. Blobs stored
+        within the last `grace` seconds are left alone: a commit may be about to use them."""
+
+        def load(connection: sqlite3.Connection) -> list[tuple[str, bool]]:
+            rows = connection.execute(
+                f"""SELECT blob_id, blob_id IN (
+                        SELECT {ENTRY_BLOB_ID} FROM entries WHERE entries.present = 1
+                    ) AS cached
+                    FROM blobs WHERE held = 1 AND last_access < ?""",  # noqa: S608
+                (time.time() - grace,),
+            )
+            return [(row["blob_id"], bool(row["cached"])) for row in rows]
+
+        released = deleted = deleted_bytes = 0
+        for blob_text, cached in await self.database.run(load):
+            if blob_text in needed:
+                continue
+            released += 1
+            await self._execute("UPDATE blobs SET held = 0 WHERE blob_id = ?", (blob_text,))
+            if cached:
+                continue  # an ordinary cached blob from now on, evicted like any other
+            chunks = await self.database.run(functools.partial(_chunk_indexes, blob=blob_text))
+            for index in chunks:
+                deleted_bytes += await self._drop_chunk(blob_text, index)
+            await self._drop_blob(blob_text)
+            deleted += 1
+        return ReleaseReport(released, deleted, deleted_bytes)
+
     async def _delete_object(self, key: str) -> int:
         """Delete one storage object; returns its size (0 if it was already gone)."""
         try:
@@ -289,3 +328,8 @@ def _parse_chunk_key(key: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return str(blob), int(parts[5])
+
+
+def _chunk_indexes(connection: sqlite3.Connection, blob: str) -> list[int]:
+    rows = connection.execute("SELECT chunk_index FROM chunks WHERE blob_id = ?", (blob,))
+    return [int(row[0]) for row in rows]

@@ -12,18 +12,21 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from hubproxy.cache.management import CacheManager
+from hubproxy.cache.management import CacheManager, GcReport, ReleaseReport
 from hubproxy.cache.storage import Storage, open_storage
 from hubproxy.cli.output import emit as _emit
 from hubproxy.cli.output import table, when
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest
+from hubproxy.hub.repos import needed_blobs
 from hubproxy.naming import RepoRef, repo_ref, revision
 from hubproxy.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Inspect and manage the cache in a data dir.", no_args_is_help=True)
 Result = TypeVar("Result")
+# Files stored this recently may belong to a commit still being written: `gc` leaves them.
+HELD_GRACE_SECONDS = 3600.0
 
 DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
 Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
@@ -152,16 +155,36 @@ def evict(
 
 
 @app.command()
-def gc(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
-    """Delete orphan chunks, crash leftovers and records of chunks storage lost."""
-    report = _run(data_dir, config, lambda manager: manager.gc())
+def gc(
+    data_dir: DataDir = None,
+    config: Config = None,
+    as_json: Json = False,
+    hosted_grace: Annotated[
+        float,
+        typer.Option(help="Seconds a stored file may wait for the commit that uses it [3600]."),
+    ] = HELD_GRACE_SECONDS,
+) -> None:
+    """Delete orphan chunks, crash leftovers and records of chunks storage lost; stop holding
+    files no hosted repo needs any more (deleting those no cached file uses either)."""
+
+    async def action(
+        settings: Settings, database: Database, storage: Storage
+    ) -> tuple[ReleaseReport, GcReport]:
+        manager = CacheManager(database, storage)
+        needed = await database.run(needed_blobs)
+        released = await manager.release_held(needed, grace=hosted_grace)
+        return released, await manager.gc()
+
+    released, report = run_on_data_dir(data_dir, config, action)
     _emit(
         as_json,
-        dataclasses.asdict(report),
+        {**dataclasses.asdict(report), "hosted": dataclasses.asdict(released)},
         [
             f"orphan chunks removed: {report.orphan_chunks} ({_size(report.orphan_bytes)})",
             f"incomplete objects removed: {report.incomplete_objects}",
             f"records of missing chunks removed: {report.dangling_records}",
+            f"files of deleted hosted repos released: {released.released}, deleted:"
+            f" {released.deleted} ({_size(released.deleted_bytes)})",
         ],
     )
 

@@ -8,7 +8,7 @@ commit's files plus the operations, checked for paths git could not represent.
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +35,11 @@ class CommitHeader:
 
 @dataclass(frozen=True, slots=True)
 class AddFile:
-    """A regular file whose content travels inside the commit."""
+    """A regular file whose content travelled inside the commit (and is stored by now)."""
 
     path: str
-    content: bytes
-
-    @property
-    def git_oid(self) -> str:
-        return blob_id(self.content)
+    size: int
+    git_oid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +90,11 @@ def _header(value: dict[str, Any]) -> CommitHeader:
     return CommitHeader(summary, description, parent)
 
 
-def _operation(key: str, value: dict[str, Any]) -> Operation:
+# Stores a regular file's verified content under its blob id before the commit is applied.
+StoreContent = Callable[[str, bytes], Awaitable[None]]
+
+
+async def _operation(key: str, value: dict[str, Any], store: StoreContent) -> Operation:
     raw_path = _text(value, "path")
     path = path_in_repo(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
     if ".git" in path.split("/"):
@@ -107,7 +108,10 @@ def _operation(key: str, value: dict[str, Any]) -> Operation:
             content = base64.b64decode(_text(value, "content"), validate=True)
         except binascii.Error:
             raise BadRequest(f"The content of {path} is not valid base64") from None
-        return AddFile(path, content)
+        # Stored at once, so that a commit holds at most one line's content in memory.
+        git_oid = blob_id(content)
+        await store(f"gitsha1:{git_oid}", content)
+        return AddFile(path, len(content), git_oid)
     if key == "lfsFile":
         sha256 = _text(value, "oid")
         if value.get("algo", "sha256") != "sha256" or not SHA256_PATTERN.match(sha256):
@@ -141,9 +145,12 @@ async def _lines(body: AsyncIterator[bytes], max_line: int) -> AsyncIterator[byt
 
 
 async def read_operations(
-    body: AsyncIterator[bytes], max_line: int
+    body: AsyncIterator[bytes], max_line: int, store: StoreContent
 ) -> tuple[CommitHeader, list[Operation]]:
-    """The header and operations of an NDJSON commit body; `BadRequest` for anything else."""
+    """The header and operations of an NDJSON commit body; `BadRequest` for anything else.
+
+    Regular files' contents go to `store` as they arrive (a refused commit leaves them
+    unreferenced, for `hubproxy cache gc`)."""
     header: CommitHeader | None = None
     operations: list[Operation] = []
     async for line in _lines(body, max_line):
@@ -161,7 +168,7 @@ async def read_operations(
             continue
         if key == "header":
             raise BadRequest("Only one commit header is allowed")
-        operations.append(_operation(str(key), item["value"]))
+        operations.append(await _operation(str(key), item["value"], store))
     if header is None:
         raise BadRequest("Empty commit body: a header line is required")
     return header, operations
@@ -175,7 +182,7 @@ def apply_operations(
     files = dict(base)
     for operation in operations:
         if isinstance(operation, AddFile):
-            files[operation.path] = HubFile(len(operation.content), operation.git_oid)
+            files[operation.path] = HubFile(operation.size, operation.git_oid)
         elif isinstance(operation, AddLfsFile):
             size = lfs_sizes[operation.sha256]
             pointer = lfs_pointer(operation.sha256, size)

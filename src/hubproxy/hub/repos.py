@@ -111,6 +111,17 @@ def delete_namespace(connection: sqlite3.Connection, namespace: str) -> int:
     ).rowcount
 
 
+def needed_blobs(connection: sqlite3.Connection) -> set[str]:
+    """Every blob id a hosted repo's file or uploaded LFS object refers to (what `cache gc`
+    must keep holding)."""
+    rows = connection.execute(
+        "SELECT DISTINCT CASE WHEN sha256 IS NOT NULL THEN 'sha256:' || sha256"
+        " ELSE 'gitsha1:' || git_oid END FROM hub_files"
+        " UNION SELECT 'sha256:' || sha256 FROM hub_lfs_objects"
+    )
+    return {row[0] for row in rows}
+
+
 class HubRepos:
     """Typed access to the `hub_*` tables."""
 

@@ -26,7 +26,6 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub.commits import (
-    AddFile,
     AddLfsFile,
     CommitHeader,
     Operation,
@@ -168,13 +167,8 @@ class Hub:
         branch = ref_name(revision_name, BRANCH)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
-        header, operations = await read_operations(body, max_line)
+        header, operations = await read_operations(body, max_line, self._store_regular)
         lfs_sizes = await self._lfs_sizes(ref, operations)
-        for operation in operations:
-            if isinstance(operation, AddFile):
-                blob = f"gitsha1:{operation.git_oid}"
-                await self.content.store_bytes(blob, operation.content)
-                HUB_UPLOADED_BYTES.labels("regular").inc(len(operation.content))
         async with self._locks[ref]:
             branches = (await self.repos.refs(ref))[BRANCH]
             head = branches.get(branch)
@@ -185,6 +179,10 @@ class Hub:
             commit = _new_commit(files, [head], author, header.summary, header.message)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
             return commit
+
+    async def _store_regular(self, blob: str, content: bytes) -> None:
+        await self.content.store_bytes(blob, content)
+        HUB_UPLOADED_BYTES.labels("regular").inc(len(content))
 
     @staticmethod
     def _check_parent(header: CommitHeader, head: str, branch: str) -> None:
