@@ -13,7 +13,7 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
 - metadata: warm repo info requests/s (wrk) ≥ 0.3 × a hello-world starlette endpoint,
          anonymous and with a token; a warm 512-byte download (audited) is reported beside it;
 - upload: an LFS upload (PUT to the signed link) to a hosted repo against nginx storing the
-         same PUT with WebDAV, reported;
+         same PUT with WebDAV, reported; then that file's warm download ≥ 0.8 × nginx sendfile;
 - s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
          the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files.
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
@@ -167,6 +167,10 @@ def _distinct_file(path: Path, size: int, number: int) -> str:
                 output.write(os.urandom(min(64 * MB, size - start)))
     with open(path, "r+b") as output:
         output.write(number.to_bytes(8, "little"))
+    return _sha256_of(path)
+
+
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
         while piece := source.read(16 * MB):
@@ -182,7 +186,7 @@ def scenario_upload(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Re
     try:
         admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(proxy.data_dir)]
         for command in (
-            ["project", "create", "lab", "--kind", "hosted"],
+            ["project", "create", "lab", "--kind", "hosted", "--public"],
             ["user", "create", "bench"],
             ["member", "add", "lab", "bench", "--role", "developer"],
         ):
@@ -221,6 +225,25 @@ def scenario_upload(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Re
             shutil.rmtree(www, ignore_errors=True)
         speeds = [throughput(*hubproxy_upload(number)) for number in range(1, repeat + 1)]
         proxy_speed = statistics.median(speeds)
+        # The last upload, committed, then downloaded warm like a cached file.
+        commit = [
+            {"key": "header", "value": {"summary": "weights"}},
+            {"key": "lfsFile", "value": {"path": "model.bin", "oid": _sha256_of(upload),
+                                         "size": size, "algo": "sha256"}},
+        ]  # fmt: skip
+        httpx.post(
+            f"{proxy.url}/api/models/lab/up-{repeat}/commit/main",
+            content=b"".join(json.dumps(line).encode() + b"\n" for line in commit),
+            headers={**authorization, "Content-Type": "application/x-ndjson"},
+        ).raise_for_status()
+        download_speed = median_throughput(
+            lambda: curl(f"{proxy.url}/lab/up-{repeat}/resolve/main/model.bin"), repeat
+        )
+        nginx = Nginx(work, upload.parent)
+        try:
+            sendfile_speed = median_throughput(lambda: curl(f"{nginx.url}/{upload.name}"), repeat)
+        finally:
+            nginx.stop()
         return [
             Result(
                 "LFS upload to a hosted repo (curl -T)",
@@ -229,7 +252,15 @@ def scenario_upload(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Re
                 proxy_speed / nginx_speed,
                 "report",
                 True,
-            )
+            ),
+            Result(
+                "hosted file download, warm (curl)",
+                f"{download_speed / MB:.0f} MB/s",
+                f"nginx sendfile {sendfile_speed / MB:.0f} MB/s",
+                download_speed / sendfile_speed,
+                "≥ 0.8",
+                download_speed / sendfile_speed >= 0.8,
+            ),
         ]
     finally:
         proxy.stop()
