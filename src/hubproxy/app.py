@@ -163,12 +163,7 @@ def create_app(settings: Settings) -> Starlette:
 
             held = HeldContent(blobs)
             hub_repos = HubRepos(database)
-            hub = Hub(
-                hub_repos,
-                held,
-                lfs_threshold=settings.upload_lfs_threshold,
-                staging_dir=settings.staging_path,
-            )
+            hub = Hub(hub_repos, held, lfs_threshold=settings.upload_lfs_threshold)
             hosted = HostedRepoStore(hub_repos, held)
             yield {
                 "services": Services(

@@ -128,6 +128,7 @@ class HubRepos:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._file_lists: OrderedDict[tuple[str, str, str], dict[str, HubFile]] = OrderedDict()
+        self._signing_key: bytes | None = None
 
     # Repos ----------------------------------------------------------------------------
 
@@ -429,7 +430,8 @@ class HubRepos:
     # The key upload links are signed with ------------------------------------------------
 
     async def signing_key(self) -> bytes:
-        """A per-data-dir secret, made on first use."""
+        """A per-data-dir secret, made on first use (and never changed: links stay valid
+        across restarts)."""
 
         def load(connection: sqlite3.Connection) -> str:
             connection.execute(
@@ -438,4 +440,6 @@ class HubRepos:
             row = connection.execute("SELECT value FROM meta WHERE key = ?", (SIGNING_KEY,))
             return str(row.fetchone()["value"])
 
-        return bytes.fromhex(await self.database.run(load))
+        if self._signing_key is None:
+            self._signing_key = bytes.fromhex(await self.database.run(load))
+        return self._signing_key

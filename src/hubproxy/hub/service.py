@@ -13,7 +13,6 @@ import hmac
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from hubproxy.constants import COMMIT_SHA_PATTERN
@@ -92,18 +91,10 @@ _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 class Hub:
     """Changes to hosted repos."""
 
-    def __init__(
-        self,
-        repos: HubRepos,
-        content: ContentStore,
-        *,
-        lfs_threshold: int,
-        staging_dir: Path,
-    ) -> None:
+    def __init__(self, repos: HubRepos, content: ContentStore, *, lfs_threshold: int) -> None:
         self.repos = repos
         self.content = content
         self.lfs_threshold = lfs_threshold
-        self.staging_dir = staging_dir
         self._locks: defaultdict[RepoRef, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # Repos ----------------------------------------------------------------------------
@@ -119,7 +110,7 @@ class Hub:
         )
 
     async def delete_repo(self, ref: RepoRef) -> None:
-        # The content stays in the chunk store: other repos or the cache may share it.
+        # The content stays until `hubproxy cache gc`: other repos or the cache may share it.
         async with self._locks[ref]:
             await self.repos.delete_repo(ref)
 
