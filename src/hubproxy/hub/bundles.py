@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubproxy.constants import COMMIT_SHA_PATTERN, SHA256_PATTERN
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, lfs_pointer, tree_ids
-from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, lfs_pointer
+from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos, tree_ids_of
 from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
 
 
@@ -132,7 +132,7 @@ def verify_section(section: Mapping[str, Any]) -> tuple[HostedImport, dict[str, 
         blobs: dict[str, int] = {}
         for item in section["commits"]:
             files = _files_of(item, where)
-            tree = tree_ids({path: file.git_oid for path, file in files.items()})[""]
+            tree = tree_ids_of(files)[""]
             parents = tuple(str(parent) for parent in item["parents"])
             author = Signature(
                 str(item["author"]), f"{item['author']}@hubproxy", int(item["created"])

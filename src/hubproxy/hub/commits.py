@@ -14,7 +14,7 @@ from typing import Any
 
 from hubproxy.constants import SHA256_PATTERN
 from hubproxy.errors import BadRequest, EntryNotFound
-from hubproxy.hub.gitobjects import blob_id, lfs_pointer
+from hubproxy.hub.gitobjects import blob_id, directories, lfs_pointer
 from hubproxy.hub.repos import HubFile
 from hubproxy.naming import path_in_repo
 
@@ -197,9 +197,7 @@ def apply_operations(
                 raise EntryNotFound(f"A folder with this name doesn't exist: {operation.path}")
             for path in doomed:
                 del files[path]
-    for path in files:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in files:
-                raise BadRequest(f"{path} would be inside {'/'.join(parts[:depth])}, a file")
+    clashes = directories(files) & files.keys()
+    if clashes:
+        raise BadRequest(f"{min(clashes)} would be both a file and a directory")
     return files

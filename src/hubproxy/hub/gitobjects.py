@@ -8,7 +8,7 @@ ETags), and a repo exported to git elsewhere would keep the same shas.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 FILE_MODE = "100644"
@@ -48,13 +48,20 @@ def _tree_object(entries: Mapping[str, tuple[str, str]]) -> bytes:
     return bytes(content)
 
 
+def directories(paths: Iterable[str]) -> set[str]:
+    """Every directory the file `paths` lie in (the root '' excluded)."""
+    found: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        found.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    return found
+
+
 def tree_ids(files: Mapping[str, str]) -> dict[str, str]:
     """The tree id of every directory ('' is the root) of a snapshot given as path → blob id."""
-    children: dict[str, dict[str, tuple[str, str]]] = {"": {}}
-    for path in files:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            children.setdefault("/".join(parts[:depth]), {})
+    children: dict[str, dict[str, tuple[str, str]]] = {
+        directory: {} for directory in ("", *directories(files))
+    }
     for path, blob in files.items():
         parent, _, name = path.rpartition("/")
         children[parent][name] = (FILE_MODE, blob)

@@ -1,10 +1,12 @@
 """`HubRepos`: the hosted repos' records in the metadata database.
 
-A commit row carries its whole file list (`hub_files`), so reading a file at a commit is one
-indexed lookup and never walks history. Commits are immutable: their file lists are kept in
-memory once read. Branches move only by compare-and-swap on the commit they pointed at.
+A commit row carries its whole file list (`hub_files`), so the files of a commit are one
+indexed query and never a walk through history. Commits are immutable: their file lists (and
+the directories and tree ids derived from them) are kept in memory once read. Branches move
+only by compare-and-swap on the commit they pointed at.
 """
 
+import functools
 import secrets
 import sqlite3
 import time
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.db import Database
 from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
+from hubproxy.hub.gitobjects import directories, tree_ids
 from hubproxy.naming import RepoRef
 
 SIGNING_KEY = "hub_signing_key"
-FILE_LISTS_IN_MEMORY = 64
+SNAPSHOTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
 DEFAULT_BRANCH = "main"
 
@@ -35,6 +38,26 @@ class HubFile:
     def blob_id(self) -> str:
         """Where its content is stored (`stores.ContentStore`)."""
         return f"sha256:{self.sha256}" if self.sha256 else f"gitsha1:{self.git_oid}"
+
+
+def tree_ids_of(files: Mapping[str, HubFile]) -> dict[str, str]:
+    """The git tree id of every directory ('' is the root) of a file list."""
+    return tree_ids({path: file.git_oid for path, file in files.items()})
+
+
+class Snapshot:
+    """The files of one commit, and the directories and tree ids derived from them once."""
+
+    def __init__(self, files: dict[str, HubFile]) -> None:
+        self.files = files
+
+    @functools.cached_property
+    def directories(self) -> set[str]:
+        return directories(self.files)
+
+    @functools.cached_property
+    def trees(self) -> dict[str, str]:
+        return tree_ids_of(self.files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +117,25 @@ def _insert_commit(
     )
 
 
+# Hosted repos of one namespace (`_in_namespace` gives the parameter).
+_IN_NAMESPACE = "repo_id LIKE ? ESCAPE '\\'"
+
+
+def _in_namespace(namespace: str) -> str:
+    # '_' is a LIKE wildcard and may appear in names; '%' and '\\' may not.
+    return namespace.replace("_", "\\_") + "/%"
+
+
 def repos_in_namespace(connection: sqlite3.Connection, namespace: str) -> int:
     """How many hosted repos a namespace (project) holds; for the admin CLI's transactions."""
-    row = connection.execute(
-        "SELECT COUNT(*) FROM hub_repos WHERE repo_id LIKE ? ESCAPE '\\'",
-        (namespace.replace("_", "\\_") + "/%",),
-    ).fetchone()
-    return int(row[0])
+    query = f"SELECT COUNT(*) FROM hub_repos WHERE {_IN_NAMESPACE}"  # noqa: S608
+    return int(connection.execute(query, (_in_namespace(namespace),)).fetchone()[0])
 
 
 def delete_namespace(connection: sqlite3.Connection, namespace: str) -> int:
     """Delete every hosted repo of a namespace (their content stays stored); returns how many."""
-    return connection.execute(
-        "DELETE FROM hub_repos WHERE repo_id LIKE ? ESCAPE '\\'",
-        (namespace.replace("_", "\\_") + "/%",),
-    ).rowcount
+    query = f"DELETE FROM hub_repos WHERE {_IN_NAMESPACE}"  # noqa: S608
+    return connection.execute(query, (_in_namespace(namespace),)).rowcount
 
 
 def needed_blobs(connection: sqlite3.Connection) -> set[str]:
@@ -127,7 +154,7 @@ class HubRepos:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._file_lists: OrderedDict[tuple[str, str, str], dict[str, HubFile]] = OrderedDict()
+        self._snapshots: OrderedDict[tuple[str, str, str], Snapshot] = OrderedDict()
         self._signing_key: bytes | None = None
 
     # Repos ----------------------------------------------------------------------------
@@ -150,10 +177,17 @@ class HubRepos:
         return found
 
     async def list_repos(self, namespace: str | None = None) -> list[RepoRecord]:
+        """Every hosted repo, or those of one namespace."""
+
         def load(connection: sqlite3.Connection) -> list[RepoRecord]:
+            parameters: tuple[str, ...] = ()
+            condition = ""
+            if namespace is not None:
+                condition, parameters = f" WHERE {_IN_NAMESPACE}", (_in_namespace(namespace),)
             rows = connection.execute(
-                "SELECT * FROM hub_repos ORDER BY repo_type, repo_id"
-            ).fetchall()
+                f"SELECT * FROM hub_repos{condition} ORDER BY repo_type, repo_id",  # noqa: S608
+                parameters,
+            )
             return [
                 RepoRecord(
                     RepoRef(row["repo_type"], row["repo_id"]),
@@ -162,7 +196,6 @@ class HubRepos:
                     row["created_by"],
                 )
                 for row in rows
-                if namespace is None or row["repo_id"].startswith(f"{namespace}/")
             ]
 
         return await self.database.run(load)
@@ -203,8 +236,8 @@ class HubRepos:
 
         if not await self.database.run(store):
             raise RepoNotFound()
-        for key in [key for key in self._file_lists if key[:2] == _key(ref)]:
-            del self._file_lists[key]
+        for key in [key for key in self._snapshots if key[:2] == _key(ref)]:
+            del self._snapshots[key]
 
     # Revisions and refs ----------------------------------------------------------------
 
@@ -346,12 +379,13 @@ class HubRepos:
             current = commits.get(current.parents[0]) if current.parents else None
         return history
 
-    async def files(self, ref: RepoRef, commit: str) -> dict[str, HubFile]:
-        """Every file of `commit` (an immutable list, kept in memory once read)."""
+    async def snapshot(self, ref: RepoRef, commit: str) -> Snapshot:
+        """Every file of `commit` (immutable: kept in memory once read, with what listings
+        derive from it)."""
         key = (*_key(ref), commit)
-        cached = self._file_lists.get(key)
+        cached = self._snapshots.get(key)
         if cached is not None:
-            self._file_lists.move_to_end(key)
+            self._snapshots.move_to_end(key)
             return cached
 
         def load(connection: sqlite3.Connection) -> dict[str, HubFile]:
@@ -364,11 +398,15 @@ class HubRepos:
                 row["path"]: HubFile(row["size"], row["git_oid"], row["sha256"]) for row in rows
             }
 
-        files = await self.database.run(load)
-        self._file_lists[key] = files
-        if len(self._file_lists) > FILE_LISTS_IN_MEMORY:
-            self._file_lists.popitem(last=False)
-        return files
+        snapshot = Snapshot(await self.database.run(load))
+        self._snapshots[key] = snapshot
+        if len(self._snapshots) > SNAPSHOTS_IN_MEMORY:
+            self._snapshots.popitem(last=False)
+        return snapshot
+
+    async def files(self, ref: RepoRef, commit: str) -> dict[str, HubFile]:
+        """Every file of `commit`, by path."""
+        return (await self.snapshot(ref, commit)).files
 
     async def import_history(
         self,

@@ -31,8 +31,16 @@ from hubproxy.hub.commits import (
     apply_operations,
     read_operations,
 )
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, tree_ids
-from hubproxy.hub.repos import BRANCH, DEFAULT_BRANCH, TAG, CommitRecord, HubFile, HubRepos
+from hubproxy.hub.gitobjects import Signature, blob_id, commit_id
+from hubproxy.hub.repos import (
+    BRANCH,
+    DEFAULT_BRANCH,
+    TAG,
+    CommitRecord,
+    HubFile,
+    HubRepos,
+    tree_ids_of,
+)
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
 from hubproxy.stores import ContentStore, ContentUpload
@@ -59,7 +67,7 @@ def _author(name: str) -> Signature:
 def _new_commit(
     files: dict[str, HubFile], parents: Sequence[str], author: str, title: str, message: str
 ) -> CommitRecord:
-    tree = tree_ids({path: file.git_oid for path, file in files.items()})[""]
+    tree = tree_ids_of(files)[""]
     signature = _author(author)
     sha = commit_id(tree, parents, signature, message)
     return CommitRecord(sha, tree, tuple(parents), author, title, message, signature.timestamp)

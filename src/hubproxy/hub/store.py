@@ -8,12 +8,12 @@ a proxied one. Hosted projects never reach upstream.
 import hashlib
 import html
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import EntryNotFound
-from hubproxy.hub.gitobjects import lfs_pointer, tree_ids
+from hubproxy.hub.gitobjects import lfs_pointer
 from hubproxy.hub.repos import (
     BRANCH,
     DEFAULT_BRANCH,
@@ -22,6 +22,7 @@ from hubproxy.hub.repos import (
     HubFile,
     HubRepos,
     RepoRecord,
+    Snapshot,
 )
 from hubproxy.naming import RepoRef
 from hubproxy.stores import Answer, CommitsPage, ContentStore, FileEntry
@@ -35,24 +36,42 @@ def iso_date(timestamp: float) -> str:
     return f"{seconds}.{int(timestamp * 1000) % 1000:03d}Z"
 
 
-def _file_item(path: str, file: HubFile) -> dict[str, Any]:
+def _pointer_size(file: HubFile) -> int:
+    assert file.sha256 is not None
+    return len(lfs_pointer(file.sha256, file.size))
+
+
+def _item(path: str, snapshot: Snapshot) -> dict[str, Any]:
+    """A tree / paths-info entry: a file, or a directory with its git tree id."""
+    file = snapshot.files.get(path)
+    if file is None:
+        return {"type": "directory", "oid": snapshot.trees[path], "size": 0, "path": path}
     item: dict[str, Any] = {"type": "file", "oid": file.git_oid, "size": file.size, "path": path}
     if file.sha256 is not None:
-        pointer_size = len(lfs_pointer(file.sha256, file.size))
-        item["lfs"] = {"oid": file.sha256, "size": file.size, "pointerSize": pointer_size}
+        item["lfs"] = {"oid": file.sha256, "size": file.size, "pointerSize": _pointer_size(file)}
     return item
 
 
-def _directory_item(path: str, trees: Mapping[str, str]) -> dict[str, Any]:
-    return {"type": "directory", "oid": trees[path], "size": 0, "path": path}
-
-
-def _directories(files: Mapping[str, HubFile]) -> set[str]:
-    found: set[str] = set()
-    for path in files:
-        parts = path.split("/")
-        found.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
-    return found
+def _repo_document(record: RepoRecord, head: CommitRecord) -> dict[str, Any]:
+    """What repo info and repo listings say of a repo at `head`."""
+    ref = record.ref
+    document: dict[str, Any] = {
+        "_id": hashlib.sha256(str(ref).encode()).hexdigest()[:24],
+        "id": ref.repo_id,
+        "author": ref.repo_id.split("/")[0],
+        "sha": head.sha,
+        "lastModified": iso_date(head.created),
+        "createdAt": iso_date(record.created),
+        "private": record.private,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+    }
+    if ref.repo_type == "model":
+        document["modelId"] = ref.repo_id
+    return document
 
 
 class HostedRepoStore:
@@ -62,108 +81,65 @@ class HostedRepoStore:
         self.repos = repos
         self.content = content
 
-    async def _snapshot(self, ref: RepoRef, revision: str | None) -> tuple[str, dict[str, HubFile]]:
+    async def _snapshot(self, ref: RepoRef, revision: str | None) -> tuple[str, Snapshot]:
         commit = await self.repos.resolve(ref, revision or DEFAULT_BRANCH)
-        return commit, await self.repos.files(ref, commit)
+        return commit, await self.repos.snapshot(ref, commit)
 
     async def repo_info(
         self, ref: RepoRef, revision: str | None, query: Sequence[tuple[str, str]]
     ) -> Answer:
         record = await self.repos.repo(ref)
-        commit, files = await self._snapshot(ref, revision)
-        latest = await self.repos.commit(ref, commit)
+        commit, snapshot = await self._snapshot(ref, revision)
         with_blobs = ("blobs", "true") in query or ("blobs", "1") in query
         siblings = []
-        for path, file in files.items():
+        for path, file in snapshot.files.items():
             sibling: dict[str, Any] = {"rfilename": path}
             if with_blobs:
                 sibling.update({"size": file.size, "blobId": file.git_oid})
                 if file.sha256 is not None:
-                    pointer_size = len(lfs_pointer(file.sha256, file.size))
                     sibling["lfs"] = {
                         "size": file.size,
                         "sha256": file.sha256,
-                        "pointerSize": pointer_size,
+                        "pointerSize": _pointer_size(file),
                     }
             siblings.append(sibling)
-        document: dict[str, Any] = {
-            "_id": hashlib.sha256(str(ref).encode()).hexdigest()[:24],
-            "id": ref.repo_id,
-            "author": ref.repo_id.split("/")[0],
-            "sha": commit,
-            "lastModified": iso_date(latest.created),
-            "createdAt": iso_date(record.created),
-            "private": record.private,
-            "gated": False,
-            "disabled": False,
-            "downloads": 0,
-            "likes": 0,
-            "tags": [],
-            "siblings": siblings,
-            "usedStorage": sum(file.size for file in files.values()),
-        }
-        if ref.repo_type == "model":
-            document["modelId"] = ref.repo_id
+        document = _repo_document(record, await self.repos.commit(ref, commit))
+        document["siblings"] = siblings
+        document["usedStorage"] = sum(file.size for file in snapshot.files.values())
         return Answer(document, commit)
 
     async def summary(self, record: RepoRecord) -> dict[str, Any]:
         """A repo as repo listings (`list_models` & co.) show it."""
-        commit = await self.repos.commit(
-            record.ref, await self.repos.resolve(record.ref, DEFAULT_BRANCH)
-        )
-        item: dict[str, Any] = {
-            "_id": hashlib.sha256(str(record.ref).encode()).hexdigest()[:24],
-            "id": record.ref.repo_id,
-            "author": record.ref.repo_id.split("/")[0],
-            "sha": commit.sha,
-            "lastModified": iso_date(commit.created),
-            "createdAt": iso_date(record.created),
-            "private": record.private,
-            "gated": False,
-            "disabled": False,
-            "downloads": 0,
-            "likes": 0,
-            "tags": [],
-        }
-        if record.ref.repo_type == "model":
-            item["modelId"] = record.ref.repo_id
-        return item
+        head = await self.repos.resolve(record.ref, DEFAULT_BRANCH)
+        return _repo_document(record, await self.repos.commit(record.ref, head))
 
     async def tree(
         self, ref: RepoRef, revision: str, path: str, *, recursive: bool, expand: bool
     ) -> Answer:
-        commit, files = await self._snapshot(ref, revision)
-        directories = _directories(files)
-        if path and path not in directories:
+        commit, snapshot = await self._snapshot(ref, revision)
+        if path and path not in snapshot.directories:
             raise EntryNotFound(
                 f"{path} does not exist on {revision}", headers={HEADER_REPO_COMMIT: commit}
             )
-        trees = tree_ids({name: file.git_oid for name, file in files.items()})
         prefix = f"{path}/" if path else ""
         items: list[dict[str, Any]] = []
-        for name in sorted(directories | set(files)):
+        for name in sorted(snapshot.directories | snapshot.files.keys()):
             if not name.startswith(prefix):
                 continue
             if not recursive and "/" in name[len(prefix) :]:
                 continue
-            file = files.get(name)
-            items.append(_file_item(name, file) if file else _directory_item(name, trees))
+            items.append(_item(name, snapshot))
         return Answer(items, commit)
 
     async def paths_info(
         self, ref: RepoRef, revision: str, paths: Sequence[str], *, expand: bool
     ) -> Answer:
-        commit, files = await self._snapshot(ref, revision)
-        directories = _directories(files)
-        trees: dict[str, str] | None = None
-        items: list[dict[str, Any]] = []
-        for path in paths:
-            file = files.get(path)
-            if file is not None:
-                items.append(_file_item(path, file))
-            elif path in directories:
-                trees = trees or tree_ids({name: item.git_oid for name, item in files.items()})
-                items.append(_directory_item(path, trees))
+        commit, snapshot = await self._snapshot(ref, revision)
+        items = [
+            _item(path, snapshot)
+            for path in paths
+            if path in snapshot.files or path in snapshot.directories
+        ]
         return Answer(items, commit)
 
     async def refs(self, ref: RepoRef, *, include_prs: bool) -> Answer:
@@ -211,8 +187,8 @@ class HostedRepoStore:
         return item
 
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
-        commit, files = await self._snapshot(ref, revision)
-        file = files.get(path)
+        commit, snapshot = await self._snapshot(ref, revision)
+        file = snapshot.files.get(path)
         if file is None:
             raise EntryNotFound(
                 f"{path} does not exist at {revision}", headers={HEADER_REPO_COMMIT: commit}
