@@ -31,6 +31,13 @@ def mirror(*arguments: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def flip_byte(path: Path, offset: int) -> None:
+    """Corrupt one byte of a bundle file in place."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -128,9 +135,7 @@ def test_bundle_round_trip_incremental_and_corrupt(
         for path in (bundle / "blobs").rglob("*")
         if path.is_file() and path.stat().st_size == WEIGHTS.size
     )
-    data = bytearray(blob_file.read_bytes())
-    data[500_000] ^= 0xFF
-    blob_file.write_bytes(bytes(data))
+    flip_byte(blob_file, 500_000)
     corrupt_site = tmp_path / "corrupt-site"
     refused = mirror("import", str(bundle), "--data-dir", str(corrupt_site))
     assert refused.returncode == 2

@@ -13,6 +13,8 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
+from tests.governance.conftest import admin as run_admin
+from tests.governance.conftest import new_token
 from tests.support.proxy import ProxyProcess
 
 pytestmark = pytest.mark.clients
@@ -106,17 +108,11 @@ def test_edge_serves_a_hosted_project_of_its_parent(
     by an edge whose upstream token is a robot of that project: same commits, same bytes; new
     commits show up at the edge; an edge without the token sees nothing."""
     central_dir = tmp_path / "central"
-    admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(central_dir)]
-
-    def run(*arguments: str) -> str:
-        done = subprocess.run([*admin, *arguments], check=True, capture_output=True, text=True)
-        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-    run("project", "create", "labs", "--kind", "hosted")
-    run("user", "create", "alice")
-    run("member", "add", "labs", "alice", "--role", "developer")
-    alice_token = run("token", "create", "alice", "--scope", "write")
-    robot_token = run("robot", "create", "labs", "edge-site", "-p", "read")
+    run_admin(central_dir, "project", "create", "labs", "--kind", "hosted")
+    run_admin(central_dir, "user", "create", "alice")
+    run_admin(central_dir, "member", "add", "labs", "alice", "--role", "developer")
+    alice_token = new_token(central_dir, "token", "create", "alice", "--scope", "write")
+    robot_token = new_token(central_dir, "robot", "create", "labs", "edge-site", "-p", "read")
     with (
         ProxyProcess(central_dir, fake_hub_server.url) as central,
         ProxyProcess(

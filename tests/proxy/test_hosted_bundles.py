@@ -14,7 +14,8 @@ from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem, snapshot_do
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import GeneratedFile
-from tests.proxy.test_bundles import mirror
+from tests.governance.conftest import admin, admin_json, new_token
+from tests.proxy.test_bundles import flip_byte, mirror
 
 pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
 
@@ -23,18 +24,10 @@ EXTRA = GeneratedFile(300_000, seed=92)
 CONFIG = b'{"model_type": "bert"}'
 
 
-def admin(data_dir: Path, *arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(data_dir), *arguments],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-
 def member_token(data_dir: Path, user: str, role: str) -> str:
     admin(data_dir, "user", "create", user)
     admin(data_dir, "member", "add", "labs", user, "--role", role)
-    return admin(data_dir, "token", "create", user, "--scope", "write")
+    return new_token(data_dir, "token", "create", user, "--scope", "write")
 
 
 def test_hosted_repo_round_trip_incremental_and_tampered(
@@ -158,28 +151,16 @@ def test_hosted_repo_round_trip_incremental_and_tampered(
     refused = mirror("import", str(edited), "--data-dir", str(tmp_path / "edited-site"))
     assert refused.returncode == 2
     assert "does not match its content" in refused.stderr
-    weights_blob = bundle / "blobs" / "sha256" / WEIGHTS.sha256()
-    data = bytearray(weights_blob.read_bytes())
-    data[123_456] ^= 0x01
-    weights_blob.write_bytes(bytes(data))
+    flip_byte(bundle / "blobs" / "sha256" / WEIGHTS.sha256(), 123_456)
     corrupt_site = tmp_path / "corrupt-site"
     refused = mirror("import", str(bundle), "--data-dir", str(corrupt_site))
     assert refused.returncode == 2
     assert "corrupt" in refused.stderr
-    nothing = subprocess.run(
-        [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(corrupt_site), "project",
-         "list", "--json"],
-        capture_output=True, text=True, timeout=60, env=dict(os.environ),
-    )  # fmt: skip
-    assert json.loads(nothing.stdout) == []
+    assert admin_json(corrupt_site, "project", "list") == []
 
     # The offline project cannot be deleted by mistake with its repos in it.
     offline.stop()
-    delete = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(site), "project"]
-    kept = subprocess.run([*delete, "delete", "labs"], capture_output=True, text=True, timeout=60)
+    kept = admin(site, "project", "delete", "labs", check=False)
     assert kept.returncode == 4
     assert "holds 1 hosted repos" in kept.stderr
-    gone = subprocess.run(
-        [*delete, "delete", "labs", "--delete-repos"], capture_output=True, text=True, timeout=60
-    )
-    assert gone.returncode == 0, gone.stderr
+    admin(site, "project", "delete", "labs", "--delete-repos")
