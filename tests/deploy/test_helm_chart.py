@@ -1,18 +1,30 @@
 """The Helm chart: lint, render with several values files, validate every manifest against the
-Kubernetes schemas, and load the rendered settings with hubproxy's own settings loader."""
+Kubernetes schemas, and load the rendered settings with hubproxy's own settings loader. The
+values schema is checked against `hubproxy.settings.Settings`, and its refusals through helm."""
 
+import json
 import subprocess
-import sys
+import typing
 from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
-from hubproxy.settings import load_settings
+from hubproxy.settings import FIELD_NAMES, Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "hubproxy"
 HELM = ROOT / ".tools" / "helm" / "helm"
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+
+# Settings that never go under `settings`: credentials come from a Secret, and the chart sets
+# where hubproxy listens (service.port) and its data dir (the volume at /data).
+SECRET_SETTINGS = {"upstream_token", "s3_access_key_id", "s3_secret_access_key"}
+CHART_SETTINGS = {"host", "port", "data_dir"}
 
 VALUES = {
     "defaults": {},
@@ -30,6 +42,18 @@ VALUES = {
         "secrets": {"existingSecret": "hubproxy-credentials"},
         "persistence": {"enabled": False},
     },
+}  # fmt: skip
+
+# A valid value, other than the default, for every setting the chart accepts.
+EVERY_SETTING = {
+    "upstream": "https://hub.internal.example/", "offline": True, "storage": "s3",
+    "storage_dir": "/data/chunks", "s3_bucket": "ml-cache", "s3_prefix": "team-a/",
+    "s3_endpoint_url": "https://s3.internal.example", "s3_region": "eu-west-1",
+    "s3_path_style": True, "s3_redirect": True, "chunk_size": "32MiB", "revision_ttl": "5m",
+    "cache_max_bytes": "2TiB", "read_ahead_chunks": 2, "parallel_chunk_fetches": 8,
+    "upstream_concurrency": 64, "upstream_timeout": 90, "public_url": "https://hub.example.com",
+    "upload_lfs_threshold": 1048576, "require_auth": True, "audit_stdout": True,
+    "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
 }  # fmt: skip
 
 
@@ -51,48 +75,77 @@ def run_helm(helm: list[str], tmp_path: Path, *arguments: str) -> subprocess.Com
     )
 
 
+def values_file(tmp_path: Path, values: dict[str, Any]) -> Path:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def render(
+    helm: list[str], tmp_path: Path, values: dict[str, Any], chart: Path = CHART
+) -> list[dict[str, Any]]:
+    """`helm lint --strict` and `helm template` with `values`, every manifest validated."""
+    values_path = values_file(tmp_path, values)
+    lint = run_helm(helm, tmp_path, "lint", "--strict", str(chart), "-f", str(values_path))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rendered = run_helm(helm, tmp_path, "template", "hub", str(chart), "-f", str(values_path))
+    assert rendered.returncode == 0, rendered.stderr
+    documents = [document for document in yaml.safe_load_all(rendered.stdout) if document]
+    # Custom resources (ServiceMonitor) have no schema in kubernetes-validate: check the rest.
+    for document in documents:
+        if document["kind"] == "ServiceMonitor":
+            continue
+        try:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{document['kind']} {document['metadata']['name']}: {error.message}")
+    return documents
+
+
+def refusal(helm: list[str], tmp_path: Path, values: dict[str, Any], *, schema: bool = True) -> str:
+    """`helm template` refuses `values`, and so does `helm lint --strict` when the schema is
+    what refuses them (lint reports a template's `fail` as mere information); the error text."""
+    values_path = values_file(tmp_path, values)
+    if schema:
+        lint = run_helm(helm, tmp_path, "lint", "--strict", str(CHART), "-f", str(values_path))
+        assert lint.returncode != 0, lint.stdout
+        assert "values don't meet the specifications of the schema" in lint.stdout
+    result = run_helm(helm, tmp_path, "template", "hub", str(CHART), "-f", str(values_path))
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
+def kind(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(document for document in documents if document["kind"] == name)
+
+
+def pod_spec(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = kind(documents, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def rendered_settings(documents: list[dict[str, Any]], tmp_path: Path) -> Settings:
+    settings_file = tmp_path / "hubproxy.yaml"
+    settings_file.write_text(kind(documents, "ConfigMap")["data"]["hubproxy.yaml"])
+    return load_settings({}, environ={}, config_file=settings_file)  # raises on any unknown key
+
+
 @pytest.mark.parametrize("name", sorted(VALUES))
 def test_chart_renders_valid_manifests(helm: list[str], tmp_path: Path, name: str) -> None:
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(VALUES[name]))
-    lint = run_helm(helm, tmp_path, "lint", "--strict", str(CHART), "-f", str(values))
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    rendered = run_helm(helm, tmp_path, "template", "hub", str(CHART), "-f", str(values))
-    assert rendered.returncode == 0, rendered.stderr
-    manifests = tmp_path / "rendered.yaml"
-    manifests.write_text(rendered.stdout)
-    documents = [document for document in yaml.safe_load_all(rendered.stdout) if document]
+    documents = render(helm, tmp_path, VALUES[name])
     kinds = {document["kind"] for document in documents}
-    # Custom resources (ServiceMonitor) have no schema in kubernetes-validate: check the rest.
-    core = tmp_path / "core.yaml"
-    core.write_text(
-        yaml.safe_dump_all(
-            [document for document in documents if document["kind"] != "ServiceMonitor"]
-        )
-    )
-    validation = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", str(core)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert validation.returncode == 0, validation.stdout + validation.stderr
-
-    config_map = next(document for document in documents if document["kind"] == "ConfigMap")
-    settings_file = tmp_path / "hubproxy.yaml"
-    settings_file.write_text(config_map["data"]["hubproxy.yaml"])
-    settings = load_settings({}, environ={}, config_file=settings_file)  # raises on any unknown key
+    config_map = kind(documents, "ConfigMap")
+    settings = rendered_settings(documents, tmp_path)
     assert settings.host == "0.0.0.0"
     assert settings.data_dir == Path("/data")
-    deployment = next(document for document in documents if document["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container = pod_spec(documents)["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     if name == "s3":
         assert settings.storage == "s3"
         assert settings.cache_max_bytes == 2 * 1024**4
-        secret = next(document for document in documents if document["kind"] == "Secret")
+        secret = kind(documents, "Secret")
         assert set(secret["stringData"]) == {
             "HUBPROXY_UPSTREAM_TOKEN",
             "HUBPROXY_S3_ACCESS_KEY_ID",
@@ -112,9 +165,129 @@ def test_more_than_one_replica_is_refused(helm: list[str], tmp_path: Path) -> No
     assert "replicaCount > 1 is not supported" in result.stderr
 
 
-def test_secrets_in_settings_are_refused(helm: list[str], tmp_path: Path) -> None:
-    result = run_helm(
-        helm, tmp_path, "template", "hub", str(CHART), "--set", "settings.upstream_token=x"
-    )
-    assert result.returncode != 0
-    assert "values don't meet the specifications of the schema" in result.stderr
+# --- the values schema against hubproxy's settings -------------------------------------------
+
+
+def settings_schema() -> dict[str, dict[str, Any]]:
+    properties: dict[str, dict[str, Any]] = SCHEMA["properties"]["settings"]["properties"]
+    return properties
+
+
+def schema_kinds(node: dict[str, Any]) -> set[str]:
+    """The JSON types a schema node allows; the shared `size` and `duration` by their names."""
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        return {name} if name in ("size", "duration") else schema_kinds(SCHEMA["definitions"][name])
+    if "oneOf" in node:
+        return set().union(*(schema_kinds(option) for option in node["oneOf"]))
+    types = node["type"]
+    return set(types) if isinstance(types, list) else {types}
+
+
+def accepts(name: str, value: str) -> bool:
+    try:
+        load_settings({name: value}, environ={})
+    except SettingsError:
+        return False
+    return True
+
+
+def expected_kinds(name: str, hint: Any) -> set[str]:
+    """The schema types that match how hubproxy parses setting `name` of type `hint`."""
+    if isinstance(hint, UnionType):
+        (inner,) = (argument for argument in typing.get_args(hint) if argument is not NoneType)
+        return expected_kinds(name, inner) | {"null"}
+    if hint is bool:
+        return {"boolean"}
+    if hint is int:
+        return {"size"} if accepts(name, "1GiB") else {"integer"}
+    if hint is float:
+        assert accepts(name, "5m"), f"{name}: a float setting that takes no duration"
+        return {"duration"}
+    return {"string"}  # str, Path and Literal
+
+
+def test_schema_settings_are_the_settings_of_hubproxy() -> None:
+    """A new setting of hubproxy without its entry in values.schema.json fails here."""
+    properties = settings_schema()
+    refused = {name for name, node in properties.items() if node.get("not") == {}}
+    assert refused == SECRET_SETTINGS | CHART_SETTINGS
+    assert set(properties) - refused == set(FIELD_NAMES) - SECRET_SETTINGS - CHART_SETTINGS
+    assert SCHEMA["properties"]["settings"]["additionalProperties"] is False
+    assert set(EVERY_SETTING) == set(properties) - refused
+
+
+def test_schema_setting_types_match_settings() -> None:
+    hints = typing.get_type_hints(Settings)
+    properties = settings_schema()
+    for name in set(FIELD_NAMES) - SECRET_SETTINGS - CHART_SETTINGS:
+        assert schema_kinds(properties[name]) == expected_kinds(name, hints[name]), name
+        if typing.get_origin(hints[name]) is typing.Literal:
+            assert set(properties[name]["enum"]) == set(typing.get_args(hints[name])), name
+
+
+def test_every_setting_renders_and_loads(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, {"settings": EVERY_SETTING})
+    settings = rendered_settings(documents, tmp_path)
+    defaults = Settings()
+    for name in EVERY_SETTING:
+        assert getattr(settings, name) != getattr(defaults, name), name
+    assert settings.chunk_size == 32 * 1024**2
+    assert settings.revision_ttl == 300
+    assert settings.audit_retention == 90 * 86400
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"cache_max_byte": "1GiB"}, "settings: Additional property cache_max_byte is not allowed"),
+        ({"offline": "yes"}, "settings.offline: Invalid type. Expected: boolean, given: string"),
+        ({"chunk_size": "16 megs"}, "settings.chunk_size: Does not match pattern"),
+        ({"revision_ttl": "5 minutes"}, "settings.revision_ttl: Does not match pattern"),
+        ({"upstream_concurrency": "many"}, "settings.upstream_concurrency: Invalid type"),
+        ({"upstream_concurrency": 0}, "settings.upstream_concurrency: Must be greater than"),
+        ({"storage": "gcs"}, "settings.storage: settings.storage must be one of the following"),
+        ({"upstream": "huggingface.co"}, "settings.upstream: Does not match pattern"),
+    ],
+)
+def test_wrong_settings_are_refused(
+    helm: list[str], tmp_path: Path, settings: dict[str, Any], error: str
+) -> None:
+    assert error in refusal(helm, tmp_path, {"settings": settings})
+
+
+@pytest.mark.parametrize(
+    ("name", "instead"),
+    [
+        ("upstream_token", "secrets.upstreamToken or secrets.existingSecret"),
+        ("s3_access_key_id", "secrets.s3AccessKeyId or secrets.existingSecret"),
+        ("s3_secret_access_key", "secrets.s3SecretAccessKey or secrets.existingSecret"),
+        ("port", "set by the chart: use service.port"),
+        ("data_dir", "set by the chart"),
+        ("host", "set by the chart"),
+    ],
+)
+def test_secrets_and_chart_settings_in_settings_are_refused(
+    helm: list[str], tmp_path: Path, name: str, instead: str
+) -> None:
+    error = refusal(helm, tmp_path, {"settings": {name: "x"}})
+    assert "values don't meet the specifications of the schema" in error
+    assert f"settings.{name}: Must not validate the schema (not)" in error
+    assert instead in error  # the error says where the value goes
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        (
+            {"persistance": {"size": "1Ti"}},
+            "(root): Additional property persistance is not allowed",
+        ),
+        ({"secrets": {"upstream_token": "hf_x"}}, "secrets: Additional property upstream_token"),
+        ({"tolerations": {"key": "gpu"}}, "tolerations: Invalid type. Expected: array"),
+    ],
+)
+def test_wrong_values_are_refused(
+    helm: list[str], tmp_path: Path, values: dict[str, Any], error: str
+) -> None:
+    assert error in refusal(helm, tmp_path, values)
