@@ -3,6 +3,7 @@ Kubernetes schemas, and load the rendered settings with hubproxy's own settings 
 values schema is checked against `hubproxy.settings.Settings`, and its refusals through helm."""
 
 import json
+import shutil
 import subprocess
 import typing
 from pathlib import Path
@@ -17,6 +18,7 @@ from hubproxy.settings import FIELD_NAMES, Settings, SettingsError, load_setting
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "hubproxy"
+INGRESS_EXAMPLE = ROOT / "deploy" / "helm" / "examples" / "ingress-nginx.yaml"
 HELM = ROOT / ".tools" / "helm" / "helm"
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -283,7 +285,11 @@ def test_secrets_and_chart_settings_in_settings_are_refused(
             {"persistance": {"size": "1Ti"}},
             "(root): Additional property persistance is not allowed",
         ),
+        ({"serviceAccount": {"crate": True}}, "serviceAccount: Additional property crate"),
         ({"secrets": {"upstream_token": "hf_x"}}, "secrets: Additional property upstream_token"),
+        ({"podLabels": {"tier": 1}}, "podLabels.tier: Invalid type. Expected: string"),
+        ({"extraEnv": [{"name": "A", "value": 1}]}, "extraEnv.0.value: Invalid type"),
+        ({"extraEnv": [{"value": "x"}]}, "extraEnv.0: name is required"),
         ({"tolerations": {"key": "gpu"}}, "tolerations: Invalid type. Expected: array"),
     ],
 )
@@ -291,3 +297,187 @@ def test_wrong_values_are_refused(
     helm: list[str], tmp_path: Path, values: dict[str, Any], error: str
 ) -> None:
     assert error in refusal(helm, tmp_path, values)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HUBPROXY_UPSTREAM_TOKEN", "HUBPROXY_S3_ACCESS_KEY_ID", "HUBPROXY_S3_SECRET_ACCESS_KEY"],
+)
+def test_plain_credentials_in_extra_env_are_refused(
+    helm: list[str], tmp_path: Path, name: str
+) -> None:
+    error = refusal(helm, tmp_path, {"extraEnv": [{"name": name, "value": "hf_x"}]})
+    assert "extraEnv.0: Must not validate the schema (not)" in error
+
+
+# --- pod and service account values ----------------------------------------------------------
+
+POD_VALUES: dict[str, Any] = {
+    "podAnnotations": {"prometheus.io/scrape": "true"},
+    "podLabels": {"team": "ml", "app.kubernetes.io/name": "not-the-selector"},
+    "extraEnv": [
+        {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+        {"name": "HUBPROXY_UPSTREAM_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+    ],
+    "serviceAccount": {"create": True, "name": "hub-sa", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/hub"}},
+    "nodeSelector": {"kubernetes.io/arch": "amd64"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}
+    ]}}},
+}  # fmt: skip
+
+
+def test_pod_values_render(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, POD_VALUES)
+    deployment = kind(documents, "Deployment")
+    template = deployment["spec"]["template"]
+    spec = template["spec"]
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert "checksum/config" in template["metadata"]["annotations"]
+    assert template["metadata"]["labels"]["team"] == "ml"
+    # The selector labels stay the chart's, or the Deployment would not match its pods.
+    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "hubproxy"
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= template["metadata"]["labels"].items()
+    )
+    environment = spec["containers"][0]["env"]
+    assert environment[1:] == POD_VALUES["extraEnv"]
+    assert spec["nodeSelector"] == POD_VALUES["nodeSelector"]
+    assert spec["tolerations"] == POD_VALUES["tolerations"]
+    assert spec["affinity"] == POD_VALUES["affinity"]
+    account = kind(documents, "ServiceAccount")
+    assert account["metadata"]["name"] == "hub-sa" == spec["serviceAccountName"]
+    assert account["metadata"]["annotations"] == POD_VALUES["serviceAccount"]["annotations"]
+    assert account["automountServiceAccountToken"] is False
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_default_service_account_is_the_releases_own(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, {})
+    assert kind(documents, "ServiceAccount")["metadata"]["name"] == "hub-hubproxy"
+    assert pod_spec(documents)["serviceAccountName"] == "hub-hubproxy"
+
+
+@pytest.mark.parametrize(("name", "used"), [("", "default"), ("shared-sa", "shared-sa")])
+def test_service_account_not_created(helm: list[str], tmp_path: Path, name: str, used: str) -> None:
+    documents = render(helm, tmp_path, {"serviceAccount": {"create": False, "name": name}})
+    assert "ServiceAccount" not in {document["kind"] for document in documents}
+    assert pod_spec(documents)["serviceAccountName"] == used
+
+
+def test_hubproxy_commands_in_the_pod_read_the_chart_settings(
+    helm: list[str], tmp_path: Path
+) -> None:
+    """`kubectl exec ... hubproxy admin ...` needs no --config: it finds the data dir /data."""
+    documents = render(helm, tmp_path, {})
+    container = pod_spec(documents)["containers"][0]
+    environment = {variable["name"]: variable["value"] for variable in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
+    config_path = environment["HUBPROXY_CONFIG"]
+    assert config_path == f"{mount}/hubproxy.yaml"
+    settings_file = tmp_path / "hubproxy.yaml"
+    settings_file.write_text(kind(documents, "ConfigMap")["data"]["hubproxy.yaml"])
+    settings = load_settings({}, environ={"HUBPROXY_CONFIG": str(settings_file)})
+    assert settings.data_dir == Path("/data")
+
+
+# --- persistence -----------------------------------------------------------------------------
+
+
+def test_pvc_survives_helm_uninstall(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, {})
+    claim = kind(documents, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    volume = next(v for v in pod_spec(documents)["volumes"] if v["name"] == "data")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert "helm.sh/resource-policy: keep" in (CHART / "values.yaml").read_text()
+
+
+def test_existing_claim_is_mounted_and_not_rendered(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, {"persistence": {"existingClaim": "hubproxy-data-2026"}})
+    assert "PersistentVolumeClaim" not in {document["kind"] for document in documents}
+    volume = next(v for v in pod_spec(documents)["volumes"] if v["name"] == "data")
+    assert volume == {"name": "data", "persistentVolumeClaim": {"claimName": "hubproxy-data-2026"}}
+
+
+def test_existing_claim_without_persistence_is_refused(helm: list[str], tmp_path: Path) -> None:
+    values = {"persistence": {"enabled": False, "existingClaim": "hubproxy-data"}}
+    error = refusal(helm, tmp_path, values, schema=False)
+    assert "persistence.existingClaim needs persistence.enabled=true" in error
+
+
+# --- NOTES.txt -------------------------------------------------------------------------------
+
+
+def render_notes(helm: list[str], tmp_path: Path, values: dict[str, Any]) -> str:
+    """NOTES.txt as `helm install` prints it. `helm template` leaves NOTES out, so a copy of
+    the chart wraps it in a ConfigMap of a test-only template."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "_test_notes.tpl").write_text(
+        '{{- define "test.notes" }}' + notes + "{{- end }}\n"
+    )
+    (chart / "templates" / "test-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data:\n  notes: {{ include "test.notes" . | quote }}\n'
+    )
+    values_path = values_file(tmp_path, values)
+    result = run_helm(
+        helm, tmp_path, "template", "hub", str(chart), "-f", str(values_path),
+        "--namespace", "ml", "--show-only", "templates/test-notes.yaml",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return text
+
+
+def test_notes_tell_how_to_create_the_first_admin(helm: list[str], tmp_path: Path) -> None:
+    notes = render_notes(helm, tmp_path, {})
+    exec_prefix = "kubectl exec -n ml deploy/hub-hubproxy -- "
+    assert f"{exec_prefix}hubproxy admin user create alice --admin" in notes
+    assert f"{exec_prefix}hubproxy admin token create alice --scope admin" in notes
+    assert "hubproxy admin --endpoint http://hub-hubproxy.ml:8000 --token hp_" in notes
+    assert "export HF_ENDPOINT=http://hub-hubproxy.ml:8000" in notes
+
+
+def test_notes_tell_the_pvc_is_kept(helm: list[str], tmp_path: Path) -> None:
+    notes = render_notes(helm, tmp_path, {})
+    assert "`helm uninstall` keeps" in notes
+    assert "helm.sh/resource-policy: keep" in notes
+    assert "kubectl delete pvc -n ml hub-hubproxy" in notes
+    assert "persistence.existingClaim=hub-hubproxy" in notes
+
+
+def test_notes_with_ingress_and_existing_claim(helm: list[str], tmp_path: Path) -> None:
+    values = yaml.safe_load(INGRESS_EXAMPLE.read_text())
+    values["persistence"] = {"existingClaim": "hubproxy-data"}
+    notes = render_notes(helm, tmp_path, values)
+    assert "export HF_ENDPOINT=https://hub.example.com" in notes
+    assert "hubproxy admin --endpoint https://hub.example.com --token hp_" in notes
+    assert "existing claim hubproxy-data" in notes
+
+
+# --- ingress for multi-GB LFS transfers ------------------------------------------------------
+
+LARGE_TRANSFER_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/proxy-body-size": "0",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+    "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+    "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+}
+
+
+def test_ingress_example_for_large_transfers(helm: list[str], tmp_path: Path) -> None:
+    documents = render(helm, tmp_path, yaml.safe_load(INGRESS_EXAMPLE.read_text()))
+    ingress = kind(documents, "Ingress")
+    assert ingress["metadata"]["annotations"] == LARGE_TRANSFER_ANNOTATIONS
+    assert ingress["spec"]["tls"][0]["hosts"] == ["hub.example.com"]
+    assert rendered_settings(documents, tmp_path).public_url == "https://hub.example.com"
+    # The commented example in values.yaml says the same.
+    values_text = (CHART / "values.yaml").read_text()
+    for annotation, value in LARGE_TRANSFER_ANNOTATIONS.items():
+        assert f'#       {annotation}: "{value}"' in values_text

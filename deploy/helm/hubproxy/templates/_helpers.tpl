@@ -26,3 +26,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "hubproxy.hasSecret" -}}
 {{- if or .Values.secrets.existingSecret .Values.secrets.upstreamToken .Values.secrets.s3AccessKeyId .Values.secrets.s3SecretAccessKey -}}true{{- end -}}
 {{- end -}}
+
+{{- define "hubproxy.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "hubproxy.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hubproxy.claimName" -}}
+{{- .Values.persistence.existingClaim | default (include "hubproxy.fullname" .) -}}
+{{- end -}}
