@@ -1,16 +1,48 @@
 """Every Prometheus metric hubproxy exports, defined once, in one registry.
 
 Labels are bounded by construction: route families, methods, status codes, sources, kinds,
-backends and operations — never repo names or paths. `GET /metrics` renders `REGISTRY`.
+backends, operations and cache outcomes — never repo names or paths. `GET /metrics` renders
+`REGISTRY`.
+
+Request durations are two families, because a metadata call takes milliseconds and a file body
+can take hours: `hubproxy_request_duration_seconds` (every request except file downloads) and
+`hubproxy_download_duration_seconds` (resolve GETs that send a body), with
+`hubproxy_download_ttfb_seconds` for the time to the first body byte of those downloads.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import importlib.metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
+
+import hubproxy
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# A download of one file: from a small config (ms) to a multi-GB shard over a slow link (hours).
+_DOWNLOAD_BUCKETS = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
+)  # fmt: skip
+# Cache outcomes a download is labelled with; anything else is counted as "other".
+DOWNLOAD_CACHE_OUTCOMES = frozenset({"hit", "miss", "partial"})
+
+
+def package_version() -> str:
+    """The installed distribution's version, or the source tree's when not installed."""
+    try:
+        return importlib.metadata.version("hubproxy")
+    except importlib.metadata.PackageNotFoundError:
+        return hubproxy.__version__
+
+
+BUILD_INFO = Info(
+    "hubproxy_build",
+    "The running hubproxy: its version (the value is always 1).",
+    registry=REGISTRY,
+)
+BUILD_INFO.info({"version": package_version()})
 
 REQUESTS = Counter(
     "hubproxy_requests",
@@ -20,8 +52,24 @@ REQUESTS = Counter(
 )
 REQUEST_DURATION = Histogram(
     "hubproxy_request_duration_seconds",
-    "Time from request to the last byte of the response, by route family.",
+    "Time from request to the last byte of the response, by route family; file downloads"
+    " (resolve GETs with a body) are in hubproxy_download_duration_seconds instead.",
     ("route", "method"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DOWNLOAD_DURATION = Histogram(
+    "hubproxy_download_duration_seconds",
+    "Time from request to the last byte of a file download (resolve GET with a body),"
+    " by cache outcome (hit, miss, partial).",
+    ("cache",),
+    buckets=_DOWNLOAD_BUCKETS,
+    registry=REGISTRY,
+)
+DOWNLOAD_TIME_TO_FIRST_BYTE = Histogram(
+    "hubproxy_download_ttfb_seconds",
+    "Time from request to the first body byte of a file download, by cache outcome.",
+    ("cache",),
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )

@@ -1,8 +1,11 @@
 """Concurrency, upstream faults, restarts, crashes and offline mode, through real processes."""
 
 import hashlib
+import socket
+import struct
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,8 +14,8 @@ import pytest
 from huggingface_hub import hf_hub_download, snapshot_download
 
 from tests.conftest import ProxyFactory
-from tests.fake_upstream import FakeHub, GeneratedFile
-from tests.support.proxy import ProxyProcess
+from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
+from tests.support.proxy import ProxyProcess, free_port
 
 pytestmark = pytest.mark.clients
 
@@ -64,7 +67,11 @@ def test_cut_upstream_stream_is_resumed_not_cached_corrupt(
 
 
 def test_persistent_upstream_failure_breaks_the_client_connection_and_caches_nothing(
-    proxy_factory: ProxyFactory, upstream: FakeHub, model: str, tmp_path: Path
+    proxy_factory: ProxyFactory,
+    upstream: FakeHub,
+    fake_hub_server: FakeHubServer,
+    model: str,
+    tmp_path: Path,
 ) -> None:
     server = proxy_factory("--read-ahead-chunks", "0")
     url = f"{server.url}/{model}/resolve/main/big.bin"
@@ -83,6 +90,9 @@ def test_persistent_upstream_failure_breaks_the_client_connection_and_caches_not
     )
     assert cold.status_code == 502
     assert cold.headers["x-error-code"] == "UpstreamUnavailable"
+    # The CDN's host, not the hub's, and what broke.
+    cdn_host = fake_hub_server.cdn_url.removeprefix("http://")
+    assert cold.headers["x-error-message"].startswith(f"Upstream {cdn_host}: file fetch failed: ")
     while upstream.take_cut() is not None:
         pass
     healed = hf_hub_download(model, "big.bin", cache_dir=tmp_path, endpoint=server.url)
@@ -270,3 +280,86 @@ def test_cache_max_bytes_evicts_least_recently_used_files(
         path.stat().st_size for path in (server.data_dir / "storage").rglob("*") if path.is_file()
     )
     assert stored <= 2_500_000
+
+
+class MisbehavingUpstream:
+    """A TCP server on 127.0.0.1 that fails every connection one way.
+
+    `reset`: reads the request, then aborts the connection (RST). `silent`: reads the request
+    and never answers. `plain`: answers in plain HTTP, so a TLS client fails its handshake.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _address = self.listener.accept()
+            except OSError:
+                return  # closed
+            connection.recv(65536)
+            if self.mode == "reset":
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.close()
+            elif self.mode == "plain":
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                connection.close()
+            else:
+                self._connections.append(connection)  # held open, unanswered, until close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self._connections:
+            connection.close()
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[list[MisbehavingUpstream]]:
+    servers: list[MisbehavingUpstream] = []
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "cause"),
+    [
+        ("refused", 502, "connection refused"),
+        ("reset", 502, "connection reset"),
+        ("silent", 504, "timeout"),
+        ("tls", 502, "TLS error"),
+        ("http", 502, "HTTP status 503"),
+    ],
+)
+def test_upstream_failures_name_host_operation_and_cause(
+    proxy_factory: ProxyFactory,
+    upstream: FakeHub,
+    fake_hub_server: FakeHubServer,
+    misbehaving: list[MisbehavingUpstream],
+    fault: str,
+    status: int,
+    cause: str,
+) -> None:
+    if fault == "refused":
+        upstream_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    elif fault == "http":
+        upstream.down = True  # the fake hub answers 503
+        upstream_url = fake_hub_server.url
+    else:
+        server = MisbehavingUpstream({"tls": "plain"}.get(fault, fault))
+        misbehaving.append(server)
+        scheme = "https" if fault == "tls" else "http"
+        upstream_url = f"{scheme}://127.0.0.1:{server.port}"
+    host = upstream_url.split("://")[1]
+    proxy = proxy_factory("--upstream", upstream_url, "--upstream-timeout", "1")
+    answer = httpx.get(f"{proxy.url}/api/models/acme/never-seen", timeout=30)
+    assert answer.status_code == status
+    message = answer.headers["x-error-message"]
+    assert message.startswith(f"Upstream {host}: repo info failed: {cause}"), message
+    proxy.stop()
+    assert f"upstream {host}: repo info failed: {cause}" in proxy.log()

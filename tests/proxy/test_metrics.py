@@ -70,7 +70,19 @@ def test_counters_follow_a_scripted_workload(
     assert value(after, "hubproxy_cache_stored_bytes") == WEIGHTS.size
     assert ("hubproxy_cache_pinned_bytes", ()) in after
     assert ("hubproxy_cache_blobs", ()) in after
-    assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="GET") == 3
+    # Downloads are timed in their own histograms, by cache outcome: one cold (miss), one warm
+    # and one range of stored chunks (hits). Counts, never durations: timing is not asserted.
+    assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="GET") == 0
+    assert delta("hubproxy_request_duration_seconds_count", route="resolve", method="HEAD") >= 2
+    for family in ("hubproxy_download_duration_seconds", "hubproxy_download_ttfb_seconds"):
+        assert delta(f"{family}_count", cache="miss") == 1
+        assert delta(f"{family}_count", cache="hit") == 2
+        assert delta(f"{family}_count", cache="partial") == 0
+        assert delta(f"{family}_bucket", cache="hit", le="+Inf") == 2
+    assert (
+        "hubproxy_download_duration_seconds_bucket",
+        (("cache", "miss"), ("le", "14400.0")),
+    ) in (after)
     # Three GETs are three download audit records (HEADs are not downloads), written shortly.
     deadline = time.monotonic() + 10
     while value(scrape(server.url), "hubproxy_audit_records_total", **DOWNLOADS) < 3:
@@ -131,3 +143,15 @@ def test_json_logs_have_one_access_record_per_request(
     assert (record["status"], record["bytes"], record["cache"]) == (206, 1000, "miss")
     assert record["principal"] == "anonymous"
     assert record["duration_ms"] >= 0
+
+
+def test_build_info_names_the_installed_version(proxy_factory: ProxyFactory) -> None:
+    import importlib.metadata
+
+    server = proxy_factory()
+    samples = scrape(server.url)
+    version = importlib.metadata.version("hubproxy")
+    assert value(samples, "hubproxy_build_info", version=version) == 1
+    assert [key for key in samples if key[0] == "hubproxy_build_info"] == [
+        ("hubproxy_build_info", (("version", version),))
+    ]

@@ -95,10 +95,14 @@ class CachingRepoStore:
     async def _fetch_info(self, ref: RepoRef, revision: str | None) -> Any:
         """Repo info at a branch/tag from upstream, kept as the document of the commit it names."""
         if revision is None:
-            document, _link = await self.upstream.get_json(self.upstream.repo_url(ref))
+            document, _link = await self.upstream.get_json(
+                self.upstream.repo_url(ref), operation="repo info"
+            )
         else:
             url = self.upstream.repo_url(ref, "revision", revision)
-            document, _link = await self.upstream.get_json(url, not_found=RevisionNotFound)
+            document, _link = await self.upstream.get_json(
+                url, not_found=RevisionNotFound, operation="repo info"
+            )
         commit = document.get("sha") if isinstance(document, dict) else None
         if isinstance(commit, str):
             await self.metadata.put_document(f"info:{ref}@{commit}?", json.dumps(document).encode())
@@ -113,7 +117,7 @@ class CachingRepoStore:
 
         async def fetch() -> Any:
             url = self.upstream.repo_url(ref, "revision", resolved.commit)
-            document, _link = await self.upstream.get_json(url, query)
+            document, _link = await self.upstream.get_json(url, query, operation="repo info")
             return document
 
         try:
@@ -139,7 +143,10 @@ class CachingRepoStore:
             params = [("recursive", str(recursive).lower()), ("expand", str(expand).lower())]
             try:
                 return await self.upstream.get_all_pages(
-                    self.upstream.repo_url(ref, *parts), params, not_found=EntryNotFound
+                    self.upstream.repo_url(ref, *parts),
+                    params,
+                    not_found=EntryNotFound,
+                    operation="tree",
                 )
             except EntryNotFound:
                 return None  # recorded: the path is absent at this (immutable) commit
@@ -160,7 +167,9 @@ class CachingRepoStore:
         async def fetch() -> Any:
             form = [("paths", path) for path in unique] + [("expand", str(expand).lower())]
             return await self.upstream.post_form_json(
-                self.upstream.repo_url(ref, "paths-info", resolved.commit), form
+                self.upstream.repo_url(ref, "paths-info", resolved.commit),
+                form,
+                operation="paths info",
             )
 
         return Answer(await self._cached_document(key, fetch), resolved.commit, resolved.stale)
@@ -176,7 +185,7 @@ class CachingRepoStore:
         async def fetch() -> Any:
             params = [("include_prs", "1")] if include_prs else []
             document, _link = await self.upstream.get_json(
-                self.upstream.repo_url(ref, "refs"), params
+                self.upstream.repo_url(ref, "refs"), params, operation="refs"
             )
             await self.metadata.put_document(key, json.dumps(document).encode())
             self._refs_checked[key] = time.time()
@@ -205,6 +214,7 @@ class CachingRepoStore:
                 self.upstream.repo_url(ref, "commits", resolved.commit),
                 params,
                 not_found=RevisionNotFound,
+                operation="commits",
             )
             has_next = link is not None and bool(parse_qs(urlsplit(link).query).get("p"))
             return {"items": items, "has_next": has_next}

@@ -5,12 +5,20 @@ a client's token never leaves hubproxy. It follows the hub's redirects itself (h
 §2.1): same-origin ones with the credential, off-origin (CDN) ones without, reading file
 metadata from the redirect response. Xet signals are stripped from every JSON document, so
 clients with hf_xet installed download through hubproxy over plain HTTP.
+
+Every failure it raises says where and what: "Upstream <host>: <operation> failed: <cause>",
+with the cause classified (timeout, connection refused, connection reset, TLS error, DNS
+failure, HTTP status N, ...). The same words go to the log line (with `upstream_host`,
+`operation` and `cause` as fields) and to the client's `X-Error-Message`. Only the host of a
+URL is ever shown: download URLs are signed.
 """
 
 import asyncio
+import errno
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +67,12 @@ URL_EXPIRY_MARGIN_SECONDS = 30.0
 DEFAULT_URL_LIFETIME_SECONDS = 600.0
 _EXPIRY_PARAMETERS = ("expires", "x-amz-expires", "se")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+# The operations named in failure messages; callers of the JSON API name theirs.
+RESOLVE = "resolve"
+FILE_FETCH = "file fetch"
+METADATA_REQUEST = "metadata request"
 
 
 class DownloadUrlExpired(UpstreamUnavailable):
@@ -146,6 +160,95 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc.lower()
 
 
+def upstream_host(url: str) -> str:
+    """`host[:port]` of `url`, without credentials: what failure messages may show."""
+    return urlsplit(url).netloc.lower().rpartition("@")[2]
+
+
+_CAUSE_BY_ERRNO = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EPIPE: "connection reset",
+    errno.ECONNABORTED: "connection reset",
+    errno.ETIMEDOUT: "timeout",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+}
+
+
+def _tls_cause(error: ssl.SSLError) -> str:
+    reason = getattr(error, "reason", None)
+    return f"TLS error ({reason.replace('_', ' ').lower()})" if reason else "TLS error"
+
+
+def failure_cause(error: BaseException) -> str:
+    """What went wrong on the way to upstream, in a few words an operator can act on."""
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "DNS failure"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return "TLS error (certificate not trusted)"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        if isinstance(error.os_error, ssl.SSLError):
+            return _tls_cause(error.os_error)
+        connection_key = error.args[0] if error.args else None
+        if getattr(connection_key, "is_ssl", False) and isinstance(
+            error.os_error, ConnectionResetError
+        ):
+            # The TCP connection was accepted (else: refused) and dropped during the handshake.
+            return "TLS error (connection reset during the handshake)"
+    if isinstance(error, ssl.SSLError):
+        return _tls_cause(error)
+    if isinstance(error, aiohttp.ClientSSLError):
+        return "TLS error"
+    # aiohttp's connect and read timeouts are TimeoutErrors too (and ClientErrors).
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "connection broke mid-transfer"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "connection closed without an answer"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "connection reset"
+    if isinstance(error, OSError) and error.errno in _CAUSE_BY_ERRNO:
+        return _CAUSE_BY_ERRNO[error.errno]
+    if error.__cause__ is not None and error.__cause__ is not error:
+        return failure_cause(error.__cause__)
+    return type(error).__name__
+
+
+def _failure(
+    url: str,
+    operation: str,
+    cause: str,
+    *,
+    kind: str = "unavailable",
+    error_class: type[UpstreamUnavailable] = UpstreamUnavailable,
+) -> UpstreamUnavailable:
+    """Log, count and build the error for a failed upstream `operation` on `url`."""
+    host = upstream_host(url)
+    logger.warning(
+        "upstream %s: %s failed: %s",
+        host,
+        operation,
+        cause,
+        extra={"upstream_host": host, "operation": operation, "cause": cause},
+    )
+    UPSTREAM_ERRORS.labels(kind).inc()
+    return error_class(f"Upstream {host}: {operation} failed: {cause}")
+
+
+def _transport_failure(url: str, operation: str, error: BaseException) -> UpstreamUnavailable:
+    """The error for an exception raised by aiohttp (or a timeout) during `operation`."""
+    cause = failure_cause(error)
+    if cause == "timeout":
+        return _failure(url, operation, cause, kind="timeout", error_class=UpstreamTimeout)
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return _failure(url, operation, cause, kind="truncated", error_class=UpstreamTruncated)
+    return _failure(url, operation, cause)
+
+
 class UpstreamClient:
     """aiohttp session to the upstream hub; one per process."""
 
@@ -211,6 +314,7 @@ class UpstreamClient:
         params: Sequence[tuple[str, str]] = (),
         form: Sequence[tuple[str, str]] | None = None,
         not_found: type[HubError],
+        operation: str,
     ) -> tuple[Any, str | None]:
         self._check_online()
         try:
@@ -222,18 +326,15 @@ class UpstreamClient:
                 headers=self._headers_for(url),
             ) as response:
                 if response.status >= 400:
-                    await _raise_for_status(response, not_found)
+                    await _raise_for_status(response, not_found, operation)
                 body = await response.read()
                 link = next_link(response.headers)
-        except aiohttp.ClientError as error:
-            raise _network_error(url, error) from error
-        except TimeoutError as error:
-            raise _timeout() from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise _transport_failure(url, operation, error) from error
         try:
             return strip_xet(json.loads(body)), link
         except ValueError:
-            logger.warning("upstream answered %s with invalid JSON", response.url.path)
-            raise UpstreamUnavailable("The upstream hub answered with invalid JSON") from None
+            raise _failure(url, operation, "invalid JSON in the answer") from None
 
     async def get_json(
         self,
@@ -241,28 +342,48 @@ class UpstreamClient:
         params: Sequence[tuple[str, str]] = (),
         *,
         not_found: type[HubError] = RepoNotFound,
+        operation: str = METADATA_REQUEST,
     ) -> tuple[Any, str | None]:
-        """GET a JSON document; returns it (xet-stripped) and the `Link` next URL, if any."""
-        return await self._request_json("GET", url, params=params, not_found=not_found)
+        """GET a JSON document; returns it (xet-stripped) and the `Link` next URL, if any.
+
+        `operation` ("repo info", "tree", ...) names the request in failure messages.
+        """
+        return await self._request_json(
+            "GET", url, params=params, not_found=not_found, operation=operation
+        )
 
     async def post_form_json(
-        self, url: str, form: Sequence[tuple[str, str]], *, not_found: type[HubError] = RepoNotFound
+        self,
+        url: str,
+        form: Sequence[tuple[str, str]],
+        *,
+        not_found: type[HubError] = RepoNotFound,
+        operation: str = METADATA_REQUEST,
     ) -> Any:
         """POST a form, return the JSON answer (xet-stripped)."""
-        document, _link = await self._request_json("POST", url, form=form, not_found=not_found)
+        document, _link = await self._request_json(
+            "POST", url, form=form, not_found=not_found, operation=operation
+        )
         return document
 
     async def get_all_pages(
-        self, url: str, params: Sequence[tuple[str, str]], *, not_found: type[HubError]
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        not_found: type[HubError],
+        operation: str = METADATA_REQUEST,
     ) -> list[Any]:
         """Every item of a paginated listing, following upstream's `Link` next URLs."""
         items: list[Any] = []
-        page, link = await self.get_json(url, params, not_found=not_found)
+        page, link = await self.get_json(url, params, not_found=not_found, operation=operation)
         items.extend(page)
         while link is not None:
             if _origin(urljoin(url, link)) != _origin(self.base_url):
-                raise UpstreamUnavailable("The upstream hub paginated to another origin")
-            page, link = await self.get_json(urljoin(url, link), not_found=not_found)
+                raise _failure(url, operation, "pagination link to another origin")
+            page, link = await self.get_json(
+                urljoin(url, link), not_found=not_found, operation=operation
+            )
             items.extend(page)
         return items
 
@@ -280,25 +401,23 @@ class UpstreamClient:
                     allow_redirects=False,
                 ) as response:
                     if response.status >= 400:
-                        await _raise_for_status(response, EntryNotFound)
+                        await _raise_for_status(response, EntryNotFound, RESOLVE)
                     headers = response.headers
                     status = response.status
-            except aiohttp.ClientError as error:
-                raise _network_error(url, error) from error
-            except TimeoutError as error:
-                raise _timeout() from error
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise _transport_failure(url, RESOLVE, error) from error
             is_redirect = 300 <= status < 400
             if is_redirect:
                 location = headers.get("Location")
                 if not location:
-                    raise UpstreamUnavailable("The upstream hub redirected without a Location")
+                    raise _failure(url, RESOLVE, f"HTTP status {status} without a Location")
                 target = urljoin(url, location)
                 if _origin(target) == _origin(self.base_url):
                     url = target
                     continue
-                return _file_from_headers(headers, target, is_redirect=True)
-            return _file_from_headers(headers, url, is_redirect=False)
-        raise UpstreamUnavailable("The upstream hub redirected too many times")
+                return _file_from_headers(headers, target, is_redirect=True, answered_by=url)
+            return _file_from_headers(headers, url, is_redirect=False, answered_by=url)
+        raise _failure(url, RESOLVE, "too many redirects")
 
     async def read_range(self, url: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Yield exactly the bytes `[start, end)` of the file at `url`, as they arrive.
@@ -315,7 +434,7 @@ class UpstreamClient:
                 position = start
                 if response.status == 200 and start > 0:
                     # A server that ignores Range: skip to the start ourselves.
-                    await _discard(response, start)
+                    await _discard(response, start, url)
                 async for piece in response.content.iter_any():
                     remaining = end - position
                     if len(piece) >= remaining:
@@ -326,15 +445,15 @@ class UpstreamClient:
                     position += len(piece)
                     yield piece
                 if position < end:
-                    UPSTREAM_ERRORS.labels("truncated").inc()
-                    raise UpstreamTruncated(f"The upstream body ended at byte {position} of {end}")
-            except aiohttp.ClientPayloadError as error:
-                UPSTREAM_ERRORS.labels("truncated").inc()
-                raise UpstreamTruncated() from error
-            except aiohttp.ClientError as error:
-                raise _network_error(url, error) from error
-            except TimeoutError as error:
-                raise _timeout() from error
+                    raise _failure(
+                        url,
+                        FILE_FETCH,
+                        f"body ended at byte {position} of {end}",
+                        kind="truncated",
+                        error_class=UpstreamTruncated,
+                    )
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise _transport_failure(url, FILE_FETCH, error) from error
             finally:
                 response.release()
                 response.close()
@@ -346,10 +465,8 @@ class UpstreamClient:
                 response = await self.session.get(
                     url, headers={**headers, **self._headers_for(url)}, allow_redirects=False
                 )
-            except aiohttp.ClientError as error:
-                raise _network_error(url, error) from error
-            except TimeoutError as error:
-                raise _timeout() from error
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise _transport_failure(url, FILE_FETCH, error) from error
             if 300 <= response.status < 400 and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 response.release()
@@ -360,31 +477,39 @@ class UpstreamClient:
                 if _origin(url) != _origin(self.base_url) and response.status in (401, 403, 410):
                     UPSTREAM_ERRORS.labels("url_expired").inc()
                     raise DownloadUrlExpired()
-                await _raise_for_status(response, EntryNotFound)
+                await _raise_for_status(response, EntryNotFound, FILE_FETCH)
             finally:
                 response.release()
-        raise UpstreamUnavailable("The upstream hub redirected too many times")
+        raise _failure(url, FILE_FETCH, "too many redirects")
 
 
-async def _discard(response: aiohttp.ClientResponse, count: int) -> None:
+async def _discard(response: aiohttp.ClientResponse, count: int, url: str) -> None:
     while count > 0:
         piece = await response.content.read(min(count, 1 << 20))
         if not piece:
-            raise UpstreamTruncated()
+            raise _failure(
+                url,
+                FILE_FETCH,
+                "body ended before the requested range",
+                kind="truncated",
+                error_class=UpstreamTruncated,
+            )
         count -= len(piece)
 
 
-def _file_from_headers(headers: Mapping[str, str], url: str, *, is_redirect: bool) -> UpstreamFile:
+def _file_from_headers(
+    headers: Mapping[str, str], url: str, *, is_redirect: bool, answered_by: str
+) -> UpstreamFile:
     commit = headers.get(HEADER_REPO_COMMIT, "").lower()
     if not COMMIT_SHA_PATTERN.match(commit):
-        raise UpstreamUnavailable("The upstream answer does not look like a Hugging Face hub")
+        raise _failure(answered_by, RESOLVE, "the answer does not look like a Hugging Face hub")
     linked_etag = normalize_etag(headers.get(HEADER_LINKED_ETAG))
     etag = normalize_etag(headers.get("ETag"))
     size_text = headers.get(HEADER_LINKED_SIZE) or (
         None if is_redirect else headers.get("Content-Length")
     )
     if size_text is None or not size_text.isdigit():
-        raise UpstreamUnavailable("The upstream hub did not say how large the file is")
+        raise _failure(answered_by, RESOLVE, "no file size in the answer")
     sha256 = None
     git_oid = None
     for candidate in (linked_etag, etag):
@@ -393,7 +518,7 @@ def _file_from_headers(headers: Mapping[str, str], url: str, *, is_redirect: boo
         elif candidate and COMMIT_SHA_PATTERN.match(candidate.lower()) and git_oid is None:
             git_oid = candidate.lower()
     if sha256 is None and git_oid is None:
-        raise UpstreamUnavailable("The upstream hub sent no content hash for the file")
+        raise _failure(answered_by, RESOLVE, "no content hash in the answer")
     return UpstreamFile(
         commit=commit,
         size=int(size_text),
@@ -404,21 +529,15 @@ def _file_from_headers(headers: Mapping[str, str], url: str, *, is_redirect: boo
     )
 
 
-def _network_error(url: str, error: aiohttp.ClientError) -> UpstreamUnavailable:
-    # The URL may be a signed CDN URL: log only its origin.
-    scheme, host = _origin(url)
-    logger.warning("upstream %s://%s failed: %s", scheme, host, type(error).__name__)
-    UPSTREAM_ERRORS.labels("unavailable").inc()
-    return UpstreamUnavailable()
+async def _raise_for_status(
+    response: aiohttp.ClientResponse, not_found: type[HubError], operation: str
+) -> None:
+    """Decode an upstream error response into the HubError the client should see.
 
-
-def _timeout() -> UpstreamTimeout:
-    UPSTREAM_ERRORS.labels("timeout").inc()
-    return UpstreamTimeout()
-
-
-async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[HubError]) -> None:
-    """Decode an upstream error response into the HubError the client should see."""
+    Answers about the content (not found, gated, forbidden, bad request) pass through as such;
+    failures of upstream itself name the host, the `operation` and the HTTP status.
+    """
+    url = str(response.url)
     code = response.headers.get(HEADER_ERROR_CODE)
     message = response.headers.get(HEADER_ERROR_MESSAGE)
     if message is None:
@@ -449,25 +568,28 @@ async def _raise_for_status(response: aiohttp.ClientResponse, not_found: type[Hu
     if status == 401:
         if message == "Invalid credentials in Authorization header":
             logger.error("upstream rejected hubproxy's upstream token")
-            raise UpstreamUnavailable("The upstream hub rejected hubproxy's upstream credential")
+            raise _failure(url, operation, "HTTP status 401 (hubproxy's upstream token rejected)")
         raise RepoNotFound()
     if status == 404:
         raise not_found()
     if status == 429:
         UPSTREAM_ERRORS.labels("rate_limited").inc()
+        host = upstream_host(url)
+        logger.warning(
+            "upstream %s: %s rate-limited (HTTP status 429)",
+            host,
+            operation,
+            extra={"upstream_host": host, "operation": operation, "cause": "HTTP status 429"},
+        )
         retry_after = response.headers.get("Retry-After")
         raise RateLimited(
-            "The upstream hub is rate-limiting hubproxy",
+            f"Upstream {host}: {operation} failed: HTTP status 429 (rate-limiting hubproxy)",
             headers={"Retry-After": retry_after} if retry_after and retry_after.isdigit() else None,
         )
     if status == 416:
         raise RangeNotSatisfiable()
     if status == 403:
         raise Forbidden(message)
-    if status >= 500:
-        logger.warning("upstream answered %d for %s", status, response.url.path)
-        UPSTREAM_ERRORS.labels("unavailable").inc()
-        raise UpstreamUnavailable()
     if status == 400:
         raise BadRequest(message)
-    raise UpstreamUnavailable(f"The upstream hub answered {status}")
+    raise _failure(url, operation, f"HTTP status {status}")

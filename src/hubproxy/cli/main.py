@@ -153,13 +153,21 @@ def serve(
     import uvicorn
 
     from hubproxy.app import create_app
+    from hubproxy.cli.serving import CannotListen, listen, run_on_socket
     from hubproxy.logs import configure_logging
     from hubproxy.memory import tune_allocator
+
+    # Bound before the app starts, so a busy port fails here, in one line, not after "ready".
+    try:
+        sock = listen(settings.host, settings.port)
+    except CannotListen as error:
+        typer.echo(f"hubproxy: {error}", err=True)
+        raise typer.Exit(1) from None
 
     tune_allocator()
 
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
+    server_config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -170,6 +178,9 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    status = run_on_socket(server_config, sock, settings)
+    if status:
+        raise typer.Exit(status)
 
 
 app.add_typer(admin_app, name="admin")

@@ -3,6 +3,10 @@
 It gives each request an id (`scope["state"]["request_id"]`, returned as `X-Request-Id`),
 counts it by route family, method and status, times it to the last byte, and writes one access
 record (logger `hubproxy.access`) with what was sent.
+
+File downloads — resolve GETs whose response has a body — are timed apart from everything else
+(`hubproxy_download_duration_seconds`, `hubproxy_download_ttfb_seconds`, by cache outcome), so
+multi-GB bodies never share a histogram with millisecond metadata calls.
 """
 
 import logging
@@ -14,7 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_REQUEST_ID
 from hubproxy.ids import new_id
 from hubproxy.logs import ACCESS_LOGGER
-from hubproxy.metrics import REQUEST_DURATION, REQUESTS
+from hubproxy.metrics import (
+    DOWNLOAD_CACHE_OUTCOMES,
+    DOWNLOAD_DURATION,
+    DOWNLOAD_TIME_TO_FIRST_BYTE,
+    REQUEST_DURATION,
+    REQUESTS,
+)
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -42,16 +52,21 @@ class RequestMiddleware:
         status = 0
         sent = 0
         cache = ""
+        first_byte_at: float | None = None
 
         async def send_and_observe(message: Message) -> None:
-            nonlocal status, sent, cache
+            nonlocal status, sent, cache, first_byte_at
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers.append(HEADER_REQUEST_ID, request_id)
                 cache = headers.get(HEADER_CACHE_STATUS, "")
             elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
+                body = message.get("body", b"")
+                if body and first_byte_at is None:
+                    # Taken before the send: the time hubproxy needed, not the client's reading.
+                    first_byte_at = time.monotonic()
+                sent += len(body)
             await send(message)
 
         try:
@@ -61,7 +76,14 @@ class RequestMiddleware:
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_family(scope)
             REQUESTS.labels(route, method, str(status or 500)).inc()
-            REQUEST_DURATION.labels(route, method).observe(duration)
+            # Error answers to a resolve GET have a (JSON) body too: only file bodies count.
+            is_download = route == "resolve" and method == "GET" and status in (200, 206)
+            if is_download and first_byte_at is not None:
+                outcome = cache if cache in DOWNLOAD_CACHE_OUTCOMES else "other"
+                DOWNLOAD_DURATION.labels(outcome).observe(duration)
+                DOWNLOAD_TIME_TO_FIRST_BYTE.labels(outcome).observe(first_byte_at - started)
+            else:
+                REQUEST_DURATION.labels(route, method).observe(duration)
             access_logger.info(
                 "%s %s %d",
                 scope["method"],
