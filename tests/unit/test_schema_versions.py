@@ -54,7 +54,8 @@ def test_library_writes_nest_inside_our_transaction() -> None:
         in_transaction(connection, insert_then_fail)
     assert connection.execute("SELECT count(*) FROM items").fetchone()[0] == 0
     in_transaction(
-        connection, lambda transaction: library_view(transaction).table("items").insert({"name": "c"})
+        connection,
+        lambda transaction: library_view(transaction).table("items").insert({"name": "c"}),
     )
     assert connection.execute("SELECT name FROM items").fetchall() == [("c",)]
     assert not connection.in_transaction
@@ -148,7 +149,8 @@ def test_an_audit_table_with_fewer_columns_gains_them(tmp_path: Path) -> None:
     write_records(audit, [AuditRecord("download", reason="new", cache="hit", user_agent="hf/1")])
     records = query_records(audit)
     audit.close()
-    assert [(r.event_id, r.reason, r.cache) for r in records][0] == ("old-event", "", None)
+    assert len(records) == 2
+    assert (records[0].event_id, records[0].reason, records[0].cache) == ("old-event", "", None)
     assert (records[1].action, records[1].reason, records[1].cache) == ("download", "new", "hit")
     assert records[1].user_agent == "hf/1"
     # A second open finds nothing to add and changes nothing.

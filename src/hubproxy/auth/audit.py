@@ -72,6 +72,8 @@ ACTIONS = (
     "member_remove",
     "policy_change",
     "audit_prune",
+    "backup",
+    "restore",
 )
 
 
