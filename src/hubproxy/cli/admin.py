@@ -31,6 +31,7 @@ from hubproxy.auth.audit import (
     query_records,
     write_records,
 )
+from hubproxy.cli import admin_backup
 from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
     AdminContext,
@@ -62,6 +63,7 @@ app.add_typer(robot_app, name="robot")
 app.add_typer(project_app, name="project")
 app.add_typer(member_app, name="member")
 app.add_typer(policy_app, name="policy")
+admin_backup.register(app)
 
 
 @app.callback()

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from hubproxy.cli.admin import app as admin_app
+from hubproxy.cli.admin_backup import refuse_newer_data_dir
 from hubproxy.cli.cache import app as cache_app
 from hubproxy.cli.mirror import app as mirror_app
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
@@ -149,6 +150,7 @@ def serve(
     except DataDirInUse as error:
         typer.echo(f"hubproxy: {error}", err=True)
         raise typer.Exit(1) from None
+    refuse_newer_data_dir(settings)
 
     import uvicorn
 

@@ -1,5 +1,6 @@
 """The embedded metadata database (SQLite, WAL) and its migrations."""
 
-from hubproxy.db.database import Database, DatabaseError
+from hubproxy.db.database import Database
+from hubproxy.db.migrations import DatabaseError
 
 __all__ = ["Database", "DatabaseError"]

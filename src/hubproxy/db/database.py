@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from hubproxy.db.schema import MIGRATIONS
+from hubproxy.db.migrations import DatabaseError, check_not_newer, migrate, schema_version
+from hubproxy.db.schema import STEPS
 
 logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -35,15 +36,12 @@ def in_transaction(
     return result
 
 
-class DatabaseError(Exception):
-    """The database cannot be opened or is from an incompatible version."""
-
-
 class Database:
     """SQLite (WAL) behind a single-thread executor."""
 
     def __init__(self, path: Path | None) -> None:
-        """`path` None means an in-memory database (tests)."""
+        """`path` None means an in-memory database (tests). Opening applies the schema steps
+        the file lacks (`db/schema.py`) and refuses a file from a newer hubproxy."""
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubproxy-db")
         self._connection: sqlite3.Connection | None = None
@@ -54,23 +52,24 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         connection.row_factory = sqlite3.Row
+        # Before anything that writes (even the journal mode): a newer file is left untouched.
+        try:
+            check_not_newer(schema_version(connection), STEPS, f"database {target}")
+        except DatabaseError:
+            connection.close()
+            raise
         connection.execute("PRAGMA journal_mode=WAL")
         # NORMAL survives a process crash (SIGKILL); only a power loss may drop the last commits.
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=10000")
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
+        try:
+            reached = migrate(connection, STEPS, f"database {target}")
+        except BaseException:
             connection.close()
-            raise DatabaseError(
-                f"database {target} has schema version {version}, newer than this hubproxy "
-                f"({len(MIGRATIONS)}): upgrade hubproxy"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            connection.executescript(
-                f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
-            )
-            logger.info("database migrated to schema version %d", number + 1)
+            raise
+        if reached:
+            logger.info("database migrated to schema version %d", reached[-1])
         self._connection = connection
 
     async def open(self) -> None:

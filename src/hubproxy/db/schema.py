@@ -1,8 +1,13 @@
-"""Schema migrations, applied in order at start; `PRAGMA user_version` records how far.
+"""Schema steps of the metadata database, applied in order at start (`db/migrations.py`);
+`PRAGMA user_version` records how far.
 
-Never edit a released migration: append a new one. `layout_version` in the `meta` table is
-the storage layout (`cache/layout.py`) this data dir was written with.
+Never edit a released step: append a new one. `MIGRATIONS` are the SQL steps of 0.1.0, kept as
+released; later steps are sqlite-utils functions where it can say them (see the README's design
+notes for what stays SQL). `layout_version` in the `meta` table is the storage layout
+(`cache/layout.py`) this data dir was written with.
 """
+
+from hubproxy.db.migrations import Step, create_schema_history
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the caching proxy.
@@ -175,4 +180,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE blobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     """,
+)
+
+STEPS: tuple[Step, ...] = (
+    *MIGRATIONS,
+    # 6: which release upgraded the schema from which version to which, and when.
+    create_schema_history,
 )
