@@ -431,6 +431,7 @@ ADMIN_API = "/api/hubproxy/admin"
         ("GET", ADMIN_API + "/audit?since=inf", None),
         ("GET", ADMIN_API + "/audit?since=nan", None),
         ("GET", ADMIN_API + "/audit?since=-1", None),
+        ("DELETE", ADMIN_API + "/audit?before=1e300", None),
         ("GET", ADMIN_API + "/audit?since=yesterday", None),
         ("GET", ADMIN_API + "/audit?denied=maybe", None),
         ("GET", ADMIN_API + "/audit?user=" + "x" * 2000, None),

@@ -32,6 +32,8 @@ Result = TypeVar("Result")
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
+# The end of year 9999: later times cannot be shown as dates (and are no audit cut-off).
+LATEST_TIMESTAMP = 253_402_300_799
 
 
 def _text(request: Request, name: str) -> str | None:
@@ -42,7 +44,8 @@ def _text(request: Request, name: str) -> str | None:
 
 
 def _timestamp(request: Request, name: str) -> float | None:
-    """A `?name=` Unix time in seconds: finite and not negative."""
+    """A `?name=` Unix time in seconds, from 0 to `LATEST_TIMESTAMP` (NaN and infinities
+    are refused with the rest)."""
     value = request.query_params.get(name)
     if value is None:
         return None
@@ -50,7 +53,7 @@ def _timestamp(request: Request, name: str) -> float | None:
         moment = float(value)
     except ValueError:
         moment = math.nan
-    if not 0 <= moment < math.inf:
+    if not 0 <= moment <= LATEST_TIMESTAMP:
         raise BadRequest(f"'{name}' must be a Unix time in seconds")
     return moment
 
