@@ -207,9 +207,10 @@ def test_project_admins_manage_members_and_robots_through_a_running_server(
     assert (refused.returncode, "403" in refused.stderr) == (1, True)
     missing = admin(data_dir, *remote, "member", "list", "nowhere", check=False)
     assert missing.returncode == 3
+    # Users are a platform admin's to manage, through the server as on the data dir.
     platform_only = admin(data_dir, *remote, "user", "list", check=False)
-    assert platform_only.returncode == 2
-    assert "data dir only" in platform_only.stderr
+    assert platform_only.returncode == 1
+    assert "403: Only platform admins may" in platform_only.stderr
 
     admin(data_dir, *remote, "robot", "revoke", "deployer", "--project", "acme")
     admin(data_dir, *remote, "member", "remove", "acme", "dev")
@@ -225,6 +226,7 @@ def test_project_admins_manage_members_and_robots_through_a_running_server(
         ("robot_create", "deny", "lead", "mirror", "pusher"),
         ("member_remove", "deny", "dev", "acme", "lead"),
         ("read", "deny", "lead", "nowhere", None),
+        ("read", "deny", "lead", None, None),
         ("robot_revoke", "allow", "lead", "acme", "deployer"),
         ("member_remove", "allow", "lead", "acme", "dev"),
     ]

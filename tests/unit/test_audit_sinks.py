@@ -14,6 +14,7 @@ from hubproxy.auth.audit import (
     StdoutJsonSink,
     open_audit_database,
     query_records,
+    write_records,
 )
 
 
@@ -116,3 +117,13 @@ def test_every_audited_route_uses_a_known_action() -> None:
     used = {name for endpoint in ENDPOINTS.values() for name in endpoint.audited.values()}
     assert used
     assert used <= set(ACTIONS)
+
+
+def test_records_are_filtered_by_namespace_without_wildcards(tmp_path: Path) -> None:
+    connection = open_audit_database(tmp_path / "audit.sqlite3")
+    repos = ["a_b", "a_b/model", "axb/model", "a_bc/model", "other/model", None]
+    write_records(connection, [AuditRecord("read", repo_id=repo) for repo in repos])
+    found = query_records(connection, namespaces={"a_b"})
+    assert [record.repo_id for record in found] == ["a_b", "a_b/model"]
+    assert query_records(connection, namespaces=set()) == []
+    connection.close()

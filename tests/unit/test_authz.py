@@ -4,10 +4,19 @@ import itertools
 
 import pytest
 
-from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
-from hubproxy.auth.authz import authorize, upstream_allowed
+from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project, User
+from hubproxy.auth.authz import authorize, authorize_platform, upstream_allowed
 from hubproxy.auth.principal import ANONYMOUS, Principal
-from hubproxy.auth.roles import ACTIONS, MANAGE_MEMBERS, READ, ROLE_ACTIONS, WRITE
+from hubproxy.auth.roles import (
+    ACTIONS,
+    ADMINISTER,
+    MANAGE_MEMBERS,
+    PLATFORM_ACTIONS,
+    READ,
+    REVIEW,
+    ROLE_ACTIONS,
+    WRITE,
+)
 from hubproxy.errors import Forbidden, RepoNotFound, Unauthorized
 
 HOSTED = Project("acme", "hosted", False, None, 0.0)
@@ -111,3 +120,36 @@ def test_upstream_policy_patterns(
     mode: str, patterns: tuple[str, ...], repo: str, allowed: bool
 ) -> None:
     assert upstream_allowed(Policy(mode, patterns), repo) is allowed
+
+
+def test_platform_administration_is_for_platform_admins_and_reviews_for_project_admins() -> None:
+    snapshot = AccountsSnapshot(
+        users={"someone": User("someone", "", "", True, False, 0.0)},
+        projects=SNAPSHOT.projects,
+        mirrored=SNAPSHOT.mirrored,
+    )
+    platform_admin = user(admin=True, scope="admin")
+    for action in PLATFORM_ACTIONS:
+        decision = authorize_platform(platform_admin, action, snapshot)
+        assert (decision.allowed, decision.within) == (True, None)
+    # A project admin reviews its own projects only, and administers nothing.
+    lead = Principal("user", "lead", "tok_3", scope="write", roles={"acme": "admin"})
+    review = authorize_platform(lead, REVIEW, snapshot)
+    assert (review.allowed, review.within) == (True, frozenset({"acme"}))
+    assert isinstance(authorize_platform(lead, ADMINISTER, snapshot).error, Forbidden)
+    # A read token manages no members, so it reviews nothing either.
+    read_only = Principal("user", "lead", "tok_4", scope="read", roles={"acme": "admin"})
+    assert isinstance(authorize_platform(read_only, REVIEW, snapshot).error, Forbidden)
+    robot = Principal(
+        "robot", "ci", "tok_2", scope="write", robot_project="acme",
+        robot_permissions=frozenset(ACTIONS),
+    )  # fmt: skip
+    # An admin user with a write token; a developer; a robot with every permission; anonymous.
+    for principal in (user(admin=False, scope="write"), user("developer"), robot):
+        for action in PLATFORM_ACTIONS:
+            assert isinstance(authorize_platform(principal, action, snapshot).error, Forbidden)
+    refused = authorize_platform(user(), ADMINISTER, snapshot)
+    assert refused.error is not None
+    assert "admin-scoped" in refused.error.message
+    for action in PLATFORM_ACTIONS:
+        assert isinstance(authorize_platform(ANONYMOUS, action, snapshot).error, Unauthorized)

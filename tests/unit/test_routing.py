@@ -61,6 +61,18 @@ from hubproxy.naming import RepoRef
             RouteMatch("project_robot", path="ci", project="acme"),
         ),
         (b"/api/organizations/acme/settings", None),
+        (b"/api/hubproxy/admin/users", RouteMatch("admin_users")),
+        (
+            b"/api/hubproxy/admin/users/bob/disabled",
+            RouteMatch("admin_user_disabled", path="bob"),
+        ),
+        (b"/api/hubproxy/admin/users/bob", None),
+        (b"/api/hubproxy/admin/projects", RouteMatch("admin_projects")),
+        (b"/api/hubproxy/admin/projects/acme", RouteMatch("admin_project", project="acme")),
+        (b"/api/hubproxy/admin/robots", RouteMatch("admin_robots")),
+        (b"/api/hubproxy/admin/policy", RouteMatch("admin_policy")),
+        (b"/api/hubproxy/admin/audit", RouteMatch("admin_audit")),
+        (b"/api/hubproxy/admin/secrets", None),
         (b"/api/hubproxy/tokens", RouteMatch("tokens")),
         (b"/api/hubproxy/tokens/tok_0123456789ab", RouteMatch("token", path="tok_0123456789ab")),
         (b"/api/models/gpt2", RouteMatch("repo_info", RepoRef("model", "gpt2"))),
@@ -121,6 +133,8 @@ def test_match(raw_path: bytes, expected: RouteMatch | None) -> None:
         b"/api/organizations/..%2Fetc/members",
         b"/api/organizations/acme/members/bad%20name",
         b"/api/hubproxy/tokens/..%2F..",
+        b"/api/hubproxy/admin/projects/..%2Fetc",
+        b"/api/hubproxy/admin/users/bad%20name/disabled",
     ],
 )
 def test_rejects_bad_names(raw_path: bytes) -> None:

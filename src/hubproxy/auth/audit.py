@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,8 +357,13 @@ def query_records(
     since: float | None = None,
     denied: bool = False,
     limit: int | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> list[AuditRecord]:
-    """Records matching every given filter, oldest first (the newest `limit` if given)."""
+    """Records matching every given filter, oldest first (the newest `limit` if given).
+
+    `namespaces` keeps only records about those namespaces: their repos (`ns/...`) and the
+    changes to the namespace itself (a project's members, say, are recorded as `ns`).
+    """
     clauses: list[str] = []
     values: list[Any] = []
     for column, value in (("actor_name", actor), ("repo_id", repo), ("action", action)):
@@ -370,6 +375,13 @@ def query_records(
         values.append(since)
     if denied:
         clauses.append("decision = 'deny'")
+    if namespaces is not None:
+        # A prefix comparison, not LIKE: `_` is a wildcard there and may be in names.
+        alternatives = ["0"]
+        for name in sorted(namespaces):
+            alternatives.append("repo_id = ? OR substr(repo_id, 1, ?) = ?")
+            values.extend((name, len(name) + 1, f"{name}/"))
+        clauses.append(f"({' OR '.join(alternatives)})")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {', '.join(FIELDS)} FROM audit {where} ORDER BY serial DESC"  # noqa: S608
     if limit is not None:

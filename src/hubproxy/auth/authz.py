@@ -12,6 +12,11 @@ public projects); denials are applied afterwards and always win:
 
 A principal that may not read a repo gets the answer a missing repo gets (401 when anonymous,
 404 otherwise, both `RepoNotFound`), so private names do not leak.
+
+Platform administration (`/api/hubproxy/admin/...`) is decided by `authorize_platform`: only a
+platform admin (an admin user with an admin-scoped token) may `administer`; `review` (listings
+and the audit log) is also open to project admins, limited to the projects they administer
+(`Decision.within`). Anonymous callers get 401, robots and everybody else 403.
 """
 
 import fnmatch
@@ -25,9 +30,11 @@ from hubproxy.auth.roles import (
     CONTENT_CHANGES,
     MANAGE_MEMBERS,
     READ,
+    REVIEW,
     ROLE_ACTIONS,
     SCOPE_ACTIONS,
     Action,
+    PlatformAction,
 )
 from hubproxy.errors import Forbidden, HubError, RepoNotFound, Unauthorized
 
@@ -52,6 +59,9 @@ class Decision:
     reason: str
     error: HubError | None = None
     project: Project | None = None
+    # Platform `review`: the projects whose listings and audit records the principal may
+    # see; None for all of them (a platform admin).
+    within: frozenset[str] | None = None
 
 
 def _hidden(principal: Principal, reason: str, project: Project | None = None) -> Decision:
@@ -170,3 +180,41 @@ def readable(
         for repo_id in repo_ids
         if authorize(principal, READ, repo_id, snapshot, require_auth=require_auth).allowed
     ]
+
+
+def administered_projects(principal: Principal, snapshot: AccountsSnapshot) -> frozenset[str]:
+    """The projects whose members and robots `principal` manages (denials applied)."""
+    return frozenset(
+        name
+        for name in principal.roles
+        if name in snapshot.projects
+        and authorize(principal, MANAGE_MEMBERS, f"{name}/", snapshot).allowed
+    )
+
+
+def authorize_platform(
+    principal: Principal, action: PlatformAction, snapshot: AccountsSnapshot
+) -> Decision:
+    """May `principal` do the platform-level `action`? A project admin's `review` is allowed
+    with `within` set to the projects it administers."""
+    if principal.is_anonymous:
+        return Decision(False, f"anonymous {action}", AuthenticationRequired())
+    if principal.is_admin:
+        return Decision(True, "platform admin")
+    if principal.kind == "robot":
+        return Decision(False, f"robot lacks {action}", Forbidden("Robots cannot administer"))
+    if action == REVIEW:
+        within = administered_projects(principal, snapshot)
+        if within:
+            return Decision(True, "project admin", within=within)
+    user = snapshot.users.get(principal.name)
+    if user is not None and user.is_admin:
+        return Decision(
+            False,
+            f"token scope {principal.scope} lacks {action}",
+            Forbidden("Platform administration needs an admin-scoped token"),
+        )
+    allowed = "platform admins" if action != REVIEW else "platform admins and project admins"
+    return Decision(
+        False, f"not a platform admin: lacks {action}", Forbidden(f"Only {allowed} may")
+    )

@@ -1,9 +1,11 @@
 """Actions, roles and token scopes, as data.
 
 A role is the set of actions it allows on the repos of one project; roles are referred to by
-name and listed here in order of privilege. Platform admins may do everything everywhere. Deny
-rules (read-only proxy projects, token scopes, robots outside their project, the upstream
-policy) are applied by `authz` after these grants and always win.
+name and listed here in order of privilege. Platform admins may do everything everywhere;
+platform-level actions (`PlatformAction`: users, policy, the audit log) are decided apart from
+repo actions, by `authz.authorize_platform`. Deny rules (read-only proxy projects, token
+scopes, robots outside their project, the upstream policy) are applied by `authz` after these
+grants and always win.
 """
 
 from typing import Final, Literal
@@ -47,6 +49,16 @@ SCOPE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
     "write": frozenset(ACTIONS),
     "admin": frozenset(ACTIONS),
 }
+
+# Platform-level actions: not about repos, so never granted by a project role or to a robot.
+PlatformAction = Literal["administer", "review"]
+# Users, the upstream policy, creating and deleting projects, pruning the audit log:
+# platform admins only.
+ADMINISTER: Final = "administer"
+# Listing projects and robots and reading the audit log: platform admins see everything,
+# project admins what concerns the projects they administer.
+REVIEW: Final = "review"
+PLATFORM_ACTIONS: Final[tuple[PlatformAction, ...]] = (ADMINISTER, REVIEW)
 
 PROJECT_KINDS: Final[tuple[str, ...]] = ("hosted", "proxy")
 UPSTREAM_MODES: Final[tuple[str, ...]] = ("allow-all", "allow-list", "deny-list")

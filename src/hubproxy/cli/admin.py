@@ -1,17 +1,22 @@
 """`hubproxy admin`: users, tokens, robots, projects, members, policy and the audit log.
 
 Works directly on the data dir, with or without a running server (which picks up changes
-within a second), so the first admin can be created before anything runs. Without access to
-the data dir, users manage their own tokens, and project admins their project's members and
-robots, through a running server (`--endpoint URL --token hp_...`; the `/api/hubproxy/tokens`
-and `/api/organizations/{project}/...` APIs):
+within a second), so the first admin can be created before anything runs:
 
     hubproxy admin --data-dir DIR user create alice --admin
     hubproxy admin --data-dir DIR token create alice --scope admin
 
+Every command also works through a running server, given `--endpoint URL --token hp_...` (or
+HF_TOKEN): the admin API (`/api/hubproxy/admin/...`, `/api/hubproxy/tokens`,
+`/api/organizations/{project}/...`) does the same change, authorized by the token's role
+(platform admins everything; project admins their projects' members, robots and audit
+records; users their own tokens) and audited with that principal as the actor. The output is
+the same in both modes.
+
 Tables for people, `--json` for scripts. A created token is printed once, as the last line of
-stdout. Exit codes: 0 done, 1 failed, 2 invalid input, 3 not found, 4 already exists. Every
-change is written to the audit log with the operating-system user as the actor.
+stdout. Exit codes: 0 done, 1 failed (also a refused token or permission, 401/403, with the
+server's reason), 2 invalid input, 3 not found, 4 already exists. Every change on the data
+dir is written to the audit log with the operating-system user as the actor (`cli:<user>`).
 """
 
 import dataclasses
@@ -32,6 +37,13 @@ from hubproxy.auth.audit import (
     write_records,
 )
 from hubproxy.cli import admin_backup
+from hubproxy.cli.admin_api import (
+    admin_path,
+    audit_record_from_api,
+    is_remote,
+    policy_from_api,
+    user_from_api,
+)
 from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
     AdminContext,
@@ -47,6 +59,9 @@ from hubproxy.cli.admin_support import (
 )
 from hubproxy.cli.output import emit, table, when
 from hubproxy.settings import SettingsError, load_settings
+
+# The most records one `audit` shows (the admin API's bound too).
+MAX_AUDIT_LIMIT = 100_000
 
 app = typer.Typer(
     help="Manage users, tokens, robots, projects, roles and policy; read the audit log.",
@@ -122,14 +137,21 @@ def user_create(
     email: Annotated[str, typer.Option(help="Email address.")] = "",
     as_json: Json = False,
 ) -> None:
-    """Create a user (then give them a token: `token create NAME`)."""
-    user = change(
-        context,
-        lambda connection: accounts.create_user(
-            connection, name, fullname=fullname, email=email, is_admin=admin
-        ),
-        lambda user: AuditRecord("user_create", reason=f"admin={user.is_admin}", path=user.name),
-    )
+    """Create a user (then give them a token: `token create NAME`). The first admin is
+    created on the data dir: before it exists, no server has anyone to authorize it."""
+    if is_remote(context):
+        body = {"name": name, "fullname": fullname, "email": email, "isAdmin": admin}
+        user = user_from_api(remote(context, "POST", admin_path("users"), body))
+    else:
+        user = change(
+            context,
+            lambda connection: accounts.create_user(
+                connection, name, fullname=fullname, email=email, is_admin=admin
+            ),
+            lambda user: AuditRecord(
+                "user_create", reason=f"admin={user.is_admin}", path=user.name
+            ),
+        )
     emit(
         as_json, _user_document(user), [f"created user {user.name}" + (" (admin)" if admin else "")]
     )
@@ -138,17 +160,25 @@ def user_create(
 @user_app.command("list")
 def user_list(context: typer.Context, as_json: Json = False) -> None:
     """Every user."""
-    users = change(context, accounts.list_users)
+    if is_remote(context):
+        users = [user_from_api(item) for item in remote(context, "GET", admin_path("users"))]
+    else:
+        users = change(context, accounts.list_users)
     emit(as_json, [_user_document(user) for user in users], _user_table(users))
 
 
 def _set_disabled(context: typer.Context, name: str, disabled: bool, as_json: bool) -> None:
     verb = "disable" if disabled else "enable"
-    user = change(
-        context,
-        lambda connection: accounts.set_user_disabled(connection, name, disabled),
-        lambda user: AuditRecord(f"user_{verb}", path=user.name),
-    )
+    if is_remote(context):
+        # The API's flag resource: PUT disables, DELETE enables.
+        method = "PUT" if disabled else "DELETE"
+        user = user_from_api(remote(context, method, admin_path("users", name, "disabled")))
+    else:
+        user = change(
+            context,
+            lambda connection: accounts.set_user_disabled(connection, name, disabled),
+            lambda user: AuditRecord(f"user_{verb}", path=user.name),
+        )
     emit(as_json, _user_document(user), [f"{verb}d user {user.name}"])
 
 
@@ -285,7 +315,10 @@ def _policy_lines(policy: accounts.Policy) -> list[str]:
 @policy_app.command("show")
 def policy_show(context: typer.Context, as_json: Json = False) -> None:
     """The upstream policy for namespaces that are not projects."""
-    policy = change(context, accounts.get_policy)
+    if is_remote(context):
+        policy = policy_from_api(remote(context, "GET", admin_path("policy")))
+    else:
+        policy = change(context, accounts.get_policy)
     emit(as_json, dataclasses.asdict(policy), _policy_lines(policy))
 
 
@@ -308,21 +341,54 @@ def policy_set(
     as_json: Json = False,
 ) -> None:
     """Change the upstream policy (only the parts given)."""
-    policy = change(
-        context,
-        lambda connection: accounts.set_policy(
-            connection, mode=mode, patterns=pattern, require_auth=require_auth
-        ),
-        lambda policy: AuditRecord(
-            "policy_change",
-            reason=f"mode={policy.mode} patterns={','.join(policy.patterns)} "
-            f"require_auth={policy.require_auth}",
-        ),
-    )
+    if is_remote(context):
+        given = {"mode": mode, "patterns": pattern, "requireAuth": require_auth}
+        body = {name: value for name, value in given.items() if value is not None}
+        policy = policy_from_api(remote(context, "PATCH", admin_path("policy"), body))
+    else:
+        policy = change(
+            context,
+            lambda connection: accounts.set_policy(
+                connection, mode=mode, patterns=pattern, require_auth=require_auth
+            ),
+            lambda policy: AuditRecord(
+                "policy_change",
+                reason=f"mode={policy.mode} patterns={','.join(policy.patterns)} "
+                f"require_auth={policy.require_auth}",
+            ),
+        )
     emit(as_json, dataclasses.asdict(policy), _policy_lines(policy))
 
 
 # Audit
+
+
+def _local_audit(
+    context: typer.Context,
+    user: str | None,
+    repo: str | None,
+    action: str | None,
+    since: float | None,
+    denied: bool,
+    limit: int,
+) -> list[AuditRecord] | None:
+    """The data dir's audit records; None when it has no audit log yet."""
+    path = admin_settings(context).audit_path
+    if not path.exists():
+        return None
+    connection = open_audit_database(path)
+    try:
+        return query_records(
+            connection,
+            actor=user,
+            repo=repo,
+            action=action,
+            denied=denied,
+            limit=limit,
+            since=since,
+        )
+    finally:
+        connection.close()
 
 
 @app.command("audit")
@@ -337,27 +403,25 @@ def audit(
     ] = None,
     since: Annotated[str | None, typer.Option(help="1h, 7d or an ISO date/time.")] = None,
     denied: Annotated[bool, typer.Option("--denied", help="Only denials.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many (the newest).")] = 1000,
+    limit: Annotated[
+        int, typer.Option(help="At most this many (the newest).", min=1, max=MAX_AUDIT_LIMIT)
+    ] = 1000,
     as_json: Json = False,
 ) -> None:
-    """Audit records, oldest first."""
-    path = admin_settings(context).audit_path
-    if not path.exists():
-        emit(as_json, [], ["no audit records yet"])
-        return
-    connection = open_audit_database(path)
-    try:
-        records = query_records(
-            connection,
-            actor=user,
-            repo=repo,
-            action=action,
-            denied=denied,
-            limit=limit,
-            since=parse_time(since, future=False) if since else None,
+    """Audit records, oldest first (through --endpoint, a project admin sees only those of
+    its projects)."""
+    start = parse_time(since, future=False) if since else None
+    if is_remote(context):
+        path = admin_path(
+            "audit", user=user, repo=repo, action=action, since=start, denied=denied, limit=limit
         )
-    finally:
-        connection.close()
+        records = [audit_record_from_api(item) for item in remote(context, "GET", path)]
+    else:
+        found = _local_audit(context, user, repo, action, start, denied, limit)
+        if found is None:
+            emit(as_json, [], ["no audit records yet"])
+            return
+        records = found
     rows = [
         (
             "TIME",
@@ -397,8 +461,13 @@ def prune_audit(
     as_json: Json = False,
 ) -> None:
     """Delete old audit records (the server does it hourly with --audit-retention)."""
-    path = admin_settings(context).audit_path
     cutoff = parse_time(before, future=False)
+    if is_remote(context):
+        answer = remote(context, "DELETE", admin_path("audit", before=cutoff))
+        deleted = answer["deleted"]
+        emit(as_json, {"deleted": deleted}, [f"deleted {deleted} audit records"])
+        return
+    path = admin_settings(context).audit_path
     connection = open_audit_database(path)
     try:
         deleted = prune_records(connection, cutoff)

@@ -1,11 +1,11 @@
 """`hubproxy admin project | member | robot`: projects, their members and robot accounts.
 
-Members and robots can also be managed through a running server (`--endpoint`), which is how
-project admins without access to the data dir do it.
+All of them also work through a running server (`--endpoint`), which is how project admins
+without access to the data dir manage their members and robots, and how operators manage
+projects without `kubectl exec`.
 """
 
 import dataclasses
-import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from hubproxy.auth import accounts
 from hubproxy.auth.accounts import Robot
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.roles import ACTIONS, ROLES
+from hubproxy.cli.admin_api import admin_path, is_remote, project_from_api
 from hubproxy.cli.admin_support import (
     Json,
     admin_context,
@@ -27,7 +28,7 @@ from hubproxy.cli.admin_support import (
     show_new_token,
 )
 from hubproxy.cli.output import emit, table, when
-from hubproxy.hub.repos import delete_namespace, repos_in_namespace
+from hubproxy.project_removal import delete_project
 
 robot_app = typer.Typer(help="Robot accounts of one project.", no_args_is_help=True)
 project_app = typer.Typer(
@@ -111,19 +112,22 @@ def robot_create(
     )
 
 
+def _remote_robots(context: typer.Context, project: str | None) -> list[Robot]:
+    """The robots of `project` (or of every project the caller may review) on the server."""
+    api_path = remote_path(context, project, "robots") if project else admin_path("robots")
+    assert api_path is not None
+    return [_robot_from_api(item) for item in remote(context, "GET", api_path)]
+
+
 @robot_app.command("list")
 def robot_list(
     context: typer.Context,
     project: Annotated[str | None, typer.Option(help="Only this project's robots.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Robot accounts."""
+    """Robot accounts (through --endpoint, a project admin's list only its projects')."""
     if admin_context(context).endpoint is not None:
-        if project is None:
-            raise fail("with --endpoint, name the --project", 2)
-        api_path = remote_path(context, project, "robots")
-        assert api_path is not None
-        robots = [_robot_from_api(item) for item in remote(context, "GET", api_path)]
+        robots = _remote_robots(context, project)
     else:
         robots = change(context, lambda connection: accounts.list_robots(connection, project))
     rows = [("NAME", "PROJECT", "PERMISSIONS", "STATUS", "EXPIRES", "CREATED BY")]
@@ -153,7 +157,13 @@ def robot_revoke(
     """Revoke a robot and its token."""
     if admin_context(context).endpoint is not None:
         if project is None:
-            raise fail("with --endpoint, name the robot's --project", 2)
+            # Robot names are unique: its project is the one it is listed in.
+            project = next(
+                (robot.project for robot in _remote_robots(context, None) if robot.name == name),
+                None,
+            )
+            if project is None:
+                raise fail(f"no robot {name!r}", 3)
         api_path = remote_path(context, project, "robots", name)
         assert api_path is not None
         robot = _robot_from_api(remote(context, "DELETE", api_path))
@@ -183,25 +193,35 @@ def project_create(
     as_json: Json = False,
 ) -> None:
     """Create a project (a namespace)."""
-    project = change(
-        context,
-        lambda connection: accounts.create_project(
-            connection, name, kind=kind, public=public, upstream_namespace=upstream_namespace
-        ),
-        lambda project: AuditRecord(
-            "project_create",
-            repo_id=project.name,
-            reason=f"kind={project.kind} public={project.public}",
-        ),
-    )
+    if is_remote(context):
+        body = {
+            "name": name, "kind": kind, "public": public, "upstreamNamespace": upstream_namespace,
+        }  # fmt: skip
+        project = project_from_api(remote(context, "POST", admin_path("projects"), body))
+    else:
+        project = change(
+            context,
+            lambda connection: accounts.create_project(
+                connection, name, kind=kind, public=public, upstream_namespace=upstream_namespace
+            ),
+            lambda project: AuditRecord(
+                "project_create",
+                repo_id=project.name,
+                reason=f"kind={project.kind} public={project.public}",
+            ),
+        )
     visibility = "public" if project.public else "private"
     emit(as_json, dataclasses.asdict(project), [f"created {visibility} {kind} project {name}"])
 
 
 @project_app.command("list")
 def project_list(context: typer.Context, as_json: Json = False) -> None:
-    """Every project."""
-    projects = change(context, accounts.list_projects)
+    """Every project (through --endpoint, a project admin's list only its own)."""
+    if is_remote(context):
+        answer = remote(context, "GET", admin_path("projects"))
+        projects = [project_from_api(item) for item in answer]
+    else:
+        projects = change(context, accounts.list_projects)
     rows = [("NAME", "KIND", "VISIBILITY", "UPSTREAM", "CREATED")]
     for project in projects:
         upstream = project.upstream if project.kind == "proxy" else "-"
@@ -221,22 +241,15 @@ def project_delete(
 ) -> None:
     """Delete a project with its members and robots (cached upstream files stay cached).
     A project that holds hosted repos is only deleted with --delete-repos."""
-
-    def delete(connection: sqlite3.Connection) -> accounts.Project:
-        held = repos_in_namespace(connection, name)
-        if held and not delete_repos:
-            raise accounts.AccountConflict(
-                f"project {name!r} holds {held} hosted repos: delete them first,"
-                " or pass --delete-repos"
-            )
-        delete_namespace(connection, name)
-        return accounts.delete_project(connection, name)
-
-    project = change(
-        context,
-        delete,
-        lambda project: AuditRecord("project_delete", repo_id=project.name),
-    )
+    if is_remote(context):
+        path = admin_path("projects", name, delete_repos=delete_repos or None)
+        project = project_from_api(remote(context, "DELETE", path))
+    else:
+        project = change(
+            context,
+            lambda connection: delete_project(connection, name, delete_repos=delete_repos),
+            lambda project: AuditRecord("project_delete", repo_id=project.name),
+        )
     emit(as_json, dataclasses.asdict(project), [f"deleted project {name}"])
 
 

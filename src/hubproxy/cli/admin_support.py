@@ -47,10 +47,16 @@ def admin_context(context: typer.Context) -> AdminContext:
 
 
 _EXIT_BY_STATUS = {400: 2, 404: 3, 409: 4}
+# What to do about a refusal, after the server's own message.
+_REFUSAL_HINTS = {
+    401: "give a valid hubproxy token with --token or HF_TOKEN",
+    403: "this token's user, role or scope does not allow it",
+}
 
 
 def remote(context: typer.Context, method: str, path: str, body: Any = None) -> Any:
-    """Call the admin API of the server given by --endpoint; HTTP errors become exit codes."""
+    """Call the admin API of the server given by --endpoint; HTTP errors become exit codes
+    (400 → 2, 404 → 3, 409 → 4, a refusal (401, 403) or anything else → 1)."""
     found = admin_context(context)
     headers = {"Authorization": f"Bearer {found.token}"} if found.token else {}
     try:
@@ -61,10 +67,15 @@ def remote(context: typer.Context, method: str, path: str, body: Any = None) -> 
         raise fail(f"cannot reach {found.endpoint}: {error}") from None
     if response.is_error:
         message = response.headers.get("x-error-message") or response.reason_phrase
+        hint = _REFUSAL_HINTS.get(response.status_code)
         raise fail(
-            f"{response.status_code}: {message}", _EXIT_BY_STATUS.get(response.status_code, 1)
+            f"{response.status_code}: {message}" + (f" ({hint})" if hint else ""),
+            _EXIT_BY_STATUS.get(response.status_code, 1),
         )
-    return response.json()
+    try:
+        return response.json()
+    except ValueError:
+        raise fail(f"{found.endpoint} did not answer JSON: is it a hubproxy?") from None
 
 
 def admin_settings(context: typer.Context) -> Settings:

@@ -1,6 +1,7 @@
-"""Request bodies: bounded reads and JSON objects, with precise 400s."""
+"""Request bodies: bounded reads, JSON objects and their typed fields, with precise 400s."""
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,15 +11,43 @@ from starlette.requests import ClientDisconnect, Request
 from hubproxy.errors import BadRequest
 
 MAX_JSON_BYTES = 1024 * 1024
+# Names, labels and e-mail addresses: longer strings are refused, not stored.
+MAX_STRING_LENGTH = 1024
+MAX_LIST_ITEMS = 1000
+
+
+def _refuse_constant(name: str) -> None:
+    # Python's JSON reader accepts NaN and Infinity, which no timestamp or duration may be.
+    raise BadRequest(f"Request body holds {name}, which is not a JSON number")
+
+
+async def bounded_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, read no further than `max_bytes` (a larger one is a 400 as soon as it
+    shows: by its Content-Length, or while it arrives). Kept for later calls on `request`."""
+    too_large = BadRequest(f"Request body larger than {max_bytes} bytes")
+    kept: bytes | None = getattr(request.state, "bounded_body", None)
+    if kept is None:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise too_large
+        pieces: list[bytes] = []
+        received = 0
+        async for piece in body_stream(request):
+            received += len(piece)
+            if received > max_bytes:
+                raise too_large
+            pieces.append(piece)
+        kept = request.state.bounded_body = b"".join(pieces)
+    if len(kept) > max_bytes:
+        raise too_large
+    return kept
 
 
 async def json_object(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The body as a JSON object (empty body: `{}`); `BadRequest` for anything else."""
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise BadRequest(f"Request body larger than {max_bytes} bytes")
+    body = await bounded_body(request, max_bytes)
     try:
-        payload = json.loads(body or b"{}")
+        payload = json.loads(body or b"{}", parse_constant=_refuse_constant)
     except ValueError:
         raise BadRequest("Request body is not JSON") from None
     if not isinstance(payload, dict):
@@ -31,9 +60,54 @@ def expiry_from(payload: dict[str, Any]) -> float | None:
     expires_in = payload.get("expires_in")
     if expires_in is None:
         return None
-    if not isinstance(expires_in, int | float) or expires_in <= 0:
+    # bool is an int to Python, not a number to JSON.
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not 0 < expires_in < math.inf
+    ):
         raise BadRequest("'expires_in' must be a positive number of seconds")
     return time.time() + expires_in
+
+
+def string_field(payload: dict[str, Any], name: str) -> str | None:
+    """`payload[name]`: a string of at most `MAX_STRING_LENGTH` characters, None if absent
+    (or null)."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_STRING_LENGTH:
+        raise BadRequest(f"'{name}' must be a string of at most {MAX_STRING_LENGTH} characters")
+    return value
+
+
+def required_string(payload: dict[str, Any], name: str) -> str:
+    value = string_field(payload, name)
+    if value is None:
+        raise BadRequest(f"Body needs a '{name}'")
+    return value
+
+
+def boolean_field(payload: dict[str, Any], name: str) -> bool | None:
+    """`payload[name]`: true or false, None if absent (or null)."""
+    value = payload.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false")
+    return value
+
+
+def strings_field(payload: dict[str, Any], name: str) -> list[str] | None:
+    """`payload[name]`: a list of at most `MAX_LIST_ITEMS` strings, None if absent (or null)."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LIST_ITEMS
+        or not all(isinstance(item, str) and len(item) <= MAX_STRING_LENGTH for item in value)
+    ):
+        raise BadRequest(f"'{name}' must be a list of at most {MAX_LIST_ITEMS} strings")
+    return value
 
 
 async def body_stream(request: Request) -> AsyncIterator[bytes]:

@@ -3,6 +3,8 @@
 The route table below is the single place that says what each endpoint does to a repo
 (`auth.roles` actions, by method) and what it is recorded as in the audit log. The dispatcher
 checks that action centrally before any handler runs; handlers never check permissions.
+Platform administration endpoints name a platform action instead (`administer`, `review`),
+decided by `authz.authorize_platform`; they are audited under the admin CLI's action names.
 """
 
 import dataclasses
@@ -15,16 +17,21 @@ from starlette.types import Receive, Scope, Send
 
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
-from hubproxy.auth.authz import AuthenticationRequired, authorize
+from hubproxy.auth.authz import AuthenticationRequired, authorize, authorize_platform
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
+    ACTIONS,
+    ADMINISTER,
     CREATE_REPO,
     DELETE_REPO,
     MANAGE_MEMBERS,
     MANAGE_REFS,
+    PLATFORM_ACTIONS,
     READ,
+    REVIEW,
     WRITE,
     Action,
+    PlatformAction,
 )
 from hubproxy.constants import (
     HEADER_CACHE_STATUS,
@@ -33,7 +40,18 @@ from hubproxy.constants import (
     HEADER_STALE,
 )
 from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound
-from hubproxy.hf_api import hosted, lfs, projects, repos, resolve, tokens, tree, users
+from hubproxy.hf_api import (
+    admin,
+    admin_audit,
+    hosted,
+    lfs,
+    projects,
+    repos,
+    resolve,
+    tokens,
+    tree,
+    users,
+)
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
@@ -49,7 +67,7 @@ class Endpoint:
     """A Hub endpoint: handler, the repo action of each method, and audit names by method."""
 
     handler: Handler
-    actions: Mapping[str, Action | None]
+    actions: Mapping[str, Action | PlatformAction | None]
     audited: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Only for users (not anonymous callers, not robots): self-service endpoints.
     users_only: bool = False
@@ -108,6 +126,26 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "token": Endpoint(tokens.token, {"DELETE": None}, {"DELETE": "token_revoke"}, users_only=True),
     "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
+    # Platform administration: what `hubproxy admin --endpoint` calls.
+    "admin_users": Endpoint(
+        admin.users, {"GET": ADMINISTER, "POST": ADMINISTER}, {"POST": "user_create"}
+    ),
+    "admin_user_disabled": Endpoint(
+        admin.user_disabled,
+        {"PUT": ADMINISTER, "DELETE": ADMINISTER},
+        {"PUT": "user_disable", "DELETE": "user_enable"},
+    ),
+    "admin_projects": Endpoint(
+        admin.projects, {"GET": REVIEW, "POST": ADMINISTER}, {"POST": "project_create"}
+    ),
+    "admin_project": Endpoint(admin.project, {"DELETE": ADMINISTER}, {"DELETE": "project_delete"}),
+    "admin_robots": Endpoint(admin.robots, {"GET": REVIEW}),
+    "admin_policy": Endpoint(
+        admin.policy, {"GET": ADMINISTER, "PATCH": ADMINISTER}, {"PATCH": "policy_change"}
+    ),
+    "admin_audit": Endpoint(
+        admin_audit.audit, {"GET": REVIEW, "DELETE": ADMINISTER}, {"DELETE": "audit_prune"}
+    ),
     "agent_harnesses": Endpoint(users.agent_harnesses, {"GET": None}),
     "telemetry": Endpoint(users.telemetry, {"GET": None, "HEAD": None, "POST": None}),
 }
@@ -188,6 +226,21 @@ async def _authorize(
     return match
 
 
+async def _authorize_platform(
+    request: Request,
+    services_: Services,
+    principal: Principal,
+    match: RouteMatch,
+    action: PlatformAction,
+) -> None:
+    """Check a platform action; what the caller may review goes to `request.state.within`."""
+    decision = authorize_platform(principal, action, services_.authenticator.snapshot)
+    if not decision.allowed:
+        assert decision.error is not None
+        raise await _denied(request, services_, principal, match, decision.error, decision.reason)
+    request.state.within = decision.within
+
+
 async def _denied(
     request: Request,
     services_: Services,
@@ -242,7 +295,9 @@ class HubEndpoint:
             raise await _denied(request, found, principal, match, refusal, reason)
         action = endpoint.actions[request.method]
         served = match
-        if action is not None:
+        if action in PLATFORM_ACTIONS:
+            await _authorize_platform(request, found, principal, match, action)
+        elif action in ACTIONS:
             served = await _authorize(request, found, principal, match, action)
         audited = endpoint.audited.get(request.method)
         if audited is None:

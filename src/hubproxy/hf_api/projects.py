@@ -16,14 +16,14 @@ from hubproxy.auth.accounts import AccountNotFound, Robot
 from hubproxy.auth.authz import allowed_actions
 from hubproxy.auth.principal import Principal
 from hubproxy.errors import BadRequest, Forbidden
-from hubproxy.hf_api.bodies import expiry_from, json_object
+from hubproxy.hf_api.bodies import expiry_from, json_object, required_string, strings_field
 from hubproxy.hf_api.context import apply_account_change, read_accounts, services
 from hubproxy.hf_api.routing import RouteMatch
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _robot_document(robot: Robot) -> dict[str, Any]:
+def robot_document(robot: Robot) -> dict[str, Any]:
     return {
         "name": robot.name,
         "project": robot.project,
@@ -68,16 +68,17 @@ async def robots(request: Request, match: RouteMatch) -> Response:
         listed = await read_accounts(
             request, lambda connection: accounts.list_robots(connection, project)
         )
-        return JSONResponse([_robot_document(robot) for robot in listed])
+        return JSONResponse([robot_document(robot) for robot in listed])
     payload = await json_object(request, MAX_BODY_BYTES)
-    name, permissions = payload.get("name"), payload.get("permissions", ["read"])
-    if not isinstance(name, str) or not isinstance(permissions, list):
-        raise BadRequest("Body needs 'name' and a list of 'permissions'")
+    name = required_string(payload, "name")
+    permissions = strings_field(payload, "permissions")
+    if permissions is None:
+        permissions = ["read"]
     expires = expiry_from(payload)
     request.state.audit_fields = {"path": name, "reason": f"permissions={','.join(permissions)}"}
     creator: Principal = request.state.identity
     held = allowed_actions(creator, project, services(request).authenticator.snapshot)
-    beyond = sorted(set(map(str, permissions)) - held)
+    beyond = sorted(set(permissions) - held)
     if beyond:
         raise Forbidden(f"A robot can only get permissions you hold here; not {', '.join(beyond)}")
     robot, token, secret = await apply_account_change(
@@ -86,7 +87,7 @@ async def robots(request: Request, match: RouteMatch) -> Response:
             connection, project, name, permissions, expires=expires, created_by=creator.name
         ),
     )
-    return JSONResponse({**_robot_document(robot), "tokenId": token.id, "token": secret}, 201)
+    return JSONResponse({**robot_document(robot), "tokenId": token.id, "token": secret}, 201)
 
 
 async def robot(request: Request, match: RouteMatch) -> Response:
@@ -99,4 +100,4 @@ async def robot(request: Request, match: RouteMatch) -> Response:
             raise AccountNotFound(f"no robot {name!r} in {project!r}")
         return accounts.revoke_robot(connection, name)
 
-    return JSONResponse(_robot_document(await apply_account_change(request, revoke)))
+    return JSONResponse(robot_document(await apply_account_change(request, revoke)))

@@ -71,6 +71,26 @@ def _project_route(segments: list[str]) -> RouteMatch | None:
     return RouteMatch(endpoint, path=name, project=project)
 
 
+def _admin_route(segments: list[str]) -> RouteMatch | None:
+    """`/api/hubproxy/admin/...`: platform administration (`hf_api.admin`, `admin_audit`)."""
+    match segments:
+        case ["users"]:
+            return RouteMatch("admin_users")
+        case ["users", user, "disabled"]:
+            return RouteMatch("admin_user_disabled", path=namespace(user))
+        case ["projects"]:
+            return RouteMatch("admin_projects")
+        case ["projects", project]:
+            return RouteMatch("admin_project", project=namespace(project))
+        case ["robots"]:
+            return RouteMatch("admin_robots")
+        case ["policy"]:
+            return RouteMatch("admin_policy")
+        case ["audit"]:
+            return RouteMatch("admin_audit")
+    return None
+
+
 def _segments(raw_path: bytes) -> list[str]:
     try:
         text = raw_path.decode("ascii")
@@ -181,6 +201,8 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
             return _upload_route(segments)
         if segments[1:] == ["validate-yaml"]:
             return RouteMatch("validate_yaml")
+        if segments[1:3] == ["hubproxy", "admin"]:
+            return _admin_route(segments[3:])
         if segments[1:3] == ["hubproxy", "tokens"] and len(segments) in (3, 4):
             if len(segments) == 3:
                 return RouteMatch("tokens")
