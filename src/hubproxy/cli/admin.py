@@ -16,7 +16,6 @@ change is written to the audit log with the operating-system user as the actor.
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -33,29 +32,22 @@ from hubproxy.auth.audit import (
 )
 from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
-    AdminContext,
     Json,
     admin_context,
-    admin_settings,
     change,
-    fail,
+    data_dir_settings,
     operator,
     parse_time,
     remote,
     show_new_token,
 )
+from hubproxy.cli.common import command_group
 from hubproxy.cli.output import emit, table, when
-from hubproxy.settings import SettingsError, load_settings
 
-app = typer.Typer(
-    help="Manage users, tokens, robots, projects, roles and policy; read the audit log.",
-    no_args_is_help=True,
-)
-user_app = typer.Typer(help="People who log in with tokens.", no_args_is_help=True)
-token_app = typer.Typer(
-    help="Access tokens (hp_...): shown once, stored hashed.", no_args_is_help=True
-)
-policy_app = typer.Typer(help="Access to namespaces that are not projects.", no_args_is_help=True)
+app = command_group("Manage users, tokens, robots, projects, roles and policy; read the audit log.")
+user_app = command_group("People who log in with tokens.")
+token_app = command_group("Access tokens (hp_...): shown once, stored hashed.")
+policy_app = command_group("Access to namespaces that are not projects.")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(robot_app, name="robot")
@@ -65,27 +57,9 @@ app.add_typer(policy_app, name="policy")
 
 
 @app.callback()
-def admin(
-    context: typer.Context,
-    data_dir: Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")
-    ] = None,
-    endpoint: Annotated[
-        str | None,
-        typer.Option(help="Manage tokens, members and robots through this running hubproxy."),
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="Token for --endpoint (or HF_TOKEN).", envvar="HF_TOKEN")
-    ] = None,
-) -> None:
-    """Administer hubproxy directly on its data dir (or, for your own tokens and a project
-    admin's members and robots, through a running server with --endpoint and a token)."""
-    try:
-        settings = load_settings({"data_dir": data_dir}, config_file=config)
-    except SettingsError as error:
-        raise fail(f"configuration error: {error}", 2) from None
-    context.obj = AdminContext(settings, endpoint.rstrip("/") if endpoint else None, token)
+def admin() -> None:
+    """Administer hubproxy directly on its data dir, or through a running server with
+    --endpoint URL --token hp_... (your own tokens, a project admin's members and robots)."""
 
 
 # Users
@@ -127,6 +101,8 @@ def user_create(
             connection, name, fullname=fullname, email=email, is_admin=admin
         ),
         lambda user: AuditRecord("user_create", reason=f"admin={user.is_admin}", path=user.name),
+        # The first admin is how a new hub starts; everything else needs an existing one.
+        may_create=admin,
     )
     emit(
         as_json, _user_document(user), [f"created user {user.name}" + (" (admin)" if admin else "")]
@@ -339,7 +315,7 @@ def audit(
     as_json: Json = False,
 ) -> None:
     """Audit records, oldest first."""
-    path = admin_settings(context).audit_path
+    path = data_dir_settings(context).audit_path
     if not path.exists():
         emit(as_json, [], ["no audit records yet"])
         return
@@ -395,7 +371,7 @@ def prune_audit(
     as_json: Json = False,
 ) -> None:
     """Delete old audit records (the server does it hourly with --audit-retention)."""
-    path = admin_settings(context).audit_path
+    path = data_dir_settings(context).audit_path
     cutoff = parse_time(before, future=False)
     connection = open_audit_database(path)
     try:
