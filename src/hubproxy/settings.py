@@ -8,8 +8,10 @@ error: a typo must not silently fall back to a default.
 """
 
 import dataclasses
+import math
 import os
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,81 +36,160 @@ def _secret(value: str | None) -> str:
     return "<unset>" if value is None else "<redacted>"
 
 
+SETTING_INFO = "hubproxy.setting"
+SettingKind = Literal["size", "duration", "int", "bool", "path", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingInfo:
+    """What `setting()` records about a field (see there)."""
+
+    help: str
+    kind: SettingKind | None
+    flags: str | None
+    shown_default: str | None
+    secret: bool
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    kind: SettingKind | None = None,
+    flags: str | None = None,
+    shown_default: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """One setting: its default and everything the CLI, environment and docs say about it.
+
+    `kind` is how a value is parsed (derived from the field's type when omitted); `flags` names
+    a boolean's on/off options (`--offline/--online`); `shown_default` is what `--help` shows
+    where the default is computed or absent; `secret` settings are never command-line options
+    and never printed.
+    """
+    metadata = SettingInfo(help, kind, flags, shown_default, secret)
+    return field(default=default, repr=not secret, metadata={SETTING_INFO: metadata})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything that can be configured. Field docs are the user documentation of the option."""
+    """Everything that can be configured: each field is declared once, here, with its help.
 
-    host: str = "127.0.0.1"
-    """Address to listen on."""
-    port: int = 8000
-    """Port to listen on."""
-    data_dir: Path = Path("hubproxy-data")
-    """Directory of the metadata database, staging area and (for `local` storage) chunks."""
-    upstream: str = "https://huggingface.co"
-    """Base URL of the upstream hub (huggingface.co, a mirror, or another hubproxy)."""
-    upstream_token: str | None = field(default=None, repr=False)
-    """hubproxy's own credential for upstream. Client tokens are never sent upstream."""
-    offline: bool = False
-    """Never contact upstream; serve only what is cached."""
-    storage: StorageKind = "local"
-    """Chunk storage backend: `local` (a directory, NFS-safe), `s3`, or `memory` (tests)."""
-    storage_dir: Path | None = None
-    """Directory of the `local` backend; default `<data_dir>/storage`."""
-    s3_bucket: str | None = None
-    """Bucket of the `s3` backend."""
-    s3_prefix: str = ""
-    """Key prefix inside the bucket (several hubproxy caches can share one bucket)."""
-    s3_endpoint_url: str | None = None
-    """S3 API endpoint, for S3-compatible stores (MinIO, Ceph...); default AWS."""
-    s3_region: str | None = None
-    """Region of the bucket."""
-    s3_path_style: bool = False
-    """Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need."""
-    s3_redirect: bool = False
-    """Answer downloads of fully cached, verified files with a 302 to a presigned S3 URL."""
-    s3_access_key_id: str | None = field(default=None, repr=False)
-    """Credentials; default: the usual AWS sources (environment, profile, instance role)."""
-    s3_secret_access_key: str | None = field(default=None, repr=False)
-    """Secret of `s3_access_key_id`."""
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    """Size of the chunks blobs are cached in (accepts 16MiB-style values)."""
-    revision_ttl: float = 60.0
-    """Seconds a branch or tag → commit mapping is trusted before asking upstream again."""
-    cache_max_bytes: int | None = None
-    """Evict least recently used blobs beyond this many cached bytes (accepts 100GiB)."""
-    read_ahead_chunks: int = 1
-    """Chunks fetched ahead of a ranged read that does not run to the end of the file."""
-    parallel_chunk_fetches: int = 4
-    """Chunks of one file fetched from upstream at the same time during a full download."""
-    upstream_concurrency: int = 32
-    """Upstream requests in flight at once, across all files."""
-    upstream_timeout: float = 30.0
-    """Seconds to connect to upstream, and the longest silence tolerated mid-body."""
-    public_url: str | None = None
-    """The URL clients use to reach hubproxy, if it differs from the request's own."""
-    upload_lfs_threshold: int = 10 * MEBIBYTE
-    """Uploads to hosted repos: files this large or larger go through Git LFS, smaller ones
-    travel inside the commit. Clients with hf_xet need HF_HUB_DISABLE_XET=1 for LFS files."""
-    require_auth: bool = False
-    """Refuse anonymous requests everywhere (also `hubproxy admin policy set --require-auth`)."""
-    audit_stdout: bool = False
-    """Also print every audit record as one JSON line on stdout, for log shippers."""
-    audit_queue_size: int = 10_000
-    """Audit records held in memory before requests wait for the writer (never dropped)."""
-    audit_retention: float | None = None
-    """Delete audit records older than this (e.g. 90d), checked hourly; default keep all."""
-    log_level: str = "info"
-    """Logging level: debug, info, warning, error."""
-    log_format: str = "text"
-    """`text` (readable lines) or `json` (one JSON object per line, for log shippers)."""
+    The `serve` options, the environment variables, the config file keys and the parsing of
+    each value are all derived from these declarations (`SETTING_FIELDS`).
+    """
+
+    host: str = setting("127.0.0.1", "Address to listen on.")
+    port: int = setting(8000, "Port to listen on.")
+    data_dir: Path = setting(
+        Path("hubproxy-data"),
+        "Directory of the metadata database, staging area and (for local storage) chunks.",
+    )
+    upstream: str = setting(
+        "https://huggingface.co",
+        "Base URL of the upstream hub (huggingface.co, a mirror, or another hubproxy).",
+    )
+    upstream_token: str | None = setting(
+        None,
+        "hubproxy's own credential for upstream. Client tokens are never sent upstream.",
+        secret=True,
+    )
+    offline: bool = setting(
+        False, "Never contact upstream; serve only what is cached.", flags="--offline/--online"
+    )
+    storage: StorageKind = setting(
+        "local", "Chunk storage backend: local (a directory, NFS-safe), s3, or memory (tests)."
+    )
+    storage_dir: Path | None = setting(
+        None, "Directory of the local backend.", shown_default="<data-dir>/storage"
+    )
+    s3_bucket: str | None = setting(None, "Bucket of the s3 backend.")
+    s3_prefix: str = setting(
+        "", "Key prefix inside the bucket (several hubproxy caches can share one bucket)."
+    )
+    s3_endpoint_url: str | None = setting(
+        None, "S3 API endpoint, for S3-compatible stores (MinIO, Ceph...).", shown_default="AWS"
+    )
+    s3_region: str | None = setting(None, "Region of the bucket.")
+    s3_path_style: bool = setting(
+        False,
+        "Path-style addressing (endpoint/bucket/key), which most S3-compatible stores need.",
+        flags="--s3-path-style/--s3-virtual-hosted",
+    )
+    s3_redirect: bool = setting(
+        False,
+        "Answer downloads of fully cached, verified files with a 302 to a presigned S3 URL.",
+        flags="--s3-redirect/--no-s3-redirect",
+    )
+    s3_access_key_id: str | None = setting(
+        None,
+        "S3 credentials; default: the usual AWS sources (environment, profile, instance role).",
+        secret=True,
+    )
+    s3_secret_access_key: str | None = setting(None, "Secret of s3_access_key_id.", secret=True)
+    chunk_size: int = setting(
+        DEFAULT_CHUNK_SIZE, "Size of the chunks blobs are cached in.", kind="size"
+    )
+    revision_ttl: float = setting(
+        60.0, "How long a branch or tag -> commit mapping is trusted before asking upstream again."
+    )
+    cache_max_bytes: int | None = setting(
+        None,
+        "Evict least recently used files beyond this many cached bytes.",
+        kind="size",
+        shown_default="unlimited",
+    )
+    read_ahead_chunks: int = setting(
+        1, "Chunks fetched ahead of a ranged read that does not run to the end of the file."
+    )
+    parallel_chunk_fetches: int = setting(
+        4, "Chunks of one file fetched from upstream at the same time during a full download."
+    )
+    upstream_concurrency: int = setting(32, "Upstream requests in flight at once, all files.")
+    upstream_timeout: float = setting(
+        30.0, "Time to connect to upstream, and the longest silence tolerated mid-body."
+    )
+    public_url: str | None = setting(
+        None,
+        "The URL clients use to reach hubproxy, if it differs from the request's own.",
+        shown_default="the request's own",
+    )
+    upload_lfs_threshold: int = setting(
+        10 * MEBIBYTE,
+        "Uploads to hosted repos: files this large or larger go through Git LFS, smaller ones "
+        "travel inside the commit. Clients with hf_xet need HF_HUB_DISABLE_XET=1 for LFS files.",
+        kind="size",
+    )
+    require_auth: bool = setting(
+        False,
+        "Refuse anonymous requests everywhere (also `hubproxy admin policy set --require-auth`).",
+        flags="--require-auth/--allow-anonymous",
+    )
+    audit_stdout: bool = setting(
+        False,
+        "Also print every audit record as one JSON line on stdout, for log shippers.",
+        flags="--audit-stdout/--no-audit-stdout",
+    )
+    audit_queue_size: int = setting(
+        10_000, "Audit records held in memory before requests wait for the writer (never lost)."
+    )
+    audit_retention: float | None = setting(
+        None,
+        "Delete audit records older than this (e.g. 90d), checked hourly.",
+        shown_default="keep all",
+    )
+    log_level: str = setting("info", "Logging level: debug, info, warning, error.")
+    log_format: str = setting(
+        "text", "text (readable lines) or json (one JSON object per line, for log shippers)."
+    )
 
     def __repr__(self) -> str:
         shown = {
             item.name: getattr(self, item.name)
             for item in dataclasses.fields(self)
-            if item.name not in _SECRET_FIELDS
+            if item.name not in SECRET_FIELDS
         }
-        secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in _SECRET_FIELDS)
+        secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in SECRET_FIELDS)
         return f"Settings({secrets}, {shown})"
 
     @property
@@ -132,20 +213,58 @@ class Settings:
         return self.data_dir / "staging"
 
 
-FIELD_NAMES = tuple(item.name for item in dataclasses.fields(Settings))
-_SECRET_FIELDS = ("upstream_token", "s3_access_key_id", "s3_secret_access_key")
-_BYTE_FIELDS = {"chunk_size", "cache_max_bytes", "upload_lfs_threshold"}
-_SECONDS_FIELDS = {"revision_ttl", "upstream_timeout", "audit_retention"}
-_INT_FIELDS = {
-    "port", "read_ahead_chunks", "parallel_chunk_fetches", "upstream_concurrency",
-    "audit_queue_size",
-}  # fmt: skip
-_BOOL_FIELDS = {"offline", "s3_path_style", "s3_redirect", "require_auth", "audit_stdout"}
-_PATH_FIELDS = {"data_dir", "storage_dir"}
-_NULLABLE_FIELDS = {
-    "upstream_token", "storage_dir", "cache_max_bytes", "public_url", "audit_retention",
-    "s3_bucket", "s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key",
-}  # fmt: skip
+def _declared_kind(name: str, annotation: Any, info: SettingInfo) -> SettingKind:
+    """How a setting's value is parsed: declared, or read off its type."""
+    if info.kind is not None:
+        return info.kind
+    types = set(typing.get_args(annotation)) - {type(None)} or {annotation}
+    if bool in types:
+        return "bool"
+    if int in types:
+        return "int"
+    if float in types:
+        return "duration"  # every float setting is a time span
+    if Path in types:
+        return "path"
+    return "text"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """A `Settings` field with everything derived from its one declaration."""
+
+    name: str
+    default: Any
+    kind: SettingKind
+    nullable: bool
+    info: SettingInfo
+
+    @property
+    def option(self) -> str:
+        """The command-line option (`--cache-max-bytes`)."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def environment_variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def _setting_fields() -> tuple[SettingField, ...]:
+    hints = typing.get_type_hints(Settings)
+    found = []
+    for item in dataclasses.fields(Settings):
+        info: SettingInfo = item.metadata[SETTING_INFO]
+        annotation = hints[item.name]
+        nullable = type(None) in typing.get_args(annotation)
+        kind = _declared_kind(item.name, annotation, info)
+        found.append(SettingField(item.name, item.default, kind, nullable, info))
+    return tuple(found)
+
+
+SETTING_FIELDS = _setting_fields()
+FIELD_NAMES = tuple(item.name for item in SETTING_FIELDS)
+SECRET_FIELDS = tuple(item.name for item in SETTING_FIELDS if item.info.secret)
+_FIELDS_BY_NAME = {item.name: item for item in SETTING_FIELDS}
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -154,7 +273,9 @@ _SIZE_UNITS = {
     "kib": 1024, "mib": MEBIBYTE, "gib": 1024**3, "tib": 1024**4,
 }  # fmt: skip
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-_SECONDS_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SECONDS_UNITS = {
+    "": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
+}  # fmt: skip
 
 
 def parse_size(value: Any) -> int:
@@ -168,13 +289,48 @@ def parse_size(value: Any) -> int:
 
 
 def parse_seconds(value: Any) -> float:
-    """`60`, `"60s"`, `"5m"` → seconds."""
+    """`60`, `"60s"`, `"5m"`, `"12h"`, `"90d"`, `"2w"` → seconds: the one duration grammar of
+    settings and CLI options."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _SIZE_PATTERN.match(str(value))
-    if not match or match.group(2).lower() not in _SECONDS_UNITS:
-        raise SettingsError(f"not a duration: {value!r} (use e.g. 60, 60s, 5m)")
-    return float(match.group(1)) * _SECONDS_UNITS[match.group(2).lower()]
+        seconds = float(value)
+    else:
+        match = _SIZE_PATTERN.match(str(value))
+        if not match or match.group(2).lower() not in _SECONDS_UNITS:
+            raise SettingsError(f"not a duration: {value!r} (use e.g. 60, 60s, 5m, 12h, 90d, 2w)")
+        seconds = float(match.group(1)) * _SECONDS_UNITS[match.group(2).lower()]
+    if not math.isfinite(seconds):
+        raise SettingsError(f"not a finite duration: {value!r}")
+    return seconds
+
+
+def format_size(count: int) -> str:
+    """Bytes as the shortest exact `parse_size` spelling: 16777216 → `16MiB`."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", MEBIBYTE), ("KiB", 1024)):
+        if count and count % factor == 0:
+            return f"{count // factor}{unit}"
+    return str(count)
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds as the shortest exact `parse_seconds` spelling: 300 → `5m`."""
+    for unit in ("w", "d", "h", "m"):
+        factor = _SECONDS_UNITS[unit]
+        if seconds and seconds % factor == 0:
+            return f"{seconds / factor:.0f}{unit}"
+    return f"{seconds:g}s"
+
+
+def shown_default(declared: SettingField) -> str | None:
+    """A setting's default as `--help` and the docs show it (None: nothing to show)."""
+    if declared.info.shown_default is not None:
+        return declared.info.shown_default
+    if declared.default is None or declared.kind == "bool":
+        return None
+    if declared.kind == "size":
+        return format_size(declared.default)
+    if declared.kind == "duration":
+        return format_seconds(declared.default)
+    return str(declared.default) if declared.default != "" else None
 
 
 def parse_bool(value: Any) -> bool:
@@ -189,22 +345,23 @@ def parse_bool(value: Any) -> bool:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if value is None or (name in _NULLABLE_FIELDS and value == ""):
-        if name in _NULLABLE_FIELDS:
+    declared = _FIELDS_BY_NAME[name]
+    if value is None or (declared.nullable and value == ""):
+        if declared.nullable:
             return None
         raise SettingsError(f"{name}: a value is required")
     try:
-        if name in _BYTE_FIELDS:
+        if declared.kind == "size":
             return parse_size(value)
-        if name in _SECONDS_FIELDS:
+        if declared.kind == "duration":
             return parse_seconds(value)
-        if name in _BOOL_FIELDS:
+        if declared.kind == "bool":
             return parse_bool(value)
-        if name in _INT_FIELDS:
+        if declared.kind == "int":
             if isinstance(value, bool):
                 raise SettingsError(f"not an integer: {value!r}")
             return int(value)
-        if name in _PATH_FIELDS:
+        if declared.kind == "path":
             return Path(str(value)).expanduser()
     except (TypeError, ValueError) as error:
         raise SettingsError(f"{name}: {error}") from None

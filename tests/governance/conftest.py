@@ -69,6 +69,10 @@ class Site:
 
 def populate(data_dir: Path) -> dict[str, str | None]:
     """Projects, users with each role, robots; returns a token per principal."""
+    tokens: dict[str, str | None] = {"anonymous": None}
+    # A new data dir starts with its first platform admin.
+    admin(data_dir, "user", "create", "root", "--admin")
+    tokens["platform-admin"] = new_token(data_dir, "token", "create", "root", "--scope", "admin")
     for project, kind, extra in (
         ("acme", "hosted", ()),
         ("acmepub", "hosted", ("--public",)),
@@ -76,9 +80,6 @@ def populate(data_dir: Path) -> dict[str, str | None]:
         ("mirror", "proxy", ("--upstream-namespace", "openly", "--public")),
     ):
         admin(data_dir, "project", "create", project, "--kind", kind, *extra)
-    tokens: dict[str, str | None] = {"anonymous": None}
-    admin(data_dir, "user", "create", "root", "--admin")
-    tokens["platform-admin"] = new_token(data_dir, "token", "create", "root", "--scope", "admin")
     admin(data_dir, "user", "create", "outsider")
     tokens["outsider"] = new_token(data_dir, "token", "create", "outsider", "--scope", "write")
     for role in ("viewer", "developer", "maintainer", "admin"):

@@ -23,12 +23,20 @@ LLAMA_MIRROR = [
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def fresh_dir(tmp_path: Path) -> Path:
     """A data dir that does not exist yet: the admin CLI bootstraps it."""
     return tmp_path / "fresh" / "data"
 
 
-def test_bootstrap_and_listings(data_dir: Path) -> None:
+@pytest.fixture
+def data_dir(fresh_dir: Path) -> Path:
+    """A new data dir with its first platform admin, `root`."""
+    admin(fresh_dir, "user", "create", "root", "--admin")
+    return fresh_dir
+
+
+def test_bootstrap_and_listings(fresh_dir: Path) -> None:
+    data_dir = fresh_dir
     created = admin(data_dir, "user", "create", "alice", "--admin", "--email", "a@x.io")
     assert created.stdout == "created user alice (admin)\n"
     plain = admin(data_dir, "token", "create", "alice", "--scope", "admin", "--name", "laptop")
@@ -142,8 +150,8 @@ def test_projects_members_robots_and_the_audit_of_changes(data_dir: Path) -> Non
 
     actions = [r["action"] for r in admin_json(data_dir, "audit")]
     assert actions == [
-        "project_create", "project_create", "user_create", "member_add", "member_add",
-        "robot_create", "project_delete",
+        "user_create", "project_create", "project_create", "user_create", "member_add",
+        "member_add", "robot_create", "project_delete",
     ]  # fmt: skip
     actors = {r["actor_kind"] for r in admin_json(data_dir, "audit")}
     assert actors == {"cli"}
@@ -235,6 +243,7 @@ def test_project_admins_manage_members_and_robots_through_a_running_server(
 def test_audit_retention_by_the_server_and_by_hand(proxy_factory: ProxyFactory) -> None:
     process = proxy_factory(start=False)
     data_dir = process.data_dir
+    admin(data_dir, "user", "create", "root", "--admin")
     admin(data_dir, "user", "create", "old")
     time.sleep(1.2)
     admin(data_dir, "user", "create", "recent")

@@ -43,10 +43,9 @@ LFS_JSON = "application/vnd.git-lfs+json"
 # entry point; one process instead of one per command saves ~0.4 s of start-up per command).
 _BATCH_SCRIPT = """
 import contextlib, io, json, sys
-from typer.main import get_command
-from hubproxy.cli.main import app
+from hubproxy.cli.main import build_command
 
-command = get_command(app)
+command = build_command()
 outputs = []
 for arguments in json.load(sys.stdin):
     buffer = io.StringIO()
@@ -83,6 +82,8 @@ def token_of(output: str) -> str:
 def populate_hub(data_dir: Path) -> dict[str, str | None]:
     """Projects, users of each role and robots (see the module docstring); a token each."""
     commands: list[tuple[str, ...]] = [
+        # A new data dir starts with its first platform admin.
+        ("user", "create", "root", "--admin"),
         ("project", "create", "team", "--kind", "hosted"),
         ("project", "create", "open", "--kind", "hosted", "--public"),
         ("project", "create", "other", "--kind", "hosted"),

@@ -59,6 +59,7 @@ def test_repos_survive_a_restart_and_a_crash(proxy_factory: ProxyFactory, tmp_pa
     outputs = admin_batch(
         process.data_dir,
         [
+            ("user", "create", "root", "--admin"),
             ("project", "create", "team", "--kind", "hosted"),
             ("user", "create", "owner"),
             ("member", "add", "team", "owner", "--role", "maintainer"),

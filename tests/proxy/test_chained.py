@@ -66,6 +66,7 @@ def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
     upstream.add_repo("vault/model", {"config.json": b'{"secret": true}'}, gated=True)
     central_dir = tmp_path / "central"
     admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(central_dir)]
+    subprocess.run([*admin, "user", "create", "root", "--admin"], check=True)
     subprocess.run([*admin, "project", "create", "vault", "--kind", "proxy"], check=True)
     created = subprocess.run(
         [*admin, "robot", "create", "vault", "edge-site", "-p", "read"],
@@ -108,6 +109,7 @@ def test_edge_serves_a_hosted_project_of_its_parent(
     by an edge whose upstream token is a robot of that project: same commits, same bytes; new
     commits show up at the edge; an edge without the token sees nothing."""
     central_dir = tmp_path / "central"
+    run_admin(central_dir, "user", "create", "root", "--admin")
     run_admin(central_dir, "project", "create", "labs", "--kind", "hosted")
     run_admin(central_dir, "user", "create", "alice")
     run_admin(central_dir, "member", "add", "labs", "alice", "--role", "developer")

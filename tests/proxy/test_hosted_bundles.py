@@ -36,6 +36,7 @@ def test_hosted_repo_round_trip_incremental_and_tampered(
     # Git LFS rather than Xet for the large file (hubproxy has no Xet endpoint yet).
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)
     online_dir = tmp_path / "online"
+    admin(online_dir, "user", "create", "root", "--admin")
     admin(online_dir, "project", "create", "labs", "--kind", "hosted")
     token = member_token(online_dir, "alice", "maintainer")
     lfs = {"HUBPROXY_UPLOAD_LFS_THRESHOLD": "100000"}

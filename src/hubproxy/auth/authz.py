@@ -157,6 +157,14 @@ def authorize(
             project,
         )
     if action not in granted:
+        if principal.kind == "robot":
+            held = ", ".join(sorted(principal.robot_permissions)) or "none"
+            return _refused(
+                principal,
+                f"robot permissions {held} lack {action}",
+                f"This robot's permissions in {project.name} ({held}) do not include {action}",
+                project,
+            )
         role = principal.roles.get(project.name, "none")
         return _refused(
             principal,

@@ -24,6 +24,7 @@ from hubproxy.cache.metadata import ENTRY_BLOB_ID, PINNED_BLOBS
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
 from hubproxy.db import Database
 from hubproxy.naming import RepoRef
+from hubproxy.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,32 @@ class ReleaseReport:
     released: int  # held blobs no hosted repo needs any more
     deleted: int  # of those, blobs no cached file uses either: deleted
     deleted_bytes: int
+
+
+def _known(connection: sqlite3.Connection, ref: RepoRef, revision: str | None) -> bool:
+    """Whether the cache has seen `ref` (at `revision`: a branch or tag it resolved, or a
+    commit it holds files of), or it is a hosted repo."""
+    key = (ref.repo_type, ref.repo_id)
+    if revision is None:
+        query = (
+            "SELECT 1 FROM revisions WHERE repo_type = ? AND repo_id = ?"
+            " UNION ALL SELECT 1 FROM entries WHERE repo_type = ? AND repo_id = ?"
+            " UNION ALL SELECT 1 FROM hub_repos WHERE repo_type = ? AND repo_id = ? LIMIT 1"
+        )
+        return connection.execute(query, key * 3).fetchone() is not None
+    query = (
+        "SELECT 1 FROM revisions WHERE repo_type = ? AND repo_id = ?"
+        " AND (revision = ? OR commit_sha = ?)"
+        " UNION ALL SELECT 1 FROM entries WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
+        " UNION ALL SELECT 1 FROM hub_refs WHERE repo_type = ? AND repo_id = ?"
+        " AND (name = ? OR commit_sha = ?)"
+        " UNION ALL SELECT 1 FROM hub_commits WHERE repo_type = ? AND repo_id = ?"
+        " AND commit_sha = ? LIMIT 1"
+    )
+    parameters = (
+        *key, revision, revision, *key, revision, *key, revision, revision, *key, revision,
+    )  # fmt: skip
+    return connection.execute(query, parameters).fetchone() is not None
 
 
 class CacheManager:
@@ -117,14 +144,20 @@ class CacheManager:
 
         return await self.database.run(load)
 
-    async def pin(self, ref: RepoRef, revision: str | None) -> None:
-        def store(connection: sqlite3.Connection) -> None:
+    async def pin(self, ref: RepoRef, revision: str | None, *, known_only: bool = False) -> bool:
+        """Pin `ref` (at `revision`, or every revision). With `known_only`, only a repo (and
+        revision) this cache has seen, or a hosted repo, is pinned; returns whether it was."""
+
+        def store(connection: sqlite3.Connection) -> bool:
+            if known_only and not _known(connection, ref, revision):
+                return False
             connection.execute(
                 "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?)",
                 (ref.repo_type, ref.repo_id, revision or "", time.time()),
             )
+            return True
 
-        await self.database.run(store)
+        return await self.database.run(store)
 
     async def unpin(self, ref: RepoRef, revision: str | None) -> bool:
         def store(connection: sqlite3.Connection) -> bool:
@@ -187,7 +220,7 @@ class CacheManager:
         )
         return size
 
-    async def gc(self) -> GcReport:
+    async def gc(self, progress: Progress = NO_PROGRESS) -> GcReport:
         """Delete chunk objects no record points at, crash leftovers, and records of lost chunks."""
         incomplete = await self.storage.remove_incomplete()
 
@@ -200,7 +233,9 @@ class CacheManager:
         recorded = await self.database.run(load)
         seen: set[tuple[str, int]] = set()
         orphans = orphan_bytes = 0
+        progress.begin("checking stored chunks", len(recorded), unit="chunks")
         async for key in self.storage.list(CHUNKS_PREFIX):
+            progress.advance()
             parsed = _parse_chunk_key(key)
             if parsed is not None and parsed in recorded:
                 seen.add(parsed)
@@ -262,7 +297,7 @@ class CacheManager:
         await self.storage.delete(key)
         return size
 
-    async def verify(self) -> VerifyReport:
+    async def verify(self, progress: Progress = NO_PROGRESS) -> VerifyReport:
         """Re-hash every complete blob; drop (and report) those whose content is wrong."""
 
         def load(connection: sqlite3.Connection) -> list[tuple[str, int, int, int]]:
@@ -275,13 +310,16 @@ class CacheManager:
 
         checked = incomplete = 0
         corrupt: list[str] = []
-        for blob_text, size, chunk_size, present in await self.database.run(load):
+        blobs = await self.database.run(load)
+        progress.begin("verifying cached files", sum(row[1] for row in blobs))
+        for blob_text, size, chunk_size, present in blobs:
             blob = BlobId.parse(blob_text)
             if present < chunk_count(size, chunk_size):
                 incomplete += 1
+                progress.advance(size)
                 continue
             checked += 1
-            if not await self._content_matches(blob, size, chunk_size):
+            if not await self._content_matches(blob, size, chunk_size, progress):
                 corrupt.append(blob_text)
                 for index in range(chunk_count(size, chunk_size)):
                     await self._drop_chunk(blob_text, index)
@@ -290,7 +328,9 @@ class CacheManager:
                 await self._execute("UPDATE blobs SET verified = 1 WHERE blob_id = ?", (blob_text,))
         return VerifyReport(checked, corrupt, incomplete)
 
-    async def _content_matches(self, blob: BlobId, size: int, chunk_size: int) -> bool:
+    async def _content_matches(
+        self, blob: BlobId, size: int, chunk_size: int, progress: Progress
+    ) -> bool:
         hasher = (
             hashlib.sha256() if blob.algorithm == "sha256" else hashlib.sha1(usedforsecurity=False)
         )
@@ -302,6 +342,7 @@ class CacheManager:
                 async for piece in self.storage.read(chunk_key(blob, index)):
                     hasher.update(piece)
                     total += len(piece)
+                    progress.advance(len(piece))
         except StorageError:
             return False
         return total == size and hasher.hexdigest() == blob.digest

@@ -21,7 +21,6 @@ dir is written to the audit log with the operating-system user as the actor (`cl
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -46,32 +45,25 @@ from hubproxy.cli.admin_api import (
 )
 from hubproxy.cli.admin_projects import member_app, project_app, robot_app
 from hubproxy.cli.admin_support import (
-    AdminContext,
     Json,
     admin_context,
-    admin_settings,
     change,
-    fail,
+    data_dir_settings,
     operator,
     parse_time,
     remote,
     show_new_token,
 )
+from hubproxy.cli.common import command_group
 from hubproxy.cli.output import emit, table, when
-from hubproxy.settings import SettingsError, load_settings
 
 # The most records one `audit` shows (the admin API's bound too).
 MAX_AUDIT_LIMIT = 100_000
 
-app = typer.Typer(
-    help="Manage users, tokens, robots, projects, roles and policy; read the audit log.",
-    no_args_is_help=True,
-)
-user_app = typer.Typer(help="People who log in with tokens.", no_args_is_help=True)
-token_app = typer.Typer(
-    help="Access tokens (hp_...): shown once, stored hashed.", no_args_is_help=True
-)
-policy_app = typer.Typer(help="Access to namespaces that are not projects.", no_args_is_help=True)
+app = command_group("Manage users, tokens, robots, projects, roles and policy; read the audit log.")
+user_app = command_group("People who log in with tokens.")
+token_app = command_group("Access tokens (hp_...): shown once, stored hashed.")
+policy_app = command_group("Access to namespaces that are not projects.")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(robot_app, name="robot")
@@ -82,27 +74,9 @@ admin_backup.register(app)
 
 
 @app.callback()
-def admin(
-    context: typer.Context,
-    data_dir: Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")
-    ] = None,
-    endpoint: Annotated[
-        str | None,
-        typer.Option(help="Manage tokens, members and robots through this running hubproxy."),
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="Token for --endpoint (or HF_TOKEN).", envvar="HF_TOKEN")
-    ] = None,
-) -> None:
-    """Administer hubproxy directly on its data dir (or, for your own tokens and a project
-    admin's members and robots, through a running server with --endpoint and a token)."""
-    try:
-        settings = load_settings({"data_dir": data_dir}, config_file=config)
-    except SettingsError as error:
-        raise fail(f"configuration error: {error}", 2) from None
-    context.obj = AdminContext(settings, endpoint.rstrip("/") if endpoint else None, token)
+def admin() -> None:
+    """Administer hubproxy directly on its data dir, or through a running server with
+    --endpoint URL --token hp_... (your own tokens, a project admin's members and robots)."""
 
 
 # Users
@@ -151,6 +125,8 @@ def user_create(
             lambda user: AuditRecord(
                 "user_create", reason=f"admin={user.is_admin}", path=user.name
             ),
+            # The first admin is how a new hub starts; everything else needs an existing one.
+            may_create=admin,
         )
     emit(
         as_json, _user_document(user), [f"created user {user.name}" + (" (admin)" if admin else "")]
@@ -373,7 +349,7 @@ def _local_audit(
     limit: int,
 ) -> list[AuditRecord] | None:
     """The data dir's audit records; None when it has no audit log yet."""
-    path = admin_settings(context).audit_path
+    path = data_dir_settings(context).audit_path
     if not path.exists():
         return None
     connection = open_audit_database(path)
@@ -467,7 +443,7 @@ def prune_audit(
         deleted = answer["deleted"]
         emit(as_json, {"deleted": deleted}, [f"deleted {deleted} audit records"])
         return
-    path = admin_settings(context).audit_path
+    path = data_dir_settings(context).audit_path
     connection = open_audit_database(path)
     try:
         deleted = prune_records(connection, cutoff)

@@ -8,7 +8,6 @@ the data dir it copied (after the copy, so a backup never contains its own recor
 restore in the restored audit log.
 """
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from hubproxy.auth.audit import AuditRecord, open_audit_database, write_records
-from hubproxy.cli.admin_support import Json, admin_context, admin_settings, fail, operator
+from hubproxy.cli.admin_support import (
+    Json,
+    admin_context,
+    admin_settings,
+    data_dir_settings,
+    fail,
+    operator,
+)
 from hubproxy.cli.output import emit
 from hubproxy.datastore import BackupError, BackupReport, backup, check_versions, restore
 from hubproxy.db import DatabaseError
@@ -79,7 +85,7 @@ def backup_command(
     they are fetched from upstream again. With S3 storage the blobs stay in the bucket."""
     if admin_context(context).endpoint is not None:
         raise fail("backup works on the data dir only (drop --endpoint)", 2)
-    settings = admin_settings(context)
+    settings = data_dir_settings(context)
     try:
         report = backup(settings, to, force=force)
     except BackupError as error:
@@ -101,17 +107,11 @@ def backup_command(
 def restore_command(
     context: typer.Context,
     directory: Annotated[Path, typer.Argument(help="A directory written by `admin backup`.")],
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", help="The new data dir (empty or absent) to restore into."),
-    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Restore a backup into a new, empty data dir, after verifying every file of it."""
+    """Restore a backup into a new, empty data dir (--data-dir, empty or absent), after
+    verifying every file of it."""
     settings = admin_settings(context)
-    if data_dir is not None:
-        # Given after the command (`restore DIR --data-dir D`): it names the target.
-        settings = dataclasses.replace(settings, data_dir=data_dir)
     try:
         report = restore(directory, settings)
     except BackupError as error:

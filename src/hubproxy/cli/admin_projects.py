@@ -27,14 +27,13 @@ from hubproxy.cli.admin_support import (
     remote_path,
     show_new_token,
 )
+from hubproxy.cli.common import command_group
 from hubproxy.cli.output import emit, table, when
 from hubproxy.project_removal import delete_project
 
-robot_app = typer.Typer(help="Robot accounts of one project.", no_args_is_help=True)
-project_app = typer.Typer(
-    help="Namespaces: hosted repos or proxied upstream.", no_args_is_help=True
-)
-member_app = typer.Typer(help="Project members and their roles.", no_args_is_help=True)
+robot_app = command_group("Robot accounts of one project.")
+project_app = command_group("Namespaces: hosted repos or proxied upstream.")
+member_app = command_group("Project members and their roles.")
 
 
 # Robots
@@ -187,7 +186,8 @@ def project_create(
         str, typer.Option(help="hosted (private repos) or proxy (upstream).")
     ] = "hosted",
     upstream_namespace: Annotated[
-        str | None, typer.Option(help="Proxy projects: the upstream namespace [NAME].")
+        str | None,
+        typer.Option(help="Proxy projects: the upstream namespace.", show_default="NAME"),
     ] = None,
     public: Annotated[bool, typer.Option("--public/--private", help="Anonymous read.")] = False,
     as_json: Json = False,

@@ -6,7 +6,6 @@ import dataclasses
 import datetime
 import getpass
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,14 +17,19 @@ import typer
 
 from hubproxy.auth.accounts import AccountError
 from hubproxy.auth.audit import AuditRecord, open_audit_database, write_records
+from hubproxy.cli.common import (
+    describe_http_error,
+    failure,
+    location,
+    require_hubproxy_data,
+    settings_here,
+)
 from hubproxy.db import Database, DatabaseError
-from hubproxy.settings import Settings
+from hubproxy.settings import Settings, SettingsError, parse_seconds
 
 Result = TypeVar("Result")
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclasses.dataclass
@@ -36,13 +40,18 @@ class AdminContext:
     token: str | None = None
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"hubproxy admin: {message}", err=True)
-    return typer.Exit(code)
+fail = failure("admin")
 
 
 def admin_context(context: typer.Context) -> AdminContext:
-    found: AdminContext = context.find_root().obj if context.obj is None else context.obj
+    """The data dir's settings and, with `--endpoint`, the server to work through; loaded once
+    per command line from the shared options (`cli/common.py`)."""
+    root = context.find_root()
+    if not isinstance(root.obj, AdminContext):
+        given = location(context)
+        endpoint = given.endpoint.rstrip("/") if given.endpoint else None
+        root.obj = AdminContext(settings_here(context), endpoint, given.token)
+    found: AdminContext = root.obj
     return found
 
 
@@ -64,7 +73,7 @@ def remote(context: typer.Context, method: str, path: str, body: Any = None) -> 
             method, f"{found.endpoint}{path}", json=body, headers=headers, timeout=30
         )
     except httpx.HTTPError as error:
-        raise fail(f"cannot reach {found.endpoint}: {error}") from None
+        raise fail(f"cannot reach {found.endpoint}: {describe_http_error(error)}") from None
     if response.is_error:
         message = response.headers.get("x-error-message") or response.reason_phrase
         hint = _REFUSAL_HINTS.get(response.status_code)
@@ -82,6 +91,11 @@ def admin_settings(context: typer.Context) -> Settings:
     return admin_context(context).settings
 
 
+def data_dir_settings(context: typer.Context) -> Settings:
+    """`admin_settings` of a data dir that holds hubproxy data (else exit 1, saying so)."""
+    return require_hubproxy_data(context, admin_settings(context))
+
+
 def remote_path(context: typer.Context, project: str, *rest: str) -> str | None:
     """The admin API path for `project`, when working through --endpoint; else None."""
     if admin_context(context).endpoint is None:
@@ -95,11 +109,17 @@ def change(
     context: typer.Context,
     function: Callable[[sqlite3.Connection], Result],
     audit: Callable[[Result], AuditRecord] | None = None,
+    *,
+    may_create: bool = False,
 ) -> Result:
-    """Run `function` in one transaction on the data dir's database; audit what it did."""
+    """Run `function` in one transaction on the data dir's database; audit what it did.
+
+    A data dir without hubproxy data is refused (a typo must not make a new hub), unless
+    `may_create` (the first admin is created before anything else exists).
+    """
     if admin_context(context).endpoint is not None:
         raise fail("this command works on the data dir only (drop --endpoint)", 2)
-    settings = admin_settings(context)
+    settings = admin_settings(context) if may_create else data_dir_settings(context)
     database = Database(settings.database_path)
     try:
         database.open_sync()
@@ -131,9 +151,11 @@ def operator() -> str:
 
 def parse_time(text: str, *, future: bool) -> float:
     """`30d`, `12h`, `90m`, `2w` from now (ahead if `future`, else ago), or an ISO date/time."""
-    match = _DURATION.match(text)
-    if match:
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        seconds = parse_seconds(text)
+    except SettingsError:
+        pass
+    else:
         return time.time() + seconds if future else time.time() - seconds
     try:
         moment = datetime.datetime.fromisoformat(text)

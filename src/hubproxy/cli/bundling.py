@@ -7,7 +7,7 @@ is verified before anything becomes visible.
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hubproxy.errors import HubError
 from hubproxy.hub.bundles import HostedBundleError, export_section, import_section, verify_section
 from hubproxy.hub.repos import HubRepos
 from hubproxy.naming import RepoRef
+from hubproxy.progress import Progress
 from hubproxy.settings import Settings
 
 
@@ -37,8 +38,13 @@ async def export_bundle(
     wanted: Sequence[tuple[RepoRef, str]],
     directory: Path,
     since: Path | None,
+    *,
+    selected: Callable[[str], bool],
+    allow_partial: bool,
+    progress: Progress,
 ) -> BundleReport:
-    """Cached repos at the given revisions, and hosted repos whole (every branch, tag, commit)."""
+    """Cached repos at the given revisions (their `selected` files, see `Bundles.export`), and
+    hosted repos whole (every branch, tag and commit)."""
     metadata = CacheMetadata(database)
     await metadata.open()
     kinds = await _projects(database)
@@ -58,14 +64,25 @@ async def export_bundle(
         blobs.update(needed)
     bundles = Bundles(metadata, storage, settings.chunk_size)
     report = await bundles.export(
-        cached, directory, since, extra={"hosted": sections}, extra_blobs=blobs
+        cached,
+        directory,
+        since,
+        extra={"hosted": sections},
+        extra_blobs=blobs,
+        selected=selected,
+        allow_partial=allow_partial,
+        progress=progress,
     )
     report.repos += [f"{section['repo_id']} (hosted, whole history)" for section in sections]
     return report
 
 
 async def import_bundle(
-    settings: Settings, database: Database, storage: Storage, directory: Path
+    settings: Settings,
+    database: Database,
+    storage: Storage,
+    directory: Path,
+    progress: Progress,
 ) -> tuple[BundleReport, list[str]]:
     """Verify the whole bundle, then import it. Returns the report and notes for the operator
     (hosted projects created for imported repos)."""
@@ -92,7 +109,7 @@ async def import_bundle(
             )
         plans.append(plan)
         hold.update(needed)
-    report = await bundles.import_bundle(directory, hold)
+    report = await bundles.import_bundle(directory, hold, progress)
     notes: list[str] = []
     repos = HubRepos(database)
     for plan in plans:

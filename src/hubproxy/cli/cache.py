@@ -7,51 +7,40 @@ config file as `hubproxy serve`. Tables for people, `--json` for scripts.
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
 from hubproxy.cache.management import CacheManager, GcReport, ReleaseReport
 from hubproxy.cache.storage import Storage, open_storage
+from hubproxy.cli.common import command_group, existing_settings, failure
 from hubproxy.cli.output import emit as _emit
-from hubproxy.cli.output import table, when
+from hubproxy.cli.output import progress_bar, table, when
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest
 from hubproxy.hub.repos import needed_blobs
 from hubproxy.naming import RepoRef, repo_ref, revision
-from hubproxy.settings import Settings, SettingsError, load_settings
+from hubproxy.settings import Settings, SettingsError, parse_seconds
 
-app = typer.Typer(help="Inspect and manage the cache in a data dir.", no_args_is_help=True)
+app = command_group("Inspect and manage the cache in a data dir.")
 Result = TypeVar("Result")
 # Files stored this recently may belong to a commit still being written: `gc` leaves them.
-HELD_GRACE_SECONDS = 3600.0
+HELD_GRACE = "1h"
 
-DataDir = Annotated[Path | None, typer.Option(help="Data dir [./hubproxy-data].")]
-Config = Annotated[Path | None, typer.Option(help="YAML config file (or HUBPROXY_CONFIG).")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 RepoType_ = Annotated[str, typer.Option("--repo-type", help="model, dataset or space.")]
 Target = Annotated[str, typer.Argument(help="REPO or REPO@REVISION, e.g. acme/llama@main.")]
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"hubproxy cache: {message}", err=True)
-    return typer.Exit(2)
+fail = failure("cache", default_code=2)
 
 
 def run_on_data_dir(
-    data_dir: Path | None,
-    config: Path | None,
-    action: Callable[[Settings, Database, Storage], Awaitable[Result]],
+    context: typer.Context, action: Callable[[Settings, Database, Storage], Awaitable[Result]]
 ) -> Result:
     """Open the data dir's database and storage (settings as for `serve`), run `action`."""
-    try:
-        settings = load_settings({"data_dir": data_dir}, config_file=config)
-    except SettingsError as error:
-        raise fail(f"configuration error: {error}") from None
-    if not settings.database_path.exists():
-        raise fail(f"no hubproxy data in {settings.data_dir}")
+    settings = existing_settings(context)
 
     async def main() -> Result:
         database = Database(settings.database_path)
@@ -66,25 +55,22 @@ def run_on_data_dir(
     return asyncio.run(main())
 
 
-def _run(
-    data_dir: Path | None, config: Path | None, action: Callable[[CacheManager], Awaitable[Result]]
-) -> Result:
+def _run(context: typer.Context, action: Callable[[CacheManager], Awaitable[Result]]) -> Result:
     return run_on_data_dir(
-        data_dir,
-        config,
-        lambda settings, database, storage: action(CacheManager(database, storage)),
+        context, lambda settings, database, storage: action(CacheManager(database, storage))
     )
 
 
 def parse_target(text: str, repo_type: str) -> tuple[RepoRef, str | None]:
+    """`REPO[@REVISION]` of `repo_type`; invalid input exits 2."""
     if repo_type not in REPO_TYPES:
-        raise fail(f"unknown repo type {repo_type!r} (model, dataset, space)")
+        raise fail(f"unknown repo type {repo_type!r} (model, dataset, space)", 2)
     name, _, rev = text.partition("@")
     try:
         typed: RepoType = repo_type
         return repo_ref(typed, name), revision(rev) if rev else None
     except BadRequest as error:
-        raise fail(error.message) from None
+        raise fail(error.message, 2) from None
 
 
 def _size(count: int) -> str:
@@ -97,9 +83,9 @@ def _size(count: int) -> str:
 
 
 @app.command("ls")
-def list_command(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
+def list_command(context: typer.Context, as_json: Json = False) -> None:
     """Cached repos: revisions, files, cached bytes, last access, pins."""
-    usages = _run(data_dir, config, lambda manager: manager.list_repos())
+    usages = _run(context, lambda manager: manager.list_repos())
     rows = [("REPO", "TYPE", "REVISIONS", "FILES", "CACHED", "LAST ACCESS", "PINNED")]
     for usage in usages:
         last = when(usage.last_access)
@@ -120,62 +106,66 @@ def list_command(data_dir: DataDir = None, config: Config = None, as_json: Json 
 
 
 @app.command()
-def pin(
-    target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
-) -> None:
+def pin(context: typer.Context, target: Target, repo_type: RepoType_ = "model") -> None:
     """Never evict this repo (at this revision, or every revision)."""
     ref, rev = parse_target(target, repo_type)
-    _run(data_dir, config, lambda manager: manager.pin(ref, rev))
+    if not _run(context, lambda manager: manager.pin(ref, rev, known_only=True)):
+        raise fail(f"{target} is not in this cache (preload it first: hubproxy mirror preload)", 3)
     typer.echo(f"pinned {ref.repo_id}{'@' + rev if rev else ''}")
 
 
 @app.command()
-def unpin(
-    target: Target, repo_type: RepoType_ = "model", data_dir: DataDir = None, config: Config = None
-) -> None:
+def unpin(context: typer.Context, target: Target, repo_type: RepoType_ = "model") -> None:
     """Remove a pin set with `pin`."""
     ref, rev = parse_target(target, repo_type)
-    if not _run(data_dir, config, lambda manager: manager.unpin(ref, rev)):
+    if not _run(context, lambda manager: manager.unpin(ref, rev)):
         raise fail(f"{target} was not pinned")
     typer.echo(f"unpinned {ref.repo_id}{'@' + rev if rev else ''}")
 
 
 @app.command()
 def evict(
+    context: typer.Context,
     target: Target,
     repo_type: RepoType_ = "model",
-    data_dir: DataDir = None,
-    config: Config = None,
     as_json: Json = False,
 ) -> None:
     """Drop the cached bytes of a repo (at a revision); pinned files are kept."""
     ref, rev = parse_target(target, repo_type)
-    blobs, removed = _run(data_dir, config, lambda manager: manager.evict(ref, rev))
+    blobs, removed = _run(context, lambda manager: manager.evict(ref, rev))
     _emit(as_json, {"files": blobs, "bytes": removed}, [f"evicted {blobs} files, {_size(removed)}"])
 
 
 @app.command()
 def gc(
-    data_dir: DataDir = None,
-    config: Config = None,
+    context: typer.Context,
     as_json: Json = False,
     hosted_grace: Annotated[
-        float,
-        typer.Option(help="Seconds a stored file may wait for the commit that uses it [3600]."),
-    ] = HELD_GRACE_SECONDS,
+        str,
+        typer.Option(
+            help="How long a stored file may wait for the commit that uses it (60s, 1h).",
+            show_default=True,
+        ),
+    ] = HELD_GRACE,
 ) -> None:
     """Delete orphan chunks, crash leftovers and records of chunks storage lost; stop holding
     files no hosted repo needs any more (deleting those no cached file uses either)."""
+
+    try:
+        grace = parse_seconds(hosted_grace)
+    except SettingsError as error:
+        raise fail(f"--hosted-grace: {error}") from None
 
     async def action(
         settings: Settings, database: Database, storage: Storage
     ) -> tuple[ReleaseReport, GcReport]:
         manager = CacheManager(database, storage)
         needed = await database.run(needed_blobs)
-        released = await manager.release_held(needed, grace=hosted_grace)
-        return released, await manager.gc()
+        released = await manager.release_held(needed, grace=grace)
+        with progress_bar() as progress:
+            return released, await manager.gc(progress)
 
-    released, report = run_on_data_dir(data_dir, config, action)
+    released, report = run_on_data_dir(context, action)
     _emit(
         as_json,
         {**dataclasses.asdict(report), "hosted": dataclasses.asdict(released)},
@@ -190,9 +180,10 @@ def gc(
 
 
 @app.command()
-def verify(data_dir: DataDir = None, config: Config = None, as_json: Json = False) -> None:
+def verify(context: typer.Context, as_json: Json = False) -> None:
     """Re-hash every complete cached file; corrupt ones are dropped (exit 1 if any)."""
-    report = _run(data_dir, config, lambda manager: manager.verify())
+    with progress_bar() as progress:
+        report = _run(context, lambda manager: manager.verify(progress))
     lines = [f"checked {report.checked} files ({report.incomplete} partially cached, skipped)"]
     lines += [f"CORRUPT (dropped): {blob}" for blob in report.corrupt]
     _emit(as_json, dataclasses.asdict(report), lines)

@@ -36,18 +36,27 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from hubproxy.cache.bundles import BundleError, BundleReport
+from hubproxy.cache.bundles import BundleError, BundleReport, IncompleteExport
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.storage import Storage
 from hubproxy.cli.bundling import export_bundle, import_bundle
-from hubproxy.cli.cache import Config, DataDir, fail, parse_target, run_on_data_dir
+from hubproxy.cli.cache import parse_target, run_on_data_dir
+from hubproxy.cli.common import (
+    command_group,
+    describe_http_error,
+    failure,
+    location,
+    settings_here,
+)
+from hubproxy.cli.output import progress_bar
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
 from hubproxy.db import Database
 from hubproxy.naming import RepoRef
-from hubproxy.settings import Settings, SettingsError, load_settings
+from hubproxy.settings import Settings
 
-app = typer.Typer(help="Preload repos into a hubproxy cache.", no_args_is_help=True)
+app = command_group("Preload repos into a hubproxy cache; carry them to offline sites.")
+fail = failure("mirror", default_code=2)
 console = Console(stderr=True)
 PIECE = 1024 * 1024
 
@@ -222,14 +231,16 @@ def _download_all(
 
 @app.command()
 def preload(
+    context: typer.Context,
     targets: Annotated[
         list[str] | None, typer.Argument(help="REPO or REPO@REVISION, several allowed.")
     ] = None,
     endpoint: Annotated[
         str | None,
         typer.Option(
-            help="The running hubproxy to fill [http://127.0.0.1:8000, or the data dir's own "
-            "in-process server with --data-dir].",
+            help="The running hubproxy to fill (or HF_ENDPOINT); with --data-dir and no"
+            " endpoint, a server run in this process on that data dir.",
+            show_default="http://127.0.0.1:8000",
             envvar="HF_ENDPOINT",
         ),
     ] = None,
@@ -245,7 +256,7 @@ def preload(
         typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
     ] = None,
     list_file: Annotated[
-        Path | None, typer.Option("--list", help="File with one REPO[@REV] per line.")
+        Path | None, typer.Option("--list", help="File with one REPO or REPO@REVISION per line.")
     ] = None,
     workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = 4,
     token: Annotated[
@@ -254,8 +265,6 @@ def preload(
     pin: Annotated[
         bool, typer.Option("--pin", help="Pin each preloaded commit: never evicted.")
     ] = False,
-    data_dir: DataDir = None,
-    config: Config = None,
 ) -> None:
     """Download REPO[@REV]s through hubproxy so that its cache holds every selected file.
 
@@ -274,12 +283,9 @@ def preload(
         ]
     if not wanted:
         raise fail("name at least one repo (or --list FILE)")
-    settings: Settings | None = None
-    if data_dir is not None or pin:
-        try:
-            settings = load_settings({"data_dir": data_dir}, config_file=config)
-        except SettingsError as error:
-            raise fail(f"configuration error: {error}") from None
+    data_dir = location(context).data_dir
+    # The data dir is used when named (a server is run on it here), and for pins.
+    settings = settings_here(context) if data_dir is not None or pin else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with contextlib.ExitStack() as stack:
         if endpoint is None:
@@ -293,13 +299,20 @@ def preload(
                 base_url=endpoint.rstrip("/"), headers=headers, timeout=httpx.Timeout(60, read=300)
             )
         )
-        plan, commits = _plan(client, wanted, repo_type, include or [], exclude or [])
+        try:
+            plan, commits = _plan(client, wanted, repo_type, include or [], exclude or [])
+        except httpx.HTTPError as error:
+            raise fail(
+                f"cannot reach hubproxy at {endpoint}: {describe_http_error(error)} (start"
+                " `hubproxy serve`, or name a server with --endpoint or HF_ENDPOINT, or a data"
+                " dir with --data-dir)",
+                1,
+            ) from None
         if pin and settings is not None:
             # Pinned before the download: eviction cannot take files of a preload under way.
             pins = commits
             run_on_data_dir(
-                settings.data_dir,
-                config,
+                context,
                 lambda _settings, database, storage: _pin(CacheManager(database, storage), pins),
             )
             console.print(f"pinned {len(commits)} commit(s)")
@@ -317,27 +330,54 @@ def preload(
 
 @app.command("export")
 def export_command(
+    context: typer.Context,
     targets: Annotated[list[str], typer.Argument(help="REPO or REPO@REVISION, several allowed.")],
     to: Annotated[Path, typer.Option("--to", help="Bundle directory to write.")],
     repo_type: Annotated[
         str, typer.Option("--repo-type", help="model, dataset or space.")
     ] = "model",
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Only paths matching this glob (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
+    ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Export even if selected files are not cached; the manifest lists them.",
+        ),
+    ] = False,
     since: Annotated[
         Path | None, typer.Option(help="Earlier manifest.json: write only what is new.")
     ] = None,
-    data_dir: DataDir = None,
-    config: Config = None,
 ) -> None:
     """Write repos into a bundle directory for an offline site: cached repos at a revision
-    (files, listings, refs), hosted repos whole (every branch, tag and commit)."""
+    (files, listings, refs), hosted repos whole (every branch, tag and commit).
+
+    Every selected file of a cached repo must be completely cached: otherwise nothing is
+    written, the missing files are listed and the exit code is 1 (unless --allow-partial).
+    """
     parsed = [parse_target(target, repo_type) for target in targets]
     wanted = [(ref, rev or "main") for ref, rev in parsed]
 
+    def selected(path: str) -> bool:
+        return _selected(path, include or [], exclude or [])
+
     async def action(settings: Settings, database: Database, storage: Storage) -> BundleReport:
-        return await export_bundle(settings, database, storage, wanted, to, since)
+        with progress_bar() as progress:
+            return await export_bundle(
+                settings, database, storage, wanted, to, since,
+                selected=selected, allow_partial=allow_partial, progress=progress,
+            )  # fmt: skip
 
     try:
-        report = run_on_data_dir(data_dir, config, action)
+        report = run_on_data_dir(context, action)
+    except IncompleteExport as error:
+        raise fail(str(error), 1) from None
     except BundleError as error:
         raise fail(str(error)) from None
     files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
@@ -345,34 +385,36 @@ def export_command(
         f"exported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already in the"
         f" earlier bundle, {report.documents} documents"
     )
+    for repo, paths in report.partial.items():
+        typer.echo(f"partial: {repo} lacks {len(paths)} selected files (listed in the manifest)")
 
 
 @app.command("import")
 def import_command(
+    context: typer.Context,
     bundle: Annotated[Path, typer.Argument(help="Bundle directory written by `mirror export`.")],
-    data_dir: DataDir = None,
-    config: Config = None,
 ) -> None:
     """Verify a bundle completely, then import it; a faulty bundle imports nothing."""
 
     async def action(
         settings: Settings, database: Database, storage: Storage
     ) -> tuple[BundleReport, list[str]]:
-        return await import_bundle(settings, database, storage, bundle)
+        with progress_bar() as progress:
+            return await import_bundle(settings, database, storage, bundle, progress)
 
-    try:
-        settings = load_settings({"data_dir": data_dir}, config_file=config)
-    except SettingsError as error:
-        raise fail(f"configuration error: {error}") from None
-    # A fresh site has no database yet: create it (and its schema) before importing.
+    settings = settings_here(context)
+    # Importing is how an offline site starts: a fresh data dir gets its database here.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Database(settings.database_path).open_and_close_sync()
     try:
-        report, notes = run_on_data_dir(data_dir, config, action)
+        report, notes = run_on_data_dir(context, action)
     except BundleError as error:
         raise fail(f"bundle refused: {error}") from None
     for note in notes:
         typer.echo(note)
+    for repo, paths in report.partial.items():
+        shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+        typer.echo(f"partial bundle: {repo} lacks {len(paths)} files, not served here: {shown}")
     files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
     typer.echo(
         f"imported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already cached,"
