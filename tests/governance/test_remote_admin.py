@@ -60,6 +60,7 @@ def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RemoteSite]:
     data_dir = tmp_path_factory.mktemp("remote-admin") / "data"
+    admin(data_dir, "user", "create", "root", "--admin")  # a new data dir starts with it
     for project, extra in (
         ("acme", ()),
         ("other", ()),
@@ -68,7 +69,6 @@ def site(
         admin(data_dir, "project", "create", project, *extra)
     tokens: dict[str, str] = {}
     for user, role_args in (
-        ("root", ("--admin",)),
         ("lead", ()),
         ("dev", ()),
         ("outsider", ()),

@@ -81,6 +81,7 @@ def test_backup_while_serving_then_restore_into_a_fresh_data_dir(
     outputs = admin_batch(
         source,
         [
+            ("user", "create", "root", "--admin"),
             ("project", "create", "team", "--kind", "hosted"),
             ("user", "create", "owner"),
             ("member", "add", "team", "owner", "--role", "maintainer"),
@@ -168,7 +169,7 @@ def test_backup_while_serving_then_restore_into_a_fresh_data_dir(
 
 def test_a_corrupt_backup_restores_nothing(proxy_factory: ProxyFactory, tmp_path: Path) -> None:
     process = proxy_factory(start=False, environment=HUB_ENVIRONMENT)
-    admin_batch(process.data_dir, [("user", "create", "someone")])
+    admin_batch(process.data_dir, [("user", "create", "someone", "--admin")])
     backup_dir = tmp_path / "backup"
     assert (
         admin("--data-dir", str(process.data_dir), "backup", "--to", str(backup_dir)).returncode

@@ -150,3 +150,41 @@ def test_bundle_round_trip_incremental_and_corrupt(
         if (corrupt_site / "storage").exists()
         else True
     )
+
+
+def test_an_export_of_files_not_all_cached_is_refused_unless_partial(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str, tmp_path: Path
+) -> None:
+    """An offline site must learn at import, never at read time, that a bundle is partial."""
+    upstream.add_repo(repo_id, {"config.json": CONFIG, "model.safetensors": WEIGHTS})
+    online = proxy_factory()
+    assert preload(online.url, repo_id, "--include", "*.json").returncode == 0
+    online.stop()
+
+    refused = mirror("export", repo_id, "--to", str(tmp_path / "b"), "--data-dir",
+                     str(online.data_dir))  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("hubproxy mirror: 1 selected files are not completely cached")
+    assert f"{repo_id}@" in refused.stderr
+    assert "model.safetensors" in refused.stderr
+    assert not (tmp_path / "b" / "manifest.json").exists()
+
+    # What was preloaded can be exported whole, selected the same way.
+    selected = mirror("export", repo_id, "--include", "*.json", "--to", str(tmp_path / "json"),
+                      "--data-dir", str(online.data_dir))  # fmt: skip
+    assert selected.returncode == 0, selected.stderr
+    assert "partial" not in selected.stdout
+
+    partial = mirror("export", repo_id, "--allow-partial", "--to", str(tmp_path / "p"),
+                     "--data-dir", str(online.data_dir))  # fmt: skip
+    assert partial.returncode == 0, partial.stderr
+    assert "lacks 1 selected files" in partial.stdout
+    [repo] = json.loads((tmp_path / "p" / "manifest.json").read_text())["repos"]
+    assert repo["missing"] == ["model.safetensors"]
+    assert [entry["path"] for entry in repo["entries"]] == ["config.json"]
+
+    site = tmp_path / "site"
+    imported = mirror("import", str(tmp_path / "p"), "--data-dir", str(site))
+    assert imported.returncode == 0, imported.stderr
+    assert "partial bundle:" in imported.stdout
+    assert "lacks 1 files, not served here: model.safetensors" in imported.stdout

@@ -99,6 +99,18 @@ def test_robots_act_only_in_their_project_with_their_permissions() -> None:
         assert isinstance(authorize(robot, READ, outside, SNAPSHOT).error, RepoNotFound)
 
 
+def test_a_robots_refusal_speaks_of_its_permissions_not_of_a_role() -> None:
+    robot = Principal(
+        "robot", "ci", "tok_2", scope="write", robot_project="acme",
+        robot_permissions=frozenset({READ}),
+    )  # fmt: skip
+    refused = authorize(robot, WRITE, "acme/x", SNAPSHOT)
+    assert isinstance(refused.error, Forbidden)
+    assert refused.error.message == "This robot's permissions in acme (read) do not include write"
+    assert refused.reason == "robot permissions read lack write"
+    assert "role" not in refused.error.message
+
+
 def test_require_auth_closes_everything_to_anonymous() -> None:
     decision = authorize(ANONYMOUS, READ, "openly/x", SNAPSHOT, require_auth=True)
     assert isinstance(decision.error, Unauthorized)

@@ -9,11 +9,11 @@ from typing import Any
 EXAMPLES: dict[str, str] = {
     "serve": "hubproxy serve --host 0.0.0.0 --port 8000 --data-dir /var/lib/hubproxy"
     " --cache-max-bytes 500GiB",
-    "admin backup": "hubproxy admin --data-dir /var/lib/hubproxy backup --to /backups/2026-12-01",
+    "admin backup": "hubproxy admin backup --to /backups/2026-12-01 --data-dir /var/lib/hubproxy",
     "admin restore": "hubproxy admin restore /backups/2026-12-01 --data-dir /var/lib/hubproxy-new",
     "admin audit": "hubproxy admin audit --repo acme/llama --since 7d --denied",
     "admin prune-audit": "hubproxy admin prune-audit --before 90d",
-    "admin user create": "hubproxy admin --data-dir /var/lib/hubproxy user create alice --admin",
+    "admin user create": "hubproxy admin user create alice --admin --data-dir /var/lib/hubproxy",
     "admin user list": "hubproxy admin user list --json",
     "admin user disable": "hubproxy admin user disable bob",
     "admin user enable": "hubproxy admin user enable bob",
@@ -29,8 +29,8 @@ EXAMPLES: dict[str, str] = {
     "admin project delete": "hubproxy admin project delete acme --delete-repos",
     "admin member add": "hubproxy admin member add acme alice --role maintainer",
     "admin member remove": "hubproxy admin member remove acme bob",
-    "admin member list": "hubproxy admin --endpoint https://hub.example --token hp_... member"
-    " list acme",
+    "admin member list": "hubproxy admin member list acme --endpoint https://hub.example"
+    " --token hp_...",
     "admin policy show": "hubproxy admin policy show",
     "admin policy set": "hubproxy admin policy set --mode allow-list --pattern 'meta-llama/*'",
     "cache ls": "hubproxy cache ls --data-dir /var/lib/hubproxy",

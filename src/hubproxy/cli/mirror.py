@@ -60,6 +60,15 @@ fail = failure("mirror", default_code=2)
 console = Console(stderr=True)
 PIECE = 1024 * 1024
 
+Include = Annotated[
+    list[str] | None,
+    typer.Option("--include", help="Only paths matching this glob (repeatable)."),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
+]
+
 
 @dataclass
 class FileResult:
@@ -247,14 +256,8 @@ def preload(
     repo_type: Annotated[
         str, typer.Option("--repo-type", help="model, dataset or space.")
     ] = "model",
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Only paths matching this glob (repeatable)."),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
-    ] = None,
+    include: Include = None,
+    exclude: Exclude = None,
     list_file: Annotated[
         Path | None, typer.Option("--list", help="File with one REPO or REPO@REVISION per line.")
     ] = None,
@@ -336,14 +339,8 @@ def export_command(
     repo_type: Annotated[
         str, typer.Option("--repo-type", help="model, dataset or space.")
     ] = "model",
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Only paths matching this glob (repeatable)."),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", help="Skip paths matching this glob (repeatable)."),
-    ] = None,
+    include: Include = None,
+    exclude: Exclude = None,
     allow_partial: Annotated[
         bool,
         typer.Option(
