@@ -2,8 +2,6 @@
 command, shared options anywhere on the line, refusals of data dirs that hold no hub, and
 errors that name their command."""
 
-import contextlib
-import io
 import json
 import os
 import pty
@@ -20,19 +18,14 @@ from hubproxy import version
 from hubproxy.cli.examples import EXAMPLES
 from hubproxy.cli.main import build_command
 from hubproxy.settings import SETTING_FIELDS
+from tests.support.cli import run_cli
 from tests.support.proxy import free_port
 
 
 def hubproxy(*arguments: str) -> tuple[int, str, str]:
     """Run the real command tree in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = build_command().main(list(arguments), prog_name="hubproxy",
-                                        standalone_mode=False)  # fmt: skip
-        except SystemExit as exit_:  # pragma: no cover - click exits only in standalone mode
-            code = exit_.code
-    return int(code or 0), out.getvalue(), err.getvalue()
+    completed = run_cli(*arguments)
+    return completed.returncode, completed.stdout, completed.stderr
 
 
 def environment() -> dict[str, str]:

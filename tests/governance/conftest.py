@@ -3,7 +3,6 @@ with `hubproxy admin` on the data dir before the server starts, then more while 
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHub, FakeHubServer
+from tests.support.cli import run_cli
 from tests.support.proxy import ProxyProcess
 
 # Upstream content: a public namespace, and a gated one only the proxy's own token may read.
@@ -22,13 +22,9 @@ FILES = {"config.json": b'{"model_type": "tiny"}', "weights.bin": bytes(range(25
 
 
 def admin(data_dir: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `hubproxy admin --data-dir DATA_DIR ARGUMENTS...` as a user would."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(data_dir), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """Run `hubproxy admin --data-dir DATA_DIR ARGUMENTS...` (the real command line, in this
+    process: `tests/support/cli.py`)."""
+    completed = run_cli("admin", "--data-dir", str(data_dir), *arguments)
     if check and completed.returncode != 0:
         raise AssertionError(f"admin {arguments} failed: {completed.stderr}")
     return completed

@@ -14,10 +14,7 @@ exercise both upload modes.
 
 import contextlib
 import hashlib
-import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +26,7 @@ from huggingface_hub import HfApi
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHubServer
 from tests.governance.conftest import Site
+from tests.support.cli import run_cli
 from tests.support.proxy import ProxyProcess
 
 LFS_THRESHOLD = 1024
@@ -39,36 +37,15 @@ HUB_ENVIRONMENT = {
 ROLES = ("viewer", "developer", "maintainer", "admin")
 LFS_JSON = "application/vnd.git-lfs+json"
 
-# Runs several `hubproxy admin ...` command lines in one interpreter (each is the real CLI
-# entry point; one process instead of one per command saves ~0.4 s of start-up per command).
-_BATCH_SCRIPT = """
-import contextlib, io, json, sys
-from hubproxy.cli.main import build_command
-
-command = build_command()
-outputs = []
-for arguments in json.load(sys.stdin):
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        command.main(arguments, prog_name="hubproxy", standalone_mode=False)
-    outputs.append(buffer.getvalue())
-json.dump(outputs, sys.stdout)
-"""
-
 
 def admin_batch(data_dir: Path, commands: list[tuple[str, ...]]) -> list[str]:
     """Run each `hubproxy admin --data-dir DATA_DIR COMMAND...`; the stdout of each."""
-    argument_lists = [["admin", "--data-dir", str(data_dir), *command] for command in commands]
-    completed = subprocess.run(
-        [sys.executable, "-c", _BATCH_SCRIPT],
-        input=json.dumps(argument_lists),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if completed.returncode != 0:
-        raise AssertionError(f"admin commands failed: {completed.stderr}")
-    outputs: list[str] = json.loads(completed.stdout)
+    outputs = []
+    for command in commands:
+        completed = run_cli("admin", "--data-dir", str(data_dir), *command)
+        if completed.returncode != 0:
+            raise AssertionError(f"admin {command} failed: {completed.stderr}")
+        outputs.append(completed.stdout)
     return outputs
 
 
