@@ -17,6 +17,7 @@ from hubproxy.errors import BadRequest, UploadRejected
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url
 from hubproxy.hf_api.hosted import hub, principal
+from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import RepoRef
 
@@ -89,9 +90,10 @@ async def upload(request: Request, match: RouteMatch) -> Response:
     query = request.query_params
     size_text, expires_text = query.get("size", ""), query.get("expires", "")
     actor, signature = query.get("by", ""), query.get("signature", "")
-    if not size_text.isdigit() or not expires_text.isdigit() or not signature:
+    if not size_text or not expires_text or not signature:
         raise BadRequest("This upload link is incomplete")
-    size, expires = int(size_text), int(expires_text)
+    size = parse_whole_number(size_text, "size")
+    expires = parse_whole_number(expires_text, "expires")
     await hub(request).check_upload_signature(
         match.ref, match.path, size, expires, actor, signature
     )
