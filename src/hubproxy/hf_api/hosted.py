@@ -22,6 +22,9 @@ from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hub.service import Hub
 from hubproxy.naming import RepoRef, repo_ref
 
+# preupload and LFS batch bodies list up to thousands of files.
+MAX_LISTING_BYTES = 16 * 1024 * 1024
+
 
 async def repo_from_body(request: Request) -> RepoRef:
     """The repo a `/api/repos/create|delete` body names: `{"name", "organization", "type"}`."""
@@ -92,7 +95,7 @@ async def preupload(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
     _refuse_pull_requests(request)
-    payload = await json_object(request, max_bytes=16 * 1024 * 1024)
+    payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")

@@ -16,7 +16,7 @@ from hubproxy.constants import PLURAL_BY_REPO_TYPE, SHA256_PATTERN, URL_PREFIX_B
 from hubproxy.errors import BadRequest, UploadRejected
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url
-from hubproxy.hf_api.hosted import hub, principal
+from hubproxy.hf_api.hosted import MAX_LISTING_BYTES, hub, principal
 from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import RepoRef
@@ -72,7 +72,7 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
 
 async def batch(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
-    payload = await json_object(request, max_bytes=16 * 1024 * 1024)
+    payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
     if payload.get("operation") != "upload":
         raise BadRequest("Only the 'upload' operation is supported: download through /resolve/")
     if payload.get("hash_algo", "sha256") != "sha256":
