@@ -141,6 +141,15 @@ class PreconditionFailed(HubError):
     code = "PreconditionFailed"
 
 
+class PayloadTooLarge(HubError):
+    """413 `PayloadTooLarge`: the request body is larger than the endpoint accepts (refused by
+    its Content-Length before a byte is read, or as soon as a chunked body passes the cap)."""
+
+    status = 413
+    code = "PayloadTooLarge"
+    default_message = "Request body too large"
+
+
 class UploadRejected(HubError):
     """422: uploaded content does not match what it claims to be, or was never uploaded."""
 

@@ -149,6 +149,21 @@ class Settings:
     upstream_timeout: float = setting(
         30.0, "Time to connect to upstream, and the longest silence tolerated mid-body."
     )
+    max_header_bytes: int = setting(
+        64 * 1024, "Largest request head (request line and headers) accepted.", kind="size"
+    )
+    max_headers: int = setting(100, "Most request headers accepted in one request.")
+    header_timeout: float = setting(
+        10.0, "Time a client has to send a whole request head, from its first byte."
+    )
+    idle_timeout: float = setting(
+        5.0, "Time an idle connection (no request in progress) is kept open."
+    )
+    body_timeout: float = setting(
+        60.0,
+        "Longest silence tolerated while a request body arrives (not its total time; responses "
+        "are never cut).",
+    )
     public_url: str | None = setting(
         None,
         "The URL clients use to reach hubproxy, if it differs from the request's own.",

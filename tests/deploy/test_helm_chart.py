@@ -56,6 +56,8 @@ EVERY_SETTING = {
     "upstream_concurrency": 64, "upstream_timeout": 90, "public_url": "https://hub.example.com",
     "upload_lfs_threshold": 1048576, "require_auth": True, "audit_stdout": True,
     "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
+    "max_header_bytes": "32KiB", "max_headers": 80, "header_timeout": "15s", "idle_timeout": 10,
+    "body_timeout": "2m",
 }  # fmt: skip
 
 

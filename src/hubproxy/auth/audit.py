@@ -77,6 +77,22 @@ ACTIONS = (
 )
 
 
+# Bounds of the text fields of a record, in characters; most come from clients.
+MAX_FIELD_CHARACTERS = 1024
+_FIELD_BOUNDS = {"user_agent": 512, "client": 64, "method": 16}
+TRUNCATION_MARK = "…"
+
+
+def bounded_text(value: str, limit: int) -> str:
+    """`value`, cut to `limit` characters (the last one a mark) when it is longer. Lone
+    surrogates, which SQLite cannot store as text, are replaced."""
+    if len(value) > limit:
+        value = value[: limit - 1] + TRUNCATION_MARK
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 @dataclass(slots=True)
 class AuditRecord:
     """One audited event. `decision` is `allow` or `deny` (a denial keeps the attempted action)."""
@@ -107,6 +123,14 @@ class AuditRecord:
     bytes_sent: int = 0
     cache: str | None = None  # hit, miss, partial, stale, redirect
     reason: str = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every text field is bounded here, at construction and at every later assignment
+        # (handlers fill in reasons and targets after the fact): a 4 MiB User-Agent or reason
+        # must not become a 4 MiB row.
+        if isinstance(value, str):
+            value = bounded_text(value, _FIELD_BOUNDS.get(name, MAX_FIELD_CHARACTERS))
+        object.__setattr__(self, name, value)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -55,6 +55,7 @@ from hubproxy.errors import (
 )
 from hubproxy.metrics import UPSTREAM_ERRORS
 from hubproxy.naming import RepoRef
+from hubproxy.numbers import InvalidNumber, whole_number
 from hubproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ def _url_expiry(url: str, obtained_at: float) -> float:
     for name in _EXPIRY_PARAMETERS:
         if name in query:
             try:
-                value = int(query[name][0])
-            except ValueError:
+                value = whole_number(query[name][0])
+            except InvalidNumber:
                 continue
             # `X-Amz-Expires` is a lifetime in seconds; the others are absolute timestamps.
             return obtained_at + value if name == "x-amz-expires" else float(value)
@@ -508,8 +509,10 @@ def _file_from_headers(
     size_text = headers.get(HEADER_LINKED_SIZE) or (
         None if is_redirect else headers.get("Content-Length")
     )
-    if size_text is None or not size_text.isdigit():
-        raise _failure(answered_by, RESOLVE, "no file size in the answer")
+    try:
+        size = whole_number(size_text or "")
+    except InvalidNumber:
+        raise _failure(answered_by, RESOLVE, "no file size in the answer") from None
     sha256 = None
     git_oid = None
     for candidate in (linked_etag, etag):
@@ -521,7 +524,7 @@ def _file_from_headers(
         raise _failure(answered_by, RESOLVE, "no content hash in the answer")
     return UpstreamFile(
         commit=commit,
-        size=int(size_text),
+        size=size,
         git_oid=git_oid,
         sha256=sha256,
         download_url=url,
@@ -584,7 +587,9 @@ async def _raise_for_status(
         retry_after = response.headers.get("Retry-After")
         raise RateLimited(
             f"Upstream {host}: {operation} failed: HTTP status 429 (rate-limiting hubproxy)",
-            headers={"Retry-After": retry_after} if retry_after and retry_after.isdigit() else None,
+            headers={"Retry-After": retry_after}
+            if retry_after and retry_after.isascii() and retry_after.isdigit()
+            else None,
         )
     if status == 416:
         raise RangeNotSatisfiable()

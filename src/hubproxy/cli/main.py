@@ -11,6 +11,7 @@ from hubproxy.cli.admin import app as admin_app
 from hubproxy.cli.admin_backup import refuse_newer_data_dir
 from hubproxy.cli.cache import app as cache_app
 from hubproxy.cli.common import add_shared_options, failure, settings_here
+from hubproxy.cli.connections import limited_protocol
 from hubproxy.cli.examples import attach_examples
 from hubproxy.cli.mirror import app as mirror_app
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
@@ -128,7 +129,8 @@ def serve(context: typer.Context, **options: Any) -> None:
         log_level=settings.log_level,
         access_log=False,  # hubproxy writes its own access records (hubproxy.access)
         log_config=None,
-        http="httptools",
+        http=limited_protocol(settings),
+        timeout_keep_alive=max(1, round(settings.idle_timeout)),
         lifespan="on",
         timeout_graceful_shutdown=10,
     )

@@ -11,7 +11,6 @@ lets them run beside the server's queued writer, as the CLI does on the data dir
 """
 
 import asyncio
-import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from hubproxy.errors import BadRequest
 from hubproxy.hf_api.admin import boolean_query, within
 from hubproxy.hf_api.bodies import MAX_STRING_LENGTH
 from hubproxy.hf_api.context import services
+from hubproxy.hf_api.parameters import decimal_query, whole_number_query
 from hubproxy.hf_api.routing import RouteMatch
 
 Result = TypeVar("Result")
@@ -46,25 +46,15 @@ def _text(request: Request, name: str) -> str | None:
 def _timestamp(request: Request, name: str) -> float | None:
     """A `?name=` Unix time in seconds, from 0 to `LATEST_TIMESTAMP` (NaN and infinities
     are refused with the rest)."""
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    try:
-        moment = float(value)
-    except ValueError:
-        moment = math.nan
-    if not 0 <= moment <= LATEST_TIMESTAMP:
-        raise BadRequest(f"'{name}' must be a Unix time in seconds")
-    return moment
+    return decimal_query(request, name, maximum=LATEST_TIMESTAMP)
 
 
 def _limit(request: Request) -> int:
-    value = request.query_params.get("limit")
-    if value is None:
-        return DEFAULT_LIMIT
-    if not value.isdecimal() or not 1 <= int(value) <= MAX_LIMIT:
-        raise BadRequest(f"'limit' must be a whole number from 1 to {MAX_LIMIT}")
-    return int(value)
+    limit = whole_number_query(
+        request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT
+    )
+    assert limit is not None
+    return limit
 
 
 def _namespaces(request: Request) -> frozenset[str] | None:

@@ -1,6 +1,5 @@
 """Request bodies: bounded reads, JSON objects and their typed fields, with precise 400s."""
 
-import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -8,7 +7,9 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from hubproxy.errors import BadRequest
+from hubproxy.errors import BadRequest, PayloadTooLarge
+from hubproxy.json_input import parse_json
+from hubproxy.numbers import InvalidNumber, whole_number
 
 MAX_JSON_BYTES = 1024 * 1024
 # Names, labels and e-mail addresses: longer strings are refused, not stored.
@@ -16,19 +17,22 @@ MAX_STRING_LENGTH = 1024
 MAX_LIST_ITEMS = 1000
 
 
-def _refuse_constant(name: str) -> None:
-    # Python's JSON reader accepts NaN and Infinity, which no timestamp or duration may be.
-    raise BadRequest(f"Request body holds {name}, which is not a JSON number")
+def declared_length(header: str) -> int:
+    """A `Content-Length` value as a number; a 400 when it is not one."""
+    try:
+        return whole_number(header)
+    except InvalidNumber:
+        raise BadRequest("Content-Length is not a whole number of bytes") from None
 
 
 async def bounded_body(request: Request, max_bytes: int) -> bytes:
-    """The whole body, read no further than `max_bytes` (a larger one is a 400 as soon as it
+    """The whole body, read no further than `max_bytes` (a larger one is a 413 as soon as it
     shows: by its Content-Length, or while it arrives). Kept for later calls on `request`."""
-    too_large = BadRequest(f"Request body larger than {max_bytes} bytes")
+    too_large = PayloadTooLarge(f"Request body larger than {max_bytes} bytes")
     kept: bytes | None = getattr(request.state, "bounded_body", None)
     if kept is None:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared_length(declared) > max_bytes:
             raise too_large
         pieces: list[bytes] = []
         received = 0
@@ -44,12 +48,12 @@ async def bounded_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def json_object(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The body as a JSON object (empty body: `{}`); `BadRequest` for anything else."""
+    """The body as a JSON object (empty body: `{}`); `BadRequest` for anything else.
+
+    The one JSON reader of the API: bounded in bytes, nesting depth and number size
+    (`hubproxy.json_input`)."""
     body = await bounded_body(request, max_bytes)
-    try:
-        payload = json.loads(body or b"{}", parse_constant=_refuse_constant)
-    except ValueError:
-        raise BadRequest("Request body is not JSON") from None
+    payload = parse_json(body or b"{}")
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object")
     return payload

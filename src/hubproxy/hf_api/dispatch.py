@@ -39,7 +39,7 @@ from hubproxy.constants import (
     HEADER_REPO_COMMIT,
     HEADER_STALE,
 )
-from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound
+from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound, PayloadTooLarge
 from hubproxy.hf_api import (
     admin,
     admin_audit,
@@ -52,6 +52,7 @@ from hubproxy.hf_api import (
     tree,
     users,
 )
+from hubproxy.hf_api.bodies import MAX_JSON_BYTES, declared_length
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
@@ -73,6 +74,9 @@ class Endpoint:
     users_only: bool = False
     # What a refused request is audited as, when it is not audited when allowed.
     denied_as: str = "read"
+    # The largest body the handler reads; a larger declared Content-Length is refused (413)
+    # before anything is read. None: the handler streams the body and bounds it itself.
+    max_body: int | None = MAX_JSON_BYTES
 
     @property
     def methods(self) -> frozenset[str]:
@@ -85,16 +89,22 @@ ENDPOINTS: dict[str, Endpoint] = {
     "refs": Endpoint(repos.refs, _READ),
     "commits": Endpoint(repos.commits, _READ),
     "tree": Endpoint(tree.tree, _READ),
-    "paths_info": Endpoint(tree.paths_info, {"POST": READ}),
+    "paths_info": Endpoint(tree.paths_info, {"POST": READ}, max_body=tree.MAX_BODY_BYTES),
     "create_repo": Endpoint(hosted.create_repo, {"POST": CREATE_REPO}, {"POST": "repo_create"}),
     "delete_repo": Endpoint(hosted.delete_repo, {"DELETE": DELETE_REPO}, {"DELETE": "repo_delete"}),
     # Steps of an upload: the PUT of LFS bytes and the commit are what the audit log records.
-    "preupload": Endpoint(hosted.preupload, {"POST": WRITE}, denied_as="upload"),
-    "commit": Endpoint(hosted.commit, {"POST": WRITE}, {"POST": "commit"}),
+    "preupload": Endpoint(
+        hosted.preupload, {"POST": WRITE}, denied_as="upload", max_body=hosted.MAX_LISTING_BYTES
+    ),
+    # NDJSON read line by line, each line bounded (`hub.commits`).
+    "commit": Endpoint(hosted.commit, {"POST": WRITE}, {"POST": "commit"}, max_body=None),
     "xet_write_token": Endpoint(hosted.xet_write_token, {"GET": WRITE}, denied_as="upload"),
-    "lfs_batch": Endpoint(lfs.batch, {"POST": WRITE}, denied_as="upload"),
-    # Signed links: the link itself is the authorization (clients send no token).
-    "lfs_upload": Endpoint(lfs.upload, {"PUT": None}, {"PUT": "upload"}),
+    "lfs_batch": Endpoint(
+        lfs.batch, {"POST": WRITE}, denied_as="upload", max_body=hosted.MAX_LISTING_BYTES
+    ),
+    # Signed links: the link itself is the authorization (clients send no token); the body
+    # is bounded by the size the link names.
+    "lfs_upload": Endpoint(lfs.upload, {"PUT": None}, {"PUT": "upload"}, max_body=None),
     "lfs_verify": Endpoint(lfs.verify, {"POST": WRITE}, denied_as="upload"),
     "validate_yaml": Endpoint(hosted.validate_yaml, {"POST": None}),
     # Shows only what the caller may read (filtered in the handler).
@@ -197,6 +207,13 @@ async def _authorize(
     """Check `action` on the route's repo (or project); choose its store. Returns the match
     to serve."""
     if match.ref is None and match.project is None:
+        if principal.is_anonymous:
+            # The repo is named in the body, but no repo may be created or deleted anonymously:
+            # refused before a byte of the body is read.
+            reason = "anonymous caller on an endpoint that names its repo in the body"
+            raise await _denied(
+                request, services_, principal, match, AuthenticationRequired(), reason
+            )
         match = dataclasses.replace(match, ref=await hosted.repo_from_body(request))
     snapshot = services_.authenticator.snapshot
     decision = authorize(
@@ -260,6 +277,16 @@ async def _denied(
     return error
 
 
+def _check_declared_length(request: Request, endpoint: Endpoint) -> None:
+    """413 for a Content-Length over the endpoint's cap, before any of the body is read.
+    Chunked bodies are counted as they are read (`bodies.bounded_body`)."""
+    declared = request.headers.get("content-length")
+    if endpoint.max_body is None or declared is None:
+        return
+    if declared_length(declared) > endpoint.max_body:
+        raise PayloadTooLarge(f"Request body larger than {endpoint.max_body} bytes")
+
+
 class HubEndpoint:
     """A starlette endpoint (ASGI app) that routes on `scope["raw_path"]`."""
 
@@ -287,6 +314,7 @@ class HubEndpoint:
             raise
         state["principal"] = principal.name
         request.state.identity = principal
+        _check_declared_length(request, endpoint)
         if endpoint.users_only and principal.kind != "user":
             refusal: HubError = (
                 AuthenticationRequired() if principal.is_anonymous else Forbidden("Users only")

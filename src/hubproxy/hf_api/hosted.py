@@ -17,9 +17,13 @@ from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url, services
+from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hub.service import Hub
 from hubproxy.naming import RepoRef, repo_ref
+
+# preupload and LFS batch bodies list up to thousands of files.
+MAX_LISTING_BYTES = 16 * 1024 * 1024
 
 
 async def repo_from_body(request: Request) -> RepoRef:
@@ -91,7 +95,7 @@ async def preupload(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
     _refuse_pull_requests(request)
-    payload = await json_object(request, max_bytes=16 * 1024 * 1024)
+    payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")
@@ -160,9 +164,7 @@ async def list_repos(request: Request, match: RouteMatch) -> Response:
     found = services(request)
     query = request.query_params
     author, search = query.get("author"), query.get("search", "").lower()
-    limit_text = query.get("limit", "")
-    if limit_text and not limit_text.isdigit():
-        raise BadRequest(f"Invalid limit {limit_text!r}")
+    limit = whole_number_query(request, "limit")
     snapshot = found.authenticator.snapshot
     hosted = {name for name, project in snapshot.projects.items() if project.kind == "hosted"}
     if author is not None and author not in hosted:
@@ -181,8 +183,8 @@ async def list_repos(request: Request, match: RouteMatch) -> Response:
         and search in record.ref.repo_id.lower()
     }
     visible = readable(caller, records, snapshot)
-    if limit_text:
-        visible = visible[: int(limit_text)]
+    if limit is not None:
+        visible = visible[:limit]
     return JSONResponse([await found.hosted.summary(records[repo_id]) for repo_id in visible])
 
 

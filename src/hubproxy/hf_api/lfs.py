@@ -16,7 +16,8 @@ from hubproxy.constants import PLURAL_BY_REPO_TYPE, SHA256_PATTERN, URL_PREFIX_B
 from hubproxy.errors import BadRequest, UploadRejected
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url
-from hubproxy.hf_api.hosted import hub, principal
+from hubproxy.hf_api.hosted import MAX_LISTING_BYTES, hub, principal
+from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import RepoRef
 
@@ -71,7 +72,7 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
 
 async def batch(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
-    payload = await json_object(request, max_bytes=16 * 1024 * 1024)
+    payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
     if payload.get("operation") != "upload":
         raise BadRequest("Only the 'upload' operation is supported: download through /resolve/")
     if payload.get("hash_algo", "sha256") != "sha256":
@@ -89,9 +90,10 @@ async def upload(request: Request, match: RouteMatch) -> Response:
     query = request.query_params
     size_text, expires_text = query.get("size", ""), query.get("expires", "")
     actor, signature = query.get("by", ""), query.get("signature", "")
-    if not size_text.isdigit() or not expires_text.isdigit() or not signature:
+    if not size_text or not expires_text or not signature:
         raise BadRequest("This upload link is incomplete")
-    size, expires = int(size_text), int(expires_text)
+    size = parse_whole_number(size_text, "size")
+    expires = parse_whole_number(expires_text, "expires")
     await hub(request).check_upload_signature(
         match.ref, match.path, size, expires, actor, signature
     )

@@ -8,7 +8,12 @@ whole file (allowed by RFC 9110, and no Hub client asks for more than one).
 import re
 from dataclasses import dataclass
 
-_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+from hubproxy.numbers import saturating_whole_number
+
+# ASCII digits only: `\d` would also take other scripts' digits, which `int()` reads differently.
+_SPEC = re.compile(r"^[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$")
+# More ranges than any client sends is no request to honour but a header to refuse.
+MAX_RANGES = 100
 
 
 class MalformedRange(ValueError):
@@ -47,30 +52,35 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     unit, separator, specification = header.partition("=")
     if not separator:
-        raise MalformedRange(f"malformed Range header {header!r}")
+        raise MalformedRange(f"malformed Range header {header[:100]!r}")
     if unit.strip().lower() != "bytes":
         return None
     specs = specification.split(",")
+    if len(specs) > MAX_RANGES:
+        raise MalformedRange(f"more than {MAX_RANGES} ranges in the Range header")
     parsed: list[tuple[str, str]] = []
     for spec in specs:
         match = _SPEC.match(spec)
         if not match or (not match.group(1) and not match.group(2)):
-            raise MalformedRange(f"malformed Range header {header!r}")
+            raise MalformedRange(f"malformed Range header {header[:100]!r}")
         parsed.append((match.group(1), match.group(2)))
     if len(parsed) > 1:
         return None
     first, last = parsed[0]
+    # Positions past the end all mean the same: they are read saturated at `size` + 1, so a
+    # position of any number of digits costs no big-number arithmetic.
+    ceiling = size + 1
     if not first:
-        suffix = int(last)
+        suffix = saturating_whole_number(last, ceiling)
         if suffix == 0 or size == 0:
             raise UnsatisfiableRange(header)
         return ByteRange(max(0, size - suffix), size, size)
-    start = int(first)
-    if last and int(last) < start:
-        raise MalformedRange(f"malformed Range header {header!r}: end before start")
+    start = saturating_whole_number(first, ceiling)
+    if last and saturating_whole_number(last, ceiling) < start:
+        raise MalformedRange(f"malformed Range header {header[:100]!r}: end before start")
     if start >= size:
         raise UnsatisfiableRange(header)
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(saturating_whole_number(last, ceiling) + 1, size)
     return ByteRange(start, end, size)
 
 

@@ -6,12 +6,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.constants import HEADER_STALE, PLURAL_BY_REPO_TYPE
-from hubproxy.errors import BadRequest
 from hubproxy.hf_api.context import public_base_url, repo_store
+from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.stores import Answer
 
 # Query parameters of repo info that change the document (hf-protocol.md §4.1).
+# Deeper pages of a commit history are not served (they would be walked on every request).
+MAX_PAGE = 1_000_000
 _INFO_PARAMETERS = frozenset({"blobs", "securityStatus", "expand", "expand[]", "files_metadata"})
 
 
@@ -41,10 +43,8 @@ async def refs(request: Request, match: RouteMatch) -> Response:
 async def commits(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
-    page_text = request.query_params.get("p", "0")
-    if not page_text.isdigit() or int(page_text) > 1_000_000:
-        raise BadRequest(f"Invalid page number {page_text!r}")
-    page = int(page_text)
+    page = whole_number_query(request, "p", default=0, maximum=MAX_PAGE)
+    assert page is not None
     expand = request.query_params.getlist("expand") + request.query_params.getlist("expand[]")
     formatted = "formatted" in expand
     result = await repo_store(request).commits(match.ref, match.revision, page, formatted=formatted)

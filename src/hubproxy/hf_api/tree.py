@@ -5,7 +5,6 @@ absolute `Link` next URL pointing back at hubproxy (the client requires absolute
 must never be sent to the upstream hub).
 """
 
-import json
 from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.requests import Request
@@ -13,35 +12,29 @@ from starlette.responses import Response
 
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, TREE_PAGE_SIZE, TREE_PAGE_SIZE_EXPANDED
 from hubproxy.errors import BadRequest
+from hubproxy.hf_api.bodies import bounded_body
 from hubproxy.hf_api.context import public_base_url, repo_store
+from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.repos import json_answer
 from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
 from hubproxy.stores import Answer
 
 MAX_PATHS_INFO = 10_000
+# A cursor is an offset into one listing; no listing is this long.
+MAX_CURSOR = 10**12
 MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
-async def _read_body(request: Request) -> bytes:
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"Request body larger than {MAX_BODY_BYTES} bytes")
-    return bytes(body)
 
 
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true")
 
 
-def _cursor(value: str | None) -> int:
-    if value is None:
-        return 0
-    if not value.isdigit() or len(value) > 12:
-        raise BadRequest(f"Invalid cursor {value!r}")
-    return int(value)
+def _cursor(request: Request) -> int:
+    offset = whole_number_query(request, "cursor", default=0, maximum=MAX_CURSOR)
+    assert offset is not None
+    return offset
 
 
 async def tree(request: Request, match: RouteMatch) -> Response:
@@ -49,7 +42,7 @@ async def tree(request: Request, match: RouteMatch) -> Response:
     assert match.revision is not None
     recursive = _flag(request.query_params.get("recursive"))
     expand = _flag(request.query_params.get("expand"))
-    offset = _cursor(request.query_params.get("cursor"))
+    offset = _cursor(request)
     answer = await repo_store(request).tree(
         match.ref, match.revision, match.path, recursive=recursive, expand=expand
     )
@@ -79,19 +72,18 @@ async def tree(request: Request, match: RouteMatch) -> Response:
 async def paths_info(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
-    body = await _read_body(request)
+    body = await bounded_body(request, MAX_BODY_BYTES)
     if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise BadRequest("paths-info body is not valid JSON") from None
+        payload = parse_json(body, what="The paths-info body")
         if not isinstance(payload, dict):
             raise BadRequest("paths-info body must be a JSON object")
         raw_paths = payload.get("paths", [])
         expand = bool(payload.get("expand", False))
     else:
         try:
-            form = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+            form = parse_qs(
+                body.decode(), keep_blank_values=True, strict_parsing=False, errors="strict"
+            )
         except UnicodeDecodeError:
             raise BadRequest("paths-info form is not UTF-8") from None
         raw_paths = form.get("paths", [])

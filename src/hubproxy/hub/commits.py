@@ -7,7 +7,6 @@ commit's files plus the operations, checked for paths git could not represent.
 
 import base64
 import binascii
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from hubproxy.constants import SHA256_PATTERN
 from hubproxy.errors import BadRequest, EntryNotFound
 from hubproxy.hub.gitobjects import blob_id, directories, lfs_pointer
 from hubproxy.hub.repos import HubFile
+from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
 
 SUMMARY_MAX_LENGTH = 1024
@@ -154,10 +154,7 @@ async def read_operations(
     header: CommitHeader | None = None
     operations: list[Operation] = []
     async for line in _lines(body, max_line):
-        try:
-            item = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The commit body must be JSON lines") from None
+        item = parse_json(line, what="A commit line")
         if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
             raise BadRequest('Each commit line must be {"key": ..., "value": {...}}')
         key = item.get("key")

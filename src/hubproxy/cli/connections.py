@@ -1,0 +1,151 @@
+"""Connection limits uvicorn's httptools protocol lacks: head size and count, and timeouts.
+
+uvicorn arms its keep-alive timer only after a response, and httptools buffers a request head
+of any size, so a connection that never finishes its headers (slowloris), a 64 MiB header or
+a body that stops arriving stayed open forever. `limited_protocol(settings)` returns the
+protocol class `hubproxy serve` runs, which adds:
+
+- `max_header_bytes` / `max_headers`: a larger head is a 431 and the connection is closed;
+- `idle_timeout`: a connection with no request in progress (new, or between keep-alive
+  requests) is closed after it (uvicorn's keep-alive timer, also armed on connect);
+- `header_timeout`: a request head must be complete this long after its first byte (408);
+- `body_timeout`: the longest silence while a request body arrives. It is not a total time,
+  and it does not run while hubproxy itself has paused reading (a slow handler), nor while a
+  response is being sent: a slow but progressing download is never cut.
+
+Refusals carry `X-Error-Code` like every other answer, including httptools' own 400.
+"""
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from hubproxy.settings import Settings
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+def _refusal(status: int, code: str, message: str) -> bytes:
+    body = json.dumps({"error": message}).encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status].decode()}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"x-error-code: {code}\r\nx-error-message: {message}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class LimitedProtocol(HttpToolsProtocol):
+    """See the module docstring; the limits are class attributes set by `limited_protocol`."""
+
+    max_header_bytes = 64 * 1024
+    max_headers = 100
+    header_timeout = 10.0
+    body_timeout = 60.0
+
+    _head_bytes = 0
+    _header_count = 0
+    _in_head = False
+    _in_body = False
+    _last_data = 0.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms its idle timer only after a response: a silent new connection too.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_data = self.loop.time()
+        counting = not self._in_body
+        super().data_received(data)
+        if counting and self._in_head:
+            # Still inside a head after this piece: count it all (a head split over reads).
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._refuse(431, "RequestHeaderFieldsTooLarge", "Request head too large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes, self._header_count = True, 0, 0
+        self._arm(self.header_timeout, self._head_expired)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.max_headers:
+            self._refuse(431, "RequestHeaderFieldsTooLarge", "Too many request headers")
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_deadline()
+        if self.transport.is_closing():
+            return
+        super().on_headers_complete()
+        self._in_body = True
+        self._arm(self.body_timeout, self._body_check)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._cancel_deadline()
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "BadRequest", msg)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self._cancel_deadline()
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete or not self._in_body:
+            self.transport.write(_refusal(status, code, message))
+        self.transport.close()
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel_deadline()
+        self._deadline = self.loop.call_later(delay, callback)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_expired(self) -> None:
+        self._deadline = None
+        if self._in_head:
+            self._refuse(408, "RequestTimeout", "The request head did not arrive in time")
+
+    def _body_check(self) -> None:
+        self._deadline = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        silent = self.loop.time() - self._last_data
+        if self.flow.read_paused or silent < self.body_timeout:
+            # hubproxy is the one not reading, or data came since: look again later.
+            self._arm(max(self.body_timeout - silent, 0.1), self._body_check)
+            return
+        # Mid-request: the handler sees a disconnect (a 400), the client a closed connection.
+        self.transport.close()
+
+
+def limited_protocol(settings: Settings) -> type[LimitedProtocol]:
+    """The protocol class for uvicorn's `http=`, with the limits of `settings`."""
+    return type(
+        "ConfiguredProtocol",
+        (LimitedProtocol,),
+        {
+            "max_header_bytes": settings.max_header_bytes,
+            "max_headers": settings.max_headers,
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+        },
+    )

@@ -1,0 +1,107 @@
+"""A hubproxy under attack: one real server with a hosted project, a user, an admin and a repo
+with one commit, set up the way an administrator does it (`hubproxy admin` on the data dir).
+
+Principals: `admin` (platform admin), `developer` (developer of the hosted project `team`) and
+anonymous callers. `team/target` holds `README.md` on `main`.
+"""
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.fake_upstream import FakeHubServer
+from tests.hub.conftest import admin_batch, token_of
+from tests.support.proxy import ProxyProcess
+
+TARGET_REPO = "team/target"
+README = b"# target\n"
+
+
+@dataclass
+class Fortress:
+    """The server under attack, its data dir and a token per principal."""
+
+    process: ProxyProcess
+    data_dir: Path
+    admin_token: str
+    developer_token: str
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def populate(data_dir: Path) -> tuple[str, str]:
+    """The first admin, the project `team` and its developer; (admin token, developer token)."""
+    outputs = admin_batch(
+        data_dir,
+        [
+            ("user", "create", "root", "--admin"),
+            ("project", "create", "team", "--kind", "hosted"),
+            ("user", "create", "developer"),
+            ("member", "add", "team", "developer", "--role", "developer"),
+            ("token", "create", "root", "--scope", "admin"),
+            ("token", "create", "developer", "--scope", "write"),
+        ],
+    )
+    return token_of(outputs[-2]), token_of(outputs[-1])
+
+
+def commit_body(summary: str, files: dict[str, bytes]) -> bytes:
+    """An NDJSON commit body adding `files` as regular files."""
+    lines = [{"key": "header", "value": {"summary": summary, "description": ""}}]
+    lines += [
+        {
+            "key": "file",
+            "value": {
+                "path": path,
+                "content": base64.b64encode(data).decode(),
+                "encoding": "base64",
+            },
+        }
+        for path, data in files.items()
+    ]
+    return b"\n".join(json.dumps(line).encode() for line in lines) + b"\n"
+
+
+def start_fortress(
+    fake_hub_server: FakeHubServer, data_dir: Path, *extra_args: str
+) -> Iterator[Fortress]:
+    admin_token, developer_token = populate(data_dir)
+    process = ProxyProcess(
+        data_dir,
+        fake_hub_server.url,
+        extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
+        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+    )
+    with process:
+        fortress = Fortress(process, data_dir, admin_token, developer_token)
+        with fortress.client(developer_token) as client:
+            created = client.post("/api/repos/create", json={"name": TARGET_REPO})
+            assert created.status_code == 200, created.text
+            committed = client.post(
+                f"/api/models/{TARGET_REPO}/commit/main",
+                content=commit_body("first", {"README.md": README}),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            assert committed.status_code == 200, committed.text
+        yield fortress
+    assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="module")
+def fortress(
+    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fortress]:
+    """One server per test module (each module attacks it its own way)."""
+    yield from start_fortress(fake_hub_server, tmp_path_factory.mktemp("fortress") / "data")
