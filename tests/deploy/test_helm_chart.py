@@ -56,6 +56,8 @@ EVERY_SETTING = {
     "upstream_concurrency": 64, "upstream_timeout": 90, "public_url": "https://hub.example.com",
     "upload_lfs_threshold": 1048576, "require_auth": True, "audit_stdout": True,
     "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
+    "trusted_hosts": "hub.example.com,hub:8000", "max_upload_bytes": "100GB",
+    "metrics_require_auth": True, "max_token_lifetime": "30d",
 }  # fmt: skip
 
 
