@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
+from hubproxy.auth.authn import TokenRefused, principal_for
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import (
     ACTIONS,
@@ -39,6 +40,7 @@ from hubproxy.auth.roles import (
     ROLE_ACTIONS,
     SCOPE_ACTIONS,
     SCOPES,
+    WRITE,
     Action,
     PlatformAction,
 )
@@ -391,3 +393,34 @@ def may_revoke_token(principal: Principal, owner: str) -> Decision:
             f"Revoking a token needs a 'write' token, not a {principal.scope!r} one",
         )
     return Decision(True, "own token" if owner == principal.name else "platform admin")
+
+
+def authorize_upload_link(
+    token_id: str,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    now: float,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """May the upload link minted with token `token_id` still be used on `repo_id`? The link
+    carries no credentials of its own, so whoever minted it is authorized again, as of now:
+    the token not revoked or expired, its user not disabled (its robot not revoked), and still
+    allowed to write the repo. A refusal is a 403 whatever the reason (the link is the caller's
+    only credential, so "not found" would hide nothing)."""
+    token = snapshot.tokens_by_id.get(token_id)
+    if token is None:
+        return Decision(False, "upload link of an unknown token", Forbidden(_LINK_REFUSED))
+    try:
+        principal = principal_for(snapshot, token, now)
+    except TokenRefused as refused:
+        reason = f"upload link minted by a token now refused: {refused.reason}"
+        return Decision(False, reason, Forbidden(_LINK_REFUSED))
+    decision = authorize(principal, WRITE, repo_id, snapshot, require_auth=require_auth)
+    if not decision.allowed:
+        reason = f"upload link's minter may no longer write: {decision.reason}"
+        return Decision(False, reason, Forbidden(_LINK_REFUSED), decision.project)
+    return Decision(True, "upload link's minter may still write", project=decision.project)
+
+
+_LINK_REFUSED = "This upload link is no longer valid: ask for a new one"
