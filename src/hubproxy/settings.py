@@ -180,7 +180,7 @@ class Settings:
     )
     metrics_require_auth: bool = setting(
         False,
-        "/metrics needs a platform admin's token (an admin-scoped token of an admin user).",
+        "/metrics needs a valid token (any user or robot, any scope); anonymous scrapes get 401.",
         flags="--metrics-require-auth/--metrics-open",
     )
     max_token_lifetime: float = setting(

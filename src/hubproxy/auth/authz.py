@@ -424,3 +424,12 @@ def authorize_upload_link(
 
 
 _LINK_REFUSED = "This upload link is no longer valid: ask for a new one"
+
+
+def authorize_metrics(principal: Principal, *, require_token: bool) -> Decision:
+    """May `principal` read `/metrics`? Open by default; with `metrics_require_auth` any
+    authenticated principal may (a read-scoped token or a `read` robot is enough, so a scraper
+    needs no powerful credential: the metrics count operations, they name no repo)."""
+    if require_token and principal.is_anonymous:
+        return Decision(False, "anonymous metrics scrape", AuthenticationRequired())
+    return Decision(True, "metrics")
