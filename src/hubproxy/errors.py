@@ -157,6 +157,14 @@ class UploadRejected(HubError):
     code = "UploadRejected"
 
 
+class UploadTooLarge(HubError):
+    """413 `UploadTooLarge`: an uploaded object above the configured `max_upload_bytes`."""
+
+    status = 413
+    code = "UploadTooLarge"
+    default_message = "Upload larger than this hub accepts"
+
+
 class NotImplementedYet(HubError):
     """501 `NotImplemented`: an endpoint this version of hubproxy does not serve yet."""
 

@@ -169,16 +169,38 @@ class Settings:
         "The URL clients use to reach hubproxy, if it differs from the request's own.",
         shown_default="the request's own",
     )
+    trusted_hosts: str = setting(
+        "",
+        "Without public_url: comma-separated host[:port] names whose Host header may name "
+        "hubproxy in absolute links (localhost and the listen address always may; any other "
+        "Host gets links to the listen address).",
+    )
     upload_lfs_threshold: int = setting(
         10 * MEBIBYTE,
         "Uploads to hosted repos: files this large or larger go through Git LFS, smaller ones "
         "travel inside the commit. Clients with hf_xet need HF_HUB_DISABLE_XET=1 for LFS files.",
         kind="size",
     )
+    max_upload_bytes: int = setting(
+        500 * 1000**3,
+        "Largest LFS object a hosted repo accepts: refused in the batch answer and while it "
+        "streams.",
+        kind="size",
+        shown_default="500GB",
+    )
     require_auth: bool = setting(
         False,
         "Refuse anonymous requests everywhere (also `hubproxy admin policy set --require-auth`).",
         flags="--require-auth/--allow-anonymous",
+    )
+    metrics_require_auth: bool = setting(
+        False,
+        "/metrics needs a valid token (any user or robot, any scope); anonymous scrapes get 401.",
+        flags="--metrics-require-auth/--metrics-open",
+    )
+    max_token_lifetime: float = setting(
+        365 * 86400.0,
+        "Longest `expires_in` a token or robot may be created with over the API (a 400 beyond).",
     )
     audit_stdout: bool = setting(
         False,
@@ -206,6 +228,13 @@ class Settings:
         }
         secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in SECRET_FIELDS)
         return f"Settings({secrets}, {shown})"
+
+    @property
+    def trusted_host_names(self) -> frozenset[str]:
+        """`trusted_hosts` as lowercase `host[:port]` names."""
+        return frozenset(
+            name.strip().lower() for name in self.trusted_hosts.split(",") if name.strip()
+        )
 
     @property
     def storage_path(self) -> Path:

@@ -58,6 +58,8 @@ EVERY_SETTING = {
     "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
     "max_header_bytes": "32KiB", "max_headers": 80, "header_timeout": "15s", "idle_timeout": 10,
     "body_timeout": "2m",
+    "trusted_hosts": "hub.example.com,hub:8000", "max_upload_bytes": "100GB",
+    "metrics_require_auth": True, "max_token_lifetime": "30d",
 }  # fmt: skip
 
 

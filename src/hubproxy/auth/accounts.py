@@ -106,6 +106,8 @@ class AccountsSnapshot:
     roles: dict[str, dict[str, str]] = field(default_factory=dict)
     robots: dict[str, Robot] = field(default_factory=dict)
     tokens_by_hash: dict[str, Token] = field(default_factory=dict)
+    # The same tokens by id: what a signed upload link names its minting token by.
+    tokens_by_id: dict[str, Token] = field(default_factory=dict)
     policy: Policy = Policy()
     # Upstream namespace -> the proxy project that mirrors it under another name.
     mirrored: dict[str, Project] = field(default_factory=dict)
@@ -489,6 +491,8 @@ def load_snapshot(connection: sqlite3.Connection) -> AccountsSnapshot:
     for row in connection.execute("SELECT project, user, role FROM members"):
         roles.setdefault(row["user"], {})[row["project"]] = row["role"]
     projects = list_projects(connection)
+    # Revoked tokens too: they are refused with their reason, without a lookup.
+    hashed = {row["secret_hash"]: _token(row) for row in connection.execute("SELECT * FROM tokens")}
     return AccountsSnapshot(
         serial=read_serial(connection),
         users={user.name: user for user in list_users(connection)},
@@ -500,10 +504,7 @@ def load_snapshot(connection: sqlite3.Connection) -> AccountsSnapshot:
         },
         roles=roles,
         robots={robot.name: robot for robot in list_robots(connection)},
-        tokens_by_hash={
-            row["secret_hash"]: _token(row)
-            # Revoked tokens too: they are refused with their reason, without a lookup.
-            for row in connection.execute("SELECT * FROM tokens")
-        },
+        tokens_by_hash=hashed,
+        tokens_by_id={token.id: token for token in hashed.values()},
         policy=get_policy(connection),
     )

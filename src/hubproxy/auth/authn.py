@@ -51,6 +51,11 @@ def bearer_secret(authorization: str | None) -> str | None:
     return value
 
 
+def _earliest(*moments: float | None) -> float | None:
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None
+
+
 def principal_for(snapshot: AccountsSnapshot, token: Token, now: float) -> Principal:
     """The principal `token` acts as, or `TokenRefused` if it may not be used now."""
     if token.revoked:
@@ -69,6 +74,7 @@ def principal_for(snapshot: AccountsSnapshot, token: Token, now: float) -> Princ
             token.id,
             token.name,
             token.scope,
+            token_expires=_earliest(token.expires, robot.expires),
             robot_project=robot.project,
             robot_permissions=robot.permissions,
         )
@@ -81,6 +87,7 @@ def principal_for(snapshot: AccountsSnapshot, token: Token, now: float) -> Princ
         token.id,
         token.name,
         token.scope,
+        token_expires=token.expires,
         is_admin=user.is_admin and token.scope == "admin",
         roles=snapshot.roles.get(user.name, {}),
     )

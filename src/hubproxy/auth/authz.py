@@ -17,6 +17,11 @@ Platform administration (`/api/hubproxy/admin/...`) is decided by `authorize_pla
 platform admin (an admin user with an admin-scoped token) may `administer`; `review` (listings
 and the audit log) is also open to project admins, limited to the projects they administer
 (`Decision.within`). Anonymous callers get 401, robots and everybody else 403.
+
+Delegation (roles, robots, tokens; `may_grant`, `may_create_robot`, `may_revoke_robot`,
+`may_create_token`, `may_revoke_token`) is bounded by what the delegator holds; see the section
+at the end. Those decisions need the request body, so handlers take them and `enforce` them:
+a refusal raises `Refused`, which the dispatcher audits as a denial.
 """
 
 import fnmatch
@@ -24,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
+from hubproxy.auth.authn import TokenRefused, principal_for
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import (
     ACTIONS,
@@ -33,10 +39,15 @@ from hubproxy.auth.roles import (
     REVIEW,
     ROLE_ACTIONS,
     SCOPE_ACTIONS,
+    SCOPES,
+    WRITE,
     Action,
     PlatformAction,
 )
-from hubproxy.errors import Forbidden, HubError, RepoNotFound, Unauthorized
+from hubproxy.errors import Forbidden, HubError, NotFound, RepoNotFound, Unauthorized
+
+WRITE_SCOPE = "write"
+ADMIN_SCOPE = "admin"
 
 
 class RepoNotFoundUnauthenticated(RepoNotFound):
@@ -226,3 +237,199 @@ def authorize_platform(
     return Decision(
         False, f"not a platform admin: lacks {action}", Forbidden(f"Only {allowed} may")
     )
+
+
+# Delegation: what a principal hands on (roles, robots, tokens) is bounded by what it holds.
+#
+# A project role or a robot's permissions is a set of actions; a granter may hand on a set only
+# if it holds every action of it in that project, denials applied (`allowed_actions`): a project
+# admin may grant any role, a robot with `manage_members` only roles within its own
+# permissions (so a `read` + `manage_members` robot adds viewers, never admins). Changing or
+# removing a member needs the same of the role they hold now: nobody demotes someone above
+# them. Platform admins may grant anything. What is delegated never outlives the token that
+# delegates it: a new token or robot expires no later than the caller's token.
+
+
+class Refused(Exception):
+    """A refusal decided while a handler runs (delegation checks need the request body): the
+    dispatcher audits it as a denial with `decision.reason` and answers `decision.error`."""
+
+    def __init__(self, decision: Decision) -> None:
+        assert not decision.allowed
+        assert decision.error is not None
+        super().__init__(decision.reason)
+        self.decision = decision
+        self.error: HubError = decision.error
+
+
+def enforce(decision: Decision) -> Decision:
+    """`decision` if allowed; raises `Refused` otherwise."""
+    if not decision.allowed:
+        raise Refused(decision)
+    return decision
+
+
+def _beyond(wanted: Iterable[Action], held: frozenset[Action]) -> list[str]:
+    return sorted(set(wanted) - held)
+
+
+def _outlives(principal: Principal, expires: float | None) -> bool:
+    """Whether something expiring at `expires` (None: never) would outlive `principal`'s token."""
+    if principal.token_expires is None:
+        return False
+    return expires is None or expires > principal.token_expires
+
+
+def may_grant(
+    principal: Principal,
+    project: str,
+    role: str | None,
+    snapshot: AccountsSnapshot,
+    *,
+    current_role: str | None = None,
+) -> Decision:
+    """May `principal` give a member of `project` `role` (None: remove them), replacing
+    `current_role` (None: not a member yet)?"""
+    if principal.is_admin:
+        return Decision(True, "platform admin")
+    held = allowed_actions(principal, project, snapshot)
+    for what, name in (("grant", role), ("change the role of a member with", current_role)):
+        if name is None:
+            continue
+        beyond = _beyond(ROLE_ACTIONS.get(name, frozenset(ACTIONS)), held)
+        if beyond:
+            return _refused(
+                principal,
+                f"cannot {what} role {name}: lacks {', '.join(beyond)}",
+                f"You cannot {what} the {name!r} role in {project}: it allows "
+                f"{', '.join(beyond)}, which you do not hold there",
+            )
+    return Decision(True, "within the granter's own actions")
+
+
+def may_create_robot(
+    principal: Principal,
+    project: str,
+    permissions: Iterable[str],
+    expires: float | None,
+    snapshot: AccountsSnapshot,
+) -> Decision:
+    """May `principal` create a robot of `project` with `permissions`, expiring at `expires`?"""
+    held = allowed_actions(principal, project, snapshot)
+    beyond = sorted(set(permissions) - set(held))
+    if beyond and not principal.is_admin:
+        return _refused(
+            principal,
+            f"robot permissions beyond the creator's: {', '.join(beyond)}",
+            f"A robot can only get permissions you hold here; not {', '.join(beyond)}",
+        )
+    if _outlives(principal, expires):
+        return _refused(
+            principal,
+            "robot would outlive the creator's token",
+            "A robot cannot expire later than the token creating it",
+        )
+    return Decision(True, "within the creator's own permissions")
+
+
+def may_revoke_robot(
+    principal: Principal, project: str, permissions: Iterable[Action], snapshot: AccountsSnapshot
+) -> Decision:
+    """May `principal` revoke a robot of `project` holding `permissions`? Only one whose
+    permissions it holds itself (a robot cannot take out a more powerful one)."""
+    beyond = _beyond(permissions, allowed_actions(principal, project, snapshot))
+    if beyond and not principal.is_admin:
+        return _refused(
+            principal,
+            f"robot to revoke holds more: {', '.join(beyond)}",
+            f"You cannot revoke a robot with permissions you do not hold ({', '.join(beyond)})",
+        )
+    return Decision(True, "within the revoker's own permissions")
+
+
+def may_manage_tokens_of(principal: Principal, owner: str) -> Decision:
+    """May `principal` list or create the tokens of user `owner`? Its own, or anybody's for a
+    platform admin."""
+    if owner != principal.name and not principal.is_admin:
+        return _refused(
+            principal, "tokens of another user", "Only platform admins manage other users' tokens"
+        )
+    return Decision(True, "own tokens" if owner == principal.name else "platform admin")
+
+
+def may_create_token(
+    principal: Principal, owner: str, scope: str, expires: float | None
+) -> Decision:
+    """May `principal` create a token for user `owner` with `scope`, expiring at `expires`?
+    A token makes tokens of no wider scope that expire no later than itself; only platform
+    admins make tokens for other users."""
+    mine = may_manage_tokens_of(principal, owner)
+    if not mine.allowed:
+        return mine
+    if scope not in SCOPES or SCOPES.index(scope) > SCOPES.index(principal.scope):
+        return _refused(
+            principal,
+            f"token scope {principal.scope} cannot create scope {scope}",
+            f"A {principal.scope!r} token cannot create a {scope!r} token",
+        )
+    if _outlives(principal, expires):
+        return _refused(
+            principal,
+            "new token would outlive the creating token",
+            "A token cannot create a token that expires later than itself",
+        )
+    return Decision(True, "within the creating token")
+
+
+def may_revoke_token(principal: Principal, owner: str) -> Decision:
+    """May `principal` revoke a token of user `owner`? Needs a `write` (or `admin`) token;
+    another user's token is "not found" unless a platform admin asks."""
+    if owner != principal.name and not principal.is_admin:
+        return Decision(False, "token of another user", NotFound("No such token"))
+    if principal.scope not in (WRITE_SCOPE, ADMIN_SCOPE):
+        return _refused(
+            principal,
+            f"token scope {principal.scope} cannot revoke",
+            f"Revoking a token needs a 'write' token, not a {principal.scope!r} one",
+        )
+    return Decision(True, "own token" if owner == principal.name else "platform admin")
+
+
+def authorize_upload_link(
+    token_id: str,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    now: float,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """May the upload link minted with token `token_id` still be used on `repo_id`? The link
+    carries no credentials of its own, so whoever minted it is authorized again, as of now:
+    the token not revoked or expired, its user not disabled (its robot not revoked), and still
+    allowed to write the repo. A refusal is a 403 whatever the reason (the link is the caller's
+    only credential, so "not found" would hide nothing)."""
+    token = snapshot.tokens_by_id.get(token_id)
+    if token is None:
+        return Decision(False, "upload link of an unknown token", Forbidden(_LINK_REFUSED))
+    try:
+        principal = principal_for(snapshot, token, now)
+    except TokenRefused as refused:
+        reason = f"upload link minted by a token now refused: {refused.reason}"
+        return Decision(False, reason, Forbidden(_LINK_REFUSED))
+    decision = authorize(principal, WRITE, repo_id, snapshot, require_auth=require_auth)
+    if not decision.allowed:
+        reason = f"upload link's minter may no longer write: {decision.reason}"
+        return Decision(False, reason, Forbidden(_LINK_REFUSED), decision.project)
+    return Decision(True, "upload link's minter may still write", project=decision.project)
+
+
+_LINK_REFUSED = "This upload link is no longer valid: ask for a new one"
+
+
+def authorize_metrics(principal: Principal, *, require_token: bool) -> Decision:
+    """May `principal` read `/metrics`? Open by default; with `metrics_require_auth` any
+    authenticated principal may (a read-scoped token or a `read` robot is enough, so a scraper
+    needs no powerful credential: the metrics count operations, they name no repo)."""
+    if require_token and principal.is_anonymous:
+        return Decision(False, "anonymous metrics scrape", AuthenticationRequired())
+    return Decision(True, "metrics")

@@ -15,6 +15,9 @@ class Principal:
     token_id: str | None = None
     token_name: str = ""
     scope: str = "read"
+    # When the token stops working (the earlier of token and robot expiry); None: never.
+    # What it delegates (new tokens, robots) may not outlive it.
+    token_expires: float | None = None
     # Platform-admin powers: an admin user presenting an admin-scoped token.
     is_admin: bool = False
     # Users: project -> role name.

@@ -1,5 +1,6 @@
 """What handlers get from the application: built once in `app.py`, passed via lifespan state."""
 
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,12 +46,43 @@ def repo_store(request: Request) -> RepoStore:
     return found
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# A Host header that is only a host and an optional port (no userinfo, path or spaces).
+_HOST_PATTERN = re.compile(r"^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def _host_name(host: str) -> str:
+    """`host[:port]` without the port (`[::1]:8000` → `[::1]`)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def public_base_url(request: Request) -> str:
-    """The URL prefix clients reach hubproxy at, for absolute links (`Link` pagination)."""
-    configured = services(request).settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    """The URL prefix clients reach hubproxy at, for absolute links (LFS hrefs, `Link`
+    pagination, repo URLs).
+
+    `public_url` when configured. Otherwise the request's `Host` only if it is trusted: listed
+    in `trusted_hosts` (a name without a port matches every port) or a loopback name; any other
+    `Host` is a client's word, and a link built from it could send the next request (an LFS
+    upload, a page of a listing) to a host of the client's choosing, so the link names the
+    address the connection was accepted on instead."""
+    settings = services(request).settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    scheme = request.url.scheme
+    host = request.headers.get("host", "").strip().lower()
+    trusted = settings.trusted_host_names
+    name = _host_name(host)
+    if _HOST_PATTERN.match(host) and (host in trusted or name in trusted or name in LOOPBACK_HOSTS):
+        return f"{scheme}://{host}"
+    server = request.scope.get("server")
+    if server is None:
+        return f"{scheme}://{settings.host}:{settings.port}"
+    address, port = server[0], server[1]
+    if ":" in address:
+        address = f"[{address}]"
+    return f"{scheme}://{address}:{port}" if port is not None else f"{scheme}://{address}"
 
 
 async def apply_account_change(

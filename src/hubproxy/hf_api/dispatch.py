@@ -17,7 +17,12 @@ from starlette.types import Receive, Scope, Send
 
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
-from hubproxy.auth.authz import AuthenticationRequired, authorize, authorize_platform
+from hubproxy.auth.authz import (
+    AuthenticationRequired,
+    Refused,
+    authorize,
+    authorize_platform,
+)
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
     ACTIONS,
@@ -329,7 +334,12 @@ class HubEndpoint:
             served = await _authorize(request, found, principal, match, action)
         audited = endpoint.audited.get(request.method)
         if audited is None:
-            answer = await endpoint.handler(request, served)
+            try:
+                answer = await endpoint.handler(request, served)
+            except Refused as refused:
+                # Decided in auth/ while the handler ran: audited like any other denial.
+                error, reason = refused.error, refused.decision.reason
+                raise await _denied(request, found, principal, match, error, reason) from None
             await answer(scope, receive, send)
             return
         # The repo as the client named it (create/delete name it in the body).
@@ -339,6 +349,14 @@ class HubEndpoint:
         try:
             response = await endpoint.handler(request, served)
             await response(scope, receive, send)
+        except Refused as refused:
+            record.decision, record.status = "deny", refused.error.status
+            # The refusal's reason first, then what the handler noted about the request.
+            fields = scope["state"].setdefault("audit_fields", {})
+            noted = fields.get("reason")
+            reason = refused.decision.reason
+            fields["reason"] = f"{reason} ({noted})" if noted else reason
+            raise refused.error from None
         except HubError as error:
             record.status, record.reason = error.status, error.message
             if error.status in (401, 403):

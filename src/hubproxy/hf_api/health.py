@@ -1,4 +1,5 @@
-"""`/health/live` (the process answers) and `/health/ready` (database and storage usable)."""
+"""`/health/live` (the process answers), `/health/ready` (database and storage usable) and
+`/metrics` (open, or for any valid token with `metrics_require_auth`; refusals are audited)."""
 
 import logging
 
@@ -6,6 +7,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hubproxy.auth.audit import AuditRecord
+from hubproxy.auth.authn import TokenRefused
+from hubproxy.auth.authz import authorize_metrics
+from hubproxy.auth.principal import ANONYMOUS, Principal
+from hubproxy.errors import HubError
 from hubproxy.hf_api.context import services
 from hubproxy.metrics import REGISTRY
 
@@ -20,7 +26,44 @@ async def live(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of `hubproxy.metrics.REGISTRY`."""
     request.scope["state"]["route"] = "metrics"
+    found = services(request)
+    if found.settings.metrics_require_auth:
+        principal: Principal = ANONYMOUS
+        try:
+            principal = await found.authenticator.authenticate(request.headers.get("authorization"))
+        except TokenRefused as refused:
+            await _audit_denial(request, principal, refused, refused.reason, refused.token_id)
+            raise
+        decision = authorize_metrics(principal, require_token=True)
+        if not decision.allowed:
+            assert decision.error is not None
+            await _audit_denial(request, principal, decision.error, decision.reason)
+            raise decision.error
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _audit_denial(
+    request: Request,
+    principal: Principal,
+    error: HubError,
+    reason: str,
+    token_id: str | None = None,
+) -> None:
+    record = AuditRecord(
+        "metrics",
+        decision="deny",
+        actor_kind=principal.kind,
+        actor_name=principal.name,
+        token_id=token_id or principal.token_id,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        client=(request.scope.get("client") or ("", 0))[0] or None,
+        user_agent=request.headers.get("user-agent"),
+        method=request.method,
+        route="metrics",
+        status=error.status,
+        reason=reason,
+    )
+    await services(request).audit.emit([record])
 
 
 async def ready(request: Request) -> JSONResponse:

@@ -2,7 +2,13 @@
 
 huggingface_hub sends the object bytes with a plain PUT to the `href` of the batch answer,
 with no Authorization header, so the link authorizes itself: it names the repo, object, size,
-expiry and uploader, and carries an HMAC over all of them made with the data dir's key.
+expiry, uploader and the id of the token that asked for it, and carries an HMAC over all of
+them and the repo's incarnation (its creation time) made with the data dir's key. When the link
+is used, that token is authorized again (`auth.authz.authorize_upload_link`): a link minted
+before its member was removed, its token revoked, its user disabled or its repo deleted and
+created again is refused. Objects above `max_upload_bytes` get a per-object error in the batch
+answer and a 413 on the PUT, checked against Content-Length and, while streaming, against the
+signed size.
 """
 
 import time
@@ -12,10 +18,11 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hubproxy.auth.authz import authorize_upload_link, enforce
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, SHA256_PATTERN, URL_PREFIX_BY_REPO_TYPE
-from hubproxy.errors import BadRequest, UploadRejected
+from hubproxy.errors import BadRequest, UploadRejected, UploadTooLarge
 from hubproxy.hf_api.bodies import body_stream, json_object
-from hubproxy.hf_api.context import public_base_url
+from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.hosted import MAX_LISTING_BYTES, hub, principal
 from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.routing import RouteMatch
@@ -30,8 +37,16 @@ def _lfs_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, media_type=LFS_MEDIA_TYPE)
 
 
-def _object_error(oid: Any, size: Any, message: str) -> dict[str, Any]:
-    return {"oid": str(oid), "size": size, "error": {"code": 422, "message": message}}
+def _object_error(oid: Any, size: Any, message: str, code: int = 422) -> dict[str, Any]:
+    return {"oid": str(oid), "size": size, "error": {"code": code, "message": message}}
+
+
+def _too_large(request: Request, size: int) -> str | None:
+    """Why an object of `size` bytes is refused here, or None if it is not too large."""
+    largest = services(request).settings.max_upload_bytes
+    if size > largest:
+        return f"Objects larger than {largest} bytes cannot be uploaded here ({size} bytes)"
+    return None
 
 
 async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str, Any]:
@@ -42,6 +57,10 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
         return _object_error(oid, size, "'oid' must be a lowercase sha256")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return _object_error(oid, size, "'size' must be a non-negative integer")
+    too_large = _too_large(request, size)
+    if too_large is not None:
+        # git-lfs reads a per-object 422 as "this object cannot be uploaded" and says why.
+        return _object_error(oid, size, too_large)
     try:
         needed = await hub(request).lfs_upload_needed(ref, oid, size)
     except UploadRejected as error:
@@ -51,9 +70,19 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
     expires = int(time.time()) + UPLOAD_LINK_SECONDS
     who = principal(request)
     actor = f"{who.kind}:{who.name}"
-    signature = await hub(request).upload_signature(ref, oid, size, expires, actor)
+    # The dispatcher required write, so there is a token: the one re-authorized at PUT time.
+    token_id = who.token_id or ""
+    signature = await hub(request).upload_signature(ref, oid, size, expires, actor, token_id)
     base = public_base_url(request)
-    query = urlencode({"size": size, "expires": expires, "by": actor, "signature": signature})
+    query = urlencode(
+        {
+            "size": size,
+            "expires": expires,
+            "by": actor,
+            "token": token_id,
+            "signature": signature,
+        }
+    )
     plural = PLURAL_BY_REPO_TYPE[ref.repo_type]
     prefix = URL_PREFIX_BY_REPO_TYPE[ref.repo_type]
     return {
@@ -90,16 +119,40 @@ async def upload(request: Request, match: RouteMatch) -> Response:
     query = request.query_params
     size_text, expires_text = query.get("size", ""), query.get("expires", "")
     actor, signature = query.get("by", ""), query.get("signature", "")
-    if not size_text or not expires_text or not signature:
+    token_id = query.get("token", "")
+    if not size_text or not expires_text or not signature or not token_id:
         raise BadRequest("This upload link is incomplete")
     size = parse_whole_number(size_text, "size")
     expires = parse_whole_number(expires_text, "expires")
+    # Refused before a byte is read: the size the link was signed for, or what the client says
+    # it sends (a link signed before `max_upload_bytes` was lowered is refused as well).
+    declared = request.headers.get("content-length", "")
+    for announced in (size, parse_whole_number(declared, "Content-Length") if declared else 0):
+        too_large = _too_large(request, announced)
+        if too_large is not None:
+            raise UploadTooLarge(too_large)
     await hub(request).check_upload_signature(
-        match.ref, match.path, size, expires, actor, signature
+        match.ref, match.path, size, expires, actor, token_id, signature
     )
     # The uploader the signed link names (the PUT itself carries no token).
     kind, _, name = actor.partition(":")
-    request.state.audit_fields = {"actor_kind": kind, "actor_name": name, "sha256": match.path}
+    request.state.audit_fields = {
+        "actor_kind": kind,
+        "actor_name": name,
+        "token_id": token_id,
+        "sha256": match.path,
+    }
+    found = services(request)
+    enforce(
+        authorize_upload_link(
+            token_id,
+            match.ref.repo_id,
+            found.authenticator.snapshot,
+            time.time(),
+            require_auth=found.settings.require_auth,
+        )
+    )
+    # `receive_lfs_object` stops reading at `size` bytes, which is at most `max_upload_bytes`.
     await hub(request).receive_lfs_object(match.ref, match.path, size, body_stream(request))
     request.state.audit_fields["reason"] = f"stored {size} bytes"
     return Response(status_code=200)

@@ -3,7 +3,10 @@
 `/api/organizations/{project}/members[/{user}]` (GET list, PUT `{"role"}`, DELETE) and
 `/api/organizations/{project}/robots[/{name}]` (GET list, POST `{"name", "permissions",
 "expires_in"}` → the token, shown once; DELETE revokes). The dispatcher has already checked
-`manage_members` on the project. A robot gets only permissions its creator holds there.
+`manage_members` on the project; what may be handed on is decided by `auth.authz`
+(`may_grant`, `may_create_robot`): a role or a robot's permissions only within what the caller
+holds there, a role change or removal only of members whose role is within it too, a robot
+expiring no later than the caller's token. Refusals are audited by the dispatcher.
 """
 
 from typing import Any
@@ -13,12 +16,14 @@ from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import AccountNotFound, Robot
-from hubproxy.auth.authz import allowed_actions
+from hubproxy.auth.authz import enforce, may_create_robot, may_grant, may_revoke_robot
 from hubproxy.auth.principal import Principal
-from hubproxy.errors import BadRequest, Forbidden
-from hubproxy.hf_api.bodies import expiry_from, json_object, required_string, strings_field
+from hubproxy.auth.roles import ROLES
+from hubproxy.errors import BadRequest
+from hubproxy.hf_api.bodies import json_object, required_string, strings_field
 from hubproxy.hf_api.context import apply_account_change, read_accounts, services
 from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.tokens import bounded_expiry
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -47,14 +52,21 @@ async def members(request: Request, match: RouteMatch) -> Response:
 async def member(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project, user = match.project, match.path
+    granter: Principal = request.state.identity
+    snapshot = services(request).authenticator.snapshot
+    # Checked against the snapshot: the role the member holds now, as requests see it.
+    current = snapshot.roles.get(user, {}).get(project)
     if request.method == "DELETE":
+        enforce(may_grant(granter, project, None, snapshot, current_role=current))
         await apply_account_change(
             request, lambda connection: accounts.remove_member(connection, project, user)
         )
         return JSONResponse({"project": project, "user": user, "removed": True})
     role = (await json_object(request, MAX_BODY_BYTES)).get("role")
-    if not isinstance(role, str):
-        raise BadRequest("Body needs a 'role'")
+    if not isinstance(role, str) or role not in ROLES:
+        raise BadRequest(f"Body needs a 'role', one of {', '.join(ROLES)}")
+    request.state.audit_fields = {"reason": f"role={role[:64]}"}
+    enforce(may_grant(granter, project, role, snapshot, current_role=current))
     await apply_account_change(
         request, lambda connection: accounts.add_member(connection, project, user, role)
     )
@@ -74,13 +86,14 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     permissions = strings_field(payload, "permissions")
     if permissions is None:
         permissions = ["read"]
-    expires = expiry_from(payload)
     request.state.audit_fields = {"path": name, "reason": f"permissions={','.join(permissions)}"}
     creator: Principal = request.state.identity
-    held = allowed_actions(creator, project, services(request).authenticator.snapshot)
-    beyond = sorted(set(permissions) - held)
-    if beyond:
-        raise Forbidden(f"A robot can only get permissions you hold here; not {', '.join(beyond)}")
+    expires = bounded_expiry(request, payload)
+    if expires is None:
+        # Omitted: as long as the creator's own token (never, for a token that never expires).
+        expires = creator.token_expires
+    snapshot = services(request).authenticator.snapshot
+    enforce(may_create_robot(creator, project, permissions, expires, snapshot))
     robot, token, secret = await apply_account_change(
         request,
         lambda connection: accounts.create_robot(
@@ -94,10 +107,14 @@ async def robot(request: Request, match: RouteMatch) -> Response:
     assert match.project is not None
     project, name = match.project, match.path
 
+    revoker: Principal = request.state.identity
+    snapshot = services(request).authenticator.snapshot
+
     def revoke(connection: Any) -> Robot:
         found = accounts.get_robot(connection, name)
         if found.project != project:
             raise AccountNotFound(f"no robot {name!r} in {project!r}")
+        enforce(may_revoke_robot(revoker, project, found.permissions, snapshot))
         return accounts.revoke_robot(connection, name)
 
     return JSONResponse(robot_document(await apply_account_change(request, revoke)))

@@ -1,9 +1,12 @@
 """Self-service tokens: `GET|POST /api/hubproxy/tokens`, `DELETE /api/hubproxy/tokens/{id}`.
 
 A user lists, creates and revokes their own tokens through a running server (the admin CLI
-with `--endpoint`). A new token's scope is at most the scope of the token asking for it;
-platform admins may act for any user (`"user"` in the body, `?user=` in the listing). The
-dispatcher has already required a user (robots and anonymous callers never get here).
+with `--endpoint`). What a token may delegate is decided by `auth.authz` (`may_create_token`,
+`may_revoke_token`): a new token has at most the scope of the token asking for it and expires
+no later than it (when `expires_in` is omitted it inherits the caller's expiry); revoking needs
+a `write` token; platform admins may act for any user (`"user"` in the body, `?user=` in the
+listing). `expires_in` is at most `max_token_lifetime`. The dispatcher has already required a
+user (robots and anonymous callers never get here) and audits every refusal.
 """
 
 from typing import Any
@@ -13,11 +16,17 @@ from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import Token
+from hubproxy.auth.authz import (
+    enforce,
+    may_create_token,
+    may_manage_tokens_of,
+    may_revoke_token,
+)
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import SCOPES
-from hubproxy.errors import BadRequest, Forbidden
+from hubproxy.errors import BadRequest
 from hubproxy.hf_api.bodies import expiry_from, json_object
-from hubproxy.hf_api.context import apply_account_change, read_accounts
+from hubproxy.hf_api.context import apply_account_change, read_accounts, services
 from hubproxy.hf_api.routing import RouteMatch
 
 
@@ -35,14 +44,23 @@ def _document(token: Token) -> dict[str, Any]:
     }
 
 
+def bounded_expiry(request: Request, payload: dict[str, Any]) -> float | None:
+    """The expiry `"expires_in"` asks for (None if absent), at most `max_token_lifetime` away:
+    a 400 for more (a century of seconds is a typo or a probe, not a plan)."""
+    expires = expiry_from(payload)
+    longest = services(request).settings.max_token_lifetime
+    if expires is not None and payload["expires_in"] > longest:
+        raise BadRequest(f"'expires_in' must be at most {longest:g} seconds")
+    return expires
+
+
 def _owner(principal: Principal, requested: object) -> str:
     """Whose tokens: the caller's, or (platform admins only) anybody's."""
     if requested is None or requested == principal.name:
         return principal.name
     if not isinstance(requested, str):
         raise BadRequest("'user' must be a user name")
-    if not principal.is_admin:
-        raise Forbidden("Only platform admins manage other users' tokens")
+    enforce(may_manage_tokens_of(principal, requested))
     return requested
 
 
@@ -61,9 +79,11 @@ async def tokens(request: Request, match: RouteMatch) -> Response:
     name, scope = payload.get("name", ""), payload.get("scope", "read")
     if not isinstance(name, str) or scope not in SCOPES:
         raise BadRequest(f"'name' must be a string and 'scope' one of {', '.join(SCOPES)}")
-    if SCOPES.index(scope) > SCOPES.index(principal.scope):
-        raise Forbidden(f"A {principal.scope!r} token cannot create a {scope!r} token")
-    expires = expiry_from(payload)
+    expires = bounded_expiry(request, payload)
+    if expires is None:
+        # Omitted: as long as the caller's own token (never, for a token that never expires).
+        expires = principal.token_expires
+    enforce(may_create_token(principal, owner, scope, expires))
     token, secret = await apply_account_change(
         request,
         lambda c: accounts.create_token(c, owner, name=name, scope=scope, expires=expires),
@@ -79,8 +99,7 @@ async def token(request: Request, match: RouteMatch) -> Response:
     def revoke(connection: Any) -> Token:
         found = accounts.get_token(connection, token_id)
         # Somebody else's token is "not found" unless a platform admin asks.
-        if found.owner != principal.name and not principal.is_admin:
-            raise accounts.AccountNotFound(f"no token {token_id!r}")
+        enforce(may_revoke_token(principal, found.owner if found.owner_kind == "user" else ""))
         return accounts.revoke_token(connection, token_id)
 
     revoked = await apply_account_change(request, revoke)

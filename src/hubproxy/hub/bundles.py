@@ -157,6 +157,10 @@ def verify_section(section: Mapping[str, Any]) -> tuple[HostedImport, dict[str, 
                 refs[kind][revision(str(name))] = str(target)
         if "main" not in refs[BRANCH]:
             raise HostedBundleError(f"{where}: no 'main' branch")
+        both = sorted(set(refs[BRANCH]) & set(refs[TAG]))
+        if both:
+            # Branches and tags are one namespace here: a name must mean one thing.
+            raise HostedBundleError(f"{where}: both a branch and a tag named {both[0]!r}")
         lfs_objects = {str(item["sha256"]): int(item["size"]) for item in section["lfs_objects"]}
     except (KeyError, TypeError, ValueError) as error:
         raise HostedBundleError(f"malformed hosted repo section: {error!r}") from None

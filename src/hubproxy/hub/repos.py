@@ -242,8 +242,12 @@ class HubRepos:
     # Revisions and refs ----------------------------------------------------------------
 
     async def resolve(self, ref: RepoRef, revision: str) -> str:
-        """The commit `revision` names: a branch, a tag (optionally as `refs/heads/...` or
-        `refs/tags/...`) or a full commit sha of this repo."""
+        """The commit `revision` names: a tag, a branch (optionally as `refs/tags/...` or
+        `refs/heads/...`, which name exactly that kind) or a full commit sha of this repo.
+
+        A branch and a tag never share a name (`create_ref` refuses it, imports too); should
+        older data hold both, the tag wins, as in git's own order (`refs/tags/` before
+        `refs/heads/`), so that a branch created later can never change what a tag serves."""
 
         def load(connection: sqlite3.Connection) -> str | None:
             if (
@@ -253,7 +257,7 @@ class HubRepos:
                 is None
             ):
                 raise RepoNotFound()
-            candidates = [(BRANCH, revision), (TAG, revision)]
+            candidates = [(TAG, revision), (BRANCH, revision)]
             for prefix, kind in (("refs/heads/", BRANCH), ("refs/tags/", TAG)):
                 if revision.startswith(prefix):
                     candidates = [(kind, revision[len(prefix) :])]

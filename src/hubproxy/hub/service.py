@@ -246,18 +246,41 @@ class Hub:
         return known is None or not await self.content.holds(f"sha256:{sha256}", size)
 
     async def upload_signature(
-        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str
+        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, token_id: str
     ) -> str:
         """What lets an upload link be used without a token until `expires`: an HMAC over
-        everything the link says (the actor is recorded as the uploader)."""
-        message = f"{ref.repo_type}\n{ref.repo_id}\n{sha256}\n{size}\n{expires}\n{actor}"
+        everything the link says (the actor is recorded as the uploader; the token that minted
+        it is re-authorized when the link is used) and over the repo's incarnation, its
+        creation time, so that a repo deleted and created again refuses older links."""
+        record = await self.repos.repo(ref)
+        message = "\n".join(
+            (
+                ref.repo_type,
+                ref.repo_id,
+                repr(record.created),
+                sha256,
+                str(size),
+                str(expires),
+                actor,
+                token_id,
+            )
+        )
         key = await self.repos.signing_key()
         return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
     async def check_upload_signature(
-        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, signature: str
+        self,
+        ref: RepoRef,
+        sha256: str,
+        size: int,
+        expires: int,
+        actor: str,
+        token_id: str,
+        signature: str,
     ) -> None:
-        expected = await self.upload_signature(ref, sha256, size, expires, actor)
+        """`Forbidden` unless the link was signed here, for this incarnation of the repo, and
+        has not expired (who minted it is checked by `auth.authz.authorize_upload_link`)."""
+        expected = await self.upload_signature(ref, sha256, size, expires, actor, token_id)
         if not hmac.compare_digest(expected, signature):
             raise Forbidden("This upload link is invalid")
         if expires < time.time():
