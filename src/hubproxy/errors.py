@@ -72,6 +72,17 @@ class RepoNotFound(HubError):
     default_message = "Repository not found"
 
 
+class RepoMoved(RepoNotFound):
+    """Upstream answered for another repo than the one asked (a rename's redirect, or repo
+    info naming another id). The dispatcher authorizes the new id and asks again; should it
+    ever reach a client it is a plain 404 `RepoNotFound`."""
+
+    def __init__(self, repo_type: str, repo_id: str) -> None:
+        super().__init__()
+        self.repo_type = repo_type
+        self.repo_id = repo_id
+
+
 class RevisionNotFound(HubError):
     """404 `RevisionNotFound`: unknown branch, tag or commit."""
 

@@ -30,8 +30,24 @@ class RepoRef:
         """The repo's prefix in file URLs: `ns/name`, `datasets/ns/name`, ..."""
         return URL_PREFIX_BY_REPO_TYPE[self.repo_type] + self.repo_id
 
+    @property
+    def canonical(self) -> "RepoRef":
+        """The same repo in its matching form: ids are compared case-insensitively, as on
+        huggingface.co. What decides (authorization, project lookup, policy, cache keys) sees
+        this form; output keeps the spelling the repo was created or found with."""
+        return RepoRef(self.repo_type, canonical_name(self.repo_id))
+
+    def same_repo(self, other: "RepoRef") -> bool:
+        """Whether `other` names this repo (in any letter case)."""
+        return self.canonical == other.canonical
+
     def __str__(self) -> str:
         return f"{self.repo_type}:{self.repo_id}"
+
+
+def canonical_name(value: str) -> str:
+    """The matching form of a namespace, repo name or repo id: case-folded (ids are ASCII)."""
+    return value.lower()
 
 
 def _check_segment(segment: str) -> None:

@@ -41,8 +41,14 @@ class HubApp:
         return token if token in self.hub.tokens else None
 
     async def find_repo(self, exchange: Exchange, repo_type: str, repo_id: str) -> Repo | None:
-        repo = self.hub.repos.get((repo_type, repo_id))
+        repo = self.hub.find(repo_type, repo_id)
         token = self.token(exchange)
+        moved_to = self.hub.moved_to(repo_type, repo_id) if repo is None else None
+        if moved_to is not None:
+            # huggingface.co: a renamed repo's old URLs redirect to the new name (307, so
+            # that POSTs stay POSTs), on every endpoint.
+            await exchange.respond(307, b"", {"Location": _renamed(exchange, repo_id, moved_to)})
+            return None
         if repo is None or (repo.private and token is None):
             # huggingface.co: 401 for anonymous callers, 404 for authenticated ones.
             await exchange.error(404 if token else 401, "RepoNotFound", "Repository not found")
@@ -364,6 +370,21 @@ class HubApp:
             "Content-Type": "text/plain; charset=utf-8",
         }
         await exchange.stream_content(stored.content, stored.size, headers, cut=self.hub.take_cut)
+
+
+def _renamed(exchange: Exchange, old_id: str, new_id: str) -> str:
+    """The request's own path and query with the repo id `old_id` replaced by `new_id`."""
+    segments = exchange.raw_path.split("/")
+    old_namespace, old_name = (unquote(part).lower() for part in old_id.split("/"))
+    for index in range(len(segments) - 1):
+        if (
+            unquote(segments[index]).lower() == old_namespace
+            and unquote(segments[index + 1]).lower() == old_name
+        ):
+            segments[index : index + 2] = new_id.split("/")
+            break
+    query = f"?{exchange.query_string}" if exchange.query_string else ""
+    return "/".join(segments) + query
 
 
 def _directory_oid(commit: Commit, directory: str) -> str:

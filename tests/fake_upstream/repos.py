@@ -153,6 +153,9 @@ class FakeHub:
     def reset(self) -> None:
         with self.lock:
             self.repos: dict[tuple[str, str], Repo] = {}
+            # (repo type, old id case-folded) -> new id: renamed repos, which huggingface.co
+            # answers with a redirect to the new name.
+            self.moved: dict[tuple[str, str], str] = {}
             self.blobs: dict[str, StoredFile] = {}  # sha256 -> file, for the CDN
             self.tokens: set[str] = {"hf_upstream_secret"}
             self.gated_grants: set[str] = {"hf_upstream_secret"}
@@ -169,6 +172,36 @@ class FakeHub:
             self._records: list[RequestRecord] = []
 
     # Repos ------------------------------------------------------------------------
+
+    def find(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repo named `repo_id` in any letter case, as huggingface.co matches ids."""
+        with self.lock:
+            repo = self.repos.get((repo_type, repo_id))
+            if repo is not None:
+                return repo
+            folded = repo_id.lower()
+            for (kind, stored_id), candidate in self.repos.items():
+                if kind == repo_type and stored_id.lower() == folded:
+                    return candidate
+            return None
+
+    def moved_to(self, repo_type: str, repo_id: str) -> str | None:
+        """The new id of a renamed repo, if `repo_id` is an old name (any letter case)."""
+        with self.lock:
+            return self.moved.get((repo_type, repo_id.lower()))
+
+    def rename_repo(self, old_id: str, new_id: str, *, repo_type: str = "model") -> None:
+        """Move a repo to `new_id`; requests for `old_id` are redirected there from now on."""
+        with self.lock:
+            repo = self.repos.pop((repo_type, old_id))
+            repo.repo_id = new_id
+            self.repos[(repo_type, new_id)] = repo
+            self.moved[(repo_type, old_id.lower())] = new_id
+
+    def add_redirect(self, old_id: str, new_id: str, *, repo_type: str = "model") -> None:
+        """Answer `old_id` with a redirect to the (existing) `new_id`, as after a rename."""
+        with self.lock:
+            self.moved[(repo_type, old_id.lower())] = new_id
 
     def _stored(self, path: str, content: Content) -> StoredFile:
         size = content_size(content)

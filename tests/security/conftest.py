@@ -105,3 +105,7 @@ def fortress(
 ) -> Iterator[Fortress]:
     """One server per test module (each module attacks it its own way)."""
     yield from start_fortress(fake_hub_server, tmp_path_factory.mktemp("fortress") / "data")
+
+
+# The governed site of tests/governance (projects, roles, robots), for the name and existence tests.
+from tests.governance.conftest import governed_hub, site  # noqa: E402, F401 - fixtures

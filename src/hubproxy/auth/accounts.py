@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hubproxy.auth.roles import ACTIONS, PROJECT_KINDS, ROLES, SCOPES, UPSTREAM_MODES, Action
 from hubproxy.auth.tokens import new_secret, new_token_id, secret_hash
 from hubproxy.errors import BadRequest
-from hubproxy.naming import namespace
+from hubproxy.naming import canonical_name, namespace
 
 SERIAL_KEY = "accounts_serial"
 
@@ -111,11 +111,28 @@ class AccountsSnapshot:
     policy: Policy = Policy()
     # Upstream namespace -> the proxy project that mirrors it under another name.
     mirrored: dict[str, Project] = field(default_factory=dict)
+    # Case-folded namespace -> the project governing it (its name or its upstream namespace).
+    _governing: dict[str, Project] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        governing = {
+            canonical_name(upstream): project for upstream, project in self.mirrored.items()
+        }
+        # A project's own name wins over a mirrored namespace; an exact (lower-case) name wins
+        # over a case variant, where data made before names were compared case-insensitively
+        # has both.
+        for name, project in self.projects.items():
+            governing[canonical_name(name)] = project
+        for name, project in self.projects.items():
+            if name == canonical_name(name):
+                governing[name] = project
+        object.__setattr__(self, "_governing", governing)
 
     def project_of(self, namespace: str) -> Project | None:
-        """The project governing `namespace`: its own, or the proxy project mirroring it (so
-        that `meta-llama/x` is as private as `llama/x` when project `llama` mirrors it)."""
-        return self.projects.get(namespace) or self.mirrored.get(namespace)
+        """The project governing `namespace` in any letter case: its own, or the proxy project
+        mirroring it (so that `meta-llama/x` and `Meta-Llama/x` are as private as `llama/x`
+        when project `llama` mirrors it)."""
+        return self._governing.get(canonical_name(namespace))
 
 
 def _name(value: str, what: str) -> str:
@@ -296,14 +313,7 @@ def create_project(
         if kind != "proxy":
             raise InvalidAccountInput("--upstream-namespace is only for proxy projects")
         upstream_namespace = _name(upstream_namespace, "upstream namespace")
-        taken = connection.execute(
-            "SELECT name FROM projects WHERE kind = 'proxy' AND upstream_namespace = ?",
-            (upstream_namespace,),
-        ).fetchone()
-        if taken is not None:
-            raise AccountConflict(
-                f"upstream namespace {upstream_namespace!r} is already mirrored by {taken[0]!r}"
-            )
+    _check_namespaces_free(connection, name, kind, upstream_namespace)
     try:
         connection.execute(
             "INSERT INTO projects (name, kind, public, upstream_namespace, created) "
@@ -314,6 +324,36 @@ def create_project(
         raise AccountConflict(f"project {name!r} already exists") from None
     _bump_serial(connection)
     return get_project(connection, name)
+
+
+def _check_namespaces_free(
+    connection: sqlite3.Connection, name: str, kind: str, upstream_namespace: str | None
+) -> None:
+    """One project per namespace, compared case-insensitively: a new project's name must not
+    be another project's name or the upstream namespace one mirrors, and a proxy project's
+    upstream namespace must not be either. Otherwise a second project could govern the same
+    upstream repos (a public one beside a private one makes a gated model public)."""
+    named: dict[str, str] = {}
+    mirrored: dict[str, str] = {}
+    for row in connection.execute("SELECT name, kind, upstream_namespace FROM projects"):
+        named.setdefault(canonical_name(row["name"]), row["name"])
+        if row["kind"] == "proxy":
+            upstream = canonical_name(row["upstream_namespace"] or row["name"])
+            mirrored.setdefault(upstream, row["name"])
+    wanted = [name]
+    if kind == "proxy" and upstream_namespace is not None:
+        wanted.append(upstream_namespace)
+    for claim in wanted:
+        folded = canonical_name(claim)
+        if folded in named:
+            raise AccountConflict(
+                f"project {named[folded]!r} already exists"
+                + ("" if named[folded] == claim else " (names are compared case-insensitively)")
+            )
+        if folded in mirrored:
+            raise AccountConflict(
+                f"upstream namespace {claim!r} is already mirrored by {mirrored[folded]!r}"
+            )
 
 
 def get_project(connection: sqlite3.Connection, name: str) -> Project:

@@ -24,6 +24,7 @@ at the end. Those decisions need the request body, so handlers take them and `en
 a refusal raises `Refused`, which the dispatcher audits as a denial.
 """
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from hubproxy.auth.roles import (
     PlatformAction,
 )
 from hubproxy.errors import Forbidden, HubError, NotFound, RepoNotFound, Unauthorized
+from hubproxy.naming import canonical_name
 
 WRITE_SCOPE = "write"
 ADMIN_SCOPE = "admin"
@@ -88,11 +90,23 @@ def _refused(
     return Decision(False, reason, Forbidden(message), project)
 
 
+def as_seen_by(principal: Principal, error: HubError) -> HubError:
+    """`error` as `principal` must see it: a missing repo answers an anonymous caller exactly
+    like a private one it may not see (401 `RepoNotFound`), so the two cannot be told apart."""
+    if principal.is_anonymous and type(error) is RepoNotFound:
+        return RepoNotFoundUnauthenticated(error.message, headers=error.headers)
+    return error
+
+
 def upstream_allowed(policy: Policy, repo_id: str) -> bool:
     """Whether the upstream policy lets `repo_id` (of a namespace that is not a project) through."""
     if policy.mode == "allow-all":
         return True
-    matched = any(fnmatch.fnmatchcase(repo_id, pattern) for pattern in policy.patterns)
+    # Repo ids are case-insensitive (as on huggingface.co): so are the patterns.
+    folded = canonical_name(repo_id)
+    matched = any(
+        fnmatch.fnmatchcase(folded, canonical_name(pattern)) for pattern in policy.patterns
+    )
     return matched if policy.mode == "allow-list" else not matched
 
 
@@ -142,13 +156,11 @@ def authorize(
         if action == MANAGE_MEMBERS:
             return _hidden(principal, "no such project")
         if not upstream_allowed(snapshot.policy, repo_id):
-            return Decision(False, "upstream policy", RepoNotFound())
+            return _hidden(principal, "upstream policy")
         if action != READ:
-            return _refused(
-                principal,
-                "namespace is not a project",
-                f"{namespace or repo_id} is a proxied namespace: it is read-only",
-            )
+            # Answered like a private project the caller cannot see: a refusal that named
+            # the namespace "proxied" would tell private projects from everything else.
+            return _hidden(principal, "namespace is not a project: read-only")
         return Decision(True, "proxied namespace")
     granted = grants(principal, project)
     if READ not in granted:
@@ -184,6 +196,29 @@ def authorize(
             project,
         )
     return Decision(True, "role" if not principal.is_admin else "platform admin", project=project)
+
+
+def authorize_moved(
+    principal: Principal,
+    action: Action,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """May `principal` do `action` on `repo_id`, the id upstream answered with for a proxied
+    repo asked by another name (a rename)? Decided as for that id; an upstream name never
+    leads into a hosted project, whose repos upstream cannot know."""
+    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
+    if decision.allowed and decision.project is not None and decision.project.kind == "hosted":
+        return _hidden(
+            principal, f"upstream renamed a repo into hosted project {decision.project.name}"
+        )
+    if not decision.allowed:
+        return dataclasses.replace(
+            decision, reason=f"upstream renamed to {repo_id}: {decision.reason}"
+        )
+    return decision
 
 
 def readable(

@@ -26,8 +26,8 @@ from hubproxy.cache.upstream import (
     is_upstream_failure,
 )
 from hubproxy.constants import HEADER_REPO_COMMIT
-from hubproxy.errors import EntryNotFound, RevisionNotFound
-from hubproxy.naming import RepoRef
+from hubproxy.errors import EntryNotFound, RepoMoved, RevisionNotFound
+from hubproxy.naming import RepoRef, canonical_name
 from hubproxy.stores import Answer, CommitsPage, FileEntry
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class CachingRepoStore:
             document, _link = await self.upstream.get_json(
                 url, not_found=RevisionNotFound, operation="repo info"
             )
+        _check_identity(ref, document)
         commit = document.get("sha") if isinstance(document, dict) else None
         if isinstance(commit, str):
             await self.metadata.put_document(f"info:{ref}@{commit}?", json.dumps(document).encode())
@@ -118,6 +119,7 @@ class CachingRepoStore:
         async def fetch() -> Any:
             url = self.upstream.repo_url(ref, "revision", resolved.commit)
             document, _link = await self.upstream.get_json(url, query, operation="repo info")
+            _check_identity(ref, document)
             return document
 
         try:
@@ -288,6 +290,14 @@ class CachingRepoStore:
         return self.blobs.read(
             _blob_of(entry), entry.size, start, end, None if self.offline else fetch
         )
+
+
+def _check_identity(ref: RepoRef, document: Any) -> None:
+    """Raise `RepoMoved` if upstream's repo info names another repo than `ref` (renamed
+    without a redirect, or a legacy name): nothing is served before that id is authorized."""
+    answered = document.get("id") if isinstance(document, dict) else None
+    if isinstance(answered, str) and canonical_name(answered) != canonical_name(ref.repo_id):
+        raise RepoMoved(ref.repo_type, answered)
 
 
 def _blob_of(record: FileRecord | FileEntry) -> BlobId:

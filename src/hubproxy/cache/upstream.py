@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urljoin, urlsplit
 
 import aiohttp
 
@@ -48,13 +48,14 @@ from hubproxy.errors import (
     OfflineMiss,
     RangeNotSatisfiable,
     RateLimited,
+    RepoMoved,
     RepoNotFound,
     RevisionNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from hubproxy.metrics import UPSTREAM_ERRORS
-from hubproxy.naming import RepoRef
+from hubproxy.naming import RepoRef, canonical_name
 from hubproxy.numbers import InvalidNumber, whole_number
 from hubproxy.settings import Settings
 
@@ -126,6 +127,38 @@ def next_link(headers: Mapping[str, str]) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+_TYPE_BY_PLURAL = {plural: repo_type for repo_type, plural in PLURAL_BY_REPO_TYPE.items()}
+_TYPE_BY_PREFIX = {"datasets": "dataset", "spaces": "space"}
+
+
+def repo_named_by(url: str) -> tuple[str, str] | None:
+    """(repo type, repo id) a hub URL names (`/api/{type}s/{id}/...`, `/{id}/resolve/...`,
+    `/api/resolve-cache/{type}s/{id}/...`), or None for other URLs (CDN, storage)."""
+    segments = [unquote(segment) for segment in urlsplit(url).path.split("/")[1:]]
+    if segments[:2] == ["api", "resolve-cache"]:
+        segments = ["api", *segments[2:]]
+    if len(segments) >= 4 and segments[0] == "api" and segments[1] in _TYPE_BY_PLURAL:
+        return _TYPE_BY_PLURAL[segments[1]], f"{segments[2]}/{segments[3]}"
+    repo_type = "model"
+    if segments and segments[0] in _TYPE_BY_PREFIX:
+        repo_type, segments = _TYPE_BY_PREFIX[segments[0]], segments[1:]
+    if len(segments) >= 3 and segments[2] == "resolve":
+        return repo_type, f"{segments[0]}/{segments[1]}"
+    return None
+
+
+def check_same_repo(asked: str, answered: str) -> None:
+    """Raise `RepoMoved` when upstream's answer at `answered` names another repo than the
+    request to `asked` did: hubproxy's credential must never read a repo that was not
+    authorized (a renamed repo's old name may now lead to a gated one)."""
+    before, after = repo_named_by(asked), repo_named_by(answered)
+    if before is None or after is None:
+        return
+    if before[0] != after[0] or canonical_name(before[1]) != canonical_name(after[1]):
+        logger.info("upstream moved %s:%s to %s:%s", *before, *after)
+        raise RepoMoved(after[0], after[1])
 
 
 def _url_expiry(url: str, obtained_at: float) -> float:
@@ -326,6 +359,7 @@ class UpstreamClient:
                 data=None if form is None else list(form),
                 headers=self._headers_for(url),
             ) as response:
+                check_same_repo(url, str(response.url))
                 if response.status >= 400:
                     await _raise_for_status(response, not_found, operation)
                 body = await response.read()
@@ -414,6 +448,7 @@ class UpstreamClient:
                     raise _failure(url, RESOLVE, f"HTTP status {status} without a Location")
                 target = urljoin(url, location)
                 if _origin(target) == _origin(self.base_url):
+                    check_same_repo(url, target)
                     url = target
                     continue
                 return _file_from_headers(headers, target, is_redirect=True, answered_by=url)

@@ -19,8 +19,11 @@ from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import (
     AuthenticationRequired,
+    Decision,
     Refused,
+    as_seen_by,
     authorize,
+    authorize_moved,
     authorize_platform,
 )
 from hubproxy.auth.principal import ANONYMOUS, Principal
@@ -44,7 +47,15 @@ from hubproxy.constants import (
     HEADER_REPO_COMMIT,
     HEADER_STALE,
 )
-from hubproxy.errors import Forbidden, HubError, MethodNotAllowed, NotFound, PayloadTooLarge
+from hubproxy.errors import (
+    Forbidden,
+    HubError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RepoMoved,
+    UpstreamUnavailable,
+)
 from hubproxy.hf_api import (
     admin,
     admin_audit,
@@ -61,7 +72,7 @@ from hubproxy.hf_api.bodies import MAX_JSON_BYTES, declared_length
 from hubproxy.hf_api.context import Services, services
 from hubproxy.hf_api.routing import RouteMatch, match_route
 from hubproxy.hf_api.streaming import StreamResponse
-from hubproxy.naming import RepoRef
+from hubproxy.naming import RepoRef, canonical_name
 
 Handler = Callable[[Request, RouteMatch], Awaitable[Response | StreamResponse]]
 
@@ -206,11 +217,23 @@ def _describe_response(record: AuditRecord, response: Response | StreamResponse)
         record.bytes_sent = len(response.body)
 
 
+# How many renames in a row upstream may answer with before hubproxy gives up.
+MAX_RENAMES = 3
+
+
 async def _authorize(
-    request: Request, services_: Services, principal: Principal, match: RouteMatch, action: Action
+    request: Request,
+    services_: Services,
+    principal: Principal,
+    match: RouteMatch,
+    action: Action,
+    *,
+    moved: bool = False,
 ) -> RouteMatch:
     """Check `action` on the route's repo (or project); choose its store. Returns the match
-    to serve."""
+    to serve, its repo in canonical form: the project's own spelling of the namespace, a
+    hosted repo's stored spelling, or the case-folded upstream id of a proxied repo (the
+    cache key). `moved`: the repo is the id upstream answered with for another name."""
     if match.ref is None and match.project is None:
         if principal.is_anonymous:
             # The repo is named in the body, but no repo may be created or deleted anonymously:
@@ -221,7 +244,8 @@ async def _authorize(
             )
         match = dataclasses.replace(match, ref=await hosted.repo_from_body(request))
     snapshot = services_.authenticator.snapshot
-    decision = authorize(
+    decide = authorize_moved if moved else authorize
+    decision: Decision = decide(
         principal,
         action,
         match.ref.repo_id if match.ref else f"{match.project}/",
@@ -234,18 +258,56 @@ async def _authorize(
     project = decision.project
     request.state.project = project
     if match.ref is None:
+        if project is not None:
+            match = dataclasses.replace(match, project=project.name)
         return match
+    ref = match.ref
+    namespace, _, name = ref.repo_id.rpartition("/")
     if project is not None and project.kind == "hosted":
         request.state.store = services_.hosted
-        return match
+        spelled = RepoRef(ref.repo_type, f"{project.name}/{name}")
+        return dataclasses.replace(match, ref=await services_.hub.repos.stored_ref(spelled))
     request.state.store = services_.proxied
-    if project is not None and match.ref.repo_id.startswith(f"{project.name}/"):
+    if project is not None and canonical_name(namespace) == canonical_name(project.name):
         # A proxy project may mirror an upstream namespace under another name.
-        name = match.ref.repo_id.split("/", 1)[1]
-        match = dataclasses.replace(
-            match, ref=RepoRef(match.ref.repo_type, f"{project.upstream}/{name}")
-        )
-    return match
+        ref = RepoRef(ref.repo_type, f"{project.upstream}/{name}")
+    return dataclasses.replace(match, ref=ref.canonical)
+
+
+async def _serve(
+    request: Request,
+    services_: Services,
+    principal: Principal,
+    served: RouteMatch,
+    endpoint: "Endpoint",
+) -> Response | StreamResponse:
+    """Run the handler; when upstream answers for another repo (a rename), authorize that
+    repo and ask again, so no byte of an unauthorized repo is ever served. Errors are given
+    the shape the caller must see (`authz.as_seen_by`)."""
+    action = endpoint.actions[request.method]
+    try:
+        for _rename in range(MAX_RENAMES + 1):
+            try:
+                return await endpoint.handler(request, served)
+            except RepoMoved as moved:
+                if served.ref is None or action not in ACTIONS:
+                    raise
+                assert isinstance(action, str)
+                renamed = RepoRef(served.ref.repo_type, moved.repo_id)
+                served = await _authorize(
+                    request,
+                    services_,
+                    principal,
+                    dataclasses.replace(served, ref=renamed),
+                    action,
+                    moved=True,
+                )
+        raise UpstreamUnavailable("Upstream renamed the repo too many times")
+    except HubError as error:
+        seen = as_seen_by(principal, error)
+        if seen is error:
+            raise
+        raise seen from error
 
 
 async def _authorize_platform(
@@ -335,7 +397,7 @@ class HubEndpoint:
         audited = endpoint.audited.get(request.method)
         if audited is None:
             try:
-                answer = await endpoint.handler(request, served)
+                answer = await _serve(request, found, principal, served, endpoint)
             except Refused as refused:
                 # Decided in auth/ while the handler ran: audited like any other denial.
                 error, reason = refused.error, refused.decision.reason
@@ -347,7 +409,7 @@ class HubEndpoint:
         record = _audit_record(request, audited, principal, named)
         response: Response | StreamResponse | None = None
         try:
-            response = await endpoint.handler(request, served)
+            response = await _serve(request, found, principal, served, endpoint)
             await response(scope, receive, send)
         except Refused as refused:
             record.decision, record.status = "deny", refused.error.status

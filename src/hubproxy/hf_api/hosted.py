@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from hubproxy.auth.accounts import Project
-from hubproxy.auth.authz import AuthenticationRequired, readable
+from hubproxy.auth.authz import AuthenticationRequired, authorize, readable
 from hubproxy.auth.principal import Principal
+from hubproxy.auth.roles import READ
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
 from hubproxy.hf_api.bodies import body_stream, json_object
@@ -166,15 +167,24 @@ async def list_repos(request: Request, match: RouteMatch) -> Response:
     author, search = query.get("author"), query.get("search", "").lower()
     limit = whole_number_query(request, "limit")
     snapshot = found.authenticator.snapshot
-    hosted = {name for name, project in snapshot.projects.items() if project.kind == "hosted"}
-    if author is not None and author not in hosted:
-        raise NotImplementedYet(
-            f"{author!r} is not a hosted project: hubproxy lists the repos of hosted projects"
-            " only (upstream repos are downloaded through it, not listed)"
-        )
     caller = principal(request)
     if caller.is_anonymous and (found.settings.require_auth or snapshot.policy.require_auth):
         raise AuthenticationRequired()
+    hosted = {name for name, project in snapshot.projects.items() if project.kind == "hosted"}
+    if author is not None:
+        # Authors match case-insensitively; a project the caller may not read answers
+        # exactly like a name that is no project at all, so private names stay unknown.
+        project = snapshot.project_of(author)
+        if (
+            project is None
+            or project.kind != "hosted"
+            or not authorize(caller, READ, f"{project.name}/", snapshot).allowed
+        ):
+            raise NotImplementedYet(
+                f"{author!r} is not a hosted project: hubproxy lists the repos of hosted"
+                " projects only (upstream repos are downloaded through it, not listed)"
+            )
+        author = project.name
     records = {
         record.ref.repo_id: record
         for record in await found.hub.repos.list_repos(author)

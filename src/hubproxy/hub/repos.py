@@ -18,7 +18,7 @@ from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.db import Database
 from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
 from hubproxy.hub.gitobjects import directories, tree_ids
-from hubproxy.naming import RepoRef
+from hubproxy.naming import RepoRef, canonical_name
 
 SIGNING_KEY = "hub_signing_key"
 SNAPSHOTS_IN_MEMORY = 64
@@ -167,6 +167,22 @@ class HubRepos:
             if row is None:
                 return None
             return RepoRecord(ref, bool(row["private"]), row["created"], row["created_by"])
+
+        return await self.database.run(load)
+
+    async def stored_ref(self, ref: RepoRef) -> RepoRef:
+        """`ref` as the hosted repo was created (ids match case-insensitively), or `ref` itself
+        when no repo matches: every later lookup then uses the one stored spelling."""
+
+        def load(connection: sqlite3.Connection) -> RepoRef:
+            rows = connection.execute(
+                "SELECT repo_id FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
+            ).fetchall()
+            spellings = [row["repo_id"] for row in rows]
+            if not spellings or ref.repo_id in spellings:
+                return ref
+            return RepoRef(ref.repo_type, min(spellings))
 
         return await self.database.run(load)
 
