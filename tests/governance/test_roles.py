@@ -40,6 +40,9 @@ _HOSTED_MEMBERS = {
     "developer-read-token": "ok 403 403 403 403",
 }
 NOWHERE = "404 404 404 404 404"
+# Creating or deleting a repo anonymously is refused before the body naming the repo is read:
+# the same 401 for every namespace, so it tells nothing about private ones either.
+ANONYMOUS_PRIVATE = "401nf 401nf 401nf 401 401"
 HOSTED_PROJECTS = ("acme", "acmepub")
 
 # Per target repo: principal -> outcomes of ACTIONS in order.
@@ -54,7 +57,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     # A private proxy project mirroring a gated upstream namespace (`gatedorg`).
     "llama/tiny": {
-        "anonymous": "401nf 401nf 401nf 401nf 401nf",
+        "anonymous": ANONYMOUS_PRIVATE,
         "outsider": NOWHERE,
         **_MEMBERS_READ_ONLY,
         "robot-acme": NOWHERE,
@@ -62,7 +65,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     # The upstream namespace a private proxy project mirrors: just as private under its own name.
     "gatedorg/tiny": {
-        "anonymous": "401nf 401nf 401nf 401nf 401nf",
+        "anonymous": ANONYMOUS_PRIVATE,
         "outsider": NOWHERE,
         **_MEMBERS_READ_ONLY,
         "robot-acme": NOWHERE,
@@ -78,7 +81,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     # A private hosted project.
     "acme/repo": {
-        "anonymous": "401nf 401nf 401nf 401nf 401nf",
+        "anonymous": ANONYMOUS_PRIVATE,
         "outsider": NOWHERE,
         **_HOSTED_MEMBERS,
         "robot-acme": "ok ok 403 403 403",

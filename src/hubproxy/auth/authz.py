@@ -416,11 +416,12 @@ def may_create_token(
     return Decision(True, "within the creating token")
 
 
-def may_revoke_token(principal: Principal, owner: str) -> Decision:
-    """May `principal` revoke a token of user `owner`? Needs a `write` (or `admin`) token;
-    another user's token is "not found" unless a platform admin asks."""
+def may_revoke_token(principal: Principal, owner: str, token_id: str) -> Decision:
+    """May `principal` revoke token `token_id` of user `owner`? Needs a `write` (or `admin`)
+    token; another user's token is "not found", in the very words a missing one gets, unless a
+    platform admin asks."""
     if owner != principal.name and not principal.is_admin:
-        return Decision(False, "token of another user", NotFound("No such token"))
+        return Decision(False, "token of another user", NotFound(f"no token {token_id!r}"))
     if principal.scope not in (WRITE_SCOPE, ADMIN_SCOPE):
         return _refused(
             principal,

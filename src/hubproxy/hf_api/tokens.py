@@ -99,7 +99,8 @@ async def token(request: Request, match: RouteMatch) -> Response:
     def revoke(connection: Any) -> Token:
         found = accounts.get_token(connection, token_id)
         # Somebody else's token is "not found" unless a platform admin asks.
-        enforce(may_revoke_token(principal, found.owner if found.owner_kind == "user" else ""))
+        owner = found.owner if found.owner_kind == "user" else ""
+        enforce(may_revoke_token(principal, owner, token_id))
         return accounts.revoke_token(connection, token_id)
 
     revoked = await apply_account_change(request, revoke)
