@@ -50,6 +50,18 @@ def canonical_name(value: str) -> str:
     return value.lower()
 
 
+def canonical_document_key(key: str) -> str:
+    """A cached document's key (`kind:type:repo_id` then `@commit...` or `?query`) with its
+    repo id in canonical form; the commit, path and query after it keep their case."""
+    kind, _, rest = key.partition(":")
+    repo_type, separator, rest = rest.partition(":")
+    if not separator:
+        return key
+    ends = [index for index in (rest.find("@"), rest.find("?")) if index >= 0]
+    end = min(ends, default=len(rest))
+    return f"{kind}:{repo_type}:{canonical_name(rest[:end])}{rest[end:]}"
+
+
 def _check_segment(segment: str) -> None:
     if not REPO_SEGMENT_PATTERN.match(segment):
         raise BadRequest(

@@ -157,3 +157,50 @@ def test_an_audit_table_with_fewer_columns_gains_them(tmp_path: Path) -> None:
     again = open_audit_database(path)
     assert [row[1] for row in again.execute("PRAGMA table_info(audit)")] == columns
     again.close()
+
+
+def test_cached_repos_move_to_their_canonical_ids(tmp_path: Path) -> None:
+    """A 0.1.0 cache holding `Org/Model` (upstream's spelling) keeps serving it after the upgrade
+    keys cached repos by canonical id; paths and queries keep their case."""
+    shutil.copy(FIXTURE / "hubproxy.sqlite3", tmp_path / "hubproxy.sqlite3")
+    released = sqlite3.connect(tmp_path / "hubproxy.sqlite3", isolation_level=None)
+    commit = "a" * 40
+    released.executescript(
+        """
+        INSERT INTO revisions VALUES ('model', 'Org/Model', 'main', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1.0);
+        INSERT INTO revisions VALUES ('model', 'org/model', 'main', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 2.0);
+        INSERT INTO entries VALUES ('model', 'Org/Model', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'Config.JSON', 1, 2,
+                                    'b', NULL);
+        INSERT INTO pins VALUES ('model', 'Org/Model', '', 1.0);
+        INSERT INTO documents VALUES ('tree:model:Org/Model@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Sub?recursive=1', x'5b5d', 1);
+        INSERT INTO documents VALUES ('refs:model:Org/Model?prs=0', x'7b7d', 1);
+        """
+    )
+    released.close()
+    database = Database(tmp_path / "hubproxy.sqlite3")
+    database.open_sync()
+
+    def read(connection: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
+        query = {
+            "revisions": "SELECT repo_id, resolved_at FROM revisions WHERE lower(repo_id) = "
+            "'org/model'",
+            "entries": "SELECT repo_id, path FROM entries WHERE lower(repo_id) = 'org/model'",
+            "pins": "SELECT repo_id FROM pins WHERE lower(repo_id) = 'org/model'",
+            "documents": "SELECT key FROM documents WHERE lower(key) LIKE '%org/model%'"
+            " ORDER BY key",
+        }
+        return {
+            name: [tuple(row) for row in connection.execute(sql)] for name, sql in query.items()
+        }
+
+    found = database.run_sync(read)
+    database.close_sync()
+    assert found == {
+        "revisions": [("org/model", 2.0)],  # the canonical row stays where both existed
+        "entries": [("org/model", "Config.JSON")],
+        "pins": [("org/model",)],
+        "documents": [
+            ("refs:model:org/model?prs=0",),
+            (f"tree:model:org/model@{commit}/Sub?recursive=1",),
+        ],
+    }

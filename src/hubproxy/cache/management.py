@@ -23,7 +23,7 @@ from hubproxy.cache.layout import (
 from hubproxy.cache.metadata import ENTRY_BLOB_ID, PINNED_BLOBS
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
 from hubproxy.db import Database
-from hubproxy.naming import RepoRef
+from hubproxy.naming import RepoRef, canonical_name
 from hubproxy.progress import NO_PROGRESS, Progress
 
 
@@ -63,22 +63,22 @@ class ReleaseReport:
 
 def _known(connection: sqlite3.Connection, ref: RepoRef, revision: str | None) -> bool:
     """Whether the cache has seen `ref` (at `revision`: a branch or tag it resolved, or a
-    commit it holds files of), or it is a hosted repo."""
-    key = (ref.repo_type, ref.repo_id)
+    commit it holds files of), or it is a hosted repo (ids in any letter case)."""
+    key = (ref.repo_type, canonical_name(ref.repo_id))
     if revision is None:
         query = (
             "SELECT 1 FROM revisions WHERE repo_type = ? AND repo_id = ?"
             " UNION ALL SELECT 1 FROM entries WHERE repo_type = ? AND repo_id = ?"
-            " UNION ALL SELECT 1 FROM hub_repos WHERE repo_type = ? AND repo_id = ? LIMIT 1"
+            " UNION ALL SELECT 1 FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ? LIMIT 1"
         )
         return connection.execute(query, key * 3).fetchone() is not None
     query = (
         "SELECT 1 FROM revisions WHERE repo_type = ? AND repo_id = ?"
         " AND (revision = ? OR commit_sha = ?)"
         " UNION ALL SELECT 1 FROM entries WHERE repo_type = ? AND repo_id = ? AND commit_sha = ?"
-        " UNION ALL SELECT 1 FROM hub_refs WHERE repo_type = ? AND repo_id = ?"
+        " UNION ALL SELECT 1 FROM hub_refs WHERE repo_type = ? AND lower(repo_id) = ?"
         " AND (name = ? OR commit_sha = ?)"
-        " UNION ALL SELECT 1 FROM hub_commits WHERE repo_type = ? AND repo_id = ?"
+        " UNION ALL SELECT 1 FROM hub_commits WHERE repo_type = ? AND lower(repo_id) = ?"
         " AND commit_sha = ? LIMIT 1"
     )
     parameters = (
@@ -148,6 +148,8 @@ class CacheManager:
         """Pin `ref` (at `revision`, or every revision). With `known_only`, only a repo (and
         revision) this cache has seen, or a hosted repo, is pinned; returns whether it was."""
 
+        ref = ref.canonical  # cached repos are keyed by their canonical id
+
         def store(connection: sqlite3.Connection) -> bool:
             if known_only and not _known(connection, ref, revision):
                 return False
@@ -160,6 +162,8 @@ class CacheManager:
         return await self.database.run(store)
 
     async def unpin(self, ref: RepoRef, revision: str | None) -> bool:
+        ref = ref.canonical
+
         def store(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 "DELETE FROM pins WHERE repo_type = ? AND repo_id = ? AND revision = ?",
@@ -174,6 +178,7 @@ class CacheManager:
 
         Pinned blobs are kept. File metadata stays, so the next download refetches the bytes.
         """
+        ref = ref.canonical
 
         def select(connection: sqlite3.Connection) -> list[tuple[str, int]]:
             condition = ""

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 from hubproxy.cache.layout import LAYOUT_VERSION
 from hubproxy.constants import RepoType
 from hubproxy.db import Database, DatabaseError
-from hubproxy.naming import RepoRef
+from hubproxy.naming import RepoRef, canonical_document_key, canonical_name
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
@@ -122,7 +122,7 @@ class CacheMetadata:
     # Revisions ---------------------------------------------------------------------------
 
     async def get_revision(self, ref: RepoRef, revision: str) -> RevisionRecord | None:
-        key = (ref.repo_type, ref.repo_id, revision)
+        key = (ref.repo_type, canonical_name(ref.repo_id), revision)
         if key in self._revisions:
             return self._revisions[key]
 
@@ -141,7 +141,7 @@ class CacheMetadata:
 
     async def put_revision(self, ref: RepoRef, revision: str, commit: str) -> RevisionRecord:
         record = RevisionRecord(commit, time.time())
-        key = (ref.repo_type, ref.repo_id, revision)
+        key = (ref.repo_type, canonical_name(ref.repo_id), revision)
         previous = self._revisions.get(key)
         self._revisions[key] = record
         if previous is not None and previous.commit == commit:
@@ -159,6 +159,7 @@ class CacheMetadata:
     # Documents ---------------------------------------------------------------------------
 
     async def get_document(self, key: str) -> bytes | None:
+        key = canonical_document_key(key)
         cached = self._documents.get(key)
         if cached is not None:
             return cached
@@ -173,6 +174,8 @@ class CacheMetadata:
         return body
 
     async def put_document(self, key: str, body: bytes) -> None:
+        # Bundles written before ids were canonical carry keys in the upstream's spelling.
+        key = canonical_document_key(key)
         self._documents.put(key, body)
 
         def store(connection: sqlite3.Connection) -> None:
@@ -186,7 +189,7 @@ class CacheMetadata:
 
     async def get_entry(self, ref: RepoRef, commit: str, path: str) -> FileRecord | None:
         """The file at (commit, path), `MISSING` if recorded absent, None if unknown."""
-        key = (ref.repo_type, ref.repo_id, commit, path)
+        key = (ref.repo_type, canonical_name(ref.repo_id), commit, path)
         cached = self._entries.get(key)
         if cached is not None:
             return cached
@@ -209,7 +212,7 @@ class CacheMetadata:
         return record
 
     async def put_entry(self, ref: RepoRef, commit: str, path: str, record: FileRecord) -> None:
-        key = (ref.repo_type, ref.repo_id, commit, path)
+        key = (ref.repo_type, canonical_name(ref.repo_id), commit, path)
         self._entries.put(key, record)
         present = record is not MISSING
 
@@ -234,7 +237,7 @@ class CacheMetadata:
             rows = connection.execute(
                 "SELECT path, present, size, git_oid, sha256 FROM entries"
                 " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? ORDER BY path",
-                (ref.repo_type, ref.repo_id, commit),
+                (ref.repo_type, canonical_name(ref.repo_id), commit),
             )
             return [
                 (
@@ -250,7 +253,7 @@ class CacheMetadata:
 
     async def documents_of(self, ref: RepoRef, commit: str) -> dict[str, bytes]:
         """Every stored document that describes the repo at this commit."""
-        marker = f"{ref}@{commit}"
+        marker = f"{ref.canonical}@{commit}"
 
         def load(connection: sqlite3.Connection) -> dict[str, bytes]:
             rows = connection.execute(

@@ -7,7 +7,10 @@ notes for what stays SQL). `layout_version` in the `meta` table is the storage l
 (`cache/layout.py`) this data dir was written with.
 """
 
+import sqlite_utils
+
 from hubproxy.db.migrations import Step, create_schema_history
+from hubproxy.naming import canonical_document_key
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the caching proxy.
@@ -182,8 +185,33 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+
+def canonical_cache_ids(database: sqlite_utils.Database) -> None:
+    """Cached (proxied) repos are keyed by their canonical, case-folded id (as huggingface.co
+    compares ids): rows and document keys written under another spelling are moved to it, so an
+    offline site keeps serving what it cached before the upgrade. Where both spellings were
+    cached, the canonical row stays; commits are immutable, so the two say the same."""
+    connection = database.conn
+    for table in ("revisions", "entries", "pins"):
+        connection.execute(
+            f"UPDATE OR IGNORE {table} SET repo_id = lower(repo_id)"  # noqa: S608 - fixed names
+            " WHERE repo_id <> lower(repo_id)"
+        )
+        connection.execute(f"DELETE FROM {table} WHERE repo_id <> lower(repo_id)")  # noqa: S608
+    keys = [row[0] for row in connection.execute("SELECT key FROM documents")]
+    for key in keys:
+        canonical = canonical_document_key(key)
+        if canonical != key:
+            connection.execute(
+                "UPDATE OR IGNORE documents SET key = ? WHERE key = ?", (canonical, key)
+            )
+            connection.execute("DELETE FROM documents WHERE key = ?", (key,))
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
     create_schema_history,
+    # 7: cached repos under their canonical ids.
+    canonical_cache_ids,
 )
