@@ -257,7 +257,7 @@ class Settings:
         return self.data_dir / "staging"
 
 
-def _declared_kind(name: str, annotation: Any, info: SettingInfo) -> SettingKind:
+def _declared_kind(annotation: Any, info: SettingInfo) -> SettingKind:
     """How a setting's value is parsed: declared, or read off its type."""
     if info.kind is not None:
         return info.kind
@@ -300,7 +300,7 @@ def _setting_fields() -> tuple[SettingField, ...]:
         info: SettingInfo = item.metadata[SETTING_INFO]
         annotation = hints[item.name]
         nullable = type(None) in typing.get_args(annotation)
-        kind = _declared_kind(item.name, annotation, info)
+        kind = _declared_kind(annotation, info)
         found.append(SettingField(item.name, item.default, kind, nullable, info))
     return tuple(found)
 
