@@ -36,7 +36,7 @@ from hubproxy.db import Database
 from hubproxy.errors import HubError
 from hubproxy.hf_api import health
 from hubproxy.hf_api.context import Services
-from hubproxy.hf_api.dispatch import HubEndpoint
+from hubproxy.hf_api.dispatch import Dispatcher
 from hubproxy.hf_api.errors import (
     handle_http_exception,
     handle_hub_error,
@@ -171,13 +171,12 @@ def create_app(settings: Settings) -> Starlette:
                 )
             }
 
-    hub = HubEndpoint()
     return Starlette(
         routes=[
             Route("/health/live", health.live, methods=["GET", "HEAD"]),
             Route("/health/ready", health.ready, methods=["GET", "HEAD"]),
             Route("/metrics", health.metrics, methods=["GET"]),
-            Route("/{path:path}", hub, methods=ALL_METHODS),
+            Route("/{path:path}", Dispatcher(), methods=ALL_METHODS),
         ],
         middleware=[Middleware(RequestMiddleware)],
         exception_handlers={

@@ -55,4 +55,18 @@ MEBIBYTE: Final = 1024 * 1024
 DEFAULT_CHUNK_SIZE: Final = 16 * MEBIBYTE
 # The hub caps tree pages at 1000 entries (50 with expand=true).
 TREE_PAGE_SIZE: Final = 1000
+# The properties repo info may be asked to `expand` (huggingface_hub's `Expand*Property_T`,
+# models, datasets and spaces together). Others are not forwarded: each distinct query is an
+# upstream request and a stored document, so what a client may vary stays bounded.
+EXPAND_PROPERTIES: Final = frozenset(
+    {
+        "author", "baseModels", "cardData", "childrenModelCount", "citation", "config",
+        "createdAt", "datasets", "description", "disabled", "downloads", "downloadsAllTime",
+        "evalResults", "gated", "gguf", "inference", "inferenceProviderMapping", "lastModified",
+        "library_name", "likes", "mainSize", "mask_token", "model-index", "models",
+        "paperswithcode_id", "pipeline_tag", "private", "region", "resourceGroup", "runtime",
+        "safetensors", "sdk", "sha", "siblings", "spaces", "subdomain", "tags",
+        "transformersInfo", "trendingScore", "usedStorage", "widgetData", "xetEnabled",
+    }
+)  # fmt: skip
 TREE_PAGE_SIZE_EXPANDED: Final = 50

@@ -1,7 +1,7 @@
 """Hostile values in every parameter and body of every endpoint: no 5xx, a code on every 4xx,
 and nothing changes.
 
-The walk covers each endpoint of `hf_api.dispatch.ENDPOINTS` (a test checks none is missing)
+The walk covers each endpoint of `hf_api.endpoints.ENDPOINTS` (a test checks none is missing)
 with each of its methods, as an anonymous caller, a project developer and a platform admin:
 hostile URL segments, query values, headers and bodies (huge and unicode digits, deep JSON,
 wrong types, surrogates, NUL, very long strings). Afterwards the repos, refs, commits,
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hubproxy.hf_api.dispatch import ENDPOINTS
+from hubproxy.hf_api.endpoints import ENDPOINTS
 from tests.security.conftest import TARGET_REPO, Fortress
 
 REPO_API = f"/api/models/{TARGET_REPO}"

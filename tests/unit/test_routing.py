@@ -53,18 +53,18 @@ from hubproxy.naming import RepoRef
         (b"/api/organizations/acme/members", RouteMatch("project_members", project="acme")),
         (
             b"/api/organizations/acme/members/bob",
-            RouteMatch("project_member", path="bob", project="acme"),
+            RouteMatch("project_member", subject="bob", project="acme"),
         ),
         (b"/api/organizations/acme/robots", RouteMatch("project_robots", project="acme")),
         (
             b"/api/organizations/acme/robots/ci",
-            RouteMatch("project_robot", path="ci", project="acme"),
+            RouteMatch("project_robot", subject="ci", project="acme"),
         ),
         (b"/api/organizations/acme/settings", None),
         (b"/api/hubproxy/admin/users", RouteMatch("admin_users")),
         (
             b"/api/hubproxy/admin/users/bob/disabled",
-            RouteMatch("admin_user_disabled", path="bob"),
+            RouteMatch("admin_user_disabled", subject="bob"),
         ),
         (b"/api/hubproxy/admin/users/bob", None),
         (b"/api/hubproxy/admin/projects", RouteMatch("admin_projects")),
@@ -74,7 +74,7 @@ from hubproxy.naming import RepoRef
         (b"/api/hubproxy/admin/audit", RouteMatch("admin_audit")),
         (b"/api/hubproxy/admin/secrets", None),
         (b"/api/hubproxy/tokens", RouteMatch("tokens")),
-        (b"/api/hubproxy/tokens/tok_0123456789ab", RouteMatch("token", path="tok_0123456789ab")),
+        (b"/api/hubproxy/tokens/tok_0123456789ab", RouteMatch("token", subject="tok_0123456789ab")),
         (b"/api/models/gpt2", RouteMatch("repo_info", RepoRef("model", "gpt2"))),
         (
             b"/api/models/gpt2/revision/main",

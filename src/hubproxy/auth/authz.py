@@ -45,7 +45,14 @@ from hubproxy.auth.roles import (
     Action,
     PlatformAction,
 )
-from hubproxy.errors import Forbidden, HubError, NotFound, RepoNotFound, Unauthorized
+from hubproxy.errors import (
+    Forbidden,
+    HubError,
+    NotFound,
+    NotImplementedYet,
+    RepoNotFound,
+    Unauthorized,
+)
 from hubproxy.naming import canonical_name
 
 WRITE_SCOPE = "write"
@@ -234,6 +241,37 @@ def readable(
         for repo_id in repo_ids
         if authorize(principal, READ, repo_id, snapshot, require_auth=require_auth).allowed
     ]
+
+
+def authorize_listing(
+    principal: Principal,
+    author: str | None,
+    snapshot: AccountsSnapshot,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """Listing hosted repos (`list_models(author=...)` & co.); the listing itself then shows
+    only what `readable` lets through. A token is needed when authentication is required.
+    An `author` must be a hosted project the principal may read (matched case-insensitively;
+    the decision's `project` is it); one it may not read is refused exactly like a name that
+    is no project at all, so private names stay unknown."""
+    if principal.is_anonymous and (require_auth or snapshot.policy.require_auth):
+        return Decision(False, "anonymous listing with require_auth", AuthenticationRequired())
+    if author is None:
+        return Decision(True, "listing")
+    project = snapshot.project_of(author)
+    readable_project = (
+        project is not None
+        and project.kind == "hosted"
+        and authorize(principal, READ, f"{project.name}/", snapshot).allowed
+    )
+    if not readable_project:
+        error = NotImplementedYet(
+            f"{author!r} is not a hosted project: hubproxy lists the repos of hosted"
+            " projects only (upstream repos are downloaded through it, not listed)"
+        )
+        return Decision(False, f"no hosted project {author!r} readable by the caller", error)
+    return Decision(True, "listing", project=project)
 
 
 def administered_projects(principal: Principal, snapshot: AccountsSnapshot) -> frozenset[str]:

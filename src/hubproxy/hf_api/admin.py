@@ -11,9 +11,9 @@ What `hubproxy admin --endpoint URL --token hp_...` calls instead of working on 
 - `GET policy`, `PATCH policy` (`{"mode", "patterns", "requireAuth"}`, only the parts given).
 
 The dispatcher has already decided the platform action (`auth.authz.authorize_platform`);
-listings show only the projects `request.state.within` names (None: all). It audits every
-change with the caller as the actor under the action names the CLI writes; handlers add the
-target (`request.state.audit_fields`).
+listings show only the projects `Call.within` names (None: all). It audits every change with
+the caller as the actor under the action names the CLI writes; handlers name the target on
+the call's audit record.
 """
 
 from typing import Any
@@ -32,18 +32,11 @@ from hubproxy.hf_api.bodies import (
     string_field,
     strings_field,
 )
-from hubproxy.hf_api.context import apply_account_change, read_accounts
+from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.projects import robot_document
-from hubproxy.hf_api.routing import RouteMatch
 
 MAX_BODY_BYTES = 64 * 1024
 _BOOLEAN_QUERY = {"true": True, "1": True, "false": False, "0": False}
-
-
-def within(request: Request) -> frozenset[str] | None:
-    """The projects the caller may review, from its authorization; None for all."""
-    found: frozenset[str] | None = request.state.within
-    return found
 
 
 def boolean_query(request: Request, name: str) -> bool:
@@ -85,18 +78,17 @@ def _policy_document(policy: Policy) -> dict[str, Any]:
     }
 
 
-async def users(request: Request, match: RouteMatch) -> Response:
-    if request.method == "GET":
-        listed = await read_accounts(request, accounts.list_users)
+async def users(call: Call) -> Response:
+    if call.request.method == "GET":
+        listed = await call.read_accounts(accounts.list_users)
         return JSONResponse([_user_document(user) for user in listed])
-    payload = await json_object(request, MAX_BODY_BYTES)
+    payload = await json_object(call.request, MAX_BODY_BYTES)
     name = required_string(payload, "name")
     fullname = string_field(payload, "fullname") or ""
     email = string_field(payload, "email") or ""
     is_admin = boolean_field(payload, "isAdmin") or False
-    request.state.audit_fields = {"path": name, "reason": f"admin={is_admin}"}
-    user = await apply_account_change(
-        request,
+    call.record.path, call.record.reason = name, f"admin={is_admin}"
+    user = await call.apply_account_change(
         lambda connection: accounts.create_user(
             connection, name, fullname=fullname, email=email, is_admin=is_admin
         ),
@@ -104,19 +96,19 @@ async def users(request: Request, match: RouteMatch) -> Response:
     return JSONResponse(_user_document(user), 201)
 
 
-async def user_disabled(request: Request, match: RouteMatch) -> Response:
+async def user_disabled(call: Call) -> Response:
     # The flag as a resource: PUT sets it (disable), DELETE clears it (enable).
-    disabled = request.method == "PUT"
-    user = await apply_account_change(
-        request, lambda connection: accounts.set_user_disabled(connection, match.path, disabled)
+    disabled, name = call.request.method == "PUT", call.route.subject
+    user = await call.apply_account_change(
+        lambda connection: accounts.set_user_disabled(connection, name, disabled)
     )
     return JSONResponse(_user_document(user))
 
 
-async def projects(request: Request, match: RouteMatch) -> Response:
-    if request.method == "GET":
-        visible = within(request)
-        listed = await read_accounts(request, accounts.list_projects)
+async def projects(call: Call) -> Response:
+    if call.request.method == "GET":
+        visible = call.within
+        listed = await call.read_accounts(accounts.list_projects)
         return JSONResponse(
             [
                 _project_document(project)
@@ -124,28 +116,26 @@ async def projects(request: Request, match: RouteMatch) -> Response:
                 if visible is None or project.name in visible
             ]
         )
-    payload = await json_object(request, MAX_BODY_BYTES)
+    payload = await json_object(call.request, MAX_BODY_BYTES)
     name = required_string(payload, "name")
     kind = string_field(payload, "kind") or "hosted"
     public = boolean_field(payload, "public") or False
     upstream_namespace = string_field(payload, "upstreamNamespace")
-    request.state.audit_fields = {"repo_id": name}
-    project = await apply_account_change(
-        request,
+    call.record.repo_id = name
+    project = await call.apply_account_change(
         lambda connection: accounts.create_project(
             connection, name, kind=kind, public=public, upstream_namespace=upstream_namespace
         ),
     )
-    request.state.audit_fields["reason"] = f"kind={project.kind} public={project.public}"
+    call.record.reason = f"kind={project.kind} public={project.public}"
     return JSONResponse(_project_document(project), 201)
 
 
-async def project(request: Request, match: RouteMatch) -> Response:
-    assert match.project is not None
-    name = match.project
-    delete_repos = boolean_query(request, "delete_repos")
-    deleted = await apply_account_change(
-        request,
+async def project(call: Call) -> Response:
+    assert call.route.project is not None
+    name = call.route.project
+    delete_repos = boolean_query(call.request, "delete_repos")
+    deleted = await call.apply_account_change(
         lambda connection: project_removal.delete_project(
             connection, name, delete_repos=delete_repos
         ),
@@ -153,29 +143,28 @@ async def project(request: Request, match: RouteMatch) -> Response:
     return JSONResponse(_project_document(deleted))
 
 
-async def robots(request: Request, match: RouteMatch) -> Response:
-    visible = within(request)
-    listed = await read_accounts(request, accounts.list_robots)
+async def robots(call: Call) -> Response:
+    visible = call.within
+    listed = await call.read_accounts(accounts.list_robots)
     return JSONResponse(
         [robot_document(robot) for robot in listed if visible is None or robot.project in visible]
     )
 
 
-async def policy(request: Request, match: RouteMatch) -> Response:
-    if request.method == "GET":
-        return JSONResponse(_policy_document(await read_accounts(request, accounts.get_policy)))
-    payload = await json_object(request, MAX_BODY_BYTES)
+async def policy(call: Call) -> Response:
+    if call.request.method == "GET":
+        return JSONResponse(_policy_document(await call.read_accounts(accounts.get_policy)))
+    payload = await json_object(call.request, MAX_BODY_BYTES)
     mode = string_field(payload, "mode")
     patterns = strings_field(payload, "patterns")
     require_auth = boolean_field(payload, "requireAuth")
-    changed = await apply_account_change(
-        request,
+    changed = await call.apply_account_change(
         lambda connection: accounts.set_policy(
             connection, mode=mode, patterns=patterns, require_auth=require_auth
         ),
     )
-    request.state.audit_fields = {
-        "reason": f"mode={changed.mode} patterns={','.join(changed.patterns)} "
+    call.record.reason = (
+        f"mode={changed.mode} patterns={','.join(changed.patterns)} "
         f"require_auth={changed.require_auth}"
-    }
+    )
     return JSONResponse(_policy_document(changed))

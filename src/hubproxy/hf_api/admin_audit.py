@@ -2,7 +2,7 @@
 
 `GET ?user=&repo=&action=&since=&denied=&limit=` answers the records `hubproxy admin audit`
 shows (oldest first, the newest `limit`), as JSON objects with the record's own field names.
-A platform admin sees every record; a project admin (`request.state.within`) only those about
+A platform admin sees every record; a project admin (`Call.within`) only those about
 its projects: their repos, the changes to the project, and for a proxy project the upstream
 namespace it mirrors. `DELETE ?before=` deletes older records (`hubproxy admin prune-audit`).
 
@@ -22,11 +22,10 @@ from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth.audit import open_audit_database, prune_records, query_records
 from hubproxy.errors import BadRequest
-from hubproxy.hf_api.admin import boolean_query, within
+from hubproxy.hf_api.admin import boolean_query
 from hubproxy.hf_api.bodies import MAX_STRING_LENGTH
-from hubproxy.hf_api.context import services
+from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import decimal_query, whole_number_query
-from hubproxy.hf_api.routing import RouteMatch
 
 Result = TypeVar("Result")
 
@@ -57,13 +56,13 @@ def _limit(request: Request) -> int:
     return limit
 
 
-def _namespaces(request: Request) -> frozenset[str] | None:
+def _namespaces(call: Call) -> frozenset[str] | None:
     """What a project admin's records may be about: its projects, and the upstream namespaces
     its proxy projects mirror (their repos are governed, and audited, under both names)."""
-    projects = within(request)
+    projects = call.within
     if projects is None:
         return None
-    known = services(request).authenticator.snapshot.projects
+    known = call.snapshot.projects
     mirrored = {known[name].upstream for name in projects if name in known}
     return projects | mirrored
 
@@ -81,16 +80,14 @@ async def _on_audit_file(path: Path, call: Callable[[sqlite3.Connection], Result
     return await asyncio.to_thread(run)
 
 
-async def audit(request: Request, match: RouteMatch) -> Response:
-    path = services(request).settings.audit_path
+async def audit(call: Call) -> Response:
+    request, path = call.request, call.settings.audit_path
     if request.method == "DELETE":
         before = _timestamp(request, "before")
         if before is None:
             raise BadRequest("Name the records to delete: ?before=<Unix time>")
         deleted = await _on_audit_file(path, lambda connection: prune_records(connection, before))
-        request.state.audit_fields = {
-            "reason": f"deleted {deleted} records before {time.ctime(before)}"
-        }
+        call.record.reason = f"deleted {deleted} records before {time.ctime(before)}"
         return JSONResponse({"deleted": deleted})
     actor, repo, action = _text(request, "user"), _text(request, "repo"), _text(request, "action")
     since, denied, limit = (
@@ -98,7 +95,7 @@ async def audit(request: Request, match: RouteMatch) -> Response:
         boolean_query(request, "denied"),
         _limit(request),
     )
-    namespaces = _namespaces(request)
+    namespaces = _namespaces(call)
     records = await _on_audit_file(
         path,
         lambda connection: query_records(

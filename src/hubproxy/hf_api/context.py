@@ -1,23 +1,17 @@
 """What handlers get from the application: built once in `app.py`, passed via lifespan state."""
 
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from starlette.requests import Request
 
-from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
-from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
-
-Result = TypeVar("Result")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +34,6 @@ def services(request: Request) -> Services:
     return found
 
 
-def repo_store(request: Request) -> RepoStore:
-    """The store of the request's repo, chosen by the dispatcher after authorization."""
-    found: RepoStore = request.state.store
-    return found
-
-
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # A Host header that is only a host and an optional port (no userinfo, path or spaces).
 _HOST_PATTERN = re.compile(r"^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$")
@@ -58,7 +46,7 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def public_base_url(request: Request) -> str:
+def public_base_url(request: Request, settings: Settings) -> str:
     """The URL prefix clients reach hubproxy at, for absolute links (LFS hrefs, `Link`
     pagination, repo URLs).
 
@@ -67,7 +55,6 @@ def public_base_url(request: Request) -> str:
     `Host` is a client's word, and a link built from it could send the next request (an LFS
     upload, a page of a listing) to a host of the client's choosing, so the link names the
     address the connection was accepted on instead."""
-    settings = services(request).settings
     if settings.public_url:
         return settings.public_url.rstrip("/")
     scheme = request.url.scheme
@@ -83,29 +70,3 @@ def public_base_url(request: Request) -> str:
     if ":" in address:
         address = f"[{address}]"
     return f"{scheme}://{address}:{port}" if port is not None else f"{scheme}://{address}"
-
-
-async def apply_account_change(
-    request: Request, change: Callable[[sqlite3.Connection], Result]
-) -> Result:
-    """An account change; the server's accounts snapshot is reloaded at once."""
-    return await _account_call(request, change, reload=True)
-
-
-async def read_accounts(request: Request, query: Callable[[sqlite3.Connection], Result]) -> Result:
-    """An account query (nothing changes, nothing to reload)."""
-    return await _account_call(request, query, reload=False)
-
-
-async def _account_call(
-    request: Request, call: Callable[[sqlite3.Connection], Result], *, reload: bool
-) -> Result:
-    """Account errors become HTTP errors."""
-    try:
-        return await services(request).authenticator.apply(call, reload=reload)
-    except AccountNotFound as error:
-        raise NotFound(str(error)) from None
-    except AccountConflict as error:
-        raise Conflict(str(error)) from None
-    except AccountError as error:
-        raise BadRequest(str(error)) from None

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from hubproxy.constants import HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE
 from hubproxy.errors import BadRequest, HubError, MethodNotAllowed, NotFound
+from hubproxy.hf_api.middleware import request_facts
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def _header_safe(text: str) -> str:
 
 
 def request_id(request: Request) -> str:
-    return str(request.scope.get("state", {}).get("request_id", ""))
+    return request_facts(request.scope).request_id
 
 
 def error_response(error: HubError, request_id_value: str) -> Response:

@@ -13,19 +13,20 @@ from hubproxy.auth.authz import authorize_metrics
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.errors import HubError
 from hubproxy.hf_api.context import services
+from hubproxy.hf_api.middleware import request_facts
 from hubproxy.metrics import REGISTRY
 
 logger = logging.getLogger(__name__)
 
 
 async def live(request: Request) -> JSONResponse:
-    request.scope["state"]["route"] = "health"
+    request_facts(request.scope).route = "health"
     return JSONResponse({"status": "ok"})
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of `hubproxy.metrics.REGISTRY`."""
-    request.scope["state"]["route"] = "metrics"
+    request_facts(request.scope).route = "metrics"
     found = services(request)
     if found.settings.metrics_require_auth:
         principal: Principal = ANONYMOUS
@@ -55,7 +56,7 @@ async def _audit_denial(
         actor_kind=principal.kind,
         actor_name=principal.name,
         token_id=token_id or principal.token_id,
-        request_id=request.scope.get("state", {}).get("request_id"),
+        request_id=request_facts(request.scope).request_id,
         client=(request.scope.get("client") or ("", 0))[0] or None,
         user_agent=request.headers.get("user-agent"),
         method=request.method,
@@ -67,7 +68,7 @@ async def _audit_denial(
 
 
 async def ready(request: Request) -> JSONResponse:
-    request.scope["state"]["route"] = "health"
+    request_facts(request.scope).route = "health"
     checks = await services(request).check_ready()
     healthy = all(value == "ok" for value in checks.values())
     if not healthy:

@@ -15,17 +15,15 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth.authz import authorize_upload_link, enforce
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, SHA256_PATTERN, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.errors import BadRequest, UploadRejected, UploadTooLarge
 from hubproxy.hf_api.bodies import body_stream, json_object
-from hubproxy.hf_api.context import public_base_url, services
-from hubproxy.hf_api.hosted import MAX_LISTING_BYTES, hub, principal
+from hubproxy.hf_api.call import Call
+from hubproxy.hf_api.hosted import MAX_LISTING_BYTES
 from hubproxy.hf_api.parameters import parse_whole_number
-from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.naming import RepoRef
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -41,15 +39,15 @@ def _object_error(oid: Any, size: Any, message: str, code: int = 422) -> dict[st
     return {"oid": str(oid), "size": size, "error": {"code": code, "message": message}}
 
 
-def _too_large(request: Request, size: int) -> str | None:
+def _too_large(call: Call, size: int) -> str | None:
     """Why an object of `size` bytes is refused here, or None if it is not too large."""
-    largest = services(request).settings.max_upload_bytes
+    largest = call.settings.max_upload_bytes
     if size > largest:
         return f"Objects larger than {largest} bytes cannot be uploaded here ({size} bytes)"
     return None
 
 
-async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str, Any]:
+async def _object_answer(call: Call, ref: RepoRef, item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         return _object_error("", 0, "each object needs 'oid' and 'size'")
     oid, size = item.get("oid"), item.get("size")
@@ -57,23 +55,23 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
         return _object_error(oid, size, "'oid' must be a lowercase sha256")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return _object_error(oid, size, "'size' must be a non-negative integer")
-    too_large = _too_large(request, size)
+    too_large = _too_large(call, size)
     if too_large is not None:
         # git-lfs reads a per-object 422 as "this object cannot be uploaded" and says why.
         return _object_error(oid, size, too_large)
     try:
-        needed = await hub(request).lfs_upload_needed(ref, oid, size)
+        needed = await call.hub.lfs_upload_needed(ref, oid, size)
     except UploadRejected as error:
         return _object_error(oid, size, error.message)
     if not needed:
         return {"oid": oid, "size": size}  # already here: no actions, nothing to send
     expires = int(time.time()) + UPLOAD_LINK_SECONDS
-    who = principal(request)
+    who = call.principal
     actor = f"{who.kind}:{who.name}"
     # The dispatcher required write, so there is a token: the one re-authorized at PUT time.
     token_id = who.token_id or ""
-    signature = await hub(request).upload_signature(ref, oid, size, expires, actor, token_id)
-    base = public_base_url(request)
+    signature = await call.hub.upload_signature(ref, oid, size, expires, actor, token_id)
+    base = call.base_url
     query = urlencode(
         {
             "size": size,
@@ -99,9 +97,8 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
     }
 
 
-async def batch(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
+async def batch(call: Call) -> Response:
+    payload = await json_object(call.request, max_bytes=MAX_LISTING_BYTES)
     if payload.get("operation") != "upload":
         raise BadRequest("Only the 'upload' operation is supported: download through /resolve/")
     if payload.get("hash_algo", "sha256") != "sha256":
@@ -109,13 +106,13 @@ async def batch(request: Request, match: RouteMatch) -> Response:
     objects = payload.get("objects")
     if not isinstance(objects, list) or len(objects) > MAX_OBJECTS:
         raise BadRequest(f"'objects' must be a list of at most {MAX_OBJECTS} objects")
-    answers = [await _object_answer(request, match.ref, item) for item in objects]
+    answers = [await _object_answer(call, call.repo, item) for item in objects]
     return _lfs_response({"transfer": "basic", "objects": answers, "hash_algo": "sha256"})
 
 
-async def upload(request: Request, match: RouteMatch) -> Response:
+async def upload(call: Call) -> Response:
     """`PUT` of an object's bytes to a signed link from `batch`."""
-    assert match.ref is not None
+    request, ref, oid = call.request, call.repo, call.route.subject
     query = request.query_params
     size_text, expires_text = query.get("size", ""), query.get("expires", "")
     actor, signature = query.get("by", ""), query.get("signature", "")
@@ -128,41 +125,31 @@ async def upload(request: Request, match: RouteMatch) -> Response:
     # it sends (a link signed before `max_upload_bytes` was lowered is refused as well).
     declared = request.headers.get("content-length", "")
     for announced in (size, parse_whole_number(declared, "Content-Length") if declared else 0):
-        too_large = _too_large(request, announced)
+        too_large = _too_large(call, announced)
         if too_large is not None:
             raise UploadTooLarge(too_large)
-    await hub(request).check_upload_signature(
-        match.ref, match.path, size, expires, actor, token_id, signature
-    )
+    await call.hub.check_upload_signature(ref, oid, size, expires, actor, token_id, signature)
     # The uploader the signed link names (the PUT itself carries no token).
     kind, _, name = actor.partition(":")
-    request.state.audit_fields = {
-        "actor_kind": kind,
-        "actor_name": name,
-        "token_id": token_id,
-        "sha256": match.path,
-    }
-    found = services(request)
+    record = call.record
+    record.actor_kind, record.actor_name, record.token_id = kind, name, token_id
+    record.sha256 = oid
+    require_auth = call.settings.require_auth
     enforce(
         authorize_upload_link(
-            token_id,
-            match.ref.repo_id,
-            found.authenticator.snapshot,
-            time.time(),
-            require_auth=found.settings.require_auth,
+            token_id, ref.repo_id, call.snapshot, time.time(), require_auth=require_auth
         )
     )
     # `receive_lfs_object` stops reading at `size` bytes, which is at most `max_upload_bytes`.
-    await hub(request).receive_lfs_object(match.ref, match.path, size, body_stream(request))
-    request.state.audit_fields["reason"] = f"stored {size} bytes"
+    await call.hub.receive_lfs_object(ref, oid, size, body_stream(request))
+    record.reason = f"stored {size} bytes"
     return Response(status_code=200)
 
 
-async def verify(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    payload = await json_object(request)
+async def verify(call: Call) -> Response:
+    payload = await json_object(call.request)
     oid, size = payload.get("oid"), payload.get("size")
     if not isinstance(oid, str) or not SHA256_PATTERN.match(oid) or not isinstance(size, int):
         raise BadRequest("Request body needs the object's 'oid' and 'size'")
-    await hub(request).lfs_object_stored(match.ref, oid, size)
+    await call.hub.lfs_object_stored(call.repo, oid, size)
     return _lfs_response({"message": "ok"})

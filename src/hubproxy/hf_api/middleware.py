@@ -1,8 +1,9 @@
 """The one ASGI middleware around every request: request id, metrics, access record.
 
-It gives each request an id (`scope["state"]["request_id"]`, returned as `X-Request-Id`),
-counts it by route family, method and status, times it to the last byte, and writes one access
-record (logger `hubproxy.access`) with what was sent.
+It gives each request an id (returned as `X-Request-Id`) and a `RequestFacts` that the
+endpoints fill in (route family, principal, cache outcome), counts it by route family, method
+and status, times it to the last byte, and writes one access record (logger `hubproxy.access`)
+with what was sent.
 
 File downloads — resolve GETs whose response has a body — are timed apart from everything else
 (`hubproxy_download_duration_seconds`, `hubproxy_download_ttfb_seconds`, by cache outcome), so
@@ -11,11 +12,12 @@ multi-GB bodies never share a histogram with millisecond metadata calls.
 
 import logging
 import time
+from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hubproxy.constants import HEADER_CACHE_STATUS, HEADER_REQUEST_ID
+from hubproxy.constants import HEADER_REQUEST_ID
 from hubproxy.ids import new_id
 from hubproxy.logs import ACCESS_LOGGER
 from hubproxy.metrics import (
@@ -30,9 +32,25 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
-def route_family(scope: Scope) -> str:
-    """The bounded label of a request: set by the dispatcher once the URL is matched."""
-    return str(scope.get("state", {}).get("route", "unmatched"))
+@dataclass(slots=True)
+class RequestFacts:
+    """What the metrics and the access log say about a request, filled by who knows it."""
+
+    request_id: str
+    # The bounded label of the request: set by the endpoint once the URL is matched.
+    route: str = "unmatched"
+    principal: str = "anonymous"
+    # A download's cache outcome (`hit`, `miss`, `partial`, `stale`, `redirect`).
+    cache: str | None = None
+
+
+def request_facts(scope: Scope) -> RequestFacts:
+    """The facts of the request `scope` belongs to; a bare app (a unit test) gets fresh ones."""
+    state = scope.setdefault("state", {})
+    facts = state.get("facts")
+    if not isinstance(facts, RequestFacts):
+        facts = state["facts"] = RequestFacts(new_id())
+    return facts
 
 
 class RequestMiddleware:
@@ -45,22 +63,18 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_id()
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        facts = RequestFacts(new_id())
+        scope.setdefault("state", {})["facts"] = facts
         started = time.monotonic()
         status = 0
         sent = 0
-        cache = ""
         first_byte_at: float | None = None
 
         async def send_and_observe(message: Message) -> None:
-            nonlocal status, sent, cache, first_byte_at
+            nonlocal status, sent, first_byte_at
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers.append(HEADER_REQUEST_ID, request_id)
-                cache = headers.get(HEADER_CACHE_STATUS, "")
+                MutableHeaders(scope=message).append(HEADER_REQUEST_ID, facts.request_id)
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 if body and first_byte_at is None:
@@ -74,12 +88,12 @@ class RequestMiddleware:
         finally:
             duration = time.monotonic() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            route = route_family(scope)
+            route = facts.route
             REQUESTS.labels(route, method, str(status or 500)).inc()
             # Error answers to a resolve GET have a (JSON) body too: only file bodies count.
             is_download = route == "resolve" and method == "GET" and status in (200, 206)
             if is_download and first_byte_at is not None:
-                outcome = cache if cache in DOWNLOAD_CACHE_OUTCOMES else "other"
+                outcome = facts.cache if facts.cache in DOWNLOAD_CACHE_OUTCOMES else "other"
                 DOWNLOAD_DURATION.labels(outcome).observe(duration)
                 DOWNLOAD_TIME_TO_FIRST_BYTE.labels(outcome).observe(first_byte_at - started)
             else:
@@ -90,13 +104,13 @@ class RequestMiddleware:
                 scope["path"],
                 status or 500,
                 extra={
-                    "request_id": request_id,
-                    "principal": state.get("principal", "anonymous"),
+                    "request_id": facts.request_id,
+                    "principal": facts.principal,
                     "route": route,
                     "status": status or 500,
                     "bytes": sent,
                     "duration_ms": round(duration * 1000, 1),
-                    "cache": cache or None,
+                    "cache": facts.cache,
                     "client": (scope.get("client") or ("", 0))[0],
                 },
             )

@@ -11,18 +11,15 @@ expiring no later than the caller's token. Refusals are audited by the dispatche
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import AccountNotFound, Robot
 from hubproxy.auth.authz import enforce, may_create_robot, may_grant, may_revoke_robot
-from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import ROLES
 from hubproxy.errors import BadRequest
 from hubproxy.hf_api.bodies import json_object, required_string, strings_field
-from hubproxy.hf_api.context import apply_account_change, read_accounts, services
-from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.tokens import bounded_expiry
 
 MAX_BODY_BYTES = 64 * 1024
@@ -40,62 +37,60 @@ def robot_document(robot: Robot) -> dict[str, Any]:
     }
 
 
-async def members(request: Request, match: RouteMatch) -> Response:
-    assert match.project is not None
-    project = match.project
-    listed = await read_accounts(
-        request, lambda connection: accounts.list_members(connection, project)
-    )
+def _project(call: Call) -> str:
+    """The project the URL names (in its canonical spelling, after authorization)."""
+    assert call.route.project is not None
+    return call.route.project
+
+
+async def members(call: Call) -> Response:
+    project = _project(call)
+    listed = await call.read_accounts(lambda connection: accounts.list_members(connection, project))
     return JSONResponse([{"user": user, "role": role} for user, role in listed])
 
 
-async def member(request: Request, match: RouteMatch) -> Response:
-    assert match.project is not None
-    project, user = match.project, match.path
-    granter: Principal = request.state.identity
-    snapshot = services(request).authenticator.snapshot
+async def member(call: Call) -> Response:
+    project, user = _project(call), call.route.subject
+    granter, snapshot = call.principal, call.snapshot
     # Checked against the snapshot: the role the member holds now, as requests see it.
     current = snapshot.roles.get(user, {}).get(project)
-    if request.method == "DELETE":
+    if call.request.method == "DELETE":
         enforce(may_grant(granter, project, None, snapshot, current_role=current))
-        await apply_account_change(
-            request, lambda connection: accounts.remove_member(connection, project, user)
+        await call.apply_account_change(
+            lambda connection: accounts.remove_member(connection, project, user)
         )
         return JSONResponse({"project": project, "user": user, "removed": True})
-    role = (await json_object(request, MAX_BODY_BYTES)).get("role")
+    role = (await json_object(call.request, MAX_BODY_BYTES)).get("role")
     if not isinstance(role, str) or role not in ROLES:
         raise BadRequest(f"Body needs a 'role', one of {', '.join(ROLES)}")
-    request.state.audit_fields = {"reason": f"role={role[:64]}"}
+    call.record.reason = f"role={role[:64]}"
     enforce(may_grant(granter, project, role, snapshot, current_role=current))
-    await apply_account_change(
-        request, lambda connection: accounts.add_member(connection, project, user, role)
+    await call.apply_account_change(
+        lambda connection: accounts.add_member(connection, project, user, role)
     )
     return JSONResponse({"project": project, "user": user, "role": role})
 
 
-async def robots(request: Request, match: RouteMatch) -> Response:
-    assert match.project is not None
-    project = match.project
-    if request.method == "GET":
-        listed = await read_accounts(
-            request, lambda connection: accounts.list_robots(connection, project)
+async def robots(call: Call) -> Response:
+    project = _project(call)
+    if call.request.method == "GET":
+        listed = await call.read_accounts(
+            lambda connection: accounts.list_robots(connection, project)
         )
         return JSONResponse([robot_document(robot) for robot in listed])
-    payload = await json_object(request, MAX_BODY_BYTES)
+    payload = await json_object(call.request, MAX_BODY_BYTES)
     name = required_string(payload, "name")
     permissions = strings_field(payload, "permissions")
     if permissions is None:
         permissions = ["read"]
-    request.state.audit_fields = {"path": name, "reason": f"permissions={','.join(permissions)}"}
-    creator: Principal = request.state.identity
-    expires = bounded_expiry(request, payload)
+    call.record.path, call.record.reason = name, f"permissions={','.join(permissions)}"
+    creator = call.principal
+    expires = bounded_expiry(call, payload)
     if expires is None:
         # Omitted: as long as the creator's own token (never, for a token that never expires).
         expires = creator.token_expires
-    snapshot = services(request).authenticator.snapshot
-    enforce(may_create_robot(creator, project, permissions, expires, snapshot))
-    robot, token, secret = await apply_account_change(
-        request,
+    enforce(may_create_robot(creator, project, permissions, expires, call.snapshot))
+    robot, token, secret = await call.apply_account_change(
         lambda connection: accounts.create_robot(
             connection, project, name, permissions, expires=expires, created_by=creator.name
         ),
@@ -103,12 +98,9 @@ async def robots(request: Request, match: RouteMatch) -> Response:
     return JSONResponse({**robot_document(robot), "tokenId": token.id, "token": secret}, 201)
 
 
-async def robot(request: Request, match: RouteMatch) -> Response:
-    assert match.project is not None
-    project, name = match.project, match.path
-
-    revoker: Principal = request.state.identity
-    snapshot = services(request).authenticator.snapshot
+async def robot(call: Call) -> Response:
+    project, name = _project(call), call.route.subject
+    revoker, snapshot = call.principal, call.snapshot
 
     def revoke(connection: Any) -> Robot:
         found = accounts.get_robot(connection, name)
@@ -117,4 +109,4 @@ async def robot(request: Request, match: RouteMatch) -> Response:
         enforce(may_revoke_robot(revoker, project, found.permissions, snapshot))
         return accounts.revoke_robot(connection, name)
 
-    return JSONResponse(robot_document(await apply_account_change(request, revoke)))
+    return JSONResponse(robot_document(await call.apply_account_change(revoke)))

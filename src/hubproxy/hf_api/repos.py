@@ -5,16 +5,29 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hubproxy.constants import HEADER_STALE, PLURAL_BY_REPO_TYPE
-from hubproxy.hf_api.context import public_base_url, repo_store
+from hubproxy.constants import EXPAND_PROPERTIES, HEADER_STALE, PLURAL_BY_REPO_TYPE
+from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
-from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.stores import Answer
 
 # Query parameters of repo info that change the document (hf-protocol.md §4.1).
 # Deeper pages of a commit history are not served (they would be walked on every request).
 MAX_PAGE = 1_000_000
-_INFO_PARAMETERS = frozenset({"blobs", "securityStatus", "expand", "expand[]", "files_metadata"})
+_INFO_FLAGS = frozenset({"blobs", "securityStatus", "files_metadata"})
+_TRUE = frozenset({"1", "true"})
+
+
+def info_query(request: Request) -> list[tuple[str, str]]:
+    """The query of a repo info request that changes the document, in one canonical form:
+    flags as `true` (false ones dropped), `expand` as the sorted set of known properties
+    (`constants.EXPAND_PROPERTIES`). Everything else is left out, so random values never
+    become upstream requests or cache keys of their own."""
+    params = request.query_params
+    flags = [
+        (name, "true") for name in sorted(_INFO_FLAGS) if params.get(name, "").lower() in _TRUE
+    ]
+    expanded = set(params.getlist("expand") + params.getlist("expand[]")) & EXPAND_PROPERTIES
+    return flags + [("expand", value) for value in sorted(expanded)]
 
 
 def json_answer(answer: Answer, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -24,36 +37,31 @@ def json_answer(answer: Answer, headers: dict[str, str] | None = None) -> JSONRe
     return JSONResponse(answer.body, headers=headers)
 
 
-async def repo_info(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    query = [
-        (key, value) for key, value in request.query_params.multi_items() if key in _INFO_PARAMETERS
-    ]
-    answer = await repo_store(request).repo_info(match.ref, match.revision, query)
+async def repo_info(call: Call) -> Response:
+    query = info_query(call.request)
+    answer = await call.repo_store.repo_info(call.repo, call.route.revision, query)
     return json_answer(answer)
 
 
-async def refs(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    include_prs = request.query_params.get("include_prs", "").lower() in ("1", "true")
-    answer = await repo_store(request).refs(match.ref, include_prs=include_prs)
+async def refs(call: Call) -> Response:
+    include_prs = call.request.query_params.get("include_prs", "").lower() in ("1", "true")
+    answer = await call.repo_store.refs(call.repo, include_prs=include_prs)
     return json_answer(answer)
 
 
-async def commits(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    assert match.revision is not None
+async def commits(call: Call) -> Response:
+    request = call.request
     page = whole_number_query(request, "p", default=0, maximum=MAX_PAGE)
     assert page is not None
     expand = request.query_params.getlist("expand") + request.query_params.getlist("expand[]")
     formatted = "formatted" in expand
-    result = await repo_store(request).commits(match.ref, match.revision, page, formatted=formatted)
+    result = await call.repo_store.commits(call.repo, call.revision, page, formatted=formatted)
     headers: dict[str, str] = {}
     if result.has_next:
         # Pin the next page to the commit: the listing stays consistent if the branch moves.
-        plural = PLURAL_BY_REPO_TYPE[match.ref.repo_type]
+        plural = PLURAL_BY_REPO_TYPE[call.repo.repo_type]
         url = (
-            f"{public_base_url(request)}/api/{plural}/{match.ref.repo_id}/commits/"
+            f"{call.base_url}/api/{plural}/{call.repo.repo_id}/commits/"
             f"{quote(result.commit, safe='')}?"
             + urlencode([("p", str(page + 1))] + ([("expand[]", "formatted")] if formatted else []))
         )

@@ -5,7 +5,6 @@ content-hash `ETag`, the exact `Content-Length`, and `X-Linked-Etag`/`X-Linked-S
 files. No redirect ever leaves hubproxy, so every byte goes through the cache.
 """
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from hubproxy.constants import (
@@ -16,14 +15,14 @@ from hubproxy.constants import (
     HEADER_STALE,
 )
 from hubproxy.errors import BadRequest, RangeNotSatisfiable
-from hubproxy.hf_api.context import repo_store
+from hubproxy.hf_api.call import Call
+from hubproxy.hf_api.middleware import request_facts
 from hubproxy.hf_api.ranges import (
     MalformedRange,
     UnsatisfiableRange,
     if_range_allows,
     parse_range,
 )
-from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hf_api.streaming import StreamResponse
 from hubproxy.stores import FileEntry
 
@@ -44,12 +43,11 @@ def file_headers(entry: FileEntry) -> dict[str, str]:
     return headers
 
 
-async def resolve(request: Request, match: RouteMatch) -> Response | StreamResponse:
-    assert match.ref is not None
-    assert match.revision is not None
-    store = repo_store(request)
-    entry = await store.file_entry(match.ref, match.revision, match.path)
+async def resolve(call: Call) -> Response | StreamResponse:
+    request, store, record = call.request, call.repo_store, call.record
+    entry = await store.file_entry(call.repo, call.revision, call.route.path)
     headers = file_headers(entry)
+    record.commit_sha, record.sha256 = entry.commit, entry.sha256
 
     status = 200
     start, end = 0, entry.size
@@ -68,7 +66,10 @@ async def resolve(request: Request, match: RouteMatch) -> Response | StreamRespo
             start, end = byte_range.start, byte_range.end
             headers["Content-Range"] = byte_range.content_range
     headers["Content-Length"] = str(end - start)
-    headers[HEADER_CACHE_STATUS] = await store.cache_status(entry, start, end)
+    cache_status = headers[HEADER_CACHE_STATUS] = await store.cache_status(entry, start, end)
+    request_facts(request.scope).cache = cache_status
+    # A branch answered from its last known commit because upstream failed: "stale".
+    record.cache = "stale" if entry.stale else cache_status
 
     if request.method == "HEAD" or start == end:
         return StreamResponse(status, headers)
@@ -80,6 +81,7 @@ async def resolve(request: Request, match: RouteMatch) -> Response | StreamRespo
         headers.update(
             {"Location": location, "Content-Length": "0", HEADER_CACHE_STATUS: "redirect"}
         )
+        record.cache = request_facts(request.scope).cache = "redirect"
         return StreamResponse(302, headers)
     body = store.read(entry, start, end)
     try:

@@ -48,9 +48,14 @@ class RouteMatch:
     endpoint: str
     ref: RepoRef | None = None
     revision: str | None = None
+    # A file or folder in the repo.
     path: str = ""
     # Project administration endpoints: the project (namespace) they act on.
     project: str | None = None
+    # What else the URL names: a member, robot or user name, a token id, an LFS object id.
+    subject: str = ""
+    # Listings (`list_models` & co.): the type of repo listed.
+    listed_type: RepoType | None = None
 
 
 def token_id(value: str) -> str:
@@ -68,7 +73,7 @@ def _project_route(segments: list[str]) -> RouteMatch | None:
     name = namespace(segments[2]) if len(segments) == 3 else ""
     kind = segments[1]
     endpoint = f"project_{kind[:-1]}" if name else f"project_{kind}"
-    return RouteMatch(endpoint, path=name, project=project)
+    return RouteMatch(endpoint, project=project, subject=name)
 
 
 def _admin_route(segments: list[str]) -> RouteMatch | None:
@@ -77,7 +82,7 @@ def _admin_route(segments: list[str]) -> RouteMatch | None:
         case ["users"]:
             return RouteMatch("admin_users")
         case ["users", user, "disabled"]:
-            return RouteMatch("admin_user_disabled", path=namespace(user))
+            return RouteMatch("admin_user_disabled", subject=namespace(user))
         case ["projects"]:
             return RouteMatch("admin_projects")
         case ["projects", project]:
@@ -173,7 +178,7 @@ def _upload_route(segments: list[str]) -> RouteMatch | None:
     ref = repo_ref(REPO_TYPE_BY_PLURAL[segments[3]], f"{segments[4]}/{segments[5]}")
     if not SHA256_PATTERN.match(segments[6]):
         raise BadRequest("Invalid LFS object id: expected a sha256")
-    return RouteMatch("lfs_upload", ref, path=segments[6])
+    return RouteMatch("lfs_upload", ref, subject=segments[6])
 
 
 def _resolve_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
@@ -195,8 +200,8 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         if head in REPO_TYPE_BY_PLURAL and len(segments) >= 3:
             return _api_repo_route(REPO_TYPE_BY_PLURAL[head], segments[2:])
         if head in REPO_TYPE_BY_PLURAL and len(segments) == 2:
-            # `list_models` & co.: the repo type travels as the path.
-            return RouteMatch("list_repos", path=REPO_TYPE_BY_PLURAL[head])
+            # `list_models` & co.
+            return RouteMatch("list_repos", listed_type=REPO_TYPE_BY_PLURAL[head])
         if segments[1:3] == ["hubproxy", "lfs"]:
             return _upload_route(segments)
         if segments[1:] == ["validate-yaml"]:
@@ -206,7 +211,7 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
         if segments[1:3] == ["hubproxy", "tokens"] and len(segments) in (3, 4):
             if len(segments) == 3:
                 return RouteMatch("tokens")
-            return RouteMatch("token", path=token_id(segments[3]))
+            return RouteMatch("token", subject=token_id(segments[3]))
         if head == "organizations" and len(segments) >= 4:
             return _project_route(segments[2:])
         if segments[1:] in (["repos", "create"], ["repos", "delete"]):

@@ -11,7 +11,6 @@ user (robots and anonymous callers never get here) and audits every refusal.
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth import accounts
@@ -26,8 +25,7 @@ from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import SCOPES
 from hubproxy.errors import BadRequest
 from hubproxy.hf_api.bodies import expiry_from, json_object
-from hubproxy.hf_api.context import apply_account_change, read_accounts, services
-from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.call import Call
 
 
 def _document(token: Token) -> dict[str, Any]:
@@ -44,11 +42,11 @@ def _document(token: Token) -> dict[str, Any]:
     }
 
 
-def bounded_expiry(request: Request, payload: dict[str, Any]) -> float | None:
+def bounded_expiry(call: Call, payload: dict[str, Any]) -> float | None:
     """The expiry `"expires_in"` asks for (None if absent), at most `max_token_lifetime` away:
     a 400 for more (a century of seconds is a typo or a probe, not a plan)."""
     expires = expiry_from(payload)
-    longest = services(request).settings.max_token_lifetime
+    longest = call.settings.max_token_lifetime
     if expires is not None and payload["expires_in"] > longest:
         raise BadRequest(f"'expires_in' must be at most {longest:g} seconds")
     return expires
@@ -64,37 +62,36 @@ def _owner(principal: Principal, requested: object) -> str:
     return requested
 
 
-async def tokens(request: Request, match: RouteMatch) -> Response:
-    principal: Principal = request.state.identity
-    if request.method == "GET":
-        owner = _owner(principal, request.query_params.get("user"))
-        listed = await read_accounts(request, lambda c: accounts.list_tokens(c, owner))
+async def tokens(call: Call) -> Response:
+    principal = call.principal
+    if call.request.method == "GET":
+        owner = _owner(principal, call.request.query_params.get("user"))
+        listed = await call.read_accounts(lambda c: accounts.list_tokens(c, owner))
         return JSONResponse([_document(token) for token in listed if token.owner_kind == "user"])
-    payload = await json_object(request)
+    payload = await json_object(call.request)
     requested = payload.get("user")
     # Named in the audit record also when the request is refused below.
     named = requested if isinstance(requested, str) and requested else principal.name
-    request.state.audit_fields = {"path": named}
+    call.record.path = named
     owner = _owner(principal, requested)
     name, scope = payload.get("name", ""), payload.get("scope", "read")
     if not isinstance(name, str) or scope not in SCOPES:
         raise BadRequest(f"'name' must be a string and 'scope' one of {', '.join(SCOPES)}")
-    expires = bounded_expiry(request, payload)
+    expires = bounded_expiry(call, payload)
     if expires is None:
         # Omitted: as long as the caller's own token (never, for a token that never expires).
         expires = principal.token_expires
     enforce(may_create_token(principal, owner, scope, expires))
-    token, secret = await apply_account_change(
-        request,
+    token, secret = await call.apply_account_change(
         lambda c: accounts.create_token(c, owner, name=name, scope=scope, expires=expires),
     )
-    request.state.audit_fields["reason"] = f"created {token.id} scope={scope}"
+    call.record.reason = f"created {token.id} scope={scope}"
     return JSONResponse({**_document(token), "token": secret}, 201)
 
 
-async def token(request: Request, match: RouteMatch) -> Response:
-    principal: Principal = request.state.identity
-    token_id = match.path
+async def token(call: Call) -> Response:
+    principal = call.principal
+    token_id = call.route.subject
 
     def revoke(connection: Any) -> Token:
         found = accounts.get_token(connection, token_id)
@@ -103,6 +100,6 @@ async def token(request: Request, match: RouteMatch) -> Response:
         enforce(may_revoke_token(principal, owner, token_id))
         return accounts.revoke_token(connection, token_id)
 
-    revoked = await apply_account_change(request, revoke)
-    request.state.audit_fields = {"path": revoked.owner, "reason": f"revoked {revoked.id}"}
+    revoked = await call.apply_account_change(revoke)
+    call.record.path, call.record.reason = revoked.owner, f"revoked {revoked.id}"
     return JSONResponse(_document(revoked))

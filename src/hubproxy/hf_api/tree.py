@@ -13,10 +13,9 @@ from starlette.responses import Response
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, TREE_PAGE_SIZE, TREE_PAGE_SIZE_EXPANDED
 from hubproxy.errors import BadRequest
 from hubproxy.hf_api.bodies import bounded_body
-from hubproxy.hf_api.context import public_base_url, repo_store
+from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.repos import json_answer
-from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
 from hubproxy.stores import Answer
@@ -37,22 +36,21 @@ def _cursor(request: Request) -> int:
     return offset
 
 
-async def tree(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    assert match.revision is not None
+async def tree(call: Call) -> Response:
+    request = call.request
     recursive = _flag(request.query_params.get("recursive"))
     expand = _flag(request.query_params.get("expand"))
     offset = _cursor(request)
-    answer = await repo_store(request).tree(
-        match.ref, match.revision, match.path, recursive=recursive, expand=expand
+    answer = await call.repo_store.tree(
+        call.repo, call.revision, call.route.path, recursive=recursive, expand=expand
     )
     page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
     listing = answer.body
     page = listing[offset : offset + page_size]
     headers: dict[str, str] = {}
     if offset + page_size < len(listing):
-        plural = PLURAL_BY_REPO_TYPE[match.ref.repo_type]
-        path_part = f"/{quote(match.path, safe='')}" if match.path else ""
+        plural = PLURAL_BY_REPO_TYPE[call.repo.repo_type]
+        path_part = f"/{quote(call.route.path, safe='')}" if call.route.path else ""
         query = urlencode(
             {
                 "recursive": str(recursive).lower(),
@@ -62,16 +60,15 @@ async def tree(request: Request, match: RouteMatch) -> Response:
         )
         # Pinned to the commit so that every page comes from the same listing.
         url = (
-            f"{public_base_url(request)}/api/{plural}/{match.ref.repo_id}/tree/"
-            f"{quote(answer.commit or match.revision, safe='')}{path_part}?{query}"
+            f"{call.base_url}/api/{plural}/{call.repo.repo_id}/tree/"
+            f"{quote(answer.commit or call.revision, safe='')}{path_part}?{query}"
         )
         headers["Link"] = f'<{url}>; rel="next"'
     return json_answer(Answer(page, answer.commit, answer.stale), headers)
 
 
-async def paths_info(request: Request, match: RouteMatch) -> Response:
-    assert match.ref is not None
-    assert match.revision is not None
+async def paths_info(call: Call) -> Response:
+    request = call.request
     body = await bounded_body(request, MAX_BODY_BYTES)
     if request.headers.get("content-type", "").startswith("application/json"):
         payload = parse_json(body, what="The paths-info body")
@@ -93,7 +90,7 @@ async def paths_info(request: Request, match: RouteMatch) -> Response:
     if len(raw_paths) > MAX_PATHS_INFO:
         raise BadRequest(f"At most {MAX_PATHS_INFO} paths per request")
     paths = [path_in_repo(path, allow_root=True) for path in raw_paths]
-    answer = await repo_store(request).paths_info(
-        match.ref, match.revision, [path for path in paths if path], expand=expand
+    answer = await call.repo_store.paths_info(
+        call.repo, call.revision, [path for path in paths if path], expand=expand
     )
     return json_answer(answer)

@@ -1,22 +1,19 @@
 """`GET /api/whoami-v2`, and the small endpoints clients call on the side."""
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hubproxy.auth.principal import Principal
 from hubproxy.errors import Unauthorized
-from hubproxy.hf_api.context import services
-from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.call import Call
 
 
-async def whoami(request: Request, match: RouteMatch) -> Response:
+async def whoami(call: Call) -> Response:
     """The huggingface_hub shape: `type` is `user` for robots too (clients require it)."""
-    principal: Principal = request.state.identity
+    principal = call.principal
     if principal.is_anonymous:
         raise Unauthorized(
             "No token: whoami needs a hubproxy token in 'Authorization: Bearer <token>' (HF_TOKEN)"
         )
-    snapshot = services(request).authenticator.snapshot
+    snapshot = call.snapshot
     if principal.kind == "robot":
         assert principal.robot_project is not None
         memberships = {principal.robot_project: "robot"}
@@ -48,11 +45,11 @@ async def whoami(request: Request, match: RouteMatch) -> Response:
     )
 
 
-async def agent_harnesses(request: Request, match: RouteMatch) -> Response:
+async def agent_harnesses(call: Call) -> Response:
     """huggingface_hub asks once per process which AI-agent environments to detect."""
     return JSONResponse({"standardEnvVars": [], "harnesses": {}})
 
 
-async def telemetry(request: Request, match: RouteMatch) -> Response:
+async def telemetry(call: Call) -> Response:
     """Libraries' usage pings: accepted and dropped (nothing is sent upstream)."""
     return Response(status_code=200)
