@@ -88,6 +88,18 @@ PINNED_BLOBS = f"""
 
 # A recorded absence: the commit has no file at this path.
 MISSING = FileRecord(size=-1, git_oid=None, sha256=None)
+# Absences recorded in the database per repo commit. Clients probe a handful of optional files
+# (an offline site answers those 404 from the record); more are somebody's random paths.
+MAX_RECORDED_ABSENCES = 1000
+
+
+def _absences_at(connection: sqlite3.Connection, key: tuple[str, str, str, str]) -> int:
+    row = connection.execute(
+        "SELECT COUNT(*) FROM entries"
+        " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? AND NOT present",
+        key[:3],
+    ).fetchone()
+    return int(row[0])
 
 
 class CacheMetadata:
@@ -217,6 +229,10 @@ class CacheMetadata:
         present = record is not MISSING
 
         def store(connection: sqlite3.Connection) -> None:
+            if not present and _absences_at(connection, key) >= MAX_RECORDED_ABSENCES:
+                # Random paths must not grow the database without end: past the cap an absence
+                # is known from memory only (the bounded `_entries` map).
+                return
             connection.execute(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.layout import BlobId
-from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
+from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord, LruMap
 from hubproxy.cache.revisions import RevisionResolver
 from hubproxy.cache.upstream import (
     DownloadUrlExpired,
@@ -33,8 +33,8 @@ from hubproxy.stores import Answer, CommitsPage, FileEntry
 logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
-# A stored tree answer meaning "upstream said EntryNotFound for this path at this commit".
-_ABSENT = b"null"
+# Listings of paths known absent at a commit, remembered in memory.
+ABSENT_LISTINGS_REMEMBERED = 10_000
 
 
 def _canonical_query(query: Sequence[tuple[str, str]]) -> str:
@@ -62,6 +62,7 @@ class CachingRepoStore:
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
         self._sources: dict[str, UpstreamFile] = {}
         self._refs_checked: dict[str, float] = {}
+        self._absent_listings: LruMap[str, bool] = LruMap(ABSENT_LISTINGS_REMEMBERED)
 
     async def _single_flight(self, key: str, make: Callable[[], Awaitable[Result]]) -> Result:
         """Run `make()` once for concurrent callers of the same `key`."""
@@ -139,23 +140,29 @@ class CachingRepoStore:
     ) -> Answer:
         resolved = await self.revisions.resolve(ref, revision)
         key = f"tree:{ref}@{resolved.commit}/{path}?recursive={int(recursive)}&expand={int(expand)}"
+        missing = EntryNotFound(headers={HEADER_REPO_COMMIT: resolved.commit})
+        if self._absent_listings.get(key):
+            raise missing
 
         async def fetch() -> Any:
             parts = ("tree", resolved.commit, path) if path else ("tree", resolved.commit)
             params = [("recursive", str(recursive).lower()), ("expand", str(expand).lower())]
-            try:
-                return await self.upstream.get_all_pages(
-                    self.upstream.repo_url(ref, *parts),
-                    params,
-                    not_found=EntryNotFound,
-                    operation="tree",
-                )
-            except EntryNotFound:
-                return None  # recorded: the path is absent at this (immutable) commit
+            return await self.upstream.get_all_pages(
+                self.upstream.repo_url(ref, *parts),
+                params,
+                not_found=EntryNotFound,
+                operation="tree",
+            )
 
-        listing = await self._cached_document(key, fetch)
-        if listing is None:
-            raise EntryNotFound(headers={HEADER_REPO_COMMIT: resolved.commit})
+        try:
+            listing = await self._cached_document(key, fetch)
+        except EntryNotFound:
+            # Known absent at this (immutable) commit; kept in memory only, so that random
+            # paths cost one upstream request each and no database row.
+            self._absent_listings.put(key, True)
+            raise missing from None
+        if listing is None:  # an absence recorded in the database by an earlier version
+            raise missing
         return Answer(listing, resolved.commit, resolved.stale)
 
     async def paths_info(
