@@ -38,4 +38,5 @@ class CdnApp:
             {"ETag": f'"{stored.sha256}"', "Content-Type": "application/octet-stream"},
             rate=self.hub.cdn_bytes_per_second_per_connection,
             cut=self.hub.take_cut,
+            corrupt=self.hub.take_corruption,
         )

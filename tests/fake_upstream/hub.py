@@ -369,7 +369,13 @@ class HubApp:
             "ETag": f'"{stored.oid}"',
             "Content-Type": "text/plain; charset=utf-8",
         }
-        await exchange.stream_content(stored.content, stored.size, headers, cut=self.hub.take_cut)
+        await exchange.stream_content(
+            stored.content,
+            stored.size,
+            headers,
+            cut=self.hub.take_cut,
+            corrupt=self.hub.take_corruption,
+        )
 
 
 def _renamed(exchange: Exchange, old_id: str, new_id: str) -> str:

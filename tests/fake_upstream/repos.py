@@ -168,6 +168,7 @@ class FakeHub:
             self.down = False
             self.down_mode = "503"
             self._cuts: list[int] = []
+            self._corruptions = 0
             self._counter = 0
             self._records: list[RequestRecord] = []
 
@@ -318,6 +319,21 @@ class FakeHub:
     def take_cut(self) -> int | None:
         with self.lock:
             return self._cuts.pop(0) if self._cuts else None
+
+    def corrupt_next_files(self, count: int) -> None:
+        """The next `count` file bodies that carry the middle byte of their file get it flipped
+        (headers, sizes and hashes stay as announced: a storage fault upstream)."""
+        with self.lock:
+            self._corruptions += count
+
+    def take_corruption(self, start: int, end: int, size: int) -> int | None:
+        """The file offset to flip in a body of `[start, end)`, if one is due."""
+        middle = size // 2
+        with self.lock:
+            if self._corruptions and start <= middle < end:
+                self._corruptions -= 1
+                return middle
+            return None
 
     # Statistics -------------------------------------------------------------------
 

@@ -104,8 +104,10 @@ class Exchange:
         *,
         rate: int | None = None,
         cut: Callable[[], int | None] | None = None,
+        corrupt: Callable[[int, int, int], int | None] | None = None,
     ) -> None:
-        """200 or 206 (single Range) with the content; 416 when unsatisfiable."""
+        """200 or 206 (single Range) with the content; 416 when unsatisfiable. `cut` may end
+        the body early; `corrupt` may name a file offset whose byte is sent flipped."""
         start, end, status = 0, size, 200
         range_header = self.header("range")
         if range_header and range_header.startswith("bytes="):
@@ -127,11 +129,15 @@ class Exchange:
             await self.send_bytes(b"")
             return
         limit = cut() if cut is not None else None
+        flipped = corrupt(start, end, size) if corrupt is not None else None
         loop = asyncio.get_running_loop()
         began = loop.time()
         sent = 0
         for offset in range(start, end, PIECE):
             data = read_content(content, offset, min(offset + PIECE, end))
+            if flipped is not None and offset <= flipped < offset + len(data):
+                position = flipped - offset
+                data = data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
             if limit is not None and sent + len(data) >= limit:
                 await self.send_bytes(data[: max(0, limit - sent)], more=True)
                 raise Abort("cut by the test")
