@@ -132,3 +132,31 @@ def upload_with_hf_xet(endpoint: str, paths: list[Path]) -> list[str]:
     uploads = [commit.start_upload_file(str(path), sha256=hf_xet.COMPUTE_SHA256) for path in paths]
     commit.wait_to_finish()
     return [upload.result().xet_info.hash for upload in uploads]
+
+
+def serialize_shard(
+    files: list[tuple[bytes, list[tuple[bytes, int, int, int]], list[bytes] | None, bytes | None]],
+) -> bytes:
+    """A shard as hf_xet writes one (no CAS-info section): per file its hash, terms
+    `(xorb hash, unpacked bytes, first chunk, end chunk)`, verification hashes and raw sha256
+    field — raw 32-byte hashes throughout. For crafting hostile shards."""
+    from hubproxy.xet.shards import BOOKEND_HASH, TAG, WITH_METADATA_EXT, WITH_VERIFICATION
+
+    def u32(value: int) -> bytes:
+        return value.to_bytes(4, "little")
+
+    out = [TAG, (2).to_bytes(8, "little"), bytes(8)]
+    for file_hash, terms, verification, sha256 in files:
+        flags = (WITH_VERIFICATION if verification is not None else 0) | (
+            WITH_METADATA_EXT if sha256 is not None else 0
+        )
+        out.append(file_hash + u32(flags) + u32(len(terms)) + bytes(8))
+        for xorb, unpacked, first, end in terms:
+            out.append(xorb + u32(0) + u32(unpacked) + u32(first) + u32(end))
+        for digest in verification or []:
+            out.append(digest + bytes(16))
+        if sha256 is not None:
+            out.append(sha256 + bytes(16))
+    out.append(BOOKEND_HASH + bytes(16))
+    out.append(BOOKEND_HASH + bytes(16))
+    return b"".join(out)
