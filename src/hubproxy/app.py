@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from hubproxy.auth.audit import (
     AuditRecord,
@@ -31,10 +31,11 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock
 from hubproxy.db import Database
 from hubproxy.errors import HubError
-from hubproxy.hf_api import health
+from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
 from hubproxy.hf_api.dispatch import HubEndpoint
 from hubproxy.hf_api.errors import (
@@ -165,9 +166,10 @@ def create_app(settings: Settings) -> Starlette:
             hub_repos = HubRepos(database)
             hub = Hub(hub_repos, held, lfs_threshold=settings.upload_lfs_threshold)
             hosted = HostedRepoStore(hub_repos, held)
+            xet = XetStore(storage, database, settings.staging_path)
             yield {
                 "services": Services(
-                    settings, store, hosted, hub, authenticator, audit, check_ready
+                    settings, store, hosted, hub, authenticator, audit, check_ready, xet
                 )
             }
 
@@ -177,6 +179,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/health/live", health.live, methods=["GET", "HEAD"]),
             Route("/health/ready", health.ready, methods=["GET", "HEAD"]),
             Route("/metrics", health.metrics, methods=["GET"]),
+            # Before the catch-all: `/api/hubproxy/...` is never a repo URL.
+            Mount(cas.CAS_PATH, routes=cas.ROUTES),
             Route("/{path:path}", hub, methods=ALL_METHODS),
         ],
         middleware=[Middleware(RequestMiddleware)],

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
+from hubproxy.cas.store import XetStore
 from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
@@ -33,6 +34,8 @@ class Services:
     audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.
     check_ready: Callable[[], Awaitable[dict[str, str]]]
+    # The Xet CAS of hosted repos.
+    xet: XetStore
 
 
 def services(request: Request) -> Services:

@@ -60,7 +60,7 @@ def repo_url(request: Request, ref: RepoRef) -> str:
     return f"{public_base_url(request)}/{URL_PREFIX_BY_REPO_TYPE[ref.repo_type]}{ref.repo_id}"
 
 
-def _refuse_pull_requests(request: Request) -> None:
+def refuse_pull_requests(request: Request) -> None:
     if request.query_params.get("create_pr", "").lower() in ("1", "true"):
         raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
 
@@ -95,27 +95,19 @@ async def delete_repo(request: Request, match: RouteMatch) -> Response:
 async def preupload(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
-    _refuse_pull_requests(request)
+    refuse_pull_requests(request)
     payload = await json_object(request, max_bytes=MAX_LISTING_BYTES)
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")
     answer = await hub(request).preupload(match.ref, match.revision, files)
-    headers: dict[str, str] = {}
-    if any(item["uploadMode"] == "lfs" for item in answer["files"]):
-        # hf_xet swallows the xet-write-token error text; clients log this warning instead.
-        threshold = services(request).settings.upload_lfs_threshold
-        headers["X-HF-Warning"] = (
-            f"hubproxy-lfs; Files of {threshold} bytes or more are uploaded with Git LFS: with "
-            "hf_xet installed, set HF_HUB_DISABLE_XET=1 (hubproxy does not accept Xet uploads)"
-        )
-    return JSONResponse(answer, headers=headers)
+    return JSONResponse(answer)
 
 
 async def commit(request: Request, match: RouteMatch) -> Response:
     assert match.ref is not None
     assert match.revision is not None
-    _refuse_pull_requests(request)
+    refuse_pull_requests(request)
     created = await hub(request).commit(
         match.ref, match.revision, body_stream(request), principal(request).name
     )
@@ -202,11 +194,3 @@ async def validate_yaml(request: Request, match: RouteMatch) -> Response:
     """README metadata is not validated; clients need a JSON answer (hf-protocol.md §6.1)."""
     answer: dict[str, Any] = {"errors": [], "warnings": []}
     return JSONResponse(answer)
-
-
-async def xet_write_token(request: Request, match: RouteMatch) -> Response:
-    threshold = services(request).settings.upload_lfs_threshold
-    raise NotImplementedYet(
-        "hubproxy does not accept Xet uploads yet: set HF_HUB_DISABLE_XET=1 to upload files of "
-        f"{threshold} bytes or more through Git LFS"
-    )
