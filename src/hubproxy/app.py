@@ -31,6 +31,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock
 from hubproxy.db import Database
@@ -162,11 +163,12 @@ def create_app(settings: Settings) -> Starlette:
             # Closed after the server stopped taking requests: every record is written first.
             audit = await open_audit(settings, stack)
 
-            held = HeldContent(blobs)
-            hub_repos = HubRepos(database)
-            hub = Hub(hub_repos, held, lfs_threshold=settings.upload_lfs_threshold)
-            hosted = HostedRepoStore(hub_repos, held)
             xet = XetStore(storage, database, settings.staging_path)
+            # Files uploaded through Xet are stored once, in xorbs, and reconstructed on read.
+            content = XetBackedContent(HeldContent(blobs), xet)
+            hub_repos = HubRepos(database)
+            hub = Hub(hub_repos, content, lfs_threshold=settings.upload_lfs_threshold)
+            hosted = HostedRepoStore(hub_repos, content)
             yield {
                 "services": Services(
                     settings, store, hosted, hub, authenticator, audit, check_ready, xet

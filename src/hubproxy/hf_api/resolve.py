@@ -25,6 +25,7 @@ from hubproxy.hf_api.ranges import (
 )
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.hf_api.xet_links import xet_headers
 from hubproxy.stores import FileEntry
 
 
@@ -49,7 +50,7 @@ async def resolve(request: Request, match: RouteMatch) -> Response | StreamRespo
     assert match.revision is not None
     store = repo_store(request)
     entry = await store.file_entry(match.ref, match.revision, match.path)
-    headers = file_headers(entry)
+    headers = file_headers(entry) | await xet_headers(request, entry)
 
     status = 200
     start, end = 0, entry.size

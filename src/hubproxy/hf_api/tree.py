@@ -17,6 +17,7 @@ from hubproxy.hf_api.context import public_base_url, repo_store
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.repos import json_answer
 from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hf_api.xet_links import add_xet_hashes
 from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
 from hubproxy.stores import Answer
@@ -49,6 +50,7 @@ async def tree(request: Request, match: RouteMatch) -> Response:
     page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
     listing = answer.body
     page = listing[offset : offset + page_size]
+    await add_xet_hashes(request, match.ref, page)
     headers: dict[str, str] = {}
     if offset + page_size < len(listing):
         plural = PLURAL_BY_REPO_TYPE[match.ref.repo_type]
@@ -96,4 +98,5 @@ async def paths_info(request: Request, match: RouteMatch) -> Response:
     answer = await repo_store(request).paths_info(
         match.ref, match.revision, [path for path in paths if path], expand=expand
     )
+    await add_xet_hashes(request, match.ref, answer.body)
     return json_answer(answer)
