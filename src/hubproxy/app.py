@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from hubproxy.auth.audit import (
     AuditRecord,
@@ -31,10 +31,12 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.cas.content import XetBackedContent
+from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock
 from hubproxy.db import Database
 from hubproxy.errors import HubError
-from hubproxy.hf_api import health
+from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
 from hubproxy.hf_api.dispatch import Dispatcher
 from hubproxy.hf_api.errors import (
@@ -161,13 +163,15 @@ def create_app(settings: Settings) -> Starlette:
             # Closed after the server stopped taking requests: every record is written first.
             audit = await open_audit(settings, stack)
 
-            held = HeldContent(blobs)
+            xet = XetStore(storage, database, settings.staging_path)
+            # Files uploaded through Xet are stored once, in xorbs, and reconstructed on read.
+            content = XetBackedContent(HeldContent(blobs), xet)
             hub_repos = HubRepos(database)
-            hub = Hub(hub_repos, held, lfs_threshold=settings.upload_lfs_threshold)
-            hosted = HostedRepoStore(hub_repos, held)
+            hub = Hub(hub_repos, content, lfs_threshold=settings.upload_lfs_threshold)
+            hosted = HostedRepoStore(hub_repos, content)
             yield {
                 "services": Services(
-                    settings, store, hosted, hub, authenticator, audit, check_ready
+                    settings, store, hosted, hub, authenticator, audit, check_ready, xet
                 )
             }
 
@@ -176,6 +180,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/health/live", health.live, methods=["GET", "HEAD"]),
             Route("/health/ready", health.ready, methods=["GET", "HEAD"]),
             Route("/metrics", health.metrics, methods=["GET"]),
+            # Before the catch-all: `/api/hubproxy/...` is never a repo URL.
+            Mount(cas.CAS_PATH, routes=cas.ROUTES),
             Route("/{path:path}", Dispatcher(), methods=ALL_METHODS),
         ],
         middleware=[Middleware(RequestMiddleware)],

@@ -190,7 +190,8 @@ AUDIT_WRITE_FAILURES = Counter(
 )
 HUB_UPLOADED_BYTES = Counter(
     "hubproxy_hub_uploaded_bytes",
-    "Bytes uploaded to hosted repos and stored, by transfer: regular (inside commits) or lfs.",
+    "Bytes uploaded to hosted repos and stored, by transfer: regular (inside commits), lfs or"
+    " xet (xorbs).",
     ("transfer",),
     registry=REGISTRY,
 )

@@ -177,8 +177,8 @@ class Settings:
     )
     upload_lfs_threshold: int = setting(
         10 * MEBIBYTE,
-        "Uploads to hosted repos: files this large or larger go through Git LFS, smaller ones "
-        "travel inside the commit. Clients with hf_xet need HF_HUB_DISABLE_XET=1 for LFS files.",
+        "Uploads to hosted repos: files this large or larger go through Git LFS (or Xet, with "
+        "hf_xet installed), smaller ones travel inside the commit.",
         kind="size",
     )
     max_upload_bytes: int = setting(

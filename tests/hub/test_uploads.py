@@ -4,8 +4,8 @@ with an LFS file) and `create_commit` with add, delete (file and folder) and cop
 LFS) operations. Preupload splits files at the threshold; small files travel "regular", large
 ones through the LFS batch API. Commits are real git objects: a regular file's tree entry oid is
 its `git hash-object`, an LFS file's is the oid of its git-lfs pointer, a directory's is the git
-tree of its entries. With Xet enabled (the client default) an "lfs" upload fails clearly and
-commits nothing.
+tree of its entries. With Xet enabled (the client default) "lfs" files go through hubproxy's Xet
+CAS (`tests/xet`).
 """
 
 import base64
@@ -166,21 +166,16 @@ def test_a_large_file_is_committed_as_an_lfs_pointer(hub: Hub, tmp_path: Path) -
     assert sha256(download(hub, repo_id, "big.bin", tmp_path)) == sha256(content)
 
 
-def test_xet_uploads_fail_clearly_and_commit_nothing(hub: Hub) -> None:
-    api = hub.api("developer")
+def test_xet_write_tokens_are_real_and_preupload_no_longer_warns(hub: Hub) -> None:
     repo_id = hub.new_repo("xet")
-    before = hub.head(repo_id)
     assert is_xet_available(), "hf_xet is installed and enabled by default"
-
     token_response = httpx.get(
         f"{hub.url}/api/models/{repo_id}/xet-write-token/main", headers=hub.headers(), timeout=30
     )
-    assert token_response.status_code == 501, token_response.text
-    assert token_response.headers["x-error-code"]
-    assert "HF_HUB_DISABLE_XET=1" in token_response.headers["x-error-message"]
-
-    # hf_xet fetches that token itself and reports only the status and URL, as ConnectionError;
-    # the client logs the preupload answer's X-HF-Warning, which says what to do.
+    assert token_response.status_code == 200, token_response.text
+    body = token_response.json()
+    assert set(body) == {"accessToken", "exp", "casUrl"}
+    assert token_response.headers["x-xet-access-token"] == body["accessToken"]
     preupload = httpx.post(
         f"{hub.url}/api/models/{repo_id}/preupload/main",
         json={"files": [{"path": "big.bin", "size": 2 * LFS_THRESHOLD, "sample": ""}]},
@@ -188,15 +183,7 @@ def test_xet_uploads_fail_clearly_and_commit_nothing(hub: Hub) -> None:
         timeout=30,
     )
     assert preupload.json()["files"][0]["uploadMode"] == "lfs"
-    assert "set HF_HUB_DISABLE_XET=1" in preupload.headers["x-hf-warning"]
-    with pytest.raises(ConnectionError) as failed:
-        api.upload_file(
-            path_or_fileobj=random_bytes(2 * LFS_THRESHOLD), path_in_repo="big.bin", repo_id=repo_id
-        )
-    assert "501" in str(failed.value)
-    assert "xet-write-token" in str(failed.value)
-    assert hub.head(repo_id) == before
-    assert api.list_repo_files(repo_id) == [".gitattributes"]
+    assert "x-hf-warning" not in preupload.headers
 
 
 FOLDER_SMALL = {

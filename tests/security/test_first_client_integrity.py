@@ -34,11 +34,15 @@ def test_a_corrupt_upstream_body_breaks_the_first_response_short(
     upstream.corrupt_next_files(1)
     url = f"{proxy.url}/{model}/resolve/main/weights.bin"
     received = bytearray()
+
+    def read_all(response: httpx.Response) -> None:
+        for piece in response.iter_raw():
+            received.extend(piece)
+
     with httpx.stream("GET", url, timeout=60) as response:
         assert response.status_code == 200
         with pytest.raises(httpx.HTTPError):
-            for piece in response.iter_raw():
-                received += piece
+            read_all(response)
     # Everything but the held-back piece at most: never the whole (corrupt) file.
     assert len(received) < WEIGHTS.size
     # Asked again, the file comes whole and right (the corrupt copy was dropped).

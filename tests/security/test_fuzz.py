@@ -33,6 +33,7 @@ URLS: dict[str, list[str]] = {
     "preupload": [f"{REPO_API}/preupload/{{v}}", f"{REPO_API}/preupload/main"],
     "commit": [f"{REPO_API}/commit/{{v}}", f"{REPO_API}/commit/main"],
     "xet_write_token": [f"{REPO_API}/xet-write-token/{{v}}"],
+    "xet_read_token": [f"{REPO_API}/xet-read-token/{{v}}"],
     "lfs_batch": [f"/{TARGET_REPO}.git/info/lfs/objects/batch"],
     "lfs_upload": [f"/api/hubproxy/lfs/models/{TARGET_REPO}/{OBJECT}"],
     "lfs_verify": [f"/{TARGET_REPO}.git/info/lfs/objects/verify"],

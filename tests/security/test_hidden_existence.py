@@ -74,6 +74,7 @@ def requests_on(repo: str) -> list[tuple[str, str, dict[str, object]]]:
         ("POST", f"/api/models/{repo}/tag/main", {"json": {"tag": "v1"}}),
         ("DELETE", f"/api/models/{repo}/tag/v1", {}),
         ("GET", f"/api/models/{repo}/xet-write-token/main", {}),
+        ("GET", f"/api/models/{repo}/xet-read-token/main", {}),
         (
             "POST",
             "/api/repos/create",

@@ -32,6 +32,7 @@ URLS: dict[str, str] = {
     "preupload": f"{REPO_API}/preupload/main",
     "commit": f"{REPO_API}/commit/main",
     "xet_write_token": f"{REPO_API}/xet-write-token/main",
+    "xet_read_token": f"{REPO_API}/xet-read-token/main",
     "lfs_batch": f"/{TARGET_REPO}.git/info/lfs/objects/batch",
     "lfs_upload": f"/api/hubproxy/lfs/models/{TARGET_REPO}/{OBJECT}?{SIGNED_LINK}",
     "lfs_verify": f"/{TARGET_REPO}.git/info/lfs/objects/verify",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
 from hubproxy.auth.authn import TokenRefused, principal_for
-from hubproxy.auth.principal import Principal
+from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
     ACTIONS,
     CONTENT_CHANGES,
@@ -498,6 +498,41 @@ def authorize_upload_link(
 
 
 _LINK_REFUSED = "This upload link is no longer valid: ask for a new one"
+
+
+def authorize_xet(
+    token_id: str,
+    action: Action,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    now: float,
+    *,
+    require_auth: bool = False,
+) -> Decision:
+    """May a Xet access token (or signed xorb-range URL) minted for hubproxy token `token_id`
+    ("" for an anonymous reader) still `action` on `repo_id`? Like an upload link, it carries
+    no credentials of its own: the minter is authorized again, as of now, so a revoked token,
+    a disabled user or a lost role stops it. Refusals are 401 `Unauthorized` (hf_xet then asks
+    for a new token, which the hub refuses with the real reason)."""
+    if token_id:
+        token = snapshot.tokens_by_id.get(token_id)
+        if token is None:
+            return Decision(False, "Xet token of an unknown token", Unauthorized(_XET_REFUSED))
+        try:
+            principal = principal_for(snapshot, token, now)
+        except TokenRefused as refused:
+            reason = f"Xet token minted by a token now refused: {refused.reason}"
+            return Decision(False, reason, Unauthorized(_XET_REFUSED))
+    else:
+        principal = ANONYMOUS
+    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
+    if not decision.allowed:
+        reason = f"Xet token's minter may no longer {action}: {decision.reason}"
+        return Decision(False, reason, Unauthorized(_XET_REFUSED), decision.project)
+    return Decision(True, f"Xet token's minter may still {action}", project=decision.project)
+
+
+_XET_REFUSED = "This Xet token is no longer valid: ask the hub for a new one"
 
 
 def authorize_metrics(principal: Principal, *, require_token: bool) -> Decision:

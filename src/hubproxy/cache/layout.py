@@ -19,6 +19,12 @@ one whole object that clients are redirected to:
       sha256/ab/cd/abcdef…64 hex  the whole content
       gitsha1/ab/cd/abcdef…40 hex
 
+Xorbs of the Xet CAS (`hubproxy.cas`), as uploaded (chunk headers and compressed chunks), named
+by their Xet hash (string form) and served back as byte ranges:
+
+    xorbs/
+      ab/abcdef…64 hex
+
 A blob id (`BlobId`) is `sha256:<hex>` or `gitsha1:<hex>`: the same string is used in the
 database. The chunk size of a blob is recorded with it in the database, so the size can change
 for new blobs without breaking old ones. `LAYOUT_VERSION` is stored in the database and checked
@@ -33,6 +39,7 @@ from hubproxy.constants import GIT_SHA1_PATTERN, SHA256_PATTERN
 LAYOUT_VERSION = 1
 CHUNKS_PREFIX = "chunks/"
 WHOLE_PREFIX = "blobs/"
+XORBS_PREFIX = "xorbs/"
 
 HashAlgorithm = Literal["sha256", "gitsha1"]
 
@@ -71,6 +78,13 @@ def whole_key(blob: BlobId) -> str:
     """The key of the whole-content object of `blob` (S3 redirect mode only)."""
     digest = blob.digest
     return f"{WHOLE_PREFIX}{blob.algorithm}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def xorb_key(xorb_hash: str) -> str:
+    """The key of a Xet xorb, by the string form of its hash (64 lowercase hex digits)."""
+    if not SHA256_PATTERN.match(xorb_hash):
+        raise ValueError(f"invalid xorb hash {xorb_hash!r}")
+    return f"{XORBS_PREFIX}{xorb_hash[:2]}/{xorb_hash}"
 
 
 def chunk_key(blob: BlobId, index: int) -> str:

@@ -208,10 +208,59 @@ def canonical_cache_ids(database: sqlite_utils.Database) -> None:
             connection.execute("DELETE FROM documents WHERE key = ?", (key,))
 
 
+def reserved_step_8(database: sqlite_utils.Database) -> None:
+    """Stands in for step 8, written on another branch at the same time as step 9; replaced by
+    that step when the branches merge (it changes nothing)."""
+
+
+# 9: the Xet CAS (`hubproxy.cas`). Verified xorbs and the index of their chunks; files
+# registered from shards (their terms as JSON `[[xorb hash, first chunk, end chunk, bytes]]`);
+# and which repo each file was uploaded to, by sha256: what a commit's `lfsFile` line names.
+# SQL text: sqlite-utils cannot say WITHOUT ROWID or composite foreign keys.
+XET_CAS = """
+    CREATE TABLE xet_xorbs (
+        xorb_hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE xet_xorb_chunks (
+        xorb_hash TEXT NOT NULL REFERENCES xet_xorbs ON DELETE CASCADE,
+        chunk_index INTEGER NOT NULL,
+        byte_offset INTEGER NOT NULL,  -- of the chunk's header in the xorb
+        compressed_length INTEGER NOT NULL,
+        uncompressed_length INTEGER NOT NULL,
+        chunk_hash BLOB NOT NULL,  -- 32 raw bytes
+        PRIMARY KEY (xorb_hash, chunk_index)
+    ) WITHOUT ROWID;
+    CREATE TABLE xet_files (
+        file_hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX xet_files_by_sha256 ON xet_files (sha256);
+    CREATE TABLE xet_repo_files (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        file_hash TEXT NOT NULL REFERENCES xet_files,
+        created REAL NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, sha256),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    ) WITHOUT ROWID;
+"""
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
     create_schema_history,
     # 7: cached repos under their canonical ids.
     canonical_cache_ids,
+    # 8: see `reserved_step_8`.
+    reserved_step_8,
+    # 9: the Xet CAS.
+    XET_CAS,
 )

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
+from hubproxy.cas.store import XetStore
 from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
@@ -27,6 +28,8 @@ class Services:
     audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.
     check_ready: Callable[[], Awaitable[dict[str, str]]]
+    # The Xet CAS of hosted repos.
+    xet: XetStore
 
 
 def services(request: Request) -> Services:

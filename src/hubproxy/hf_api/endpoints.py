@@ -35,6 +35,7 @@ from hubproxy.hf_api import (
     tokens,
     tree,
     users,
+    xet_tokens,
 )
 from hubproxy.hf_api.bodies import MAX_JSON_BYTES
 from hubproxy.hf_api.call import Call
@@ -84,7 +85,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     # NDJSON read line by line, each line bounded (`hub.commits`).
     "commit": Endpoint(hosted.commit, {"POST": WRITE}, {"POST": "commit"}, max_body=None),
-    "xet_write_token": Endpoint(hosted.xet_write_token, {"GET": WRITE}, denied_as="upload"),
+    "xet_write_token": Endpoint(xet_tokens.write_token, {"GET": WRITE}, denied_as="upload"),
+    "xet_read_token": Endpoint(xet_tokens.read_token, _READ, denied_as="download"),
     "lfs_batch": Endpoint(
         lfs.batch, {"POST": WRITE}, denied_as="upload", max_body=hosted.MAX_LISTING_BYTES
     ),

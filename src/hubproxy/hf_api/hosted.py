@@ -46,7 +46,7 @@ def repo_url(call: Call, ref: RepoRef) -> str:
     return f"{call.base_url}/{URL_PREFIX_BY_REPO_TYPE[ref.repo_type]}{ref.repo_id}"
 
 
-def _refuse_pull_requests(request: Request) -> None:
+def refuse_pull_requests(request: Request) -> None:
     if request.query_params.get("create_pr", "").lower() in ("1", "true"):
         raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
 
@@ -78,25 +78,17 @@ async def delete_repo(call: Call) -> Response:
 
 
 async def preupload(call: Call) -> Response:
-    _refuse_pull_requests(call.request)
+    refuse_pull_requests(call.request)
     payload = await json_object(call.request, max_bytes=MAX_LISTING_BYTES)
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")
     answer = await call.hub.preupload(call.repo, call.revision, files)
-    headers: dict[str, str] = {}
-    if any(item["uploadMode"] == "lfs" for item in answer["files"]):
-        # hf_xet swallows the xet-write-token error text; clients log this warning instead.
-        threshold = call.settings.upload_lfs_threshold
-        headers["X-HF-Warning"] = (
-            f"hubproxy-lfs; Files of {threshold} bytes or more are uploaded with Git LFS: with "
-            "hf_xet installed, set HF_HUB_DISABLE_XET=1 (hubproxy does not accept Xet uploads)"
-        )
-    return JSONResponse(answer, headers=headers)
+    return JSONResponse(answer)
 
 
 async def commit(call: Call) -> Response:
-    _refuse_pull_requests(call.request)
+    refuse_pull_requests(call.request)
     created = await call.hub.commit(
         call.repo, call.revision, body_stream(call.request), call.principal.name
     )
@@ -167,11 +159,3 @@ async def validate_yaml(call: Call) -> Response:
     """README metadata is not validated; clients need a JSON answer (hf-protocol.md §6.1)."""
     answer: dict[str, Any] = {"errors": [], "warnings": []}
     return JSONResponse(answer)
-
-
-async def xet_write_token(call: Call) -> Response:
-    threshold = call.settings.upload_lfs_threshold
-    raise NotImplementedYet(
-        "hubproxy does not accept Xet uploads yet: set HF_HUB_DISABLE_XET=1 to upload files of "
-        f"{threshold} bytes or more through Git LFS"
-    )

@@ -24,6 +24,7 @@ from hubproxy.hf_api.ranges import (
     parse_range,
 )
 from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.hf_api.xet_links import xet_headers
 from hubproxy.stores import FileEntry
 
 
@@ -46,7 +47,7 @@ def file_headers(entry: FileEntry) -> dict[str, str]:
 async def resolve(call: Call) -> Response | StreamResponse:
     request, store, record = call.request, call.repo_store, call.record
     entry = await store.file_entry(call.repo, call.revision, call.route.path)
-    headers = file_headers(entry)
+    headers = file_headers(entry) | await xet_headers(call, entry)
     record.commit_sha, record.sha256 = entry.commit, entry.sha256
 
     status = 200

@@ -23,16 +23,17 @@ from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 REPO_ACTIONS = frozenset(
     {
         "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
-        "tag", "xet-write-token",
+        "tag", "xet-write-token", "xet-read-token",
     }
 )  # fmt: skip
-# Write endpoints: `/api/{type}s/{repo}/<segment>/{revision}` -> endpoint name.
+# Endpoints `/api/{type}s/{repo}/<segment>/{revision}` (writes, and the Xet read token).
 _WRITE_ACTIONS = {
     "preupload": "preupload",
     "commit": "commit",
     "branch": "branch",
     "tag": "tag",
     "xet-write-token": "xet_write_token",
+    "xet-read-token": "xet_read_token",
 }
 # Git LFS: `/{prefix}{namespace}/{name}.git/info/lfs/objects/<segment>` -> endpoint name.
 _LFS_ACTIONS = {"batch": "lfs_batch", "verify": "lfs_verify"}

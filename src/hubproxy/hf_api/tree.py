@@ -16,6 +16,7 @@ from hubproxy.hf_api.bodies import bounded_body
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.repos import json_answer
+from hubproxy.hf_api.xet_links import add_xet_hashes
 from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
 from hubproxy.stores import Answer
@@ -47,6 +48,7 @@ async def tree(call: Call) -> Response:
     page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
     listing = answer.body
     page = listing[offset : offset + page_size]
+    await add_xet_hashes(call, page)
     headers: dict[str, str] = {}
     if offset + page_size < len(listing):
         plural = PLURAL_BY_REPO_TYPE[call.repo.repo_type]
@@ -93,4 +95,5 @@ async def paths_info(call: Call) -> Response:
     answer = await call.repo_store.paths_info(
         call.repo, call.revision, [path for path in paths if path], expand=expand
     )
+    await add_xet_hashes(call, answer.body)
     return json_answer(answer)

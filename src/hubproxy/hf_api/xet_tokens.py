@@ -1,0 +1,53 @@
+"""`GET /api/{type}s/{repo}/xet-write-token/{rev}` and `.../xet-read-token/{rev}`: short-lived
+Xet access tokens for hosted repos (hf-protocol.md §3.1, `shared/xet.md` §1.1).
+
+The dispatcher has authorized write (or read) on the repo, as for every other upload (or
+download). The answer carries the token both ways clients read it: the JSON body
+`{"accessToken", "exp", "casUrl"}` (hf_xet) and the `X-Xet-*` headers (huggingface_hub's
+download path). Proxied repos have no Xet here: their downloads are plain HTTP.
+"""
+
+import time
+
+from starlette.responses import JSONResponse, Response
+
+from hubproxy.cas.tokens import Scope, XetGrant, mint_token
+from hubproxy.errors import RepoNotFound
+from hubproxy.hf_api.call import Call
+from hubproxy.hf_api.cas import cas_url
+from hubproxy.hf_api.hosted import refuse_pull_requests
+
+TOKEN_SECONDS = 3600
+HEADER_CAS_URL = "X-Xet-Cas-Url"
+HEADER_ACCESS_TOKEN = "X-Xet-Access-Token"  # noqa: S105 - a header name
+HEADER_TOKEN_EXPIRATION = "X-Xet-Token-Expiration"  # noqa: S105 - a header name
+
+
+async def _token(call: Call, scope: Scope) -> Response:
+    found = call.services
+    if call.store is not found.hosted:
+        # Proxied repos are downloaded over HTTP; answered like a repo that does not exist, so
+        # that this route tells hidden repos from proxied names no more than any other does.
+        raise RepoNotFound()
+    if scope == "write":
+        refuse_pull_requests(call.request)
+    # An unknown revision is a 404 here, as it would be for the upload or download itself.
+    await found.hub.repos.resolve(call.repo, call.revision)
+    expires = int(time.time()) + TOKEN_SECONDS
+    grant = XetGrant(call.repo, call.revision, scope, expires, call.principal.token_id or "")
+    token = mint_token(await found.hub.repos.signing_key(), grant)
+    url = cas_url(call.request)
+    headers = {
+        HEADER_CAS_URL: url,
+        HEADER_ACCESS_TOKEN: token,
+        HEADER_TOKEN_EXPIRATION: str(expires),
+    }
+    return JSONResponse({"accessToken": token, "exp": expires, "casUrl": url}, headers=headers)
+
+
+async def write_token(call: Call) -> Response:
+    return await _token(call, "write")
+
+
+async def read_token(call: Call) -> Response:
+    return await _token(call, "read")
