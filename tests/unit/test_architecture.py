@@ -64,6 +64,8 @@ def test_storage_imports_only_storage_and_leaves() -> None:
         ("hubproxy.metrics", {"hubproxy"}),
         ("hubproxy.ids", set()),
         ("hubproxy.datadir", set()),
+        ("hubproxy.singleflight", set()),
+        ("hubproxy.lru", set()),
         ("hubproxy.settings", {"hubproxy.constants"}),
         ("hubproxy.naming", {"hubproxy.constants", "hubproxy.errors"}),
     ],

@@ -8,40 +8,13 @@ mappings carry the time they were learned so `revisions.py` can apply its TTL.
 
 import sqlite3
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from hubproxy.cache.layout import LAYOUT_VERSION
 from hubproxy.constants import RepoType
 from hubproxy.db import Database, DatabaseError
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_document_key, canonical_name
-
-Key = TypeVar("Key")
-Value = TypeVar("Value")
-
-
-class LruMap(Generic[Key, Value]):
-    """A dict that forgets its least recently used items beyond `capacity`."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[Key, Value] = OrderedDict()
-
-    def get(self, key: Key) -> Value | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: Key, value: Value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def pop(self, key: Key) -> None:
-        self._items.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)

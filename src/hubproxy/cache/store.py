@@ -6,13 +6,12 @@ pages, file entries and recorded absences) are fetched once and kept forever. Mu
 answer, marked stale, when upstream fails. Offline, nothing is asked: what is cached is served.
 """
 
-import asyncio
 import hashlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hubproxy.cache.blobs import BlobCache
@@ -28,10 +27,10 @@ from hubproxy.cache.upstream import (
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import EntryNotFound, RepoMoved, RevisionNotFound
 from hubproxy.naming import RepoRef, canonical_name
+from hubproxy.singleflight import SingleFlight
 from hubproxy.stores import Answer, CommitsPage, FileEntry
 
 logger = logging.getLogger(__name__)
-Result = TypeVar("Result")
 
 # A stored tree answer meaning "upstream said EntryNotFound for this path at this commit".
 _ABSENT = b"null"
@@ -59,23 +58,12 @@ class CachingRepoStore:
         self.offline = offline
         self.revision_ttl = revision_ttl
         self.revisions = RevisionResolver(metadata, self._fetch_info, revision_ttl)
-        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        # One upstream request per key however many clients ask at once.
+        self._fetching_documents: SingleFlight[str, Any] = SingleFlight()
+        self._fetching_entries: SingleFlight[str, FileRecord] = SingleFlight()
+        self._fetching_sources: SingleFlight[str, UpstreamFile] = SingleFlight()
         self._sources: dict[str, UpstreamFile] = {}
         self._refs_checked: dict[str, float] = {}
-
-    async def _single_flight(self, key: str, make: Callable[[], Awaitable[Result]]) -> Result:
-        """Run `make()` once for concurrent callers of the same `key`."""
-        task = self._in_flight.get(key)
-        if task is None:
-
-            async def run() -> Result:
-                return await make()
-
-            task = asyncio.create_task(run())
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        result: Result = await asyncio.shield(task)
-        return result
 
     async def _cached_document(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """An immutable document: from the database, or fetched once and stored."""
@@ -88,7 +76,7 @@ class CachingRepoStore:
             await self.metadata.put_document(key, json.dumps(document).encode())
             return document
 
-        return await self._single_flight(key, fetch_and_store)
+        return await self._fetching_documents.run(key, fetch_and_store)
 
     # Repo info and revisions ----------------------------------------------------------
 
@@ -194,7 +182,7 @@ class CachingRepoStore:
             return document
 
         try:
-            return Answer(await self._single_flight(key, fetch))
+            return Answer(await self._fetching_documents.run(key, fetch))
         except Exception as error:
             body = await self.metadata.get_document(key)
             if not is_upstream_failure(error) or body is None:
@@ -231,7 +219,7 @@ class CachingRepoStore:
         commit = resolved.commit
         record = await self.metadata.get_entry(ref, commit, path)
         if record is None:
-            record = await self._single_flight(
+            record = await self._fetching_entries.run(
                 f"entry:{ref}@{commit}/{path}", lambda: self._fetch_entry(ref, commit, path)
             )
         if record is MISSING:
@@ -263,7 +251,7 @@ class CachingRepoStore:
             self._sources[blob] = fresh
             return fresh
 
-        return await self._single_flight(f"source:{blob}", fetch)
+        return await self._fetching_sources.run(blob, fetch)
 
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
         return await self.blobs.cached_fraction(_blob_of(entry), start, end)

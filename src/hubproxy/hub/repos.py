@@ -10,7 +10,6 @@ import functools
 import secrets
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.db import Database
 from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
 from hubproxy.hub.gitobjects import directories, tree_ids
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
 
 SIGNING_KEY = "hub_signing_key"
@@ -154,7 +154,7 @@ class HubRepos:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._snapshots: OrderedDict[tuple[str, str, str], Snapshot] = OrderedDict()
+        self._snapshots: LruMap[tuple[str, str, str], Snapshot] = LruMap(SNAPSHOTS_IN_MEMORY)
         self._signing_key: bytes | None = None
 
     # Repos ----------------------------------------------------------------------------
@@ -252,8 +252,7 @@ class HubRepos:
 
         if not await self.database.run(store):
             raise RepoNotFound()
-        for key in [key for key in self._snapshots if key[:2] == _key(ref)]:
-            del self._snapshots[key]
+        self._snapshots.pop_where(lambda key: key[:2] == _key(ref))
 
     # Revisions and refs ----------------------------------------------------------------
 
@@ -405,7 +404,6 @@ class HubRepos:
         key = (*_key(ref), commit)
         cached = self._snapshots.get(key)
         if cached is not None:
-            self._snapshots.move_to_end(key)
             return cached
 
         def load(connection: sqlite3.Connection) -> dict[str, HubFile]:
@@ -419,9 +417,7 @@ class HubRepos:
             }
 
         snapshot = Snapshot(await self.database.run(load))
-        self._snapshots[key] = snapshot
-        if len(self._snapshots) > SNAPSHOTS_IN_MEMORY:
-            self._snapshots.popitem(last=False)
+        self._snapshots.put(key, snapshot)
         return snapshot
 
     async def files(self, ref: RepoRef, commit: str) -> dict[str, HubFile]:
