@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.cache.blobs import BlobCache
-from hubproxy.cache.layout import BlobId, chunk_key
+from hubproxy.cache.layout import chunk_key
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import LocalBackend, Storage
 from hubproxy.cache.upstream import UpstreamTruncated

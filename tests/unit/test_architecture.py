@@ -66,6 +66,7 @@ def test_storage_imports_only_storage_and_leaves() -> None:
         ("hubproxy.datadir", set()),
         ("hubproxy.singleflight", set()),
         ("hubproxy.lru", set()),
+        ("hubproxy.blob_ids", {"hubproxy.constants"}),
         ("hubproxy.settings", {"hubproxy.constants"}),
         ("hubproxy.naming", {"hubproxy.constants", "hubproxy.errors"}),
     ],

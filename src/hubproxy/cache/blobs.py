@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubproxy.cache.layout import BlobId, chunk_bounds, chunk_count, chunk_key, whole_key
+from hubproxy.blob_ids import BlobId
+from hubproxy.cache.layout import chunk_bounds, chunk_count, chunk_key, whole_key
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.staging import (
     RETRY_DELAYS_SECONDS,

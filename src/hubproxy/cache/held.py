@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.cache.blobs import BlobCache
-from hubproxy.cache.layout import BlobId
 from hubproxy.cache.staging import storage_error
 from hubproxy.errors import IntegrityError
 

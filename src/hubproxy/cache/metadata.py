@@ -10,6 +10,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from hubproxy.blob_ids import BlobId, blob_id_sql
 from hubproxy.cache.layout import LAYOUT_VERSION
 from hubproxy.constants import RepoType
 from hubproxy.db import Database, DatabaseError
@@ -24,6 +25,11 @@ class FileRecord:
     size: int
     git_oid: str | None
     sha256: str | None
+
+    @property
+    def blob(self) -> BlobId:
+        """Where the file's content is stored."""
+        return BlobId.of_file(self.sha256, self.git_oid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +47,8 @@ class BlobRecord:
     whole: bool = False  # also stored as one whole object (S3 redirect mode)
 
 
-# The blob id of an entry row (see layout.BlobId).
-ENTRY_BLOB_ID = (
-    "CASE WHEN entries.sha256 IS NOT NULL THEN 'sha256:' || entries.sha256"
-    " ELSE 'gitsha1:' || entries.git_oid END"
-)
+# The blob id of an entry row (`BlobId.of_file`, in SQL).
+ENTRY_BLOB_ID = blob_id_sql("entries.sha256", "entries.git_oid")
 # Blob ids never evicted: files of pinned repos (every commit for a whole-repo pin, else the
 # pinned commit or the commit the pinned branch/tag points at) and blobs held for hosted repos.
 PINNED_BLOBS = f"""

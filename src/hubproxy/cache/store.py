@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hubproxy.cache.blobs import BlobCache
-from hubproxy.cache.layout import BlobId
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import RevisionResolver
 from hubproxy.cache.upstream import (
@@ -236,12 +235,12 @@ class CachingRepoStore:
             return MISSING
         record = FileRecord(source.size, source.git_oid, source.sha256)
         await self.metadata.put_entry(ref, commit, path, record)
-        self._sources[str(_blob_of(record))] = source
+        self._sources[str(record.blob)] = source
         return record
 
     async def _source(self, entry: FileEntry, *, refresh: bool) -> UpstreamFile:
         """Where to fetch the entry's bytes: a fresh (signed) URL from a `/resolve/` HEAD."""
-        blob = str(_blob_of(entry))
+        blob = str(entry.blob)
         source = self._sources.get(blob)
         if source is not None and source.url_is_fresh() and not refresh:
             return source
@@ -254,10 +253,10 @@ class CachingRepoStore:
         return await self._fetching_sources.run(blob, fetch)
 
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
-        return await self.blobs.cached_fraction(_blob_of(entry), start, end)
+        return await self.blobs.cached_fraction(entry.blob, start, end)
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
-        return await self.blobs.redirect_url(_blob_of(entry))
+        return await self.blobs.redirect_url(entry.blob)
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
@@ -275,9 +274,7 @@ class CachingRepoStore:
             ):
                 yield piece
 
-        return self.blobs.read(
-            _blob_of(entry), entry.size, start, end, None if self.offline else fetch
-        )
+        return self.blobs.read(entry.blob, entry.size, start, end, None if self.offline else fetch)
 
 
 def _check_identity(ref: RepoRef, document: Any) -> None:
@@ -286,10 +283,3 @@ def _check_identity(ref: RepoRef, document: Any) -> None:
     answered = document.get("id") if isinstance(document, dict) else None
     if isinstance(answered, str) and canonical_name(answered) != canonical_name(ref.repo_id):
         raise RepoMoved(ref.repo_type, answered)
-
-
-def _blob_of(record: FileRecord | FileEntry) -> BlobId:
-    if record.sha256 is not None:
-        return BlobId("sha256", record.sha256)
-    assert record.git_oid is not None
-    return BlobId("gitsha1", record.git_oid)

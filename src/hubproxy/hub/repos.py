@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hubproxy.blob_ids import BlobId, blob_id_sql
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.db import Database
 from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
@@ -37,7 +38,7 @@ class HubFile:
     @property
     def blob_id(self) -> str:
         """Where its content is stored (`stores.ContentStore`)."""
-        return f"sha256:{self.sha256}" if self.sha256 else f"gitsha1:{self.git_oid}"
+        return str(BlobId.of_file(self.sha256, self.git_oid))
 
 
 def tree_ids_of(files: Mapping[str, HubFile]) -> dict[str, str]:
@@ -142,9 +143,8 @@ def needed_blobs(connection: sqlite3.Connection) -> set[str]:
     """Every blob id a hosted repo's file or uploaded LFS object refers to (what `cache gc`
     must keep holding)."""
     rows = connection.execute(
-        "SELECT DISTINCT CASE WHEN sha256 IS NOT NULL THEN 'sha256:' || sha256"
-        " ELSE 'gitsha1:' || git_oid END FROM hub_files"
-        " UNION SELECT 'sha256:' || sha256 FROM hub_lfs_objects"
+        f"SELECT DISTINCT {blob_id_sql('sha256', 'git_oid')} FROM hub_files"  # noqa: S608
+        f" UNION SELECT {blob_id_sql('sha256', 'NULL')} FROM hub_lfs_objects"
     )
     return {row[0] for row in rows}
 

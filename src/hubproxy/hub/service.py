@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
@@ -31,7 +32,7 @@ from hubproxy.hub.commits import (
     apply_operations,
     read_operations,
 )
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id
+from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
 from hubproxy.hub.repos import (
     BRANCH,
     DEFAULT_BRANCH,
@@ -58,6 +59,11 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def _lfs_blob(sha256: str) -> str:
+    """The blob id of an LFS object's content."""
+    return str(BlobId("sha256", sha256))
 
 
 def _author(name: str) -> Signature:
@@ -110,8 +116,8 @@ class Hub:
     async def create_repo(self, ref: RepoRef, *, private: bool, creator: str) -> None:
         """A repo whose `main` holds one commit with the default `.gitattributes`."""
         attributes = GITATTRIBUTES.encode()
-        await self.content.store_bytes(f"gitsha1:{blob_id(attributes)}", attributes)
-        files = {".gitattributes": HubFile(len(attributes), blob_id(attributes))}
+        await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(attributes))), attributes)
+        files = {".gitattributes": HubFile(len(attributes), git_blob_oid(attributes))}
         initial = _new_commit(files, [], creator, INITIAL_COMMIT_TITLE, INITIAL_COMMIT_TITLE)
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
@@ -198,7 +204,7 @@ class Hub:
             if not isinstance(operation, AddLfsFile):
                 continue
             size = await self.repos.lfs_object_size(ref, operation.sha256)
-            if size is None or not await self.content.holds(f"sha256:{operation.sha256}", size):
+            if size is None or not await self.content.holds(_lfs_blob(operation.sha256), size):
                 raise UploadRejected(
                     f"LFS object {operation.sha256} of {operation.path} was not uploaded to "
                     f"{ref.repo_id}: upload it first"
@@ -243,7 +249,7 @@ class Hub:
         known = await self.repos.lfs_object_size(ref, sha256)
         if known is not None and known != size:
             raise UploadRejected(f"LFS object {sha256} was uploaded with {known} bytes, not {size}")
-        return known is None or not await self.content.holds(f"sha256:{sha256}", size)
+        return known is None or not await self.content.holds(_lfs_blob(sha256), size)
 
     async def upload_signature(
         self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, token_id: str
@@ -291,7 +297,7 @@ class Hub:
     ) -> None:
         """Stage the uploaded bytes, check length and sha256, then store and link them."""
         await self.repos.repo(ref)
-        upload = await self.content.open_upload(f"sha256:{sha256}", size)
+        upload = await self.content.open_upload(_lfs_blob(sha256), size)
         try:
             received, digest = await _receive(body, upload, size)
             if received != size:
