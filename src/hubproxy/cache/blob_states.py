@@ -41,6 +41,8 @@ class BlobState:
     verifying: asyncio.Task[None] | None = None
     whole: bool = False
     composing: asyncio.Task[None] | None = None
+    # Every present chunk came from upstream (`BlobRecord.from_upstream`).
+    from_upstream: bool = True
 
     @property
     def chunks(self) -> int:
@@ -117,7 +119,7 @@ class BlobStates:
         else:
             state = BlobState(
                 blob, record.size, record.chunk_size, dict(record.chunks), record.verified,
-                whole=record.whole,
+                whole=record.whole, from_upstream=record.from_upstream,
             )  # fmt: skip
         self._states[blob] = state
         return state

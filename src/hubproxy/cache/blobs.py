@@ -130,8 +130,8 @@ class BlobCache:
             return "hit"
         # Looked up, never created: a HEAD must not write to the database.
         state = await self.states.get(blob, None)
-        if state is None:
-            return "miss"
+        if state is None or not state.from_upstream:
+            return "miss"  # content only the private hub stored is read from upstream
         first, last = start // state.chunk_size, (end - 1) // state.chunk_size
         present = sum(1 for index in range(first, last + 1) if index in state.present)
         if present == last - first + 1:
@@ -141,15 +141,32 @@ class BlobCache:
     # Reading ---------------------------------------------------------------------------
 
     async def read(
-        self, blob: BlobId, size: int, start: int, end: int, fetch: RangeFetcher | None
+        self,
+        blob: BlobId,
+        size: int,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool = False,
     ) -> AsyncIterator[bytes]:
         """Yield the bytes `[start, end)` of `blob` (of `size` bytes).
 
         `fetch` reads from upstream; None means offline: missing chunks raise `OfflineMiss`.
+        A proxied entry naming a blob (`held` False) is served from the store only if every
+        stored chunk came from upstream; content the private hub stored is otherwise read
+        from upstream (`_pass_through`), never from the store: an upstream that names the hash
+        of a hosted file must not get its bytes. `held`: the private hub reads its own content.
         """
         state = await self.states.get(blob, size)
         assert state is not None
         if end <= start:
+            return
+        if not held and not state.from_upstream:
+            if fetch is None:
+                raise OfflineMiss()
+            async for piece in self._pass_through(state, start, end, fetch):
+                yield piece
             return
         state.readers += 1
         try:
@@ -172,18 +189,31 @@ class BlobCache:
                 chunk_start, chunk_end = chunk_bounds(index, state.size, state.chunk_size)
                 piece_start = max(start, chunk_start) - chunk_start
                 piece_end = min(end, chunk_end) - chunk_start
-                async for piece in self._read_chunk(state, index, piece_start, piece_end, fetch):
+                async for piece in self._read_chunk(
+                    state, index, piece_start, piece_end, fetch, held=held
+                ):
                     yield piece
         finally:
             state.readers -= 1
 
     async def _read_chunk(
-        self, state: BlobState, index: int, start: int, end: int, fetch: RangeFetcher | None
+        self,
+        state: BlobState,
+        index: int,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool,
     ) -> AsyncIterator[bytes]:
         """Yield `[start, end)` of one chunk, from storage or by following its fill."""
         position = start
         for _attempt in range(3):
             if index in state.present:
+                if not held and not state.from_upstream:
+                    # The private hub stored this blob while we were reading it: its chunks
+                    # are not upstream's to serve. The client's retry reads from upstream.
+                    raise IntegrityError("The content changed while it was read; retry")
                 try:
                     CHUNK_READS.labels("hit").inc()
                     async for piece in self.storage.read(
@@ -281,6 +311,10 @@ class BlobCache:
             await self.evictor.evict_if_needed()
 
     async def _commit(self, state: BlobState, fill: ChunkFill) -> None:
+        if not state.from_upstream:
+            # The private hub stored the blob meanwhile: its chunks stay; upstream's bytes
+            # reach only the readers of this fill.
+            return
         # The staging file is moved away by import_file; followers keep their open descriptor.
         key = chunk_key(state.blob, fill.index)
         try:
@@ -325,15 +359,42 @@ class BlobCache:
             if any(fill.error is not None for fill in in_flight if fill.task in done):
                 return  # upstream is failing: readers see the error; a new read restarts the job
 
+    async def _pass_through(
+        self, state: BlobState, start: int, end: int, fetch: RangeFetcher
+    ) -> AsyncIterator[bytes]:
+        """Upstream's bytes `[start, end)` of a blob the private hub stored, straight from
+        upstream and stored nowhere. A read of the whole blob whose bytes hash to its name
+        proves upstream serves exactly this content: from then on it is served from the store
+        like any cached blob."""
+        hasher = state.blob.hasher(state.size) if start == 0 and end == state.size else None
+        position = start
+        async for piece in fetch(start, end):
+            piece = piece[: end - position]
+            position += len(piece)
+            SERVED_BYTES.labels("upstream").inc(len(piece))
+            if hasher is not None:
+                await asyncio.to_thread(hasher.update, piece)
+            yield piece
+            if position == end:
+                break
+        if position != end:
+            raise IntegrityError("The upstream response was shorter than the file")
+        if hasher is not None and hasher.hexdigest() == state.blob.digest:
+            state.from_upstream = True
+            await self.metadata.set_from_upstream(str(state.blob), True)
+
     # Redirects ---------------------------------------------------------------------------
 
-    async def redirect_url(self, blob: BlobId) -> str | None:
-        """A presigned URL of the whole verified content, or None to stream it ourselves."""
+    async def redirect_url(self, blob: BlobId, *, held: bool = False) -> str | None:
+        """A presigned URL of the whole verified content, or None to stream it ourselves
+        (`held`, and content only the private hub stored: as for `read`)."""
         ttl = self.verifier.redirect_ttl
         if ttl is None:
             return None
         state = await self.states.get(blob, None)
         if state is None or not state.verified or not state.complete():
+            return None
+        if not held and not state.from_upstream:
             return None
         if not state.whole:
             # Verified before redirect mode was on: compose it now, redirect next time.

@@ -233,8 +233,11 @@ class Bundles:
 
     async def _cached_whole(self, record: FileRecord) -> bool:
         stored = await self.metadata.get_blob(str(record.blob))
-        return stored is not None and len(stored.chunks) == chunk_count(
-            record.size, stored.chunk_size
+        # Content only the private hub stored is not upstream's: never exported as cached.
+        return (
+            stored is not None
+            and stored.from_upstream
+            and len(stored.chunks) == chunk_count(record.size, stored.chunk_size)
         )
 
     async def _commit_of(self, ref: RepoRef, wanted: str) -> str:
@@ -292,7 +295,8 @@ class Bundles:
                 report.blobs_skipped += 1
                 progress.advance(item["size"])
             else:
-                await self._import_blob(blob, item["size"], path, progress)
+                held = item["id"] in hold
+                await self._import_blob(blob, item["size"], path, progress, held=held)
                 report.blobs_written += 1
                 report.bytes_written += item["size"]
             if item["id"] in hold:
@@ -402,8 +406,13 @@ class Bundles:
             and len(record.chunks) == chunk_count(size, record.chunk_size)
         )
 
-    async def _import_blob(self, blob: BlobId, size: int, path: Path, progress: Progress) -> None:
-        await self.metadata.create_blob(str(blob), size, self.chunk_size)
+    async def _import_blob(
+        self, blob: BlobId, size: int, path: Path, progress: Progress, *, held: bool
+    ) -> None:
+        # A hosted repo's file is the private hub's content, not a cached upstream file.
+        await self.metadata.create_blob(str(blob), size, self.chunk_size, from_upstream=not held)
+        if held:
+            await self.metadata.set_from_upstream(str(blob), False)
         record = await self.metadata.get_blob(str(blob))
         assert record is not None
         chunk_size = record.chunk_size

@@ -123,10 +123,10 @@ class HeldContent:
         await self._store_verified(blob, len(content), chunk_size, pieces)
 
     def read(self, blob_id: str, size: int, start: int, end: int) -> AsyncIterator[bytes]:
-        return self.blobs.read(BlobId.parse(blob_id), size, start, end, None)
+        return self.blobs.read(BlobId.parse(blob_id), size, start, end, None, held=True)
 
     async def redirect_url(self, blob_id: str) -> str | None:
-        return await self.blobs.redirect_url(BlobId.parse(blob_id))
+        return await self.blobs.redirect_url(BlobId.parse(blob_id), held=True)
 
     async def _chunk_size_of(self, blob: BlobId) -> int:
         """The chunk size `blob` is (or will be) stored with."""
@@ -153,6 +153,10 @@ class HeldContent:
         assert state is not None
         if state.size != size or state.chunk_size != chunk_size or len(pieces) != state.chunks:
             raise IntegrityError(f"{blob} is stored with another size or chunk size")
+        if state.from_upstream and len(state.present) < state.chunks:
+            # Said before the first chunk lands, so no proxied read serves the hub's bytes.
+            state.from_upstream = False
+            await self.metadata.set_from_upstream(str(blob), False)
         written = 0
         state.readers += 1  # nobody evicts it meanwhile
         try:

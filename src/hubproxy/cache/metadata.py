@@ -45,6 +45,9 @@ class BlobRecord:
     verified: bool
     chunks: dict[int, int]  # chunk index -> size of the committed object
     whole: bool = False  # also stored as one whole object (S3 redirect mode)
+    # Every stored chunk came from upstream (or a cache bundle): only then may a proxied entry
+    # be served from the store. False once the private hub stored a chunk of it.
+    from_upstream: bool = True
 
 
 # The blob id of an entry row (`BlobId.of_file`, in SQL).
@@ -248,7 +251,9 @@ class CacheMetadata:
     async def get_blob(self, blob_id: str) -> BlobRecord | None:
         def load(connection: sqlite3.Connection) -> BlobRecord | None:
             row = connection.execute(
-                "SELECT size, chunk_size, verified, whole FROM blobs WHERE blob_id = ?", (blob_id,)
+                "SELECT size, chunk_size, verified, whole, from_upstream FROM blobs"
+                " WHERE blob_id = ?",
+                (blob_id,),
             ).fetchone()
             if row is None:
                 return None
@@ -259,17 +264,27 @@ class CacheMetadata:
                 )
             }
             return BlobRecord(
-                row["size"], row["chunk_size"], bool(row["verified"]), chunks, bool(row["whole"])
+                row["size"],
+                row["chunk_size"],
+                bool(row["verified"]),
+                chunks,
+                bool(row["whole"]),
+                bool(row["from_upstream"]),
             )
 
         return await self.database.run(load)
 
-    async def create_blob(self, blob_id: str, size: int, chunk_size: int) -> None:
+    async def create_blob(
+        self, blob_id: str, size: int, chunk_size: int, *, from_upstream: bool = True
+    ) -> None:
+        """A blob with no chunks yet (nothing if it exists); `from_upstream`: see BlobRecord."""
+
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO blobs (blob_id, size, chunk_size, verified, last_access)"
-                " VALUES (?, ?, ?, 0, ?)",
-                (blob_id, size, chunk_size, time.time()),
+                "INSERT OR IGNORE INTO blobs"
+                " (blob_id, size, chunk_size, verified, last_access, from_upstream)"
+                " VALUES (?, ?, ?, 0, ?, ?)",
+                (blob_id, size, chunk_size, time.time(), int(from_upstream)),
             )
 
         await self.database.run(store)
@@ -302,6 +317,17 @@ class CacheMetadata:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute("UPDATE blobs SET held = 1 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def set_from_upstream(self, blob_id: str, from_upstream: bool) -> None:
+        """Record where the blob's stored chunks came from (see BlobRecord)."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE blobs SET from_upstream = ? WHERE blob_id = ?",
+                (int(from_upstream), blob_id),
+            )
 
         await self.database.run(store)
 

@@ -208,10 +208,22 @@ def canonical_cache_ids(database: sqlite_utils.Database) -> None:
             connection.execute("DELETE FROM documents WHERE key = ?", (key,))
 
 
+def blob_provenance(database: sqlite_utils.Database) -> None:
+    """Whether every stored chunk of a blob came from upstream (`from_upstream`): only those
+    blobs are served through proxied entries from the store. Before this step a blob held for
+    a hosted repo may have been uploaded only, so held blobs start as not from upstream (a
+    proxied read proves them once against upstream, online); every other stored blob was
+    filled from upstream (or imported from a bundle of a cache) and keeps being served."""
+    database.table("blobs").add_column("from_upstream", int, not_null_default=1)
+    database.conn.execute("UPDATE blobs SET from_upstream = 0 WHERE held = 1")
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
     create_schema_history,
     # 7: cached repos under their canonical ids.
     canonical_cache_ids,
+    # 8: which stored blobs came from upstream.
+    blob_provenance,
 )
