@@ -47,6 +47,7 @@ from hubproxy.hub.repos import HubRepos
 from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
+from hubproxy.signing import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ def create_app(settings: Settings) -> Starlette:
 
             held = HeldContent(blobs)
             hub_repos = HubRepos(database)
-            hub = Hub(hub_repos, held, lfs_threshold=settings.upload_lfs_threshold)
+            hub = Hub(
+                hub_repos, held, Signer(database), lfs_threshold=settings.upload_lfs_threshold
+            )
             hosted = HostedRepoStore(hub_repos, held)
             yield {
                 "services": Services(

@@ -1,10 +1,9 @@
 """Git LFS for hosted repos (hf-protocol.md §6.3): batch, signed upload links, verify.
 
 huggingface_hub sends the object bytes with a plain PUT to the `href` of the batch answer,
-with no Authorization header, so the link authorizes itself: it names the repo, object, size,
-expiry, uploader and the id of the token that asked for it, and carries an HMAC over all of
-them and the repo's incarnation (its creation time) made with the data dir's key. When the link
-is used, that token is authorized again (`auth.authz.authorize_upload_link`): a link minted
+with no Authorization header, so the link authorizes itself (`hub/upload_links.py` signs and
+checks it). When the link is used, the token that asked for it is authorized again
+(`auth.authz.authorize_upload_link`): a link minted
 before its member was removed, its token revoked, its user disabled or its repo deleted and
 created again is refused. Objects above `max_upload_bytes` get a per-object error in the batch
 answer and a 413 on the PUT, checked against Content-Length and, while streaming, against the
@@ -26,10 +25,10 @@ from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.hosted import MAX_LISTING_BYTES, hub, principal
 from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.routing import RouteMatch
+from hubproxy.hub.upload_links import UPLOAD_LINK_SECONDS, UploadLink
 from hubproxy.naming import RepoRef
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
-UPLOAD_LINK_SECONDS = 24 * 3600
 MAX_OBJECTS = 1000
 
 
@@ -67,22 +66,13 @@ async def _object_answer(request: Request, ref: RepoRef, item: Any) -> dict[str,
         return _object_error(oid, size, error.message)
     if not needed:
         return {"oid": oid, "size": size}  # already here: no actions, nothing to send
-    expires = int(time.time()) + UPLOAD_LINK_SECONDS
     who = principal(request)
     actor = f"{who.kind}:{who.name}"
     # The dispatcher required write, so there is a token: the one re-authorized at PUT time.
     token_id = who.token_id or ""
-    signature = await hub(request).upload_signature(ref, oid, size, expires, actor, token_id)
+    link = await hub(request).upload_links.mint(ref, oid, size, actor, token_id)
     base = public_base_url(request)
-    query = urlencode(
-        {
-            "size": size,
-            "expires": expires,
-            "by": actor,
-            "token": token_id,
-            "signature": signature,
-        }
-    )
+    query = urlencode(link.query())
     plural = PLURAL_BY_REPO_TYPE[ref.repo_type]
     prefix = URL_PREFIX_BY_REPO_TYPE[ref.repo_type]
     return {
@@ -131,9 +121,8 @@ async def upload(request: Request, match: RouteMatch) -> Response:
         too_large = _too_large(request, announced)
         if too_large is not None:
             raise UploadTooLarge(too_large)
-    await hub(request).check_upload_signature(
-        match.ref, match.path, size, expires, actor, token_id, signature
-    )
+    link = UploadLink(match.path, size, expires, actor, token_id, signature)
+    await hub(request).upload_links.check(match.ref, link)
     # The uploader the signed link names (the PUT itself carries no token).
     kind, _, name = actor.partition(":")
     request.state.audit_fields = {

@@ -7,7 +7,6 @@ only by compare-and-swap on the commit they pointed at.
 """
 
 import functools
-import secrets
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -21,7 +20,6 @@ from hubproxy.hub.gitobjects import directories, tree_ids
 from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
 
-SIGNING_KEY = "hub_signing_key"
 SNAPSHOTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
 DEFAULT_BRANCH = "main"
@@ -155,7 +153,6 @@ class HubRepos:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._snapshots: LruMap[tuple[str, str, str], Snapshot] = LruMap(SNAPSHOTS_IN_MEMORY)
-        self._signing_key: bytes | None = None
 
     # Repos ----------------------------------------------------------------------------
 
@@ -480,20 +477,3 @@ class HubRepos:
             return None if row is None else int(row["size"])
 
         return await self.database.run(load)
-
-    # The key upload links are signed with ------------------------------------------------
-
-    async def signing_key(self) -> bytes:
-        """A per-data-dir secret, made on first use (and never changed: links stay valid
-        across restarts)."""
-
-        def load(connection: sqlite3.Connection) -> str:
-            connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES (?, ?)", (SIGNING_KEY, secrets.token_hex(32))
-            )
-            row = connection.execute("SELECT value FROM meta WHERE key = ?", (SIGNING_KEY,))
-            return str(row.fetchone()["value"])
-
-        if self._signing_key is None:
-            self._signing_key = bytes.fromhex(await self.database.run(load))
-        return self._signing_key

@@ -9,7 +9,6 @@ compare-and-swap.
 
 import asyncio
 import hashlib
-import hmac
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +18,6 @@ from hubproxy.blob_ids import BlobId
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
-    Forbidden,
     HubError,
     PreconditionFailed,
     RevisionNotFound,
@@ -42,8 +40,10 @@ from hubproxy.hub.repos import (
     HubRepos,
     tree_ids_of,
 )
+from hubproxy.hub.upload_links import UploadLinks
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
+from hubproxy.signing import Signer
 from hubproxy.stores import ContentStore, ContentUpload
 
 INITIAL_COMMIT_TITLE = "initial commit"
@@ -105,10 +105,13 @@ _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 class Hub:
     """Changes to hosted repos."""
 
-    def __init__(self, repos: HubRepos, content: ContentStore, *, lfs_threshold: int) -> None:
+    def __init__(
+        self, repos: HubRepos, content: ContentStore, signer: Signer, *, lfs_threshold: int
+    ) -> None:
         self.repos = repos
         self.content = content
         self.lfs_threshold = lfs_threshold
+        self.upload_links = UploadLinks(repos, signer)
         self._locks: defaultdict[RepoRef, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # Repos ----------------------------------------------------------------------------
@@ -250,47 +253,6 @@ class Hub:
         if known is not None and known != size:
             raise UploadRejected(f"LFS object {sha256} was uploaded with {known} bytes, not {size}")
         return known is None or not await self.content.holds(_lfs_blob(sha256), size)
-
-    async def upload_signature(
-        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, token_id: str
-    ) -> str:
-        """What lets an upload link be used without a token until `expires`: an HMAC over
-        everything the link says (the actor is recorded as the uploader; the token that minted
-        it is re-authorized when the link is used) and over the repo's incarnation, its
-        creation time, so that a repo deleted and created again refuses older links."""
-        record = await self.repos.repo(ref)
-        message = "\n".join(
-            (
-                ref.repo_type,
-                ref.repo_id,
-                repr(record.created),
-                sha256,
-                str(size),
-                str(expires),
-                actor,
-                token_id,
-            )
-        )
-        key = await self.repos.signing_key()
-        return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
-
-    async def check_upload_signature(
-        self,
-        ref: RepoRef,
-        sha256: str,
-        size: int,
-        expires: int,
-        actor: str,
-        token_id: str,
-        signature: str,
-    ) -> None:
-        """`Forbidden` unless the link was signed here, for this incarnation of the repo, and
-        has not expired (who minted it is checked by `auth.authz.authorize_upload_link`)."""
-        expected = await self.upload_signature(ref, sha256, size, expires, actor, token_id)
-        if not hmac.compare_digest(expected, signature):
-            raise Forbidden("This upload link is invalid")
-        if expires < time.time():
-            raise Forbidden("This upload link has expired: ask for a new one")
 
     async def receive_lfs_object(
         self, ref: RepoRef, sha256: str, size: int, body: AsyncIterator[bytes]
