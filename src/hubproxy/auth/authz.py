@@ -45,23 +45,18 @@ from hubproxy.auth.roles import (
     Action,
     PlatformAction,
 )
-from hubproxy.errors import Forbidden, HubError, NotFound, RepoNotFound, Unauthorized
+from hubproxy.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    HubError,
+    NotFound,
+    RepoNotFound,
+    RepoNotFoundUnauthenticated,
+)
 from hubproxy.naming import canonical_name
 
 WRITE_SCOPE = "write"
 ADMIN_SCOPE = "admin"
-
-
-class RepoNotFoundUnauthenticated(RepoNotFound):
-    """401 `RepoNotFound`: what an anonymous caller gets for a repo it may not see."""
-
-    status = 401
-
-
-class AuthenticationRequired(Unauthorized):
-    """401 `Unauthorized`: this hubproxy (or this action) needs a token."""
-
-    default_message = "Authentication required: set HF_TOKEN to a hubproxy token"
 
 
 @dataclass(frozen=True, slots=True)

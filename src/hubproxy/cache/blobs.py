@@ -41,11 +41,10 @@ from hubproxy.cache.staging import (
     download,
     follow,
 )
-from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, StorageFull
+from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
 from hubproxy.cache.verification import Verifier
 from hubproxy.errors import (
     HubError,
-    InsufficientStorage,
     IntegrityError,
     OfflineMiss,
     StorageUnavailable,
@@ -236,7 +235,7 @@ class BlobCache:
                     continue
                 except StorageError as error:
                     logger.error("storage read of %s failed: %s", state.blob, error)
-                    raise StorageUnavailable() from error
+                    raise error.as_hub_error() from error
             fill = state.fills.get(index)
             if fill is None:
                 if fetch is None:
@@ -319,11 +318,9 @@ class BlobCache:
         key = chunk_key(state.blob, fill.index)
         try:
             info = await self.storage.import_file(key, fill.staging_path)
-        except StorageFull as error:
-            raise InsufficientStorage() from error
         except StorageError as error:
             logger.error("storage commit of %s failed: %s", key, error)
-            raise StorageUnavailable() from error
+            raise error.as_hub_error() from error
         if info.size != fill.length:
             await self.storage.delete(key)
             raise IntegrityError("committed chunk has the wrong size")

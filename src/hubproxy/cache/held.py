@@ -19,8 +19,8 @@ from hubproxy.cache.blob_states import BlobState
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.layout import chunk_bounds, chunk_key
 from hubproxy.cache.staging import storage_error
-from hubproxy.cache.storage import StorageError, StorageFull
-from hubproxy.errors import InsufficientStorage, IntegrityError, StorageUnavailable
+from hubproxy.cache.storage import StorageError
+from hubproxy.errors import IntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +187,9 @@ class HeldContent:
                 info = await self.storage.import_file(key, piece)
             else:
                 info = await self.storage.put_bytes(key, piece)
-        except StorageFull as error:
-            raise InsufficientStorage() from error
         except StorageError as error:
             logger.error("storage write of %s failed: %s", key, error)
-            raise StorageUnavailable() from error
+            raise error.as_hub_error() from error
         if info.size != end - start:
             await self.storage.delete(key)
             raise IntegrityError(f"chunk {index} of {state.blob} has the wrong size")

@@ -8,10 +8,9 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from hubproxy.auth.accounts import AccountConflict, AccountError, AccountNotFound
+from hubproxy.auth.accounts import AccountError
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
-from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.hub.service import Hub
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
@@ -103,9 +102,5 @@ async def _account_call(
     """Account errors become HTTP errors."""
     try:
         return await services(request).authenticator.apply(call, reload=reload)
-    except AccountNotFound as error:
-        raise NotFound(str(error)) from None
-    except AccountConflict as error:
-        raise Conflict(str(error)) from None
     except AccountError as error:
-        raise BadRequest(str(error)) from None
+        raise error.as_hub_error() from None

@@ -18,7 +18,6 @@ from starlette.types import Receive, Scope, Send
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import (
-    AuthenticationRequired,
     Decision,
     Refused,
     as_seen_by,
@@ -48,6 +47,7 @@ from hubproxy.constants import (
     HEADER_STALE,
 )
 from hubproxy.errors import (
+    AuthenticationRequired,
     Forbidden,
     HubError,
     MethodNotAllowed,

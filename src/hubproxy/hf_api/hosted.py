@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from hubproxy.auth.accounts import Project
-from hubproxy.auth.authz import AuthenticationRequired, authorize, readable
+from hubproxy.auth.authz import authorize, readable
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import READ
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
-from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
+from hubproxy.errors import AuthenticationRequired, BadRequest, Conflict, NotImplementedYet
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.parameters import whole_number_query
