@@ -44,7 +44,7 @@ from hubproxy.hf_api.errors import (
 )
 from hubproxy.hf_api.middleware import RequestMiddleware
 from hubproxy.hub.repos import HubRepos
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.signing import Signer
@@ -164,7 +164,7 @@ def create_app(settings: Settings) -> Starlette:
 
             held = HeldContent(blobs)
             hub_repos = HubRepos(database)
-            hub = Hub(
+            hub = HostedRepoWriter(
                 hub_repos, held, Signer(database), lfs_threshold=settings.upload_lfs_threshold
             )
             hosted = HostedRepoStore(hub_repos, held)

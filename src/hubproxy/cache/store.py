@@ -31,9 +31,6 @@ from hubproxy.stores import Answer, CommitsPage, FileEntry
 
 logger = logging.getLogger(__name__)
 
-# A stored tree answer meaning "upstream said EntryNotFound for this path at this commit".
-_ABSENT = b"null"
-
 
 def _canonical_query(query: Sequence[tuple[str, str]]) -> str:
     return "&".join(f"{key}={value}" for key, value in sorted(query))

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from hubproxy.auth.accounts import AccountError
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
@@ -27,7 +27,7 @@ class Services:
     # Repos of hosted projects.
     hosted: HostedRepoStore
     # Changes to hosted repos.
-    hub: Hub
+    hub: HostedRepoWriter
     authenticator: Authenticator
     audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.

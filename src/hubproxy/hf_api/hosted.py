@@ -20,7 +20,7 @@ from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hf_api.routing import RouteMatch
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.naming import RepoRef, repo_ref
 
 # preupload and LFS batch bodies list up to thousands of files.
@@ -46,7 +46,7 @@ async def repo_from_body(request: Request) -> RepoRef:
     return repo_ref(typed, repo_id)
 
 
-def hub(request: Request) -> Hub:
+def hub(request: Request) -> HostedRepoWriter:
     return services(request).hub
 
 

@@ -1,4 +1,4 @@
-"""`Hub`: the write side of hosted repos — repos, commits, branches, tags, LFS uploads.
+"""`HostedRepoWriter`: the write side of hosted repos — repos, commits, branches, tags, LFS uploads.
 
 Authorization has happened before any method here runs. Every change is atomic: content is
 stored and verified first, then one database transaction makes the commit (or ref) visible,
@@ -102,7 +102,7 @@ def ref_name(value: str, kind: str) -> str:
 _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
-class Hub:
+class HostedRepoWriter:
     """Changes to hosted repos."""
 
     def __init__(
