@@ -46,9 +46,10 @@ from hubproxy.hf_api.errors import (
 )
 from hubproxy.hf_api.middleware import RequestMiddleware
 from hubproxy.hub.repos import HubRepos
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
+from hubproxy.signing import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -167,11 +168,14 @@ def create_app(settings: Settings) -> Starlette:
             # Files uploaded through Xet are stored once, in xorbs, and reconstructed on read.
             content = XetBackedContent(HeldContent(blobs), xet)
             hub_repos = HubRepos(database)
-            hub = Hub(hub_repos, content, lfs_threshold=settings.upload_lfs_threshold)
+            signer = Signer(database)
+            hub = HostedRepoWriter(
+                hub_repos, content, signer, lfs_threshold=settings.upload_lfs_threshold
+            )
             hosted = HostedRepoStore(hub_repos, content)
             yield {
                 "services": Services(
-                    settings, store, hosted, hub, authenticator, audit, check_ready, xet
+                    settings, store, hosted, hub, authenticator, audit, check_ready, xet, signer
                 )
             }
 

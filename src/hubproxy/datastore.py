@@ -37,7 +37,8 @@ from typing import Any
 
 from hubproxy import __version__
 from hubproxy.auth.audit import AUDIT_STEPS
-from hubproxy.cache.layout import LAYOUT_VERSION, BlobId, chunk_key
+from hubproxy.blob_ids import BlobId
+from hubproxy.cache.layout import LAYOUT_VERSION, chunk_key
 from hubproxy.db.migrations import DatabaseError, check_not_newer, schema_version
 from hubproxy.db.schema import STEPS
 from hubproxy.settings import Settings

@@ -48,6 +48,12 @@ class Unauthorized(HubError):
     default_message = "Authentication required"
 
 
+class AuthenticationRequired(Unauthorized):
+    """401 `Unauthorized`: this hubproxy (or this action) needs a token."""
+
+    default_message = "Authentication required: set HF_TOKEN to a hubproxy token"
+
+
 class InvalidCredentials(HubError):
     """401 with no code and the exact message the client recognises as a bad token."""
 
@@ -70,6 +76,12 @@ class RepoNotFound(HubError):
     status = 404
     code = "RepoNotFound"
     default_message = "Repository not found"
+
+
+class RepoNotFoundUnauthenticated(RepoNotFound):
+    """401 `RepoNotFound`: what an anonymous caller gets for a repo it may not see."""
+
+    status = 401
 
 
 class RepoMoved(RepoNotFound):
@@ -105,12 +117,6 @@ class GatedRepo(HubError):
     status = 403
     code = "GatedRepo"
     default_message = "Access to this repository is restricted"
-
-
-class GatedRepoUnauthenticated(GatedRepo):
-    """401 `GatedRepo`: a gated repo asked for without credentials."""
-
-    status = 401
 
 
 class DisabledRepo(HubError):

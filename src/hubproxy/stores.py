@@ -1,14 +1,15 @@
 """The read interface shared by the caching proxy and the private hub.
 
 `hf_api/` talks to a `RepoStore` and never asks whether a repo is proxied or hosted.
-`cache.store.CachingRepoStore` implements it over upstream; the private hub will implement it
-over its own commits. Documents are returned as the JSON the Hub would send.
+`cache.store.CachingRepoStore` implements it over upstream, `hub.store.HostedRepoStore` over
+the private hub's own commits. Documents are returned as the JSON the Hub would send.
 """
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.naming import RepoRef
 
 
@@ -36,6 +37,11 @@ class FileEntry:
     @property
     def is_lfs(self) -> bool:
         return self.sha256 is not None
+
+    @property
+    def blob(self) -> BlobId:
+        """Where the file's content is stored."""
+        return BlobId.of_file(self.sha256, self.git_oid)
 
     @property
     def etag(self) -> str:

@@ -1,126 +1,27 @@
-"""BlobCache against a scripted upstream: single-flight, verification, faults, eviction.
+"""BlobCache against a scripted upstream: single-flight fills, verification, faults, restarts.
 
-These run the real cache over real storage backends and a real SQLite database; only the
-upstream is a Python function here (the HTTP path is covered by the proxy tests), so every
-byte it serves can be counted and every failure placed exactly.
+These run the real cache over real storage and a real SQLite database (`harness.py`).
 """
 
 import asyncio
 import errno
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from hubproxy.cache.blobs import BlobCache
-from hubproxy.cache.layout import BlobId, chunk_key
-from hubproxy.cache.metadata import CacheMetadata
-from hubproxy.cache.storage import LocalBackend, Storage
+from hubproxy.cache.layout import chunk_key
 from hubproxy.cache.upstream import UpstreamTruncated
-from hubproxy.db import Database
 from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss
-
-CHUNK = 64 * 1024
-
-
-@dataclass
-class ScriptedUpstream:
-    """Serves `content`, counting requests and bytes; can cut or fail on demand."""
-
-    content: bytes
-    requests: list[tuple[int, int]] = field(default_factory=list)
-    bytes_served: int = 0
-    cut_after: list[int] = field(default_factory=list)  # one entry per request to cut
-    fail_always: bool = False
-    gate: asyncio.Event | None = None
-    piece: int = 8 * 1024
-
-    async def fetch(self, start: int, end: int) -> AsyncIterator[bytes]:
-        self.requests.append((start, end))
-        if self.fail_always:
-            raise UpstreamTruncated()
-        limit = self.cut_after.pop(0) if self.cut_after else None
-        sent = 0
-        for offset in range(start, end, self.piece):
-            if self.gate is not None:
-                await self.gate.wait()
-            data = self.content[offset : min(offset + self.piece, end)]
-            if limit is not None and sent + len(data) > limit:
-                data = data[: limit - sent]
-                self.bytes_served += len(data)
-                if data:
-                    yield data
-                raise UpstreamTruncated()
-            sent += len(data)
-            self.bytes_served += len(data)
-            yield data
-            await asyncio.sleep(0)
-
-
-def sha256_blob(content: bytes) -> BlobId:
-    return BlobId("sha256", hashlib.sha256(content).hexdigest())
-
-
-def git_blob(content: bytes) -> BlobId:
-    header = b"blob %d\0" % len(content)
-    return BlobId("gitsha1", hashlib.sha1(header + content, usedforsecurity=False).hexdigest())
-
-
-async def collect(iterator: AsyncIterator[bytes]) -> bytes:
-    return b"".join([piece async for piece in iterator])
-
-
-class Harness:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.storage = Storage(LocalBackend(root / "storage"))
-        self.database = Database(root / "db.sqlite3")
-        self.metadata = CacheMetadata(self.database)
-        self.cache: BlobCache | None = None
-
-    async def open(self, **options: object) -> BlobCache:
-        await self.database.open()
-        await self.metadata.open()
-        settings: dict[str, object] = {
-            "chunk_size": CHUNK,
-            "read_ahead_chunks": 1,
-            "parallel_chunk_fetches": 3,
-            "max_bytes": None,
-            "retry_delays": (0.01,),
-        }
-        settings.update(options)
-        self.cache = BlobCache(self.storage, self.metadata, self.root / "staging", **settings)  # type: ignore[arg-type]
-        await self.cache.start()
-        return self.cache
-
-    async def close(self) -> None:
-        if self.cache is not None:
-            await self.cache.aclose()
-        await self.database.aclose()
-
-    async def settle(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not reached")
-            await asyncio.sleep(0.01)
-
-    def stored_chunks(self, blob: BlobId) -> list[Path]:
-        digest = blob.digest
-        directory = (
-            self.root / "storage" / "chunks" / blob.algorithm / digest[:2] / digest[2:4] / digest
-        )
-        return sorted(directory.iterdir()) if directory.exists() else []
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    await harness.close()
-
+from tests.cache.harness import (
+    CHUNK,
+    Harness,
+    ScriptedUpstream,
+    collect,
+    git_blob,
+    sha256_blob,
+    state_of,
+)
 
 CONTENT = bytes(range(256)) * (CHUNK * 5 // 256) + b"tail" * 1000  # 5 chunks and a bit
 
@@ -140,7 +41,7 @@ async def test_concurrent_cold_readers_fetch_each_byte_once(harness: Harness) ->
     )
     assert upstream.bytes_served == len(CONTENT)
     assert len(upstream.requests) == 6  # one per chunk
-    await harness.settle(lambda: cache._states[blob].verified)
+    await harness.settle(lambda: state_of(cache, blob).verified)
     # Warm: no upstream at all.
     again = await collect(cache.read(blob, len(CONTENT), 0, len(CONTENT), upstream.fetch))
     assert again == CONTENT
@@ -154,7 +55,7 @@ async def test_small_range_fetches_its_chunk_and_read_ahead_only(harness: Harnes
     start = CHUNK * 2 + 100
     data = await collect(cache.read(blob, len(CONTENT), start, start + 1024, upstream.fetch))
     assert data == CONTENT[start : start + 1024]
-    await harness.settle(lambda: not cache._states[blob].fills)
+    await harness.settle(lambda: not state_of(cache, blob).fills)
     assert sorted(upstream.requests) == [(CHUNK * 2, CHUNK * 3), (CHUNK * 3, CHUNK * 4)]
     assert upstream.bytes_served == 2 * CHUNK
 
@@ -168,7 +69,7 @@ async def test_truncated_upstream_resumes_and_commits_exact_bytes(harness: Harne
     # Resumed where each cut left off: no byte fetched twice.
     chunk_zero_requests = [request for request in upstream.requests if request[1] == CHUNK]
     assert chunk_zero_requests == [(0, CHUNK), (1000, CHUNK), (6000, CHUNK)]
-    await harness.settle(lambda: 0 in cache._states[blob].present)
+    await harness.settle(lambda: 0 in state_of(cache, blob).present)
     stored = harness.stored_chunks(blob)[0].read_bytes()
     assert stored == CONTENT[:CHUNK]
 
@@ -179,10 +80,10 @@ async def test_failing_upstream_never_commits_a_chunk(harness: Harness) -> None:
     blob = sha256_blob(CONTENT)
     with pytest.raises(UpstreamTruncated):
         await collect(cache.read(blob, len(CONTENT), 0, 10, upstream.fetch))
-    await harness.settle(lambda: not cache._states[blob].fills)
+    await harness.settle(lambda: not state_of(cache, blob).fills)
     assert harness.stored_chunks(blob) == []
     assert not any((harness.root / "staging").iterdir())
-    assert cache._states[blob].present == {}
+    assert state_of(cache, blob).present == {}
 
 
 async def test_content_not_matching_its_hash_is_deleted(harness: Harness) -> None:
@@ -191,7 +92,7 @@ async def test_content_not_matching_its_hash_is_deleted(harness: Harness) -> Non
     upstream = ScriptedUpstream(wrong)
     blob = sha256_blob(CONTENT)  # named for the real content, served something else
     await collect(cache.read(blob, len(CONTENT), 0, len(CONTENT), upstream.fetch))
-    await harness.settle(lambda: blob not in cache._states)
+    await harness.settle(lambda: cache.states.known(blob) is None)
     assert harness.stored_chunks(blob) == []
     assert await harness.metadata.get_blob(str(blob)) is None
 
@@ -204,7 +105,7 @@ async def test_git_sha1_blobs_verify(harness: Harness) -> None:
         cache.read(blob, len(content), 0, len(content), ScriptedUpstream(content).fetch)
     )
     assert data == content
-    await harness.settle(lambda: cache._states[blob].verified)
+    await harness.settle(lambda: state_of(cache, blob).verified)
 
 
 async def test_full_read_keeps_filling_after_the_client_leaves(harness: Harness) -> None:
@@ -215,7 +116,7 @@ async def test_full_read_keeps_filling_after_the_client_leaves(harness: Harness)
     first = await anext(reader)
     assert first == CONTENT[: len(first)]
     await reader.aclose()  # type: ignore[attr-defined]
-    await harness.settle(lambda: cache._states[blob].verified)
+    await harness.settle(lambda: state_of(cache, blob).verified)
     assert len(harness.stored_chunks(blob)) == 6
     assert upstream.bytes_served == len(CONTENT)
 
@@ -224,7 +125,7 @@ async def test_offline_serves_cached_and_refuses_missing(harness: Harness) -> No
     cache = await harness.open()
     blob = sha256_blob(CONTENT)
     await collect(cache.read(blob, len(CONTENT), 0, CHUNK, ScriptedUpstream(CONTENT).fetch))
-    await harness.settle(lambda: 0 in cache._states[blob].present)
+    await harness.settle(lambda: 0 in state_of(cache, blob).present)
     assert await collect(cache.read(blob, len(CONTENT), 10, 20, None)) == CONTENT[10:20]
     with pytest.raises(OfflineMiss):
         await collect(cache.read(blob, len(CONTENT), CHUNK * 3, CHUNK * 3 + 5, None))
@@ -235,7 +136,7 @@ async def test_restart_serves_from_storage(tmp_path: Path) -> None:
     first = Harness(tmp_path)
     cache = await first.open()
     await collect(cache.read(blob, len(CONTENT), 0, len(CONTENT), ScriptedUpstream(CONTENT).fetch))
-    await first.settle(lambda: cache._states[blob].verified)
+    await first.settle(lambda: state_of(cache, blob).verified)
     await first.close()
 
     second = Harness(tmp_path)
@@ -268,7 +169,7 @@ async def test_lost_chunk_is_refetched(harness: Harness) -> None:
     upstream = ScriptedUpstream(CONTENT)
     blob = sha256_blob(CONTENT)
     await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch))
-    await harness.settle(lambda: 0 in cache._states[blob].present)
+    await harness.settle(lambda: 0 in state_of(cache, blob).present)
     await harness.storage.delete(chunk_key(blob, 0))
     before = upstream.bytes_served
     assert (
@@ -277,36 +178,17 @@ async def test_lost_chunk_is_refetched(harness: Harness) -> None:
     assert upstream.bytes_served - before == CHUNK
 
 
-async def test_eviction_removes_least_recently_used_whole_blobs(harness: Harness) -> None:
-    cache = await harness.open(max_bytes=CHUNK * 3)
-    blobs = []
-    for number in range(3):
-        content = bytes([number]) * (CHUNK * 2)
-        blob = sha256_blob(content)
-        blobs.append(blob)
-        await collect(
-            cache.read(blob, len(content), 0, len(content), ScriptedUpstream(content).fetch)
-        )
-        await harness.settle(
-            lambda blob=blob: cache._states.get(blob) is not None and cache._states[blob].verified
-        )
-        await asyncio.sleep(0.01)
-    await harness.settle(lambda: cache.stored_bytes <= CHUNK * 3)
-    assert harness.stored_chunks(blobs[0]) == []
-    assert len(harness.stored_chunks(blobs[2])) == 2
-
-
 async def test_truncated_chunk_in_storage_is_never_served_whole(harness: Harness) -> None:
     cache = await harness.open()
     upstream = ScriptedUpstream(CONTENT)
     blob = sha256_blob(CONTENT)
     await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch))
-    await harness.settle(lambda: 0 in cache._states[blob].present)
+    await harness.settle(lambda: 0 in state_of(cache, blob).present)
     chunk_file = harness.stored_chunks(blob)[0]
     chunk_file.write_bytes(chunk_file.read_bytes()[:1000])  # as after a power loss
     with pytest.raises(IntegrityError):
         await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch))
-    assert 0 not in cache._states[blob].present
+    assert 0 not in state_of(cache, blob).present
     assert (
         await collect(cache.read(blob, len(CONTENT), 0, CHUNK, upstream.fetch)) == CONTENT[:CHUNK]
     )
@@ -324,7 +206,7 @@ async def test_full_disk_fails_the_read_and_leaves_nothing(
     blob = sha256_blob(CONTENT)
     with pytest.raises(InsufficientStorage):
         await collect(cache.read(blob, len(CONTENT), 0, 100, ScriptedUpstream(CONTENT).fetch))
-    await harness.settle(lambda: not cache._states[blob].fills)
+    await harness.settle(lambda: not state_of(cache, blob).fills)
     assert harness.stored_chunks(blob) == []
     assert list((harness.root / "staging").iterdir()) == []
 

@@ -268,6 +268,36 @@ class FakeHub:
             repo.branches[branch] = commit.sha
             return commit.sha
 
+    def announce(
+        self,
+        repo_id: str,
+        path: str,
+        content: bytes,
+        *,
+        sha256: str | None = None,
+        git_oid: str | None = None,
+        repo_type: str = "model",
+    ) -> str:
+        """Commit `path` announced with `sha256` (an LFS file) or `git_oid` (a regular file)
+        whatever `content` hashes to, and serve `content` for it: an upstream that names the
+        hash of a file it does not have."""
+        with self.lock:
+            repo = self.repos[(repo_type, repo_id)]
+            parent = repo.commits[repo.branches["main"]]
+            if sha256 is not None:
+                pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(content)}\n".encode()
+                stored = StoredFile(
+                    path, content, len(content), git_blob_sha1(pointer), sha256, len(pointer)
+                )
+                self.blobs[sha256] = stored
+            else:
+                assert git_oid is not None
+                stored = StoredFile(path, content, len(content), git_oid, None, None)
+            commit = self._new_commit(parent, {**parent.files, path: stored}, "announce")
+            repo.commits[commit.sha] = commit
+            repo.branches["main"] = commit.sha
+            return commit.sha
+
     def create_tag(
         self, repo_id: str, tag: str, revision: str = "main", *, repo_type: str = "model"
     ) -> None:

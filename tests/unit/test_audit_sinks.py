@@ -111,12 +111,12 @@ def test_sqlite_and_stdout_sinks_through_a_fanout(tmp_path: Path) -> None:
 
 def test_every_audited_route_uses_a_known_action() -> None:
     """Actions are metric label values: the route table may only use the bounded set."""
-    from hubproxy.auth.audit import ACTIONS
+    from hubproxy.auth.audit import AUDITED_ACTIONS
     from hubproxy.hf_api.endpoints import ENDPOINTS
 
     used = {name for endpoint in ENDPOINTS.values() for name in endpoint.audited.values()}
     assert used
-    assert used <= set(ACTIONS)
+    assert used <= set(AUDITED_ACTIONS)
 
 
 def test_records_are_filtered_by_namespace_without_wildcards(tmp_path: Path) -> None:

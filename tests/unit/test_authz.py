@@ -4,7 +4,17 @@ import itertools
 
 import pytest
 
-from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project, User
+from hubproxy.auth.accounts import (
+    AccountConflict,
+    AccountError,
+    AccountNotFound,
+    AccountsSnapshot,
+    InvalidAccountInput,
+    Policy,
+    Project,
+    User,
+    exit_code_for_status,
+)
 from hubproxy.auth.authz import authorize, authorize_platform, upstream_allowed
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
@@ -165,3 +175,23 @@ def test_platform_administration_is_for_platform_admins_and_reviews_for_project_
     assert "admin-scoped" in refused.error.message
     for action in PLATFORM_ACTIONS:
         assert isinstance(authorize_platform(ANONYMOUS, action, snapshot).error, Unauthorized)
+
+
+def test_account_errors_carry_their_hub_error_and_exit_code() -> None:
+    cases = [
+        (AccountNotFound("no user 'x'"), 404, 3),
+        (AccountConflict("exists"), 409, 4),
+        (InvalidAccountInput("bad name"), 400, 2),
+        (AccountError("cannot"), 400, 1),
+    ]
+    for error, status, exit_code in cases:
+        hub_error = error.as_hub_error()
+        assert (hub_error.status, hub_error.message, error.exit_code) == (
+            status,
+            str(error),
+            exit_code,
+        )
+    # Through the admin API the CLI sees only the status: the same exit codes.
+    assert [exit_code_for_status(status) for status in (400, 404, 409, 401, 403, 500)] == [
+        2, 3, 4, 1, 1, 1,
+    ]  # fmt: skip

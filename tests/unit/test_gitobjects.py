@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, lfs_pointer, tree_ids
+from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid, lfs_pointer, tree_ids
 
 FILES = {
     "README.md": b"# model\n",
@@ -38,10 +38,10 @@ def test_ids_match_git(tmp_path: Path) -> None:
     for path, content in FILES.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(content)
-        assert blob_id(content) == git(tmp_path, "hash-object", path)
+        assert git_blob_oid(content) == git(tmp_path, "hash-object", path)
     git(tmp_path, "add", "-A")
     root = git(tmp_path, "write-tree")
-    ids = tree_ids({path: blob_id(content) for path, content in FILES.items()})
+    ids = tree_ids({path: git_blob_oid(content) for path, content in FILES.items()})
     assert ids[""] == root
     assert ids["sub/dir"] == git(tmp_path, "rev-parse", f"{root}:sub/dir")
     assert ids["sub"] == git(tmp_path, "rev-parse", f"{root}:sub")

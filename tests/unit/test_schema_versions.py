@@ -204,3 +204,28 @@ def test_cached_repos_move_to_their_canonical_ids(tmp_path: Path) -> None:
             (f"tree:model:org/model@{commit}/Sub?recursive=1",),
         ],
     }
+
+
+def test_held_blobs_are_not_taken_for_upstream_content_after_the_upgrade(tmp_path: Path) -> None:
+    """Step 8: a released data dir keeps serving every cached blob from the store; a blob held
+    for a hosted repo may never have come from upstream, so a proxied read proves it first."""
+    shutil.copy(FIXTURE / "hubproxy.sqlite3", tmp_path / "hubproxy.sqlite3")
+    released = sqlite3.connect(tmp_path / "hubproxy.sqlite3", isolation_level=None)
+    cached, held = "sha256:" + "c" * 64, "sha256:" + "d" * 64
+    released.execute(
+        "INSERT INTO blobs (blob_id, size, chunk_size, verified, last_access, held)"
+        " VALUES (?, 1, 1, 1, 1.0, 0), (?, 1, 1, 1, 1.0, 1)",
+        (cached, held),
+    )
+    released.close()
+    database = Database(tmp_path / "hubproxy.sqlite3")
+    database.open_sync()
+    found = database.run_sync(
+        lambda connection: dict(
+            connection.execute(
+                "SELECT blob_id, from_upstream FROM blobs WHERE blob_id IN (?, ?)", (cached, held)
+            ).fetchall()
+        )
+    )
+    database.close_sync()
+    assert found == {cached: 1, held: 0}

@@ -11,31 +11,56 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from hubproxy.auth.roles import ACTIONS, PROJECT_KINDS, ROLES, SCOPES, UPSTREAM_MODES, Action
 from hubproxy.auth.tokens import new_secret, new_token_id, secret_hash
-from hubproxy.errors import BadRequest
+from hubproxy.errors import BadRequest, Conflict, HubError, NotFound
 from hubproxy.naming import canonical_name, namespace
 
 SERIAL_KEY = "accounts_serial"
 
 
 class AccountError(Exception):
-    """An admin operation that cannot be done; `exit_code` is what the CLI exits with."""
+    """An account operation that cannot be done. `hub_error` is what an API client is told
+    (`as_hub_error`); `exit_code` what the admin CLI exits with, on the data dir or through
+    the admin API (`exit_code_for_status`)."""
 
-    exit_code = 1
+    exit_code: ClassVar[int] = 1
+    hub_error: ClassVar[type[HubError]] = BadRequest
+
+    def as_hub_error(self) -> HubError:
+        return self.hub_error(str(self))
 
 
 class AccountNotFound(AccountError):
+    """No such user, project, member, robot or token: 404, exit 3."""
+
     exit_code = 3
+    hub_error = NotFound
 
 
 class AccountConflict(AccountError):
+    """It exists already, or something still depends on it: 409, exit 4."""
+
     exit_code = 4
+    hub_error = Conflict
 
 
 class InvalidAccountInput(AccountError):
+    """A name, role, scope or duration that is not valid: 400, exit 2."""
+
     exit_code = 2
+    hub_error = BadRequest
+
+
+def exit_code_for_status(status: int) -> int:
+    """The exit code of the account error the admin API answered with `status` (1 for
+    anything else: a refusal, a server error)."""
+    for error in (InvalidAccountInput, AccountNotFound, AccountConflict):
+        if error.hub_error.status == status:
+            return error.exit_code
+    return AccountError.exit_code
 
 
 @dataclass(frozen=True, slots=True)

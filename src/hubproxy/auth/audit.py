@@ -48,8 +48,9 @@ from hubproxy.metrics import (
 
 logger = logging.getLogger(__name__)
 
-# The bounded set of actions (also the metric label values).
-ACTIONS = (
+# The bounded set of audited actions (also the metric label values); not `roles.ACTIONS`,
+# which are the permissions a role grants.
+AUDITED_ACTIONS = (
     "download",
     "upload",
     "commit",

@@ -24,6 +24,7 @@ from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.tokens import TOKEN_PREFIX, looks_like_token, secret_hash
 from hubproxy.db import Database
 from hubproxy.errors import InvalidCredentials
+from hubproxy.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -102,7 +103,7 @@ class Authenticator:
         self.snapshot = AccountsSnapshot()
         self._last_used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self._check: asyncio.Future[None] | None = None
+        self._checking: SingleFlight[str, None] = SingleFlight()
 
     async def start(self) -> None:
         self.snapshot = await self._database.run(accounts.load_snapshot)
@@ -148,9 +149,7 @@ class Authenticator:
 
     async def _check_now(self) -> None:
         """One serial check shared by every request that is waiting on one."""
-        if self._check is None or self._check.done():
-            self._check = asyncio.ensure_future(self._reload_if_changed())
-        await asyncio.shield(self._check)
+        await self._checking.run("accounts serial", self._reload_if_changed)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a request's `Authorization` header; raises `TokenRefused`."""

@@ -46,29 +46,19 @@ from hubproxy.auth.roles import (
     PlatformAction,
 )
 from hubproxy.errors import (
+    AuthenticationRequired,
     Forbidden,
     HubError,
     NotFound,
     NotImplementedYet,
     RepoNotFound,
+    RepoNotFoundUnauthenticated,
     Unauthorized,
 )
 from hubproxy.naming import canonical_name
 
 WRITE_SCOPE = "write"
 ADMIN_SCOPE = "admin"
-
-
-class RepoNotFoundUnauthenticated(RepoNotFound):
-    """401 `RepoNotFound`: what an anonymous caller gets for a repo it may not see."""
-
-    status = 401
-
-
-class AuthenticationRequired(Unauthorized):
-    """401 `Unauthorized`: this hubproxy (or this action) needs a token."""
-
-    default_message = "Authentication required: set HF_TOKEN to a hubproxy token"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ DELETE_REPO: Final = "delete_repo"
 MANAGE_REFS: Final = "manage_refs"  # tags, deleting branches
 MANAGE_MEMBERS: Final = "manage_members"  # members and robots of the project
 
+# What a role or robot may be granted in a project (not `audit.AUDITED_ACTIONS`).
 ACTIONS: Final[tuple[Action, ...]] = (
     READ,
     WRITE,

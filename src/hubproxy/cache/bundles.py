@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hubproxy import __version__
-from hubproxy.cache.layout import LAYOUT_VERSION, BlobId, chunk_count, chunk_key
+from hubproxy.blob_ids import BlobId
+from hubproxy.cache.layout import LAYOUT_VERSION, chunk_count, chunk_key
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import DEFAULT_BRANCH_KEY
 from hubproxy.cache.storage import Storage
@@ -82,21 +83,6 @@ def _listed_files(documents: Mapping[str, bytes]) -> set[str] | None:
                 if isinstance(item, dict) and item.get("type") == "file"
             )
     return files
-
-
-def _blob_of(record: FileRecord) -> BlobId:
-    if record.sha256 is not None:
-        return BlobId("sha256", record.sha256)
-    assert record.git_oid is not None
-    return BlobId("gitsha1", record.git_oid)
-
-
-def _hasher(blob: BlobId, size: int) -> Any:
-    if blob.algorithm == "sha256":
-        return hashlib.sha256()
-    hasher = hashlib.sha1(usedforsecurity=False)
-    hasher.update(b"blob %d\0" % size)
-    return hasher
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +189,7 @@ class Bundles:
                     report.documents += 1
             for _path, record in entries:
                 if record is not MISSING:
-                    blobs[str(_blob_of(record))] = record.size
+                    blobs[str(record.blob)] = record.size
         progress.begin("writing files", sum(blobs.values()))
         for blob_text, size in sorted(blobs.items()):
             manifest["blobs"].append({"id": blob_text, "size": size})
@@ -246,9 +232,12 @@ class Bundles:
         return _Plan(ref, wanted, commit, entries, missing)
 
     async def _cached_whole(self, record: FileRecord) -> bool:
-        stored = await self.metadata.get_blob(str(_blob_of(record)))
-        return stored is not None and len(stored.chunks) == chunk_count(
-            record.size, stored.chunk_size
+        stored = await self.metadata.get_blob(str(record.blob))
+        # Content only the private hub stored is not upstream's: never exported as cached.
+        return (
+            stored is not None
+            and stored.from_upstream
+            and len(stored.chunks) == chunk_count(record.size, stored.chunk_size)
         )
 
     async def _commit_of(self, ref: RepoRef, wanted: str) -> str:
@@ -306,7 +295,8 @@ class Bundles:
                 report.blobs_skipped += 1
                 progress.advance(item["size"])
             else:
-                await self._import_blob(blob, item["size"], path, progress)
+                held = item["id"] in hold
+                await self._import_blob(blob, item["size"], path, progress, held=held)
                 report.blobs_written += 1
                 report.bytes_written += item["size"]
             if item["id"] in hold:
@@ -395,7 +385,7 @@ class Bundles:
                 if not await self._complete(blob, item["size"]):
                     missing.append(item["id"])
                 continue
-            hasher = _hasher(blob, item["size"])
+            hasher = blob.hasher(item["size"])
             total = 0
             with open(path, "rb") as source:  # noqa: ASYNC230 - sequential local reads
                 while piece := await asyncio.to_thread(source.read, PIECE):
@@ -416,8 +406,13 @@ class Bundles:
             and len(record.chunks) == chunk_count(size, record.chunk_size)
         )
 
-    async def _import_blob(self, blob: BlobId, size: int, path: Path, progress: Progress) -> None:
-        await self.metadata.create_blob(str(blob), size, self.chunk_size)
+    async def _import_blob(
+        self, blob: BlobId, size: int, path: Path, progress: Progress, *, held: bool
+    ) -> None:
+        # A hosted repo's file is the private hub's content, not a cached upstream file.
+        await self.metadata.create_blob(str(blob), size, self.chunk_size, from_upstream=not held)
+        if held:
+            await self.metadata.set_from_upstream(str(blob), False)
         record = await self.metadata.get_blob(str(blob))
         assert record is not None
         chunk_size = record.chunk_size

@@ -25,47 +25,19 @@ by their Xet hash (string form) and served back as byte ranges:
     xorbs/
       ab/abcdef…64 hex
 
-A blob id (`BlobId`) is `sha256:<hex>` or `gitsha1:<hex>`: the same string is used in the
-database. The chunk size of a blob is recorded with it in the database, so the size can change
+A blob id (`blob_ids.BlobId`) is `sha256:<hex>` or `gitsha1:<hex>`: the same string is used in
+the database. The chunk size of a blob is recorded with it in the database, so the size can change
 for new blobs without breaking old ones. `LAYOUT_VERSION` is stored in the database and checked
 at start; bump it (with a migration) whenever this tree changes.
 """
 
-from dataclasses import dataclass
-from typing import Literal
-
-from hubproxy.constants import GIT_SHA1_PATTERN, SHA256_PATTERN
+from hubproxy.blob_ids import BlobId
+from hubproxy.constants import SHA256_PATTERN
 
 LAYOUT_VERSION = 1
 CHUNKS_PREFIX = "chunks/"
 WHOLE_PREFIX = "blobs/"
 XORBS_PREFIX = "xorbs/"
-
-HashAlgorithm = Literal["sha256", "gitsha1"]
-
-
-@dataclass(frozen=True, slots=True)
-class BlobId:
-    """A content address: the algorithm and the lowercase hex digest."""
-
-    algorithm: HashAlgorithm
-    digest: str
-
-    def __post_init__(self) -> None:
-        pattern = SHA256_PATTERN if self.algorithm == "sha256" else GIT_SHA1_PATTERN
-        if not pattern.match(self.digest):
-            raise ValueError(f"invalid {self.algorithm} digest {self.digest!r}")
-
-    def __str__(self) -> str:
-        return f"{self.algorithm}:{self.digest}"
-
-    @classmethod
-    def parse(cls, text: str) -> "BlobId":
-        """Inverse of `str(blob_id)`; raises ValueError on anything else."""
-        algorithm, _, digest = text.partition(":")
-        if algorithm not in ("sha256", "gitsha1"):
-            raise ValueError(f"invalid blob id {text!r}")
-        return cls(algorithm, digest)  # type: ignore[arg-type]
 
 
 def blob_prefix(blob: BlobId) -> str:

@@ -6,16 +6,15 @@ again. Every operation returns plain data for the CLI to print as a table or JSO
 """
 
 import functools
-import hashlib
 import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.cache.layout import (
     CHUNKS_PREFIX,
     WHOLE_PREFIX,
-    BlobId,
     chunk_count,
     chunk_key,
     whole_key,
@@ -336,11 +335,7 @@ class CacheManager:
     async def _content_matches(
         self, blob: BlobId, size: int, chunk_size: int, progress: Progress
     ) -> bool:
-        hasher = (
-            hashlib.sha256() if blob.algorithm == "sha256" else hashlib.sha1(usedforsecurity=False)
-        )
-        if blob.algorithm == "gitsha1":
-            hasher.update(b"blob %d\0" % size)
+        hasher = blob.hasher(size)
         total = 0
         try:
             for index in range(chunk_count(size, chunk_size)):
@@ -359,7 +354,7 @@ def _parse_whole_key(key: str) -> str | None:
     if len(parts) != 5:
         return None
     try:
-        return str(BlobId(parts[1], parts[4]))  # type: ignore[arg-type]
+        return str(BlobId.parse(f"{parts[1]}:{parts[4]}"))
     except ValueError:
         return None
 
@@ -370,7 +365,7 @@ def _parse_chunk_key(key: str) -> tuple[str, int] | None:
     if len(parts) != 6 or not parts[5].isdigit():
         return None
     try:
-        blob = BlobId(parts[1], parts[4])  # type: ignore[arg-type]
+        blob = BlobId.parse(f"{parts[1]}:{parts[4]}")
     except ValueError:
         return None
     return str(blob), int(parts[5])

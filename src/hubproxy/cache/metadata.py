@@ -8,40 +8,14 @@ mappings carry the time they were learned so `revisions.py` can apply its TTL.
 
 import sqlite3
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
+from hubproxy.blob_ids import BlobId, blob_id_sql
 from hubproxy.cache.layout import LAYOUT_VERSION
 from hubproxy.constants import RepoType
 from hubproxy.db import Database, DatabaseError
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_document_key, canonical_name
-
-Key = TypeVar("Key")
-Value = TypeVar("Value")
-
-
-class LruMap(Generic[Key, Value]):
-    """A dict that forgets its least recently used items beyond `capacity`."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[Key, Value] = OrderedDict()
-
-    def get(self, key: Key) -> Value | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: Key, value: Value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def pop(self, key: Key) -> None:
-        self._items.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +25,11 @@ class FileRecord:
     size: int
     git_oid: str | None
     sha256: str | None
+
+    @property
+    def blob(self) -> BlobId:
+        """Where the file's content is stored."""
+        return BlobId.of_file(self.sha256, self.git_oid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +45,13 @@ class BlobRecord:
     verified: bool
     chunks: dict[int, int]  # chunk index -> size of the committed object
     whole: bool = False  # also stored as one whole object (S3 redirect mode)
+    # Every stored chunk came from upstream (or a cache bundle): only then may a proxied entry
+    # be served from the store. False once the private hub stored a chunk of it.
+    from_upstream: bool = True
 
 
-# The blob id of an entry row (see layout.BlobId).
-ENTRY_BLOB_ID = (
-    "CASE WHEN entries.sha256 IS NOT NULL THEN 'sha256:' || entries.sha256"
-    " ELSE 'gitsha1:' || entries.git_oid END"
-)
+# The blob id of an entry row (`BlobId.of_file`, in SQL).
+ENTRY_BLOB_ID = blob_id_sql("entries.sha256", "entries.git_oid")
 # Blob ids never evicted: files of pinned repos (every commit for a whole-repo pin, else the
 # pinned commit or the commit the pinned branch/tag points at) and blobs held for hosted repos.
 PINNED_BLOBS = f"""
@@ -288,7 +267,9 @@ class CacheMetadata:
     async def get_blob(self, blob_id: str) -> BlobRecord | None:
         def load(connection: sqlite3.Connection) -> BlobRecord | None:
             row = connection.execute(
-                "SELECT size, chunk_size, verified, whole FROM blobs WHERE blob_id = ?", (blob_id,)
+                "SELECT size, chunk_size, verified, whole, from_upstream FROM blobs"
+                " WHERE blob_id = ?",
+                (blob_id,),
             ).fetchone()
             if row is None:
                 return None
@@ -299,17 +280,27 @@ class CacheMetadata:
                 )
             }
             return BlobRecord(
-                row["size"], row["chunk_size"], bool(row["verified"]), chunks, bool(row["whole"])
+                row["size"],
+                row["chunk_size"],
+                bool(row["verified"]),
+                chunks,
+                bool(row["whole"]),
+                bool(row["from_upstream"]),
             )
 
         return await self.database.run(load)
 
-    async def create_blob(self, blob_id: str, size: int, chunk_size: int) -> None:
+    async def create_blob(
+        self, blob_id: str, size: int, chunk_size: int, *, from_upstream: bool = True
+    ) -> None:
+        """A blob with no chunks yet (nothing if it exists); `from_upstream`: see BlobRecord."""
+
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO blobs (blob_id, size, chunk_size, verified, last_access)"
-                " VALUES (?, ?, ?, 0, ?)",
-                (blob_id, size, chunk_size, time.time()),
+                "INSERT OR IGNORE INTO blobs"
+                " (blob_id, size, chunk_size, verified, last_access, from_upstream)"
+                " VALUES (?, ?, ?, 0, ?, ?)",
+                (blob_id, size, chunk_size, time.time(), int(from_upstream)),
             )
 
         await self.database.run(store)
@@ -342,6 +333,17 @@ class CacheMetadata:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute("UPDATE blobs SET held = 1 WHERE blob_id = ?", (blob_id,))
+
+        await self.database.run(store)
+
+    async def set_from_upstream(self, blob_id: str, from_upstream: bool) -> None:
+        """Record where the blob's stored chunks came from (see BlobRecord)."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE blobs SET from_upstream = ? WHERE blob_id = ?",
+                (int(from_upstream), blob_id),
+            )
 
         await self.database.run(store)
 

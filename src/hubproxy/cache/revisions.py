@@ -7,7 +7,6 @@ known commit is served and marked stale, with a warning in the log: keeping clie
 matters more than freshness, and the response says so.
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import UpstreamUnavailable
 from hubproxy.metrics import STALE_ANSWERS
 from hubproxy.naming import RepoRef
+from hubproxy.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class RevisionResolver:
         self.metadata = metadata
         self.fetch_info = fetch_info
         self.ttl = ttl
-        self._in_flight: dict[tuple[RepoRef, str], asyncio.Task[ResolvedRevision]] = {}
+        self._asking: SingleFlight[tuple[RepoRef, str], ResolvedRevision] = SingleFlight()
 
     async def resolve(self, ref: RepoRef, revision: str | None) -> ResolvedRevision:
         """The commit `revision` points at (None: the default branch)."""
@@ -53,12 +53,7 @@ class RevisionResolver:
         record = await self.metadata.get_revision(ref, key)
         if record is not None and time.time() - record.resolved_at < self.ttl:
             return ResolvedRevision(record.commit)
-        task = self._in_flight.get((ref, key))
-        if task is None:
-            task = asyncio.create_task(self._ask_upstream(ref, revision, key))
-            self._in_flight[(ref, key)] = task
-            task.add_done_callback(lambda _: self._in_flight.pop((ref, key), None))
-        return await asyncio.shield(task)
+        return await self._asking.run((ref, key), lambda: self._ask_upstream(ref, revision, key))
 
     async def _ask_upstream(self, ref: RepoRef, revision: str | None, key: str) -> ResolvedRevision:
         try:

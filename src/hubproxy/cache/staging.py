@@ -6,17 +6,16 @@ body stopped; any number of readers `follow` the staging file while it grows. Th
 """
 
 import asyncio
-import errno
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hubproxy.cache.storage import from_os_error
 from hubproxy.cache.upstream import is_upstream_failure
 from hubproxy.errors import (
     HubError,
-    InsufficientStorage,
     IntegrityError,
     OfflineMiss,
     StorageUnavailable,
@@ -115,10 +114,8 @@ def write_all(descriptor: int, data: bytearray, offset: int) -> int:
 
 def storage_error(error: OSError) -> HubError:
     """The HubError a failed staging write becomes: full disk (507) or unavailable (503)."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return InsufficientStorage()
     logger.error("staging write failed: %s", error)
-    return StorageUnavailable()
+    return from_os_error(error, "the staging area").as_hub_error()
 
 
 async def follow(fill: ChunkFill, start: int, end: int) -> AsyncIterator[bytes]:

@@ -6,18 +6,16 @@ pages, file entries and recorded absences) are fetched once and kept forever. Mu
 answer, marked stale, when upstream fails. Offline, nothing is asked: what is cached is served.
 """
 
-import asyncio
 import hashlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hubproxy.cache.blobs import BlobCache
-from hubproxy.cache.layout import BlobId
-from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord, LruMap
+from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import RevisionResolver
 from hubproxy.cache.upstream import (
     DownloadUrlExpired,
@@ -27,11 +25,12 @@ from hubproxy.cache.upstream import (
 )
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import EntryNotFound, RepoMoved, RevisionNotFound
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
+from hubproxy.singleflight import SingleFlight
 from hubproxy.stores import Answer, CommitsPage, FileEntry
 
 logger = logging.getLogger(__name__)
-Result = TypeVar("Result")
 
 # Listings of paths known absent at a commit, remembered in memory.
 ABSENT_LISTINGS_REMEMBERED = 10_000
@@ -59,24 +58,13 @@ class CachingRepoStore:
         self.offline = offline
         self.revision_ttl = revision_ttl
         self.revisions = RevisionResolver(metadata, self._fetch_info, revision_ttl)
-        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        # One upstream request per key however many clients ask at once.
+        self._fetching_documents: SingleFlight[str, Any] = SingleFlight()
+        self._fetching_entries: SingleFlight[str, FileRecord] = SingleFlight()
+        self._fetching_sources: SingleFlight[str, UpstreamFile] = SingleFlight()
         self._sources: dict[str, UpstreamFile] = {}
         self._refs_checked: dict[str, float] = {}
         self._absent_listings: LruMap[str, bool] = LruMap(ABSENT_LISTINGS_REMEMBERED)
-
-    async def _single_flight(self, key: str, make: Callable[[], Awaitable[Result]]) -> Result:
-        """Run `make()` once for concurrent callers of the same `key`."""
-        task = self._in_flight.get(key)
-        if task is None:
-
-            async def run() -> Result:
-                return await make()
-
-            task = asyncio.create_task(run())
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        result: Result = await asyncio.shield(task)
-        return result
 
     async def _cached_document(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """An immutable document: from the database, or fetched once and stored."""
@@ -89,7 +77,7 @@ class CachingRepoStore:
             await self.metadata.put_document(key, json.dumps(document).encode())
             return document
 
-        return await self._single_flight(key, fetch_and_store)
+        return await self._fetching_documents.run(key, fetch_and_store)
 
     # Repo info and revisions ----------------------------------------------------------
 
@@ -201,7 +189,7 @@ class CachingRepoStore:
             return document
 
         try:
-            return Answer(await self._single_flight(key, fetch))
+            return Answer(await self._fetching_documents.run(key, fetch))
         except Exception as error:
             body = await self.metadata.get_document(key)
             if not is_upstream_failure(error) or body is None:
@@ -238,7 +226,7 @@ class CachingRepoStore:
         commit = resolved.commit
         record = await self.metadata.get_entry(ref, commit, path)
         if record is None:
-            record = await self._single_flight(
+            record = await self._fetching_entries.run(
                 f"entry:{ref}@{commit}/{path}", lambda: self._fetch_entry(ref, commit, path)
             )
         if record is MISSING:
@@ -255,12 +243,12 @@ class CachingRepoStore:
             return MISSING
         record = FileRecord(source.size, source.git_oid, source.sha256)
         await self.metadata.put_entry(ref, commit, path, record)
-        self._sources[str(_blob_of(record))] = source
+        self._sources[str(record.blob)] = source
         return record
 
     async def _source(self, entry: FileEntry, *, refresh: bool) -> UpstreamFile:
         """Where to fetch the entry's bytes: a fresh (signed) URL from a `/resolve/` HEAD."""
-        blob = str(_blob_of(entry))
+        blob = str(entry.blob)
         source = self._sources.get(blob)
         if source is not None and source.url_is_fresh() and not refresh:
             return source
@@ -270,13 +258,13 @@ class CachingRepoStore:
             self._sources[blob] = fresh
             return fresh
 
-        return await self._single_flight(f"source:{blob}", fetch)
+        return await self._fetching_sources.run(blob, fetch)
 
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
-        return await self.blobs.cached_fraction(_blob_of(entry), start, end)
+        return await self.blobs.cached_fraction(entry.blob, start, end)
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
-        return await self.blobs.redirect_url(_blob_of(entry))
+        return await self.blobs.redirect_url(entry.blob)
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
@@ -294,9 +282,7 @@ class CachingRepoStore:
             ):
                 yield piece
 
-        return self.blobs.read(
-            _blob_of(entry), entry.size, start, end, None if self.offline else fetch
-        )
+        return self.blobs.read(entry.blob, entry.size, start, end, None if self.offline else fetch)
 
 
 def _check_identity(ref: RepoRef, document: Any) -> None:
@@ -305,10 +291,3 @@ def _check_identity(ref: RepoRef, document: Any) -> None:
     answered = document.get("id") if isinstance(document, dict) else None
     if isinstance(answered, str) and canonical_name(answered) != canonical_name(ref.repo_id):
         raise RepoMoved(ref.repo_type, answered)
-
-
-def _blob_of(record: FileRecord | FileEntry) -> BlobId:
-    if record.sha256 is not None:
-        return BlobId("sha256", record.sha256)
-    assert record.git_oid is not None
-    return BlobId("gitsha1", record.git_oid)

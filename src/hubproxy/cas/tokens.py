@@ -2,7 +2,7 @@
 
 An access token names a repo, a revision, a scope (`read` or `write`), an expiry and the id of
 the hubproxy token it was minted for ("" for an anonymous reader), signed with the data dir's
-key (`HubRepos.signing_key`). The CAS trusts what a valid token says but re-authorizes its
+key (`signing.Signer.key`). The CAS trusts what a valid token says but re-authorizes its
 minter on every use (`auth.authz.authorize_xet`), so revoking the hubproxy token, disabling
 its user or removing its role stops every Xet token minted from it.
 

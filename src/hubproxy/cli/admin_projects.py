@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from hubproxy.auth import accounts
-from hubproxy.auth.accounts import Robot
+from hubproxy.auth.accounts import AccountNotFound, Robot
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.roles import ACTIONS, ROLES
 from hubproxy.cli.admin_api import admin_path, is_remote, project_from_api
@@ -162,7 +162,7 @@ def robot_revoke(
                 None,
             )
             if project is None:
-                raise fail(f"no robot {name!r}", 3)
+                raise fail(f"no robot {name!r}", AccountNotFound.exit_code)
         api_path = remote_path(context, project, "robots", name)
         assert api_path is not None
         robot = _robot_from_api(remote(context, "DELETE", api_path))

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import typer
 
-from hubproxy.auth.accounts import AccountError
+from hubproxy.auth.accounts import AccountError, exit_code_for_status
 from hubproxy.auth.audit import AuditRecord, open_audit_database, write_records
 from hubproxy.cli.common import (
     describe_http_error,
@@ -55,7 +55,6 @@ def admin_context(context: typer.Context) -> AdminContext:
     return found
 
 
-_EXIT_BY_STATUS = {400: 2, 404: 3, 409: 4}
 # What to do about a refusal, after the server's own message.
 _REFUSAL_HINTS = {
     401: "give a valid hubproxy token with --token or HF_TOKEN",
@@ -79,7 +78,7 @@ def remote(context: typer.Context, method: str, path: str, body: Any = None) -> 
         hint = _REFUSAL_HINTS.get(response.status_code)
         raise fail(
             f"{response.status_code}: {message}" + (f" ({hint})" if hint else ""),
-            _EXIT_BY_STATUS.get(response.status_code, 1),
+            exit_code_for_status(response.status_code),
         )
     try:
         return response.json()

@@ -108,10 +108,10 @@ def serve(context: typer.Context, **options: Any) -> None:
 
     import uvicorn
 
+    from hubproxy.allocator import tune_allocator
     from hubproxy.app import create_app
     from hubproxy.cli.serving import CannotListen, listen, run_on_socket
     from hubproxy.logs import configure_logging
-    from hubproxy.memory import tune_allocator
 
     # Bound before the app starts, so a busy port fails here, in one line, not after "ready".
     try:

@@ -208,9 +208,14 @@ def canonical_cache_ids(database: sqlite_utils.Database) -> None:
             connection.execute("DELETE FROM documents WHERE key = ?", (key,))
 
 
-def reserved_step_8(database: sqlite_utils.Database) -> None:
-    """Stands in for step 8, written on another branch at the same time as step 9; replaced by
-    that step when the branches merge (it changes nothing)."""
+def blob_provenance(database: sqlite_utils.Database) -> None:
+    """Whether every stored chunk of a blob came from upstream (`from_upstream`): only those
+    blobs are served through proxied entries from the store. Before this step a blob held for
+    a hosted repo may have been uploaded only, so held blobs start as not from upstream (a
+    proxied read proves them once against upstream, online); every other stored blob was
+    filled from upstream (or imported from a bundle of a cache) and keeps being served."""
+    database.table("blobs").add_column("from_upstream", int, not_null_default=1)
+    database.conn.execute("UPDATE blobs SET from_upstream = 0 WHERE held = 1")
 
 
 # 9: the Xet CAS (`hubproxy.cas`). Verified xorbs and the index of their chunks; files
@@ -259,8 +264,8 @@ STEPS: tuple[Step, ...] = (
     create_schema_history,
     # 7: cached repos under their canonical ids.
     canonical_cache_ids,
-    # 8: see `reserved_step_8`.
-    reserved_step_8,
+    # 8: which stored blobs came from upstream.
+    blob_provenance,
     # 9: the Xet CAS.
     XET_CAS,
 )

@@ -13,19 +13,12 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from hubproxy.auth.accounts import (
-    AccountConflict,
-    AccountError,
-    AccountNotFound,
-    AccountsSnapshot,
-    Project,
-)
+from hubproxy.auth.accounts import AccountError, AccountsSnapshot, Project
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.principal import Principal
-from hubproxy.errors import BadRequest, Conflict, NotFound
 from hubproxy.hf_api.context import Services, public_base_url
 from hubproxy.hf_api.routing import RouteMatch
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.naming import RepoRef
 from hubproxy.settings import Settings
 from hubproxy.stores import RepoStore
@@ -66,7 +59,7 @@ class Call:
         return self.services.settings
 
     @property
-    def hub(self) -> Hub:
+    def hub(self) -> HostedRepoWriter:
         return self.services.hub
 
     @property
@@ -98,9 +91,5 @@ class Call:
     ) -> Result:
         try:
             return await self.services.authenticator.apply(call, reload=reload)
-        except AccountNotFound as error:
-            raise NotFound(str(error)) from None
-        except AccountConflict as error:
-            raise Conflict(str(error)) from None
         except AccountError as error:
-            raise BadRequest(str(error)) from None
+            raise error.as_hub_error() from None

@@ -59,7 +59,7 @@ def cas_url(request: Request) -> str:
 
 
 async def _signing_key(request: Request) -> bytes:
-    return await services(request).hub.repos.signing_key()
+    return await services(request).signer.key()
 
 
 def _hash(value: str, what: str = "hash") -> str:

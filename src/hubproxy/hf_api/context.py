@@ -9,9 +9,10 @@ from starlette.requests import Request
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cas.store import XetStore
-from hubproxy.hub.service import Hub
+from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
+from hubproxy.signing import Signer
 from hubproxy.stores import RepoStore
 
 
@@ -23,13 +24,15 @@ class Services:
     # Repos of hosted projects.
     hosted: HostedRepoStore
     # Changes to hosted repos.
-    hub: Hub
+    hub: HostedRepoWriter
     authenticator: Authenticator
     audit: AuditSink
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.
     check_ready: Callable[[], Awaitable[dict[str, str]]]
     # The Xet CAS of hosted repos.
     xet: XetStore
+    # Signatures with the data dir's key (upload links, Xet access tokens).
+    signer: Signer
 
 
 def services(request: Request) -> Services:

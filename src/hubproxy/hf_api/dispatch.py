@@ -17,7 +17,6 @@ from starlette.types import Receive, Scope, Send
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import (
-    AuthenticationRequired,
     Decision,
     Refused,
     as_seen_by,
@@ -29,6 +28,7 @@ from hubproxy.auth.authz import (
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import ACTIONS, PLATFORM_ACTIONS, Action, PlatformAction
 from hubproxy.errors import (
+    AuthenticationRequired,
     Forbidden,
     HubError,
     MethodNotAllowed,

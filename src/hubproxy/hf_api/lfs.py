@@ -1,10 +1,9 @@
 """Git LFS for hosted repos (hf-protocol.md §6.3): batch, signed upload links, verify.
 
 huggingface_hub sends the object bytes with a plain PUT to the `href` of the batch answer,
-with no Authorization header, so the link authorizes itself: it names the repo, object, size,
-expiry, uploader and the id of the token that asked for it, and carries an HMAC over all of
-them and the repo's incarnation (its creation time) made with the data dir's key. When the link
-is used, that token is authorized again (`auth.authz.authorize_upload_link`): a link minted
+with no Authorization header, so the link authorizes itself (`hub/upload_links.py` signs and
+checks it). When the link is used, the token that asked for it is authorized again
+(`auth.authz.authorize_upload_link`): a link minted
 before its member was removed, its token revoked, its user disabled or its repo deleted and
 created again is refused. Objects above `max_upload_bytes` get a per-object error in the batch
 answer and a 413 on the PUT, checked against Content-Length and, while streaming, against the
@@ -24,10 +23,10 @@ from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.hosted import MAX_LISTING_BYTES
 from hubproxy.hf_api.parameters import parse_whole_number
+from hubproxy.hub.upload_links import UPLOAD_LINK_SECONDS, UploadLink
 from hubproxy.naming import RepoRef
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
-UPLOAD_LINK_SECONDS = 24 * 3600
 MAX_OBJECTS = 1000
 
 
@@ -65,22 +64,13 @@ async def _object_answer(call: Call, ref: RepoRef, item: Any) -> dict[str, Any]:
         return _object_error(oid, size, error.message)
     if not needed:
         return {"oid": oid, "size": size}  # already here: no actions, nothing to send
-    expires = int(time.time()) + UPLOAD_LINK_SECONDS
     who = call.principal
     actor = f"{who.kind}:{who.name}"
     # The dispatcher required write, so there is a token: the one re-authorized at PUT time.
     token_id = who.token_id or ""
-    signature = await call.hub.upload_signature(ref, oid, size, expires, actor, token_id)
+    link = await call.hub.upload_links.mint(ref, oid, size, actor, token_id)
     base = call.base_url
-    query = urlencode(
-        {
-            "size": size,
-            "expires": expires,
-            "by": actor,
-            "token": token_id,
-            "signature": signature,
-        }
-    )
+    query = urlencode(link.query())
     plural = PLURAL_BY_REPO_TYPE[ref.repo_type]
     prefix = URL_PREFIX_BY_REPO_TYPE[ref.repo_type]
     return {
@@ -128,7 +118,8 @@ async def upload(call: Call) -> Response:
         too_large = _too_large(call, announced)
         if too_large is not None:
             raise UploadTooLarge(too_large)
-    await call.hub.check_upload_signature(ref, oid, size, expires, actor, token_id, signature)
+    link = UploadLink(oid, size, expires, actor, token_id, signature)
+    await call.hub.upload_links.check(ref, link)
     # The uploader the signed link names (the PUT itself carries no token).
     kind, _, name = actor.partition(":")
     record = call.record

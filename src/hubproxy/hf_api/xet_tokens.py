@@ -35,7 +35,7 @@ async def _token(call: Call, scope: Scope) -> Response:
     await found.hub.repos.resolve(call.repo, call.revision)
     expires = int(time.time()) + TOKEN_SECONDS
     grant = XetGrant(call.repo, call.revision, scope, expires, call.principal.token_id or "")
-    token = mint_token(await found.hub.repos.signing_key(), grant)
+    token = mint_token(await found.signer.key(), grant)
     url = cas_url(call.request)
     headers = {
         HEADER_CAS_URL: url,

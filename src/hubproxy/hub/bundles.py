@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubproxy.constants import COMMIT_SHA_PATTERN, SHA256_PATTERN
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id, lfs_pointer
+from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid, lfs_pointer
 from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos, tree_ids_of
 from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
 
@@ -114,7 +114,7 @@ def _files_of(item: Mapping[str, Any], where: str) -> dict[str, HubFile]:
         if sha256 is not None:
             if not SHA256_PATTERN.match(str(sha256)):
                 raise HostedBundleError(f"{where}: bad sha256 for {path}")
-            if blob_id(lfs_pointer(sha256, size)) != git_oid:
+            if git_blob_oid(lfs_pointer(sha256, size)) != git_oid:
                 raise HostedBundleError(f"{where}: {path} does not match its LFS pointer")
         files[path] = HubFile(size, git_oid, sha256)
     return files

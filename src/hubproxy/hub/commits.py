@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.constants import SHA256_PATTERN
 from hubproxy.errors import BadRequest, EntryNotFound
-from hubproxy.hub.gitobjects import blob_id, directories, lfs_pointer
+from hubproxy.hub.gitobjects import directories, git_blob_oid, lfs_pointer
 from hubproxy.hub.repos import HubFile
 from hubproxy.json_input import parse_json
 from hubproxy.naming import path_in_repo
@@ -109,8 +110,8 @@ async def _operation(key: str, value: dict[str, Any], store: StoreContent) -> Op
         except binascii.Error:
             raise BadRequest(f"The content of {path} is not valid base64") from None
         # Stored at once, so that a commit holds at most one line's content in memory.
-        git_oid = blob_id(content)
-        await store(f"gitsha1:{git_oid}", content)
+        git_oid = git_blob_oid(content)
+        await store(str(BlobId("gitsha1", git_oid)), content)
         return AddFile(path, len(content), git_oid)
     if key == "lfsFile":
         sha256 = _text(value, "oid")
@@ -183,7 +184,7 @@ def apply_operations(
         elif isinstance(operation, AddLfsFile):
             size = lfs_sizes[operation.sha256]
             pointer = lfs_pointer(operation.sha256, size)
-            files[operation.path] = HubFile(size, blob_id(pointer), operation.sha256)
+            files[operation.path] = HubFile(size, git_blob_oid(pointer), operation.sha256)
         elif isinstance(operation, DeleteFile):
             if files.pop(operation.path, None) is None:
                 raise EntryNotFound(f"A file with this name doesn't exist: {operation.path}")

@@ -21,7 +21,7 @@ def object_id(kind: str, content: bytes) -> str:
     return hashlib.sha1(header + content, usedforsecurity=False).hexdigest()
 
 
-def blob_id(content: bytes) -> str:
+def git_blob_oid(content: bytes) -> str:
     """`git hash-object` of a file's bytes."""
     return object_id("blob", content)
 

@@ -7,20 +7,19 @@ only by compare-and-swap on the commit they pointed at.
 """
 
 import functools
-import secrets
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hubproxy.blob_ids import BlobId, blob_id_sql
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.db import Database
 from hubproxy.errors import Conflict, PreconditionFailed, RepoNotFound, RevisionNotFound
 from hubproxy.hub.gitobjects import directories, tree_ids
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
 
-SIGNING_KEY = "hub_signing_key"
 SNAPSHOTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
 DEFAULT_BRANCH = "main"
@@ -37,7 +36,7 @@ class HubFile:
     @property
     def blob_id(self) -> str:
         """Where its content is stored (`stores.ContentStore`)."""
-        return f"sha256:{self.sha256}" if self.sha256 else f"gitsha1:{self.git_oid}"
+        return str(BlobId.of_file(self.sha256, self.git_oid))
 
 
 def tree_ids_of(files: Mapping[str, HubFile]) -> dict[str, str]:
@@ -142,9 +141,8 @@ def needed_blobs(connection: sqlite3.Connection) -> set[str]:
     """Every blob id a hosted repo's file or uploaded LFS object refers to (what `cache gc`
     must keep holding)."""
     rows = connection.execute(
-        "SELECT DISTINCT CASE WHEN sha256 IS NOT NULL THEN 'sha256:' || sha256"
-        " ELSE 'gitsha1:' || git_oid END FROM hub_files"
-        " UNION SELECT 'sha256:' || sha256 FROM hub_lfs_objects"
+        f"SELECT DISTINCT {blob_id_sql('sha256', 'git_oid')} FROM hub_files"  # noqa: S608
+        f" UNION SELECT {blob_id_sql('sha256', 'NULL')} FROM hub_lfs_objects"
     )
     return {row[0] for row in rows}
 
@@ -154,8 +152,7 @@ class HubRepos:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._snapshots: OrderedDict[tuple[str, str, str], Snapshot] = OrderedDict()
-        self._signing_key: bytes | None = None
+        self._snapshots: LruMap[tuple[str, str, str], Snapshot] = LruMap(SNAPSHOTS_IN_MEMORY)
 
     # Repos ----------------------------------------------------------------------------
 
@@ -252,8 +249,7 @@ class HubRepos:
 
         if not await self.database.run(store):
             raise RepoNotFound()
-        for key in [key for key in self._snapshots if key[:2] == _key(ref)]:
-            del self._snapshots[key]
+        self._snapshots.pop_where(lambda key: key[:2] == _key(ref))
 
     # Revisions and refs ----------------------------------------------------------------
 
@@ -405,7 +401,6 @@ class HubRepos:
         key = (*_key(ref), commit)
         cached = self._snapshots.get(key)
         if cached is not None:
-            self._snapshots.move_to_end(key)
             return cached
 
         def load(connection: sqlite3.Connection) -> dict[str, HubFile]:
@@ -419,9 +414,7 @@ class HubRepos:
             }
 
         snapshot = Snapshot(await self.database.run(load))
-        self._snapshots[key] = snapshot
-        if len(self._snapshots) > SNAPSHOTS_IN_MEMORY:
-            self._snapshots.popitem(last=False)
+        self._snapshots.put(key, snapshot)
         return snapshot
 
     async def files(self, ref: RepoRef, commit: str) -> dict[str, HubFile]:
@@ -484,20 +477,3 @@ class HubRepos:
             return None if row is None else int(row["size"])
 
         return await self.database.run(load)
-
-    # The key upload links are signed with ------------------------------------------------
-
-    async def signing_key(self) -> bytes:
-        """A per-data-dir secret, made on first use (and never changed: links stay valid
-        across restarts)."""
-
-        def load(connection: sqlite3.Connection) -> str:
-            connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES (?, ?)", (SIGNING_KEY, secrets.token_hex(32))
-            )
-            row = connection.execute("SELECT value FROM meta WHERE key = ?", (SIGNING_KEY,))
-            return str(row.fetchone()["value"])
-
-        if self._signing_key is None:
-            self._signing_key = bytes.fromhex(await self.database.run(load))
-        return self._signing_key

@@ -1,4 +1,4 @@
-"""`Hub`: the write side of hosted repos — repos, commits, branches, tags, LFS uploads.
+"""`HostedRepoWriter`: the write side of hosted repos — repos, commits, branches, tags, LFS uploads.
 
 Authorization has happened before any method here runs. Every change is atomic: content is
 stored and verified first, then one database transaction makes the commit (or ref) visible,
@@ -9,16 +9,15 @@ compare-and-swap.
 
 import asyncio
 import hashlib
-import hmac
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from hubproxy.blob_ids import BlobId
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
-    Forbidden,
     HubError,
     PreconditionFailed,
     RevisionNotFound,
@@ -31,7 +30,7 @@ from hubproxy.hub.commits import (
     apply_operations,
     read_operations,
 )
-from hubproxy.hub.gitobjects import Signature, blob_id, commit_id
+from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
 from hubproxy.hub.repos import (
     BRANCH,
     DEFAULT_BRANCH,
@@ -41,8 +40,10 @@ from hubproxy.hub.repos import (
     HubRepos,
     tree_ids_of,
 )
+from hubproxy.hub.upload_links import UploadLinks
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef, revision
+from hubproxy.signing import Signer
 from hubproxy.stores import ContentStore, ContentUpload
 
 INITIAL_COMMIT_TITLE = "initial commit"
@@ -58,6 +59,11 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def _lfs_blob(sha256: str) -> str:
+    """The blob id of an LFS object's content."""
+    return str(BlobId("sha256", sha256))
 
 
 def _author(name: str) -> Signature:
@@ -96,13 +102,16 @@ def ref_name(value: str, kind: str) -> str:
 _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
-class Hub:
+class HostedRepoWriter:
     """Changes to hosted repos."""
 
-    def __init__(self, repos: HubRepos, content: ContentStore, *, lfs_threshold: int) -> None:
+    def __init__(
+        self, repos: HubRepos, content: ContentStore, signer: Signer, *, lfs_threshold: int
+    ) -> None:
         self.repos = repos
         self.content = content
         self.lfs_threshold = lfs_threshold
+        self.upload_links = UploadLinks(repos, signer)
         self._locks: defaultdict[RepoRef, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # Repos ----------------------------------------------------------------------------
@@ -110,8 +119,8 @@ class Hub:
     async def create_repo(self, ref: RepoRef, *, private: bool, creator: str) -> None:
         """A repo whose `main` holds one commit with the default `.gitattributes`."""
         attributes = GITATTRIBUTES.encode()
-        await self.content.store_bytes(f"gitsha1:{blob_id(attributes)}", attributes)
-        files = {".gitattributes": HubFile(len(attributes), blob_id(attributes))}
+        await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(attributes))), attributes)
+        files = {".gitattributes": HubFile(len(attributes), git_blob_oid(attributes))}
         initial = _new_commit(files, [], creator, INITIAL_COMMIT_TITLE, INITIAL_COMMIT_TITLE)
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
@@ -198,7 +207,7 @@ class Hub:
             if not isinstance(operation, AddLfsFile):
                 continue
             size = await self.repos.lfs_object_size(ref, operation.sha256)
-            if size is None or not await self.content.holds(f"sha256:{operation.sha256}", size):
+            if size is None or not await self.content.holds(_lfs_blob(operation.sha256), size):
                 raise UploadRejected(
                     f"LFS object {operation.sha256} of {operation.path} was not uploaded to "
                     f"{ref.repo_id}: upload it first"
@@ -243,55 +252,14 @@ class Hub:
         known = await self.repos.lfs_object_size(ref, sha256)
         if known is not None and known != size:
             raise UploadRejected(f"LFS object {sha256} was uploaded with {known} bytes, not {size}")
-        return known is None or not await self.content.holds(f"sha256:{sha256}", size)
-
-    async def upload_signature(
-        self, ref: RepoRef, sha256: str, size: int, expires: int, actor: str, token_id: str
-    ) -> str:
-        """What lets an upload link be used without a token until `expires`: an HMAC over
-        everything the link says (the actor is recorded as the uploader; the token that minted
-        it is re-authorized when the link is used) and over the repo's incarnation, its
-        creation time, so that a repo deleted and created again refuses older links."""
-        record = await self.repos.repo(ref)
-        message = "\n".join(
-            (
-                ref.repo_type,
-                ref.repo_id,
-                repr(record.created),
-                sha256,
-                str(size),
-                str(expires),
-                actor,
-                token_id,
-            )
-        )
-        key = await self.repos.signing_key()
-        return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
-
-    async def check_upload_signature(
-        self,
-        ref: RepoRef,
-        sha256: str,
-        size: int,
-        expires: int,
-        actor: str,
-        token_id: str,
-        signature: str,
-    ) -> None:
-        """`Forbidden` unless the link was signed here, for this incarnation of the repo, and
-        has not expired (who minted it is checked by `auth.authz.authorize_upload_link`)."""
-        expected = await self.upload_signature(ref, sha256, size, expires, actor, token_id)
-        if not hmac.compare_digest(expected, signature):
-            raise Forbidden("This upload link is invalid")
-        if expires < time.time():
-            raise Forbidden("This upload link has expired: ask for a new one")
+        return known is None or not await self.content.holds(_lfs_blob(sha256), size)
 
     async def receive_lfs_object(
         self, ref: RepoRef, sha256: str, size: int, body: AsyncIterator[bytes]
     ) -> None:
         """Stage the uploaded bytes, check length and sha256, then store and link them."""
         await self.repos.repo(ref)
-        upload = await self.content.open_upload(f"sha256:{sha256}", size)
+        upload = await self.content.open_upload(_lfs_blob(sha256), size)
         try:
             received, digest = await _receive(body, upload, size)
             if received != size:

@@ -199,12 +199,7 @@ class HostedRepoStore:
         return "hosted"
 
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
-        return self.content.read(_blob_id(entry), entry.size, start, end)
+        return self.content.read(str(entry.blob), entry.size, start, end)
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
-        return await self.content.redirect_url(_blob_id(entry))
-
-
-def _blob_id(entry: FileEntry) -> str:
-    assert entry.git_oid is not None
-    return HubFile(entry.size, entry.git_oid, entry.sha256).blob_id
+        return await self.content.redirect_url(str(entry.blob))

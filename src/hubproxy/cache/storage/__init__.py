@@ -13,6 +13,7 @@ from hubproxy.cache.storage.base import (
     StorageBackend,
     StorageError,
     StorageFull,
+    from_os_error,
 )
 from hubproxy.cache.storage.local import LocalBackend
 from hubproxy.cache.storage.memory import MemoryBackend
@@ -58,5 +59,6 @@ __all__ = [
     "StorageBackend",
     "StorageError",
     "StorageFull",
+    "from_os_error",
     "open_storage",
 ]

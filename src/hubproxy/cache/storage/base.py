@@ -15,14 +15,21 @@ Contract, checked for every backend by `tests/storage/test_conformance.py`:
 - `delete` of an absent key is not an error.
 """
 
+import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hubproxy.errors import HubError, InsufficientStorage, StorageUnavailable
+
 
 class StorageError(Exception):
     """The backend failed in a way that is neither "not found" nor "full"."""
+
+    def as_hub_error(self) -> HubError:
+        """What a client is told (the details are for the log, not for it)."""
+        return StorageUnavailable()
 
 
 class ObjectNotFound(StorageError):
@@ -31,6 +38,18 @@ class ObjectNotFound(StorageError):
 
 class StorageFull(StorageError):
     """The backend has no room for the write (ENOSPC, quota)."""
+
+    def as_hub_error(self) -> HubError:
+        return InsufficientStorage()
+
+
+def from_os_error(error: OSError, what: str) -> StorageError:
+    """The storage error a failed file operation on `what` (a key or a path) is."""
+    if isinstance(error, FileNotFoundError):
+        return ObjectNotFound(what)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left writing {what}")
+    return StorageError(f"{type(error).__name__} on {what}: {error.strerror}")
 
 
 class InvalidKey(StorageError):

@@ -21,21 +21,11 @@ from typing import BinaryIO, cast
 
 from hubproxy.cache.storage.base import (
     ObjectInfo,
-    ObjectNotFound,
-    StorageError,
-    StorageFull,
+    from_os_error,
 )
 
 TEMP_MARKER = ".tmp-"
 READ_PIECE_SIZE = 4 * 1024 * 1024
-
-
-def _translate(error: OSError, key: str) -> StorageError:
-    if isinstance(error, FileNotFoundError):
-        return ObjectNotFound(key)
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"no space left writing {key}")
-    return StorageError(f"{type(error).__name__} on {key}: {error.strerror}")
 
 
 def _sync_directory(directory: Path) -> None:
@@ -71,7 +61,7 @@ class LocalWriter:
         try:
             await asyncio.to_thread(handle.write, data)
         except OSError as error:
-            raise _translate(error, self._key) from error
+            raise from_os_error(error, self._key) from error
 
     def _commit(self) -> ObjectInfo:
         handle = self._handle
@@ -87,7 +77,7 @@ class LocalWriter:
         except OSError as error:
             handle.close()
             self._temp_path.unlink(missing_ok=True)
-            raise _translate(error, self._key) from error
+            raise from_os_error(error, self._key) from error
         return _info(self._key, self._final_path)
 
     async def commit(self) -> ObjectInfo:
@@ -121,7 +111,7 @@ class LocalBackend:
         try:
             return await asyncio.to_thread(_info, key, self._path(key))
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
 
     def _read_if_cached(self, descriptor: int, want: int, position: int) -> bytes | None:
         """Read without blocking if the bytes are in the page cache (`RWF_NOWAIT`), else None.
@@ -151,7 +141,7 @@ class LocalBackend:
         try:
             descriptor = await asyncio.to_thread(os.open, self._path(key), os.O_RDONLY)
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
         try:
             position = start
             while end is None or position < end:
@@ -168,7 +158,7 @@ class LocalBackend:
                 position += len(piece)
                 yield piece
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
         finally:
             os.close(descriptor)
 
@@ -183,13 +173,13 @@ class LocalBackend:
         try:
             return await asyncio.to_thread(self._open_writer, key)
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
 
     async def delete(self, key: str) -> None:
         try:
             await asyncio.to_thread(self._path(key).unlink, True)
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
 
     def _list(self, prefix: str) -> list[str]:
         # Walk from the deepest directory the prefix names, then filter by the full prefix.
@@ -238,7 +228,7 @@ class LocalBackend:
         try:
             return await asyncio.to_thread(self._import_file, key, path)
         except OSError as error:
-            raise _translate(error, key) from error
+            raise from_os_error(error, key) from error
 
     def _remove_incomplete(self) -> int:
         removed = 0
