@@ -97,6 +97,10 @@ class RepoStore(Protocol):
     async def redirect_url(self, entry: FileEntry) -> str | None:
         """A URL the client may download the whole file from instead, or None."""
 
+    def refuses_resume(self, entry: FileEntry) -> bool:
+        """Whether a read from an offset to the end of the file must be answered with the
+        whole file instead (the client's earlier bytes may be corrupt)."""
+
 
 class ContentUpload(Protocol):
     """Content arriving for a held blob: written as it comes, made visible by `commit`."""

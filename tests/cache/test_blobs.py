@@ -91,7 +91,17 @@ async def test_content_not_matching_its_hash_is_deleted(harness: Harness) -> Non
     wrong = CONTENT[:-1] + b"X"
     upstream = ScriptedUpstream(wrong)
     blob = sha256_blob(CONTENT)  # named for the real content, served something else
-    await collect(cache.read(blob, len(CONTENT), 0, len(CONTENT), upstream.fetch))
+    # The whole read breaks before its last piece: the reader never gets the file whole.
+    received = bytearray()
+
+    async def read_all() -> None:
+        async for piece in cache.read(blob, len(CONTENT), 0, len(CONTENT), upstream.fetch):
+            received.extend(piece)
+
+    with pytest.raises(IntegrityError):
+        await read_all()
+    assert len(received) < len(CONTENT)
+    assert cache.refuses_resume(blob)
     await harness.settle(lambda: cache.states.known(blob) is None)
     assert harness.stored_chunks(blob) == []
     assert await harness.metadata.get_blob(str(blob)) is None

@@ -50,6 +50,7 @@ from hubproxy.errors import (
     StorageUnavailable,
     UpstreamUnavailable,
 )
+from hubproxy.lru import LruMap
 from hubproxy.metrics import (
     CACHE_BLOBS,
     CACHE_PINNED_BYTES,
@@ -59,9 +60,16 @@ from hubproxy.metrics import (
     FILLS_IN_FLIGHT,
     REDIRECTS,
     SERVED_BYTES,
+    VERIFICATION_FAILURES,
 )
 
 logger = logging.getLogger(__name__)
+
+# Pieces at least this large are hashed in a worker thread, smaller ones on the event loop.
+HASH_IN_THREAD_BYTES = 1024 * 1024
+# How long resumes of a blob whose whole read failed verification are answered whole.
+RESUME_REFUSED_SECONDS = 600.0
+FAILED_READS_REMEMBERED = 1024
 
 
 class BlobCache:
@@ -90,6 +98,8 @@ class BlobCache:
         self.states = BlobStates(storage, metadata, chunk_size)
         self.verifier = Verifier(self.states, redirect_ttl)
         self.evictor = Evictor(self.states, max_bytes)
+        # Blobs whose whole read failed verification lately -> when (`refuses_resume`).
+        self._failed_whole_reads: LruMap[BlobId, float] = LruMap(FAILED_READS_REMEMBERED)
 
     @property
     def stored_bytes(self) -> int:
@@ -167,6 +177,19 @@ class BlobCache:
             async for piece in self._pass_through(state, start, end, fetch):
                 yield piece
             return
+        pieces = self._pieces(state, start, end, fetch, held=held)
+        if start == 0 and end >= state.size and not state.verified and not held:
+            pieces = self._held_back_until_verified(state, pieces)
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+
+    async def _pieces(
+        self, state: BlobState, start: int, end: int, fetch: RangeFetcher | None, *, held: bool
+    ) -> AsyncIterator[bytes]:
+        """`[start, end)` of the blob, chunk after chunk, filling what is missing."""
         state.readers += 1
         try:
             self.evictor.touch(state)
@@ -194,6 +217,53 @@ class BlobCache:
                     yield piece
         finally:
             state.readers -= 1
+
+    async def _held_back_until_verified(
+        self, state: BlobState, pieces: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """`pieces` (the whole blob, not yet verified), the last one held back until all of them
+        hash to the blob's name. On a mismatch the stored copy is dropped and `IntegrityError`
+        raised: the response breaks short of its Content-Length, so the first client of a
+        corrupt upstream file never receives it as a whole one, and its resume is answered with
+        the whole file again (`refuses_resume`)."""
+        hasher = state.blob.hasher(state.size)
+        held_back: bytes | None = None
+        async for piece in pieces:
+            if len(piece) >= HASH_IN_THREAD_BYTES:
+                await asyncio.to_thread(hasher.update, piece)
+            else:
+                hasher.update(piece)
+            if held_back is not None:
+                yield held_back
+            held_back = piece
+        if hasher.hexdigest() != state.blob.digest:
+            logger.error("content of %s does not match its hash: response broken", state.blob)
+            VERIFICATION_FAILURES.inc()
+            self._failed_whole_reads.put(state.blob, time.monotonic())
+            await self._discard(state)
+            raise IntegrityError("The file's content does not match its hash: retry the download")
+        self._failed_whole_reads.pop(state.blob)
+        if held_back is not None:
+            yield held_back
+
+    async def _discard(self, state: BlobState) -> None:
+        """Stop every fill of the blob, then delete what is stored: a fill still committing
+        must not bring a chunk of it back."""
+        tasks = [fill.task for fill in state.fills.values() if fill.task is not None]
+        if state.job is not None:
+            tasks.append(state.job)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.states.remove(state)
+
+    def refuses_resume(self, blob: BlobId) -> bool:
+        """Whether a read to the end of `blob` from an offset should get the whole file
+        instead: a whole read of it failed verification lately, so a client resuming that
+        read holds corrupt bytes before the offset. huggingface_hub starts over when its
+        resume request is answered 200."""
+        failed = self._failed_whole_reads.get(blob)
+        return failed is not None and time.monotonic() - failed < RESUME_REFUSED_SECONDS
 
     async def _read_chunk(
         self,

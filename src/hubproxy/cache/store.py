@@ -266,6 +266,9 @@ class CachingRepoStore:
     async def redirect_url(self, entry: FileEntry) -> str | None:
         return await self.blobs.redirect_url(entry.blob)
 
+    def refuses_resume(self, entry: FileEntry) -> bool:
+        return self.blobs.refuses_resume(entry.blob)
+
     def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
             source = await self._source(entry, refresh=False)

@@ -62,6 +62,9 @@ async def resolve(call: Call) -> Response | StreamResponse:
                 f"Range not satisfiable for a file of {entry.size} bytes",
                 headers={**headers, "Content-Range": f"bytes */{entry.size}"},
             ) from None
+        resuming = byte_range is not None and byte_range.start > 0 and byte_range.end == entry.size
+        if resuming and store.refuses_resume(entry):
+            byte_range = None  # the client starts over on a 200 (`RepoStore.refuses_resume`)
         if byte_range is not None:
             status = 206
             start, end = byte_range.start, byte_range.end

@@ -203,3 +203,6 @@ class HostedRepoStore:
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
         return await self.content.redirect_url(str(entry.blob))
+
+    def refuses_resume(self, entry: FileEntry) -> bool:
+        return False  # held content is verified before it is stored
