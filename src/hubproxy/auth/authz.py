@@ -459,6 +459,38 @@ def may_revoke_token(principal: Principal, owner: str, token_id: str) -> Decisio
     return Decision(True, "own token" if owner == principal.name else "platform admin")
 
 
+def _reauthorize_minter(
+    token_id: str,
+    action: Action,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    now: float,
+    *,
+    what: str,
+    refusal: HubError,
+    require_auth: bool,
+) -> Decision:
+    """May whoever minted `what` with token `token_id` ("" for an anonymous caller) still
+    `action` on `repo_id`, as of now? The token not revoked or expired, its user not disabled
+    (its robot not revoked), and the role still there; every refusal answers `refusal`."""
+    principal = ANONYMOUS
+    if token_id:
+        token = snapshot.tokens_by_id.get(token_id)
+        if token is None:
+            return Decision(False, f"{what} of an unknown token", refusal)
+        try:
+            principal = principal_for(snapshot, token, now)
+        except TokenRefused as refused:
+            return Decision(
+                False, f"{what} minted by a token now refused: {refused.reason}", refusal
+            )
+    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
+    if not decision.allowed:
+        reason = f"{what}'s minter may no longer {action}: {decision.reason}"
+        return Decision(False, reason, refusal, decision.project)
+    return Decision(True, f"{what}'s minter may still {action}", project=decision.project)
+
+
 def authorize_upload_link(
     token_id: str,
     repo_id: str,
@@ -468,23 +500,21 @@ def authorize_upload_link(
     require_auth: bool = False,
 ) -> Decision:
     """May the upload link minted with token `token_id` still be used on `repo_id`? The link
-    carries no credentials of its own, so whoever minted it is authorized again, as of now:
-    the token not revoked or expired, its user not disabled (its robot not revoked), and still
-    allowed to write the repo. A refusal is a 403 whatever the reason (the link is the caller's
-    only credential, so "not found" would hide nothing)."""
-    token = snapshot.tokens_by_id.get(token_id)
-    if token is None:
-        return Decision(False, "upload link of an unknown token", Forbidden(_LINK_REFUSED))
-    try:
-        principal = principal_for(snapshot, token, now)
-    except TokenRefused as refused:
-        reason = f"upload link minted by a token now refused: {refused.reason}"
-        return Decision(False, reason, Forbidden(_LINK_REFUSED))
-    decision = authorize(principal, WRITE, repo_id, snapshot, require_auth=require_auth)
-    if not decision.allowed:
-        reason = f"upload link's minter may no longer write: {decision.reason}"
-        return Decision(False, reason, Forbidden(_LINK_REFUSED), decision.project)
-    return Decision(True, "upload link's minter may still write", project=decision.project)
+    carries no credentials of its own, so whoever minted it is authorized again, as of now.
+    A refusal is a 403 whatever the reason (the link is the caller's only credential, so "not
+    found" would hide nothing)."""
+    if not token_id:
+        return Decision(False, "upload link without a token", Forbidden(_LINK_REFUSED))
+    return _reauthorize_minter(
+        token_id,
+        WRITE,
+        repo_id,
+        snapshot,
+        now,
+        what="upload link",
+        refusal=Forbidden(_LINK_REFUSED),
+        require_auth=require_auth,
+    )
 
 
 _LINK_REFUSED = "This upload link is no longer valid: ask for a new one"
@@ -504,22 +534,16 @@ def authorize_xet(
     no credentials of its own: the minter is authorized again, as of now, so a revoked token,
     a disabled user or a lost role stops it. Refusals are 401 `Unauthorized` (hf_xet then asks
     for a new token, which the hub refuses with the real reason)."""
-    if token_id:
-        token = snapshot.tokens_by_id.get(token_id)
-        if token is None:
-            return Decision(False, "Xet token of an unknown token", Unauthorized(_XET_REFUSED))
-        try:
-            principal = principal_for(snapshot, token, now)
-        except TokenRefused as refused:
-            reason = f"Xet token minted by a token now refused: {refused.reason}"
-            return Decision(False, reason, Unauthorized(_XET_REFUSED))
-    else:
-        principal = ANONYMOUS
-    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
-    if not decision.allowed:
-        reason = f"Xet token's minter may no longer {action}: {decision.reason}"
-        return Decision(False, reason, Unauthorized(_XET_REFUSED), decision.project)
-    return Decision(True, f"Xet token's minter may still {action}", project=decision.project)
+    return _reauthorize_minter(
+        token_id,
+        action,
+        repo_id,
+        snapshot,
+        now,
+        what="Xet token",
+        refusal=Unauthorized(_XET_REFUSED),
+        require_auth=require_auth,
+    )
 
 
 _XET_REFUSED = "This Xet token is no longer valid: ask the hub for a new one"

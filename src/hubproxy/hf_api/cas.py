@@ -36,7 +36,7 @@ from hubproxy.hf_api.bodies import body_stream, bounded_body, declared_length
 from hubproxy.hf_api.context import public_base_url, services
 from hubproxy.hf_api.middleware import request_facts
 from hubproxy.hf_api.parameters import parse_whole_number
-from hubproxy.hf_api.ranges import MalformedRange, UnsatisfiableRange, parse_range
+from hubproxy.hf_api.ranges import MalformedRange, UnsatisfiableRange, parse_range, requested_range
 from hubproxy.hf_api.streaming import StreamResponse
 from hubproxy.metrics import HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef
@@ -173,16 +173,8 @@ async def reconstruction(request: Request) -> Response:
     file = await store.file(file_hash)
     if file is None or not await store.in_repo(grant.repo, file_hash):
         raise NotFound(f"No file {file_hash} in {grant.repo.repo_id}")
-    try:
-        wanted = parse_range(request.headers.get("range"), file.size)
-    except MalformedRange as error:
-        raise BadRequest(str(error)) from None
-    except UnsatisfiableRange:
-        # hf_xet reads a 416 as "nothing more to fetch".
-        raise RangeNotSatisfiable(
-            f"Range not satisfiable for a file of {file.size} bytes",
-            headers={"Content-Range": f"bytes */{file.size}"},
-        ) from None
+    # hf_xet reads a 416 as "nothing more to fetch".
+    wanted = requested_range(request.headers.get("range"), file.size)
     start, end = (wanted.start, wanted.end) if wanted is not None else (0, file.size)
     if start >= end:
         raise RangeNotSatisfiable(f"Range not satisfiable for a file of {file.size} bytes")

@@ -8,6 +8,7 @@ whole file (allowed by RFC 9110, and no Hub client asks for more than one).
 import re
 from dataclasses import dataclass
 
+from hubproxy.errors import BadRequest, RangeNotSatisfiable
 from hubproxy.numbers import saturating_whole_number
 
 # ASCII digits only: `\d` would also take other scripts' digits, which `int()` reads differently.
@@ -93,3 +94,19 @@ def if_range_allows(if_range: str | None, etag: str) -> bool:
         return True
     value = if_range.strip()
     return not value.startswith("W/") and value.strip('"') == etag
+
+
+def requested_range(
+    header: str | None, size: int, error_headers: dict[str, str] | None = None
+) -> ByteRange | None:
+    """`parse_range` with its failures as the HTTP errors clients expect: 400 for a malformed
+    header, 416 (with `Content-Range: bytes */size` and `error_headers`) for one past the end."""
+    try:
+        return parse_range(header, size)
+    except MalformedRange as error:
+        raise BadRequest(str(error)) from None
+    except UnsatisfiableRange:
+        raise RangeNotSatisfiable(
+            f"Range not satisfiable for a file of {size} bytes",
+            headers={**(error_headers or {}), "Content-Range": f"bytes */{size}"},
+        ) from None

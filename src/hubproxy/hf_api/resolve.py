@@ -14,14 +14,11 @@ from hubproxy.constants import (
     HEADER_REPO_COMMIT,
     HEADER_STALE,
 )
-from hubproxy.errors import BadRequest, RangeNotSatisfiable
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.middleware import request_facts
 from hubproxy.hf_api.ranges import (
-    MalformedRange,
-    UnsatisfiableRange,
     if_range_allows,
-    parse_range,
+    requested_range,
 )
 from hubproxy.hf_api.streaming import StreamResponse
 from hubproxy.hf_api.xet_links import xet_headers
@@ -53,15 +50,7 @@ async def resolve(call: Call) -> Response | StreamResponse:
     status = 200
     start, end = 0, entry.size
     if if_range_allows(request.headers.get("if-range"), entry.etag):
-        try:
-            byte_range = parse_range(request.headers.get("range"), entry.size)
-        except MalformedRange as error:
-            raise BadRequest(str(error)) from None
-        except UnsatisfiableRange:
-            raise RangeNotSatisfiable(
-                f"Range not satisfiable for a file of {entry.size} bytes",
-                headers={**headers, "Content-Range": f"bytes */{entry.size}"},
-            ) from None
+        byte_range = requested_range(request.headers.get("range"), entry.size, headers)
         resuming = byte_range is not None and byte_range.start > 0 and byte_range.end == entry.size
         if resuming and store.refuses_resume(entry):
             byte_range = None  # the client starts over on a 200 (`RepoStore.refuses_resume`)
