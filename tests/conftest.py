@@ -21,6 +21,14 @@ from tests.support.proxy import ProxyProcess, free_port
 
 PROXY_PORT = free_port()
 UPSTREAM_TOKEN = "hf_upstream_secret"
+# The suite's servers pick account changes made on the data dir up this fast (seconds), so a
+# test waits for a revocation no longer than it takes.
+TEST_ACCOUNTS_REFRESH = 0.05
+# The environment of the suite's real servers.
+SERVER_ENVIRONMENT = {
+    "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+    "HUBPROXY_ACCOUNTS_REFRESH": str(TEST_ACCOUNTS_REFRESH),
+}
 CLIENT_HOME = Path(tempfile.mkdtemp(prefix="hubproxy-tests-"))
 
 for _name in (
@@ -147,7 +155,7 @@ def proxy(
         fake_hub_server.url,
         port=PROXY_PORT,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         yield process
@@ -183,7 +191,7 @@ def proxy_factory(
             fake_hub_server.url,
             extra_args=("--chunk-size", TEST_CHUNK_SIZE, *storage_arguments, *extra_args),
             environment={
-                "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+                **SERVER_ENVIRONMENT,
                 **storage_environment,
                 **(environment or {}),
             },
@@ -194,10 +202,6 @@ def proxy_factory(
     yield make
     for process in started:
         process.stop()
-
-
-# In-process servers pick account changes made on the data dir up this fast (seconds).
-TEST_ACCOUNTS_REFRESH = 0.05
 
 
 def in_process(data_dir: Path, upstream_url: str, **settings: Any) -> InProcessServer:

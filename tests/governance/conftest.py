@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN, in_process
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE, in_process
 from tests.fake_upstream import FakeHub, FakeHubServer
 from tests.support.accounts import Accounts
 from tests.support.cli import run_cli
@@ -110,7 +110,7 @@ def site(
         data_dir,
         fake_hub_server.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         yield Site(process, data_dir, tokens)

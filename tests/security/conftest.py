@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN, in_process
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE, in_process
 from tests.fake_upstream import FakeHubServer
 from tests.support.accounts import Accounts
 from tests.support.inprocess import InProcessServer, running
@@ -96,7 +96,7 @@ def start_fortress(
         data_dir,
         fake_hub_server.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         fortress = Fortress(process, data_dir, admin_token, developer_token)
