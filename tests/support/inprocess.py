@@ -21,7 +21,7 @@ import itertools
 import logging
 import threading
 import traceback
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -52,6 +52,33 @@ class _ServerLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread_id:
             self.lines.append(self.format(record))
+
+
+class _LoggerLevels:
+    """The `hubproxy` logger's level while servers run: the most verbose any running server's
+    `log_level` asks for (servers overlap: a session's and a module's); restored after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted: dict[int, int] = {}
+        self._before = logging.NOTSET
+
+    def want(self, server: object, level: int) -> None:
+        with self._lock:
+            logger = logging.getLogger("hubproxy")
+            if not self._wanted:
+                self._before = logger.level
+            self._wanted[id(server)] = level
+            logger.setLevel(min(self._wanted.values()))
+
+    def release(self, server: object) -> None:
+        with self._lock:
+            self._wanted.pop(id(server), None)
+            logger = logging.getLogger("hubproxy")
+            logger.setLevel(min(self._wanted.values()) if self._wanted else self._before)
+
+
+_levels = _LoggerLevels()
 
 
 class InProcessServer:
@@ -111,9 +138,7 @@ class InProcessServer:
 
     async def _serve(self, settings: Settings, started: concurrent.futures.Future[None]) -> None:
         app = create_app(settings)
-        hubproxy_logger = logging.getLogger("hubproxy")
-        level = hubproxy_logger.level
-        hubproxy_logger.setLevel(getattr(logging, settings.log_level.upper()))
+        _levels.want(self, getattr(logging, settings.log_level.upper()))
         try:
             async with app.router.lifespan_context(app) as state:
 
@@ -142,7 +167,7 @@ class InProcessServer:
             else:
                 raise
         finally:
-            hubproxy_logger.setLevel(level)
+            _levels.release(self)
             self._transport = None
 
     def stop(self) -> None:
@@ -232,8 +257,3 @@ def running(server: InProcessServer) -> Iterator[InProcessServer]:
     with server:
         yield server
     assert "Traceback" not in server.log(), server.log()
-
-
-def parse_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """Setting names of `--option` style keys (`max-upload-bytes` → `max_upload_bytes`)."""
-    return {key.lstrip("-").replace("-", "_"): value for key, value in arguments.items()}
