@@ -11,14 +11,24 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fake_upstream import FakeHub, FakeHubServer
+from tests.support.inprocess import InProcessServer
 from tests.support.proxy import ProxyProcess, free_port
 
 PROXY_PORT = free_port()
 UPSTREAM_TOKEN = "hf_upstream_secret"
+# The suite's servers pick account changes made on the data dir up this fast (seconds), so a
+# test waits for a revocation no longer than it takes.
+TEST_ACCOUNTS_REFRESH = 0.05
+# The environment of the suite's real servers.
+SERVER_ENVIRONMENT = {
+    "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+    "HUBPROXY_ACCOUNTS_REFRESH": str(TEST_ACCOUNTS_REFRESH),
+}
 CLIENT_HOME = Path(tempfile.mkdtemp(prefix="hubproxy-tests-"))
 
 for _name in (
@@ -145,7 +155,7 @@ def proxy(
         fake_hub_server.url,
         port=PROXY_PORT,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         yield process
@@ -181,7 +191,7 @@ def proxy_factory(
             fake_hub_server.url,
             extra_args=("--chunk-size", TEST_CHUNK_SIZE, *storage_arguments, *extra_args),
             environment={
-                "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+                **SERVER_ENVIRONMENT,
                 **storage_environment,
                 **(environment or {}),
             },
@@ -192,6 +202,51 @@ def proxy_factory(
     yield make
     for process in started:
         process.stop()
+
+
+def in_process(data_dir: Path, upstream_url: str, **settings: Any) -> InProcessServer:
+    """An in-process hubproxy (`tests/support/inprocess.py`) with the suite's settings: memory
+    chunk storage, test chunk size, the upstream token, a fast accounts refresh, warnings."""
+    return InProcessServer(
+        data_dir,
+        upstream_url,
+        **{
+            "storage": "memory",
+            "chunk_size": TEST_CHUNK_SIZE,
+            "upstream_token": UPSTREAM_TOKEN,
+            "accounts_refresh": TEST_ACCOUNTS_REFRESH,
+            # Its records go through this process's logging (and pytest's capture): warnings
+            # and errors (every traceback) only, unless a test asks for more.
+            "log_level": "warning",
+            **settings,
+        },
+    )
+
+
+InProcessFactory = Callable[..., InProcessServer]
+
+
+@pytest.fixture
+def in_process_factory(
+    fake_hub_server: FakeHubServer, tmp_path: Path
+) -> Iterator[InProcessFactory]:
+    """Start in-process hubproxy servers (own data dir) with extra settings, by name."""
+    started: list[InProcessServer] = []
+
+    def make(
+        *, data_dir: Path | None = None, start: bool = True, **settings: Any
+    ) -> InProcessServer:
+        server = in_process(
+            data_dir or tmp_path / f"app-{len(started)}", fake_hub_server.url, **settings
+        )
+        started.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in started:
+        server.stop()
+    for server in started:
+        assert "Traceback" not in server.log(), server.log()
 
 
 _counter = itertools.count()

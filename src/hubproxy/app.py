@@ -158,7 +158,7 @@ def create_app(settings: Settings) -> Starlette:
             async def check_ready() -> dict[str, str]:
                 return await _probe(database, storage)
 
-            authenticator = Authenticator(database)
+            authenticator = Authenticator(database, refresh_interval=settings.accounts_refresh)
             await authenticator.start()
             stack.push_async_callback(authenticator.aclose)
             # Closed after the server stopped taking requests: every record is written first.

@@ -198,6 +198,11 @@ class Settings:
         "/metrics needs a valid token (any user or robot, any scope); anonymous scrapes get 401.",
         flags="--metrics-require-auth/--metrics-open",
     )
+    accounts_refresh: float = setting(
+        1.0,
+        "How often account changes made outside this server (the admin CLI on the data dir) are "
+        "picked up: a revoked token or disabled user is refused within it.",
+    )
     max_token_lifetime: float = setting(
         365 * 86400.0,
         "Longest `expires_in` a token or robot may be created with over the API (a 400 beyond).",
@@ -425,6 +430,8 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError(f"upstream: not an http(s) URL: {settings.upstream!r}")
     if settings.audit_retention is not None and settings.audit_retention <= 0:
         raise SettingsError("audit_retention: must be positive")
+    if settings.accounts_refresh <= 0:
+        raise SettingsError("accounts_refresh: must be positive")
     if settings.cache_max_bytes is not None and settings.cache_max_bytes <= 0:
         raise SettingsError("cache_max_bytes: must be positive")
     for name in ("read_ahead_chunks",):

@@ -1,5 +1,7 @@
-"""A hubproxy with accounts, projects and roles, set up the way an administrator does it:
-with `hubproxy admin` on the data dir before the server starts, then more while it runs."""
+"""A hubproxy with accounts, projects and roles: seeded in one batch before the server starts
+(`tests/support/accounts.py`), then changed with `hubproxy admin` on the data dir while it
+runs, the way an administrator does it. `site` is a real server (for huggingface_hub clients),
+`governed_site` the same accounts in process (`tests/support/inprocess.py`)."""
 
 import json
 import subprocess
@@ -8,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE, in_process
 from tests.fake_upstream import FakeHub, FakeHubServer
+from tests.support.accounts import Accounts
 from tests.support.cli import run_cli
+from tests.support.inprocess import InProcessServer, running
 from tests.support.proxy import ProxyProcess
 
 # Upstream content: a public namespace, and a gated one only the proxy's own token may read.
@@ -49,9 +54,9 @@ def add_upstream_repos(hub: FakeHub) -> None:
 
 @dataclass
 class Site:
-    """The governed hubproxy: its process, data dir and a token per principal name."""
+    """The governed hubproxy: its server, data dir and a token per principal name."""
 
-    process: ProxyProcess
+    process: ProxyProcess | InProcessServer
     data_dir: Path
     tokens: dict[str, str | None] = field(default_factory=dict)
 
@@ -62,36 +67,35 @@ class Site:
     def admin(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return admin(self.data_dir, *arguments, check=check)
 
+    def client(self, principal: str = "anonymous") -> httpx.Client:
+        """A client of the server acting as `principal`."""
+        return self.process.client(self.tokens[principal])
+
 
 def populate(data_dir: Path) -> dict[str, str | None]:
-    """Projects, users with each role, robots; returns a token per principal."""
-    tokens: dict[str, str | None] = {"anonymous": None}
-    # A new data dir starts with its first platform admin.
-    admin(data_dir, "user", "create", "root", "--admin")
-    tokens["platform-admin"] = new_token(data_dir, "token", "create", "root", "--scope", "admin")
-    for project, kind, extra in (
-        ("acme", "hosted", ()),
-        ("acmepub", "hosted", ("--public",)),
-        ("llama", "proxy", ("--upstream-namespace", "gatedorg")),
-        ("mirror", "proxy", ("--upstream-namespace", "openly", "--public")),
-    ):
-        admin(data_dir, "project", "create", project, "--kind", kind, *extra)
-    admin(data_dir, "user", "create", "outsider")
-    tokens["outsider"] = new_token(data_dir, "token", "create", "outsider", "--scope", "write")
+    """Projects, users with each role, robots (one batch); returns a token per principal."""
+    accounts = (
+        # A new data dir starts with its first platform admin.
+        Accounts()
+        .user("root", admin=True)
+        .token("platform-admin", "root", "admin")
+        .project("acme", "hosted")
+        .project("acmepub", "hosted", public=True)
+        .project("llama", "proxy", upstream_namespace="gatedorg")
+        .project("mirror", "proxy", upstream_namespace="openly", public=True)
+        .user("outsider")
+        .token("outsider", "outsider", "write")
+    )
     for role in ("viewer", "developer", "maintainer", "admin"):
-        admin(data_dir, "user", "create", role)
+        accounts.user(role)
         for project in ("acme", "acmepub", "llama", "mirror"):
-            admin(data_dir, "member", "add", project, role, "--role", role)
-        tokens[role] = new_token(data_dir, "token", "create", role, "--scope", "write")
-    tokens["developer-read-token"] = new_token(
-        data_dir, "token", "create", "developer", "--scope", "read"
-    )
-    tokens["robot-acme"] = new_token(
-        data_dir, "robot", "create", "acme", "acme-ci", "-p", "read", "-p", "write"
-    )
-    tokens["robot-llama"] = new_token(
-        data_dir, "robot", "create", "llama", "llama-ci", "-p", "read"
-    )
+            accounts.member(project, role, role)
+        accounts.token(role, role, "write")
+    accounts.token("developer-read-token", "developer", "read")
+    accounts.robot("robot-acme", "acme", "acme-ci", ["read", "write"])
+    accounts.robot("robot-llama", "llama", "llama-ci", ["read"])
+    tokens: dict[str, str | None] = {"anonymous": None}
+    tokens.update(accounts.create(data_dir))
     return tokens
 
 
@@ -99,17 +103,29 @@ def populate(data_dir: Path) -> dict[str, str | None]:
 def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
+    """A real server: the role matrix and the policy tests drive it with huggingface_hub."""
     data_dir = tmp_path_factory.mktemp("governed") / "data"
     tokens = populate(data_dir)
     process = ProxyProcess(
         data_dir,
         fake_hub_server.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         yield Site(process, data_dir, tokens)
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="session")
+def governed_site(
+    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """The same site in process, for the tests that speak HTTP themselves."""
+    data_dir = tmp_path_factory.mktemp("governed-in-process") / "data"
+    tokens = populate(data_dir)
+    for server in running(in_process(data_dir, fake_hub_server.url)):
+        yield Site(server, data_dir, tokens)
 
 
 @pytest.fixture

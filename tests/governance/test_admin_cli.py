@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ProxyFactory
+from tests.conftest import InProcessFactory, ProxyFactory
 from tests.governance.conftest import admin, admin_json, new_token
 
 LLAMA_MIRROR = [
@@ -240,18 +240,18 @@ def test_project_admins_manage_members_and_robots_through_a_running_server(
     ]
 
 
-def test_audit_retention_by_the_server_and_by_hand(proxy_factory: ProxyFactory) -> None:
-    process = proxy_factory(start=False)
-    data_dir = process.data_dir
+def test_audit_retention_by_the_server_and_by_hand(in_process_factory: InProcessFactory) -> None:
+    server = in_process_factory(start=False)
+    data_dir = server.data_dir
     admin(data_dir, "user", "create", "root", "--admin")
     admin(data_dir, "user", "create", "old")
-    time.sleep(1.2)
+    time.sleep(1.2)  # "old" is over a second old: what a 1 s retention deletes
     admin(data_dir, "user", "create", "recent")
-    process.start("--audit-retention", "1s")  # prunes at start, then hourly
+    server.start(audit_retention="1s")  # prunes at start, then hourly
     deadline = time.monotonic() + 10
     while "audit_prune" not in {r["action"] for r in admin_json(data_dir, "audit")}:
         assert time.monotonic() < deadline
-        time.sleep(0.1)
+        time.sleep(0.05)
     remaining = admin_json(data_dir, "audit")
     assert [r["path"] for r in remaining if r["action"] == "user_create"] in ([], ["recent"])
     assert "old" not in [r["path"] for r in remaining]

@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import ProxyFactory
+from tests.conftest import InProcessFactory, ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 from tests.governance.conftest import admin, new_token
 
@@ -182,15 +182,16 @@ def test_no_record_lost_under_load_and_across_a_graceful_shutdown(
 
 
 def test_a_stale_answer_is_recorded_as_such(
-    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+    in_process_factory: InProcessFactory, upstream: FakeHub, repo_id: str
 ) -> None:
     upstream.add_repo(repo_id, {"config.json": repo_id.encode()})
-    process = proxy_factory("--revision-ttl", "0")
-    url = f"{process.url}/{repo_id}/resolve/main/config.json"
-    assert httpx.get(url).status_code == 200
-    upstream.down = True
-    response = httpx.get(url)
+    server = in_process_factory(revision_ttl=0)
+    url = f"/{repo_id}/resolve/main/config.json"
+    with server.client() as client:
+        assert client.get(url).status_code == 200
+        upstream.down = True
+        response = client.get(url)
     assert response.headers["x-hubproxy-stale"] == "true"
-    records = {r["request_id"]: r for r in wait_for_records(process.data_dir, 2)}
+    records = {r["request_id"]: r for r in wait_for_records(server.data_dir, 2)}
     assert records[response.headers["x-request-id"]]["cache"] == "stale"
     assert [r["cache"] for r in records.values()] == ["miss", "stale"]

@@ -1,39 +1,42 @@
 """The upstream policy (allow-all, allow-list, deny-list, require-auth), changed on a running
-server, and the no-existence-leak rule for private repos."""
+server (in process), and the no-existence-leak rule for private repos (huggingface_hub against
+a real server)."""
 
 import httpx
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from tests.conftest import ProxyFactory
+from tests.conftest import InProcessFactory
 from tests.fake_upstream import FakeHub
 from tests.governance.conftest import Site, admin, new_token
 from tests.governance.test_tokens import eventually
 
 
-def status(url: str, token: str | None = None) -> int:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.get(url, headers=headers).status_code
-
-
 def test_allow_list_deny_list_and_require_auth(
-    proxy_factory: ProxyFactory, upstream: FakeHub
+    in_process_factory: InProcessFactory, upstream: FakeHub
 ) -> None:
     for repo in ("open/a", "open/b", "closed/c"):
         upstream.add_repo(repo, {"f.txt": repo.encode()})
-    process = proxy_factory()
-    data_dir = process.data_dir
+    server = in_process_factory(storage="local")
+    data_dir = server.data_dir
 
     def file_url(repo: str) -> str:
-        return f"{process.url}/{repo}/resolve/main/f.txt"
+        return f"/{repo}/resolve/main/f.txt"
+
+    def get(url: str, token: str | None = None) -> httpx.Response:
+        with server.client(token) as client:
+            return client.get(url)
+
+    def status(url: str, token: str | None = None) -> int:
+        return get(url, token).status_code
 
     assert [status(file_url(repo)) for repo in ("open/a", "open/b", "closed/c")] == [200] * 3
     admin(data_dir, "policy", "set", "--mode", "allow-list", "--pattern", "open/*")
     # Anonymous callers get 401 RepoNotFound, as for every repo they may not see.
     assert eventually(lambda: status(file_url("closed/c")) == 401)
     assert status(file_url("open/a")) == 200
-    response = httpx.get(file_url("closed/c"))
+    response = get(file_url("closed/c"))
     assert response.headers["x-error-code"] == "RepoNotFound"
 
     admin(data_dir, "policy", "set", "--mode", "deny-list", "--pattern", "open/b")
@@ -44,7 +47,7 @@ def test_allow_list_deny_list_and_require_auth(
     token = new_token(data_dir, "token", "create", "dora")
     admin(data_dir, "policy", "set", "--require-auth")
     assert eventually(lambda: status(file_url("open/a")) == 401)
-    response = httpx.get(file_url("open/a"))
+    response = get(file_url("open/a"))
     assert response.headers["x-error-code"] == "Unauthorized"
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert status(file_url("open/a"), token) == 200
@@ -54,8 +57,8 @@ def test_allow_list_deny_list_and_require_auth(
 
     # The same switch as a server setting.
     admin(data_dir, "policy", "set", "--allow-anonymous", "--mode", "allow-all")
-    process.stop()
-    process.start("--require-auth")
+    server.stop()
+    server.start(require_auth=True)
     assert status(file_url("open/a")) == 401
     assert status(file_url("open/a"), token) == 200
 

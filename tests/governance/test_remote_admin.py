@@ -16,7 +16,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE
 from tests.fake_upstream import FakeHubServer
 from tests.governance.conftest import PUBLIC_REPO, add_upstream_repos, admin, admin_json, new_token
 from tests.support.proxy import ProxyProcess
@@ -96,7 +96,7 @@ def site(
         data_dir,
         fake_hub_server.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         yield RemoteSite(process, data_dir, tokens)

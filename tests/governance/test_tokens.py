@@ -13,27 +13,27 @@ import pytest
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from tests.conftest import ProxyFactory
+from tests.conftest import InProcessFactory, ProxyFactory
 from tests.fake_upstream import FakeHub
 from tests.governance.conftest import admin, admin_json, new_token
+from tests.support.inprocess import InProcessServer
 from tests.support.proxy import ProxyProcess
 
 
 def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Account changes reach a running server within its one-second refresh."""
+    """Account changes reach a running server within its accounts refresh (a second by
+    default, `TEST_ACCOUNTS_REFRESH` in process)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.1)
+        time.sleep(0.05)
     return True
 
 
-def whoami_status(process: ProxyProcess, token: str) -> int:
-    response = httpx.get(
-        f"{process.url}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"}
-    )
-    return response.status_code
+def whoami_status(server: ProxyProcess | InProcessServer, token: str) -> int:
+    with server.client(token) as client:
+        return client.get("/api/whoami-v2").status_code
 
 
 def test_hf_cli_login_and_whoami(proxy_factory: ProxyFactory, tmp_path: Path) -> None:
@@ -78,47 +78,34 @@ def test_hf_cli_login_and_whoami(proxy_factory: ProxyFactory, tmp_path: Path) ->
 
 
 def test_revoked_expired_and_disabled_tokens_are_refused(
-    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str, tmp_path: Path
+    in_process_factory: InProcessFactory,
 ) -> None:
-    upstream.add_repo(repo_id, {"a.txt": b"a"})
-    process = proxy_factory()
-    data_dir = process.data_dir
+    server = in_process_factory()
+    data_dir = server.data_dir
     admin(data_dir, "user", "create", "bob")
     revoked = new_token(data_dir, "token", "create", "bob")
-    # Long enough to be seen working first on a loaded machine, short enough to wait out.
-    expiring = new_token(data_dir, "token", "create", "bob", "--expires", "15s")
+    # Long enough to be seen working first (in process, a request takes milliseconds).
+    expiring = new_token(data_dir, "token", "create", "bob", "--expires", "3s")
     kept = new_token(data_dir, "token", "create", "bob")
     for token in (revoked, expiring, kept):
-        assert whoami_status(process, token) == 200
+        assert whoami_status(server, token) == 200
 
     token_id = next(t["id"] for t in admin_json(data_dir, "token", "list"))
     admin(data_dir, "token", "revoke", token_id)
-    assert eventually(lambda: whoami_status(process, revoked) == 401)
-    assert eventually(lambda: whoami_status(process, expiring) == 401, timeout=30)
-    assert whoami_status(process, kept) == 200
-
-    # The real client: an invalid token is an error, never a silent anonymous download.
-    with pytest.raises(HfHubHTTPError) as refused:
-        hf_hub_download(
-            repo_id, "a.txt", endpoint=process.url, token=revoked, cache_dir=tmp_path / "c"
-        )
-    assert refused.value.response is not None
-    assert refused.value.response.status_code == 401
-    assert refused.value.response.headers["x-error-message"] == (
-        "Invalid credentials in Authorization header"
-    )
-    assert refused.value.response.headers["www-authenticate"].startswith("Bearer")
+    assert eventually(lambda: whoami_status(server, revoked) == 401)
+    assert eventually(lambda: whoami_status(server, expiring) == 401, timeout=30)
+    assert whoami_status(server, kept) == 200
 
     admin(data_dir, "user", "disable", "bob")
-    assert eventually(lambda: whoami_status(process, kept) == 401)
+    assert eventually(lambda: whoami_status(server, kept) == 401)
     admin(data_dir, "user", "enable", "bob")
-    assert eventually(lambda: whoami_status(process, kept) == 200)
+    assert eventually(lambda: whoami_status(server, kept) == 200)
 
     reasons = [r["reason"] for r in admin_json(data_dir, "audit", "--denied")]
     assert {"token revoked", "token expired", "user disabled"} <= set(reasons)
     listed = {t["id"]: t for t in admin_json(data_dir, "token", "list")}
     assert listed[token_id]["revoked"] is True
-    # last_used is recorded (batched, within a second or two).
+    # last_used is recorded (batched, within an accounts refresh or two).
     assert eventually(lambda: all(t["last_used"] for t in admin_json(data_dir, "token", "list")))
 
 
@@ -156,6 +143,19 @@ def test_a_robot_cannot_act_outside_its_project(
             HfApi(endpoint=process.url, token=robot).model_info(outside)
     admin(data_dir, "robot", "revoke", "team-bot")
     assert eventually(lambda: whoami_status(process, robot) == 401)
+
+    # The real client: an invalid token is an error, never a silent anonymous download (the
+    # repo is public).
+    with pytest.raises(HfHubHTTPError) as refused:
+        hf_hub_download(
+            "team/model", "a.txt", endpoint=process.url, token=robot, cache_dir=tmp_path / "d"
+        )
+    assert refused.value.response is not None
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["x-error-message"] == (
+        "Invalid credentials in Authorization header"
+    )
+    assert refused.value.response.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_secrets_never_appear_in_logs_audit_errors_or_database(

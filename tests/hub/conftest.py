@@ -1,6 +1,6 @@
-"""The private hub under test: one real `hubproxy serve` with hosted projects, populated with
-`hubproxy admin` on its data dir the way an administrator does it, and helpers that compute
-what git and git-lfs say the objects of a commit must be.
+"""The private hub under test: one real `hubproxy serve` with hosted projects (driven with the
+real huggingface_hub client), its accounts seeded in one batch (`tests/support/accounts.py`),
+and helpers that compute what git and git-lfs say the objects of a commit must be.
 
 Principals (a token each, "anonymous" has none):
 - `viewer`, `developer`, `maintainer`, `admin`: members of the private hosted project `team`
@@ -23,15 +23,16 @@ import huggingface_hub.constants
 import pytest
 from huggingface_hub import HfApi
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE
 from tests.fake_upstream import FakeHubServer
 from tests.governance.conftest import Site
+from tests.support.accounts import Accounts
 from tests.support.cli import run_cli
 from tests.support.proxy import ProxyProcess
 
 LFS_THRESHOLD = 1024
 HUB_ENVIRONMENT = {
-    "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+    **SERVER_ENVIRONMENT,
     "HUBPROXY_UPLOAD_LFS_THRESHOLD": str(LFS_THRESHOLD),
 }
 ROLES = ("viewer", "developer", "maintainer", "admin")
@@ -57,41 +58,27 @@ def token_of(output: str) -> str:
 
 
 def populate_hub(data_dir: Path) -> dict[str, str | None]:
-    """Projects, users of each role and robots (see the module docstring); a token each."""
-    commands: list[tuple[str, ...]] = [
-        # A new data dir starts with its first platform admin.
-        ("user", "create", "root", "--admin"),
-        ("project", "create", "team", "--kind", "hosted"),
-        ("project", "create", "open", "--kind", "hosted", "--public"),
-        ("project", "create", "other", "--kind", "hosted"),
-    ]
+    """Projects, users of each role and robots (see the module docstring), in one batch; a
+    token each."""
     users = (*ROLES, "outsider")
-    commands += [("user", "create", user) for user in users]
-    commands += [("member", "add", "team", role, "--role", role) for role in ROLES]
-    commands += [
-        ("member", "add", "open", "developer", "--role", "developer"),
-        ("member", "add", "open", "outsider", "--role", "developer"),
-    ]
-    token_commands: dict[str, tuple[str, ...]] = {
-        user: ("token", "create", user, "--scope", "write") for user in users
-    }
-    token_commands["robot-team"] = (
-        "robot",
-        "create",
-        "team",
-        "team-ci",
-        "-p",
-        "read",
-        "-p",
-        "write",
+    accounts = (
+        # A new data dir starts with its first platform admin.
+        Accounts()
+        .user("root", admin=True)
+        .project("team", "hosted")
+        .project("open", "hosted", public=True)
+        .project("other", "hosted")
+        .users(*users)
     )
-    token_commands["robot-other"] = (
-        "robot", "create", "other", "other-ci", "-p", "read", "-p", "write",
-    )  # fmt: skip
-    outputs = admin_batch(data_dir, [*commands, *token_commands.values()])
+    for role in ROLES:
+        accounts.member("team", role, role)
+    accounts.member("open", "developer", "developer").member("open", "outsider", "developer")
+    for user in users:
+        accounts.token(user, user, "write")
+    accounts.robot("robot-team", "team", "team-ci", ["read", "write"])
+    accounts.robot("robot-other", "other", "other-ci", ["read", "write"])
     tokens: dict[str, str | None] = {"anonymous": None}
-    for name, output in zip(token_commands, outputs[len(commands) :], strict=True):
-        tokens[name] = token_of(output)
+    tokens.update(accounts.create(data_dir))
     return tokens
 
 

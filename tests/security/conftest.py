@@ -1,5 +1,6 @@
-"""A hubproxy under attack: one real server with a hosted project, a user, an admin and a repo
-with one commit, set up the way an administrator does it (`hubproxy admin` on the data dir).
+"""A hubproxy under attack: a server with a hosted project, a user, an admin and a repo with
+one commit. `fortress` (one per test module) runs in process (`tests/support/inprocess.py`);
+`start_fortress` starts a real `hubproxy serve`, for the attacks on connections and sockets.
 
 Principals: `admin` (platform admin), `developer` (developer of the hosted project `team`) and
 anonymous callers. `team/target` holds `README.md` on `main`.
@@ -14,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.conftest import SERVER_ENVIRONMENT, TEST_CHUNK_SIZE, in_process
 from tests.fake_upstream import FakeHubServer
-from tests.hub.conftest import admin_batch, token_of
+from tests.support.accounts import Accounts
+from tests.support.inprocess import InProcessServer, running
 from tests.support.proxy import ProxyProcess
 
 TARGET_REPO = "team/target"
@@ -27,7 +29,7 @@ README = b"# target\n"
 class Fortress:
     """The server under attack, its data dir and a token per principal."""
 
-    process: ProxyProcess
+    process: ProxyProcess | InProcessServer
     data_dir: Path
     admin_token: str
     developer_token: str
@@ -37,24 +39,22 @@ class Fortress:
         return self.process.url
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return self.process.client(token)
 
 
 def populate(data_dir: Path) -> tuple[str, str]:
     """The first admin, the project `team` and its developer; (admin token, developer token)."""
-    outputs = admin_batch(
-        data_dir,
-        [
-            ("user", "create", "root", "--admin"),
-            ("project", "create", "team", "--kind", "hosted"),
-            ("user", "create", "developer"),
-            ("member", "add", "team", "developer", "--role", "developer"),
-            ("token", "create", "root", "--scope", "admin"),
-            ("token", "create", "developer", "--scope", "write"),
-        ],
+    tokens = (
+        Accounts()
+        .user("root", admin=True)
+        .project("team")
+        .user("developer")
+        .member("team", "developer", "developer")
+        .token("admin", "root", "admin")
+        .token("developer", "developer", "write")
+        .create(data_dir)
     )
-    return token_of(outputs[-2]), token_of(outputs[-1])
+    return tokens["admin"], tokens["developer"]
 
 
 def commit_body(summary: str, files: dict[str, bytes]) -> bytes:
@@ -74,27 +74,33 @@ def commit_body(summary: str, files: dict[str, bytes]) -> bytes:
     return b"\n".join(json.dumps(line).encode() for line in lines) + b"\n"
 
 
+def _build_target(fortress: Fortress) -> None:
+    """`TARGET_REPO` created and committed to through the running server."""
+    with fortress.client(fortress.developer_token) as client:
+        created = client.post("/api/repos/create", json={"name": TARGET_REPO})
+        assert created.status_code == 200, created.text
+        committed = client.post(
+            f"/api/models/{TARGET_REPO}/commit/main",
+            content=commit_body("first", {"README.md": README}),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert committed.status_code == 200, committed.text
+
+
 def start_fortress(
     fake_hub_server: FakeHubServer, data_dir: Path, *extra_args: str
 ) -> Iterator[Fortress]:
+    """A real `hubproxy serve` (for what needs its socket), options `extra_args`."""
     admin_token, developer_token = populate(data_dir)
     process = ProxyProcess(
         data_dir,
         fake_hub_server.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE, *extra_args),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+        environment=SERVER_ENVIRONMENT,
     )
     with process:
         fortress = Fortress(process, data_dir, admin_token, developer_token)
-        with fortress.client(developer_token) as client:
-            created = client.post("/api/repos/create", json={"name": TARGET_REPO})
-            assert created.status_code == 200, created.text
-            committed = client.post(
-                f"/api/models/{TARGET_REPO}/commit/main",
-                content=commit_body("first", {"README.md": README}),
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            assert committed.status_code == 200, committed.text
+        _build_target(fortress)
         yield fortress
     assert "Traceback" not in process.log(), process.log()
 
@@ -103,9 +109,14 @@ def start_fortress(
 def fortress(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fortress]:
-    """One server per test module (each module attacks it its own way)."""
-    yield from start_fortress(fake_hub_server, tmp_path_factory.mktemp("fortress") / "data")
+    """One in-process server per test module (each module attacks it its own way)."""
+    data_dir = tmp_path_factory.mktemp("fortress") / "data"
+    admin_token, developer_token = populate(data_dir)
+    for server in running(in_process(data_dir, fake_hub_server.url)):
+        fortress = Fortress(server, data_dir, admin_token, developer_token)
+        _build_target(fortress)
+        yield fortress
 
 
 # The governed site of tests/governance (projects, roles, robots), for the name and existence tests.
-from tests.governance.conftest import governed_hub, site  # noqa: E402, F401 - fixtures
+from tests.governance.conftest import governed_hub, governed_site  # noqa: E402, F401

@@ -1,6 +1,6 @@
-"""A running hubproxy for the delegation, signed-link, ref and URL attacks: set up with
-`hubproxy admin` on its data dir (one interpreter for all commands), with helpers that read the
-server's audit records back."""
+"""An in-process hubproxy for the delegation, signed-link, ref and URL attacks: accounts
+seeded in one batch (`tests/support/accounts.py`), with helpers that read the server's audit
+records back."""
 
 import json
 import time
@@ -11,16 +11,18 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import in_process
 from tests.governance.conftest import admin_json
-from tests.hub.conftest import admin_batch, token_of
-from tests.support.proxy import ProxyProcess
+from tests.support.accounts import Accounts
+from tests.support.inprocess import InProcessServer
+from tests.support.inprocess import running as running_in_process
 
 
 @dataclass
 class SecuritySite:
     """The server under attack, its data dir and a token per principal name."""
 
-    process: ProxyProcess
+    process: InProcessServer
     data_dir: Path
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -31,10 +33,9 @@ class SecuritySite:
     def request(
         self, principal: str | None, method: str, path: str, **arguments: Any
     ) -> httpx.Response:
-        headers = dict(arguments.pop("headers", {}))
-        if principal is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[principal]}"
-        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **arguments)
+        """`path` (or an absolute URL of the server) as `principal` (None: anonymous)."""
+        with self.process.client(self.tokens[principal] if principal else None) as client:
+            return client.request(method, path, **arguments)
 
     def denials(self) -> list[dict[str, Any]]:
         """The server's audit records of refused requests."""
@@ -42,14 +43,9 @@ class SecuritySite:
         return [record for record in records if record["actor_kind"] != "cli"]
 
 
-def create_tokens(data_dir: Path, commands: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """Run `hubproxy admin` token/robot creations; the token of each name."""
-    outputs = admin_batch(data_dir, list(commands.values()))
-    return {name: token_of(output) for name, output in zip(commands, outputs, strict=True)}
-
-
-def setup(data_dir: Path, commands: list[tuple[str, ...]]) -> None:
-    admin_batch(data_dir, [("user", "create", "root", "--admin"), *commands])
+def with_root() -> Accounts:
+    """The accounts of every site start with its first platform admin, `root`."""
+    return Accounts().user("root", admin=True)
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -57,17 +53,17 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def running(
-    data_dir: Path, upstream_url: str, *extra: str, environment: dict[str, str] | None = None
-) -> Iterator[ProxyProcess]:
-    """The server for a module's tests (a generator for a fixture)."""
-    process = ProxyProcess(data_dir, upstream_url, extra_args=extra, environment=environment or {})
-    with process:
-        yield process
-    assert "Traceback" not in process.log(), process.log()
+    data_dir: Path, upstream_url: str, accounts: Accounts, **settings: Any
+) -> Iterator[SecuritySite]:
+    """The site of a module's tests (a generator for a fixture): `accounts` created, then the
+    server started in process with `settings`."""
+    tokens = accounts.create(data_dir)
+    for server in running_in_process(in_process(data_dir, upstream_url, **settings)):
+        yield SecuritySite(server, data_dir, tokens)
 
 
 def as_json(response: httpx.Response) -> Any:

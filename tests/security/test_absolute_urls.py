@@ -10,13 +10,7 @@ import pytest
 
 from tests.fake_upstream import FakeHubServer
 from tests.hub.conftest import LFS_JSON
-from tests.security.delegation_support import (
-    SecuritySite,
-    create_tokens,
-    eventually,
-    running,
-    setup,
-)
+from tests.security.delegation_support import SecuritySite, eventually, running, with_root
 
 HOSTILE_HOSTS = [
     "evil.example",
@@ -34,24 +28,21 @@ def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuritySite]:
     data_dir = tmp_path_factory.mktemp("absolute-urls") / "data"
-    setup(
-        data_dir,
-        [
-            ("project", "create", "acme"),
-            ("user", "create", "dev"),
-            ("member", "add", "acme", "dev", "--role", "developer"),
-        ],
+    accounts = (
+        with_root()
+        .project("acme")
+        .user("dev")
+        .member("acme", "dev", "developer")
+        .token("dev", "dev", "write")
+        .robot("scraper", "acme", "scraper", ["read"])
     )
-    tokens = create_tokens(
+    yield from running(
         data_dir,
-        {
-            "dev": ("token", "create", "dev", "--scope", "write"),
-            "scraper": ("robot", "create", "acme", "scraper", "-p", "read"),
-        },
+        fake_hub_server.url,
+        accounts,
+        trusted_hosts="hub.example.com",
+        metrics_require_auth=True,
     )
-    extra = ("--trusted-hosts", "hub.example.com", "--metrics-require-auth")
-    for process in running(data_dir, fake_hub_server.url, *extra):
-        yield SecuritySite(process, data_dir, tokens)
 
 
 def _absolute_urls(site: SecuritySite, host: str, name: str) -> list[str]:

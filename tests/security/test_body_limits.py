@@ -12,13 +12,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.security.conftest import TARGET_REPO, Fortress
+from tests.fake_upstream import FakeHubServer
+from tests.security.conftest import TARGET_REPO, Fortress, start_fortress
+from tests.support.proxy import ProxyProcess
 
 BODY_SIZE = 64 * 1024 * 1024
 PIECE = b"{" + b" " * (1024 * 1024 - 1)
 # Generous: the refusal needs no more than the headers.
 QUICKLY_SECONDS = 20
+
+
+@pytest.fixture(scope="module")
+def fortress(
+    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fortress]:
+    """A real server: its resident memory is measured, and a raw socket lies about lengths."""
+    yield from start_fortress(fake_hub_server, tmp_path_factory.mktemp("body-limits") / "data")
 
 
 def resident_bytes(pid: int) -> int:
@@ -29,6 +40,7 @@ def resident_bytes(pid: int) -> int:
 
 
 def server_pid(fortress: Fortress) -> int:
+    assert isinstance(fortress.process, ProxyProcess)
     process = fortress.process._process
     assert process is not None
     return process.pid

@@ -11,10 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
+from tests.conftest import in_process
 from tests.fake_upstream import FakeHub, FakeHubServer
 from tests.governance.conftest import (
     FILES,
@@ -23,7 +22,6 @@ from tests.governance.conftest import (
     admin,
     populate,
 )
-from tests.support.proxy import ProxyProcess
 
 # Old names upstream redirects to the gated repo, as after a rename.
 OLD_NAMES = ("formerly-gated/tiny", "formerly-gated/old-tiny")
@@ -67,18 +65,18 @@ def headers_of(site: Site, principal: str) -> dict[str, str]:
 
 
 def test_no_spelling_or_old_name_reaches_the_gated_upstream_repo(
-    site: Site, renamed_upstream: FakeHub
+    governed_site: Site, renamed_upstream: FakeHub
 ) -> None:
     secret = FILES["weights.bin"]
     leaks: list[str] = []
     tried = 0
-    with httpx.Client(base_url=site.url, timeout=30) as client:
+    with governed_site.client() as client:
         for principal in PRINCIPALS:
             for spelling in SPELLINGS:
                 for method, path, form in read_requests(spelling):
                     tried += 1
                     response = client.request(
-                        method, path, data=form, headers=headers_of(site, principal)
+                        method, path, data=form, headers=headers_of(governed_site, principal)
                     )
                     if (
                         response.status_code < 300
@@ -95,25 +93,27 @@ def test_no_spelling_or_old_name_reaches_the_gated_upstream_repo(
     assert leaks == [], f"{len(leaks)} of {tried} got through:\n" + "\n".join(leaks)
 
 
-def test_members_read_every_spelling_and_old_name(site: Site, renamed_upstream: FakeHub) -> None:
+def test_members_read_every_spelling_and_old_name(
+    governed_site: Site, renamed_upstream: FakeHub
+) -> None:
     """The same names are the project's own repo for its members (nothing else broke)."""
-    with httpx.Client(base_url=site.url, timeout=30) as client:
+    with governed_site.client() as client:
         for spelling in SPELLINGS:
             response = client.get(
-                f"/{spelling}/resolve/main/config.json", headers=headers_of(site, "viewer")
+                f"/{spelling}/resolve/main/config.json", headers=headers_of(governed_site, "viewer")
             )
             assert response.status_code == 200, (spelling, response.headers)
             assert response.content == FILES["config.json"]
 
 
-def test_policy_patterns_match_any_spelling(site: Site, governed_hub: FakeHub) -> None:
+def test_policy_patterns_match_any_spelling(governed_site: Site, governed_hub: FakeHub) -> None:
     """A deny-list pattern `Freeorg/*` refuses every spelling of `freeorg/tiny`."""
     if ("model", "freeorg/tiny") not in governed_hub.repos:
         governed_hub.add_repo("freeorg/tiny", FILES)
     spellings = ("freeorg/tiny", "FREEORG/tiny", "%46reeorg/tiny", "Freeorg/TINY", "freeORG/Tiny")
-    site.admin("policy", "set", "--mode", "deny-list", "--pattern", "Freeorg/*")
+    governed_site.admin("policy", "set", "--mode", "deny-list", "--pattern", "Freeorg/*")
     try:
-        with httpx.Client(base_url=site.url, timeout=30) as client:
+        with governed_site.client() as client:
             statuses: dict[str, int] = {}
             for _attempt in range(50):
                 statuses = {
@@ -125,16 +125,16 @@ def test_policy_patterns_match_any_spelling(site: Site, governed_hub: FakeHub) -
                 time.sleep(0.1)
         assert all(status in (401, 404) for status in statuses.values()), statuses
     finally:
-        site.admin("policy", "set", "--mode", "allow-all")
+        governed_site.admin("policy", "set", "--mode", "allow-all")
 
 
-def test_listing_by_author_matches_any_spelling(site: Site) -> None:
-    with httpx.Client(base_url=site.url, timeout=30) as client:
+def test_listing_by_author_matches_any_spelling(governed_site: Site) -> None:
+    with governed_site.client() as client:
         exact = client.get(
-            "/api/models", params={"author": "acme"}, headers=headers_of(site, "viewer")
+            "/api/models", params={"author": "acme"}, headers=headers_of(governed_site, "viewer")
         )
         shouted = client.get(
-            "/api/models", params={"author": "ACME"}, headers=headers_of(site, "viewer")
+            "/api/models", params={"author": "ACME"}, headers=headers_of(governed_site, "viewer")
         )
     assert exact.status_code == 200
     assert shouted.status_code == 200
@@ -176,12 +176,7 @@ def test_one_project_per_upstream_namespace(
             accepted.append(f"{name} {' '.join(options)}")
         else:
             assert completed.returncode == 4, completed.stderr  # a conflict, not a crash
-    with ProxyProcess(
-        fresh_data_dir,
-        fake_hub_server.url,
-        extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment={"HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
-    ) as process:
-        gated = httpx.get(f"{process.url}/{GATED_UPSTREAM_REPO}/resolve/main/config.json")
+    with in_process(fresh_data_dir, fake_hub_server.url) as server, server.client() as client:
+        gated = client.get(f"/{GATED_UPSTREAM_REPO}/resolve/main/config.json")
     assert gated.status_code == 401, gated.status_code
     assert accepted == [], f"{len(accepted)} of {len(CLAIMS)} got through: {accepted}"

@@ -12,22 +12,11 @@ import pytest
 from hubproxy.auth.roles import ACTIONS
 from tests.fake_upstream import FakeHubServer
 from tests.governance.conftest import admin_json
-from tests.security.delegation_support import (
-    SecuritySite,
-    create_tokens,
-    eventually,
-    running,
-    setup,
-)
+from tests.security.delegation_support import SecuritySite, eventually, running, with_root
 
 MEMBERS = "/api/organizations/acme/members"
 ROBOTS = "/api/organizations/acme/robots"
 TOKENS = "/api/hubproxy/tokens"
-
-
-def _robot(name: str, *permissions: str) -> tuple[str, ...]:
-    flags = [flag for permission in permissions for flag in ("-p", permission)]
-    return ("robot", "create", "acme", name, *flags)
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +24,23 @@ def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuritySite]:
     data_dir = tmp_path_factory.mktemp("delegation") / "data"
-    setup(
-        data_dir,
-        [
-            ("project", "create", "acme"),
-            *(("user", "create", user) for user in ("lead", "dev", "outsider", "target")),
-            ("member", "add", "acme", "lead", "--role", "admin"),
-            ("member", "add", "acme", "dev", "--role", "developer"),
-        ],
+    accounts = (
+        with_root()
+        .project("acme")
+        .users("lead", "dev", "outsider", "target")
+        .member("acme", "lead", "admin")
+        .member("acme", "dev", "developer")
+        .token("root", "root", "admin")
+        .token("lead", "lead", "write")
+        .token("lead-read", "lead", "read", name="reader")
+        .token("lead-hour", "lead", "write", expires_in=3600)
+        .token("dev", "dev", "write")
+        # Manages members but may only read: may add viewers, nothing more.
+        .robot("keeper", "acme", "keeper", ["read", "manage_members"])
+        .robot("builder", "acme", "builder", ["read", "write", "manage_members"])
+        .robot("strong", "acme", "strong", ACTIONS)
     )
-    tokens = create_tokens(
-        data_dir,
-        {
-            "root": ("token", "create", "root", "--scope", "admin"),
-            "lead": ("token", "create", "lead", "--scope", "write"),
-            "lead-read": ("token", "create", "lead", "--scope", "read", "--name", "reader"),
-            "lead-hour": ("token", "create", "lead", "--scope", "write", "--expires", "1h"),
-            "dev": ("token", "create", "dev", "--scope", "write"),
-            # Manages members but may only read: may add viewers, nothing more.
-            "keeper": ("robot", "create", "acme", "keeper", "-p", "read", "-p", "manage_members"),
-            "builder": _robot("builder", "read", "write", "manage_members"),
-            "strong": _robot("strong", *ACTIONS),
-        },
-    )
-    for process in running(data_dir, fake_hub_server.url):
-        yield SecuritySite(process, data_dir, tokens)
+    yield from running(data_dir, fake_hub_server.url, accounts)
 
 
 def _role_of(site: SecuritySite, user: str) -> str | None:

@@ -12,9 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.governance.conftest import (
-    Site,
-)
+from tests.governance.conftest import Site
 
 COMPARED_HEADERS = ("x-error-code", "x-error-message", "www-authenticate", "content-type")
 PRINCIPALS = ("anonymous", "outsider", "robot-llama")
@@ -23,15 +21,20 @@ OUTSIDER_ROBOT = {"acme": "robot-llama", "ACME": "robot-llama", "llama": "robot-
 
 
 @pytest.fixture(scope="module")
+def site(governed_site: Site) -> Site:
+    """The governed site in process: these tests speak HTTP themselves."""
+    return governed_site
+
+
+@pytest.fixture(scope="module")
 def private_repo(site: Site) -> str:
     """An existing repo of the private hosted project `acme`."""
     repo_id = f"acme/hidden-{uuid.uuid4().hex[:8]}"
-    response = httpx.post(
-        f"{site.url}/api/repos/create",
-        json={"name": repo_id.split("/")[1], "organization": "acme", "type": "model"},
-        headers={"Authorization": f"Bearer {site.tokens['platform-admin']}"},
-        timeout=30,
-    )
+    with site.client("platform-admin") as client:
+        response = client.post(
+            "/api/repos/create",
+            json={"name": repo_id.split("/")[1], "organization": "acme", "type": "model"},
+        )
     assert response.status_code == 200, response.text
     return repo_id
 
@@ -117,7 +120,7 @@ def test_private_repos_answer_like_a_namespace_that_does_not_exist(
     )  # fmt: skip
     differences: list[str] = []
     tried = 0
-    with httpx.Client(base_url=site.url, timeout=30) as client:
+    with site.client() as client:
         for repo in hidden:
             robot = OUTSIDER_ROBOT.get(repo.split("/")[0], "robot-acme")
             for principal in ("anonymous", "outsider", robot):
@@ -153,7 +156,7 @@ def test_private_repos_answer_like_a_namespace_that_does_not_exist(
 def test_listing_by_author_does_not_tell_a_private_project_from_nothing(site: Site) -> None:
     differences = []
     tried = 0
-    with httpx.Client(base_url=site.url, timeout=30) as client:
+    with site.client() as client:
         for principal in PRINCIPALS:
             for kind in ("models", "datasets"):
                 for author in ("acme", "ACME", "llama", "Llama"):

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fake_upstream import FakeHubServer
-from tests.security.delegation_support import SecuritySite, create_tokens, running, setup
+from tests.security.delegation_support import SecuritySite, running, with_root
 
 
 @pytest.fixture(scope="module")
@@ -19,25 +19,16 @@ def site(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuritySite]:
     data_dir = tmp_path_factory.mktemp("ref-namespaces") / "data"
-    setup(
-        data_dir,
-        [
-            ("project", "create", "acme"),
-            ("user", "create", "dev"),
-            ("user", "create", "keeper"),
-            ("member", "add", "acme", "dev", "--role", "developer"),
-            ("member", "add", "acme", "keeper", "--role", "maintainer"),
-        ],
+    accounts = (
+        with_root()
+        .project("acme")
+        .users("dev", "keeper")
+        .member("acme", "dev", "developer")
+        .member("acme", "keeper", "maintainer")
+        .token("dev", "dev", "write")
+        .token("keeper", "keeper", "write")
     )
-    tokens = create_tokens(
-        data_dir,
-        {
-            "dev": ("token", "create", "dev", "--scope", "write"),
-            "keeper": ("token", "create", "keeper", "--scope", "write"),
-        },
-    )
-    for process in running(data_dir, fake_hub_server.url):
-        yield SecuritySite(process, data_dir, tokens)
+    yield from running(data_dir, fake_hub_server.url, accounts)
 
 
 def _commit(site: SecuritySite, repo_id: str, branch: str, content: str) -> str:

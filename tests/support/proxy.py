@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -47,6 +48,14 @@ class ProxyProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def client(self, token: str | None = None, **options: Any) -> httpx.Client:
+        """A client of this server (base URL set), sending `token` if given; the same call as
+        `InProcessServer.client`, so a site's helpers work on either tier."""
+        headers = dict(options.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 30, **options})
 
     def start(self, *extra: str) -> "ProxyProcess":
         environment = {

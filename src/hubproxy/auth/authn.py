@@ -1,10 +1,11 @@
 """Authentication: `Authorization: Bearer hp_...` → `Principal`, against an in-memory snapshot.
 
 Requests never wait on the database: the snapshot of accounts is reloaded when the admin CLI
-(or anything else) bumps `accounts_serial`, polled every `refresh_interval` seconds, and
-checked at once when an unknown hubproxy token shows up (so a token created a moment ago
-works immediately; concurrent checks share one query). Revocation takes effect within one
-polling interval. `last_used` times are batched and written by the same loop.
+(or anything else) bumps `accounts_serial`, polled every `refresh_interval` seconds (the
+`accounts_refresh` setting), and checked at once when an unknown hubproxy token shows up (so a
+token created a moment ago works immediately; concurrent checks share one query). Revocation
+takes effect within one polling interval. `last_used` times are batched and written by the
+same loop.
 
 Bearer values that are not hubproxy tokens (an `hf_...` token a client has configured for
 huggingface.co) are ignored: the request is anonymous and the value goes nowhere.
