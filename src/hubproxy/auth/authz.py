@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
-from hubproxy.auth.authn import TokenRefused, principal_for
+from hubproxy.auth.authn import principal_for
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
     ACTIONS,
@@ -53,6 +53,7 @@ from hubproxy.errors import (
     NotImplementedYet,
     RepoNotFound,
     RepoNotFoundUnauthenticated,
+    TokenRefused,
     Unauthorized,
 )
 from hubproxy.naming import canonical_name

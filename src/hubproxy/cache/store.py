@@ -17,14 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import RevisionResolver
-from hubproxy.cache.upstream import (
-    DownloadUrlExpired,
-    UpstreamClient,
-    UpstreamFile,
-    is_upstream_failure,
-)
+from hubproxy.cache.upstream import UpstreamClient, UpstreamFile, is_upstream_failure
 from hubproxy.constants import HEADER_REPO_COMMIT
-from hubproxy.errors import EntryNotFound, RepoMoved, RevisionNotFound
+from hubproxy.errors import DownloadUrlExpired, EntryNotFound, RepoMoved, RevisionNotFound
 from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
 from hubproxy.singleflight import SingleFlight
