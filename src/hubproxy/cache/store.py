@@ -216,6 +216,14 @@ class CachingRepoStore:
 
     # Files ----------------------------------------------------------------------------
 
+    async def entry_with_sha256(self, ref: RepoRef, sha256: str) -> FileEntry | None:
+        """A file of the repo already looked up (its `/resolve` answered) with this sha256."""
+        found = await self.metadata.entry_with_sha256(ref, sha256)
+        if found is None:
+            return None
+        commit, path, record = found
+        return FileEntry(ref, commit, path, record.size, record.git_oid, sha256)
+
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
         resolved = await self.revisions.resolve(ref, revision)
         commit = resolved.commit
