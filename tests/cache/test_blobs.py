@@ -106,6 +106,28 @@ async def test_content_not_matching_its_hash_is_deleted(harness: Harness) -> Non
     assert await harness.metadata.get_blob(str(blob)) is None
 
 
+async def test_a_cold_whole_read_verifies_the_blob_without_reading_it_back(
+    harness: Harness,
+) -> None:
+    cache = await harness.open()
+    reread: list[object] = []
+
+    async def verify(state: object) -> None:
+        reread.append(state)
+
+    cache.verifier.verify = verify  # type: ignore[method-assign]
+    blob = sha256_blob(CONTENT)
+    data = await collect(
+        cache.read(blob, len(CONTENT), 0, len(CONTENT), ScriptedUpstream(CONTENT).fetch)
+    )
+    assert data == CONTENT
+    # Verified by the read's own hash, before its last piece went out.
+    assert state_of(cache, blob).verified
+    assert await harness.metadata.get_blob(str(blob)) is not None
+    await asyncio.sleep(0.05)
+    assert reread == []
+
+
 async def test_git_sha1_blobs_verify(harness: Harness) -> None:
     cache = await harness.open()
     content = b'{"model_type": "bert"}\n'

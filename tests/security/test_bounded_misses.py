@@ -13,9 +13,9 @@ from tests.fake_upstream import FakeHub
 from tests.support.proxy import ProxyProcess
 
 
-def _count(data_dir: Path, sql: str) -> int:
+def _count(data_dir: Path, sql: str, *parameters: str) -> int:
     with sqlite3.connect(data_dir / "hubproxy.sqlite3") as connection:
-        return int(connection.execute(sql).fetchone()[0])
+        return int(connection.execute(sql, parameters).fetchone()[0])
 
 
 def _hub_requests(upstream: FakeHub, marker: str) -> int:
@@ -53,7 +53,8 @@ def test_random_missing_paths_leave_a_bounded_trace(
         assert set(statuses) == {404}
         recorded = _count(
             proxy.data_dir,
-            f"SELECT COUNT(*) FROM entries WHERE NOT present AND repo_id = '{repo_id}'",
+            "SELECT COUNT(*) FROM entries WHERE NOT present AND repo_id = ?",
+            repo_id,
         )
         # Capped in the database; the rest are known from memory only.
         assert recorded <= MAX_RECORDED_ABSENCES

@@ -43,6 +43,9 @@ class BlobState:
     composing: asyncio.Task[None] | None = None
     # Every present chunk came from upstream (`BlobRecord.from_upstream`).
     from_upstream: bool = True
+    # Whole reads hashing the blob as they stream it (`BlobCache._held_back_until_verified`):
+    # while one runs, the last fill leaves verification to it.
+    streaming_checks: int = 0
 
     @property
     def chunks(self) -> int:

@@ -226,21 +226,44 @@ class BlobCache:
         the whole file again (`refuses_resume`)."""
         hasher = state.blob.hasher(state.size)
         held_back: bytes | None = None
-        async for piece in pieces:
-            # On the event loop: a piece is at most a few MiB (about a millisecond of hashing).
-            hasher.update(piece)
-            if held_back is not None:
-                yield held_back
-            held_back = piece
-        if hasher.hexdigest() != state.blob.digest:
-            logger.error("content of %s does not match its hash: response broken", state.blob)
-            VERIFICATION_FAILURES.inc()
-            self._failed_whole_reads.put(state.blob, time.monotonic())
-            await self._discard(state)
-            raise IntegrityError("The file's content does not match its hash: retry the download")
-        self._failed_whole_reads.pop(state.blob)
+        state.streaming_checks += 1
+        checked = False  # hashed to the end, and the outcome acted on
+        try:
+            async for piece in pieces:
+                # On the event loop: a piece is at most a few MiB (a millisecond of hashing).
+                hasher.update(piece)
+                if held_back is not None:
+                    yield held_back
+                held_back = piece
+            if hasher.hexdigest() != state.blob.digest:
+                logger.error("content of %s does not match its hash: response broken", state.blob)
+                VERIFICATION_FAILURES.inc()
+                self._failed_whole_reads.put(state.blob, time.monotonic())
+                checked = True
+                await self._discard(state)
+                raise IntegrityError(
+                    "The file's content does not match its hash: retry the download"
+                )
+            self._failed_whole_reads.pop(state.blob)
+            await self._accept_streamed(state)
+            checked = True
+        finally:
+            state.streaming_checks -= 1
+            abandoned = not checked and not state.streaming_checks
+            if abandoned and state.complete() and not state.verified:
+                # The stored copy is checked as usual (or when its last fill lands).
+                self.verifier.schedule(state)
         if held_back is not None:
             yield held_back
+
+    async def _accept_streamed(self, state: BlobState) -> None:
+        """After a whole read hashed right: once its fills have committed, the stored blob is
+        those bytes, so it is verified without reading it back (one hash per cold file)."""
+        pending = [fill.task for fill in state.fills.values() if fill.task is not None]
+        if pending:
+            await asyncio.wait(pending)
+        if state.complete() and not state.verified and not state.fills:
+            await self.verifier.accept(state)
 
     async def _discard(self, state: BlobState) -> None:
         """Stop every fill of the blob, then delete what is stored: a fill still committing
@@ -373,7 +396,7 @@ class BlobCache:
             state.fills.pop(fill.index, None)
             fill.staging_path.unlink(missing_ok=True)
             fill.notify()
-        if state.complete() and not state.verified:
+        if state.complete() and not state.verified and not state.streaming_checks:
             self.verifier.schedule(state)
         if fill.done:
             await self.evictor.evict_if_needed()

@@ -41,14 +41,19 @@ class Verifier:
             logger.warning("verification of %s could not read it: %s", state.blob, error)
             return
         if hasher.hexdigest() == state.blob.digest:
-            state.verified = True
-            await self.states.metadata.mark_verified(str(state.blob))
-            if self.redirect_ttl is not None:
-                await self._compose_whole(state)
+            await self.accept(state)
             return
         logger.error("content of %s does not match its hash: deleted, will refetch", state.blob)
         VERIFICATION_FAILURES.inc()
         await self.states.remove(state)
+
+    async def accept(self, state: BlobState) -> None:
+        """Record the complete blob as verified: its stored bytes hashed to its name (here, or
+        while a whole read streamed them)."""
+        state.verified = True
+        await self.states.metadata.mark_verified(str(state.blob))
+        if self.redirect_ttl is not None:
+            await self._compose_whole(state)
 
     def compose_later(self, state: BlobState) -> None:
         """Compose the whole object of a blob verified before redirect mode was on."""
