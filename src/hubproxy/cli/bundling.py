@@ -79,8 +79,10 @@ async def export_bundle(
         sections.append(section)
         for blob, size in needed.items():
             # A file uploaded through Xet is stored only as xorbs: they travel instead.
-            file = await xet.repo_file(ref, blob.removeprefix(SHA256_BLOB))
-            if blob.startswith(SHA256_BLOB) and file is not None and file.size == size:
+            file = None
+            if blob.startswith(SHA256_BLOB):
+                file = await xet.repo_file(ref, blob.removeprefix(SHA256_BLOB))
+            if file is not None and file.size == size:
                 xet_files.append((ref, file))
             else:
                 blobs[blob] = size
