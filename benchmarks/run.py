@@ -15,7 +15,10 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets"):
 - upload: an LFS upload (PUT to the signed link) to a hosted repo against nginx storing the
          same PUT with WebDAV, reported; then that file's warm download ≥ 0.8 × nginx sendfile;
 - s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
-         the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files.
+         the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files;
+- xet:   a hosted repo with the real client: upload through Xet against Git LFS, download
+         through Xet against plain `/resolve`, with server CPU time and peak RSS per transfer
+         (`benchmarks/xet.py`; not in the default set: `--only xet`).
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
 """
 
@@ -48,6 +51,7 @@ from benchmarks.processes import (
     curl_upload,
     wrk_requests_per_second,
 )
+from benchmarks.xet import scenario_xet
 from hubproxy.settings import parse_size
 
 MB = 1_000_000
@@ -537,6 +541,9 @@ def main() -> int:
             results += scenario_range(work, hub, size)
         if "rss" in only:
             results += scenario_rss(work, hub, size, arguments.clients)
+        if "xet" in only:
+            rows = scenario_xet(work, hub.url, size, arguments.repeat)
+            results += [Result(**row) for row in rows]
         if "s3" in only:
             results += scenario_s3(
                 work, hub, parse_size(arguments.s3_size), arguments.s3_clients, arguments.repeat

@@ -16,4 +16,6 @@ bash scripts/install-helm.sh
 if [ "$#" -eq 0 ]; then
     # The whole proxy suite once more with every chunk on S3 (a moto server).
     .venv/bin/python -m pytest tests/proxy --proxy-storage s3
+    # The Xet tests once more with the oldest hf_xet huggingface_hub accepts, in a venv of its own.
+    bash scripts/xet-oldest-client.sh
 fi

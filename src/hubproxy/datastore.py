@@ -8,6 +8,9 @@ A backup is a plain directory:
     hubproxy.sqlite3       the metadata database, copied with SQLite's online backup API
     audit.sqlite3          the audit log, likewise
     storage/<chunk key>    the chunks of every blob held for a hosted repo (local storage)
+    storage/xorbs/…        every xorb of the Xet CAS (local storage): the files uploaded
+                           through Xet live only there, and the database's `xet_*` tables
+                           say how they reconstruct
 
 It is taken while the server runs. The backup API copies a consistent snapshot of each
 database while others write (in WAL mode a reader never blocks the writer); chunks are
@@ -38,7 +41,7 @@ from typing import Any
 from hubproxy import __version__
 from hubproxy.auth.audit import AUDIT_STEPS
 from hubproxy.blob_ids import BlobId
-from hubproxy.cache.layout import LAYOUT_VERSION, chunk_key
+from hubproxy.cache.layout import LAYOUT_VERSION, chunk_key, xorb_key
 from hubproxy.db.migrations import DatabaseError, check_not_newer, schema_version
 from hubproxy.db.schema import STEPS
 from hubproxy.settings import Settings
@@ -182,6 +185,8 @@ def backup(settings: Settings, directory: Path, *, force: bool = False) -> Backu
         counts["held_blobs"] = copy.execute("SELECT count(*) FROM blobs WHERE held = 1").fetchone()[
             0
         ]
+        xorbs = copy.execute("SELECT xorb_hash, size FROM xet_xorbs ORDER BY xorb_hash").fetchall()
+        counts["xet_files"] = _count(copy, "xet_files")
         if local:
             # The cached blobs' chunks are not copied: the restored cache must not believe
             # it has them.
@@ -198,10 +203,14 @@ def backup(settings: Settings, directory: Path, *, force: bool = False) -> Backu
             manifest["audit_schema_version"] = schema_version(audit)
             counts["audit_records"] = _count(audit, "audit")
     chunks: list[dict[str, Any]] = []
+    copied_xorbs: list[dict[str, Any]] = []
     if local:
         chunks = _copy_chunks(settings, directory, held)
+        copied_xorbs = _copy_xorbs(settings, directory, xorbs)
     counts["chunks"] = len(chunks)
     counts["chunk_bytes"] = sum(item["size"] for item in chunks)
+    counts["xorbs"] = len(copied_xorbs)
+    counts["xorb_bytes"] = sum(item["size"] for item in copied_xorbs)
     manifest["counts"] = counts
     manifest["files"] = [
         _file_item(directory, name)
@@ -209,6 +218,7 @@ def backup(settings: Settings, directory: Path, *, force: bool = False) -> Backu
         if (directory / name).exists()
     ]
     manifest["chunks"] = chunks
+    manifest["xorbs"] = copied_xorbs
     temporary = directory / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(temporary, directory / MANIFEST)
@@ -251,6 +261,28 @@ def _copy_chunks(
         return list(pool.map(copy_one, held))
 
 
+def _copy_xorbs(
+    settings: Settings, directory: Path, xorbs: list[sqlite3.Row]
+) -> list[dict[str, Any]]:
+    """Copy every recorded xorb (immutable once recorded; a row always has its object)."""
+
+    def copy_one(row: sqlite3.Row) -> dict[str, Any]:
+        key = xorb_key(row["xorb_hash"])
+        try:
+            size, digest = _copy(settings.storage_path / key, directory / STORAGE_DIR / key)
+        except FileNotFoundError:
+            raise BackupError(
+                f"xorb {row['xorb_hash']} is missing from {settings.storage_path}: the storage"
+                " does not hold what the database lists"
+            ) from None
+        if size != row["size"]:
+            raise BackupError(f"xorb {key} has {size} bytes, the database says {row['size']}")
+        return {"hash": row["xorb_hash"], "size": size, "sha256": digest}
+
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="hubproxy-backup") as pool:
+        return list(pool.map(copy_one, xorbs))
+
+
 # Restore ---------------------------------------------------------------------------------
 
 
@@ -280,7 +312,7 @@ Planned = tuple[Path, str, dict[str, Any]]
 
 def _planned_files(directory: Path, manifest: dict[str, Any]) -> list[Planned]:
     """(file in the backup, relative target, manifest item); paths come from fixed names and
-    `layout.chunk_key`, never from the manifest's text."""
+    `layout.chunk_key` / `layout.xorb_key`, never from the manifest's text."""
     planned: list[Planned] = []
     for item in manifest.get("files", []):
         if item.get("path") not in (DATABASE_FILE, AUDIT_FILE):
@@ -294,6 +326,12 @@ def _planned_files(directory: Path, manifest: dict[str, Any]) -> list[Planned]:
         except (KeyError, ValueError):
             raise BackupError(f"bad chunk in the manifest: {item!r}") from None
         planned.append((directory / STORAGE_DIR / key, f"{STORAGE_DIR}/{key}", item))
+    for item in manifest.get("xorbs", []):
+        try:
+            key = xorb_key(str(item["hash"]))
+        except (KeyError, ValueError):
+            raise BackupError(f"bad xorb in the manifest: {item!r}") from None
+        planned.append((directory / STORAGE_DIR / key, f"{STORAGE_DIR}/{key}", item))
     return planned
 
 
@@ -304,7 +342,7 @@ def restore(directory: Path, settings: Settings) -> BackupReport:
         raise BackupError(f"data dir {target} is not empty: restore only into a new data dir")
     manifest = read_manifest(directory)
     planned = _planned_files(directory, manifest)
-    has_chunks = bool(manifest.get("chunks"))
+    has_chunks = bool(manifest.get("chunks")) or bool(manifest.get("xorbs"))
     if has_chunks and settings.storage != "local":
         raise BackupError(
             f"the backup holds local chunks; this data dir uses {settings.storage} storage"

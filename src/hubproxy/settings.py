@@ -222,6 +222,16 @@ class Settings:
         365 * 86400.0,
         "Longest `expires_in` a token or robot may be created with over the API (a 400 beyond).",
     )
+    xet_token_lifetime: float = setting(
+        3600.0,
+        "How long a Xet access token (xet-read-token / xet-write-token) is valid; clients ask "
+        "for a new one when it runs out.",
+    )
+    xet_url_lifetime: float = setting(
+        900.0,
+        "How long a signed xorb-range URL of a Xet reconstruction answer is valid; clients ask "
+        "for a new reconstruction when it runs out.",
+    )
     audit_stdout: bool = setting(
         False,
         "Also print every audit record as one JSON line on stdout, for log shippers.",
@@ -450,6 +460,9 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError("audit_retention: must be positive")
     if settings.accounts_refresh <= 0:
         raise SettingsError("accounts_refresh: must be positive")
+    for name in ("xet_token_lifetime", "xet_url_lifetime"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name}: must be at least 1s")
     if settings.cache_max_bytes is not None and settings.cache_max_bytes <= 0:
         raise SettingsError("cache_max_bytes: must be positive")
     for name in ("read_ahead_chunks",):

@@ -98,6 +98,7 @@ def test_cache_management(proxy_factory: ProxyFactory, upstream: FakeHub, repo_i
         "incomplete_objects": 0,
         "dangling_records": 1,
         "hosted": {"released": 0, "deleted": 0, "deleted_bytes": 0},
+        "xet": {"files": 0, "xorbs": 0, "xorb_bytes": 0, "orphan_objects": 0},
     }
     assert not orphan.exists()
 

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import hf_xet
+import httpx
 
 MiB = 1024 * 1024
 WORDS = b"the quick brown fox jumps over a lazy dog while hubproxy stores every xorb once ".split()
@@ -160,3 +161,81 @@ def serialize_shard(
     out.append(BOOKEND_HASH + bytes(16))
     out.append(BOOKEND_HASH + bytes(16))
     return b"".join(out)
+
+
+@dataclass
+class Relayed:
+    """One request the relay forwarded: method, path (with query) and the answer's status."""
+
+    method: str
+    path: str
+    status: int
+
+
+class _RelayHandler(_Handler):
+    relay: "Relay"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _forward(self) -> None:
+        relay = self.relay
+        body = self._body()
+        if self.command == "GET" and "/v1/xorb-data/" in self.path and relay.take_delay():
+            time.sleep(relay.delay)
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+        }
+        with httpx.Client(timeout=60) as client:
+            answer = client.request(
+                self.command, relay.target + self.path, headers=headers, content=body
+            )
+        relay.requests.append(Relayed(self.command, self.path, answer.status_code))
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PUT = _forward
+
+
+@dataclass
+class Relay:
+    """An HTTP relay in front of a server (`target`) that can hold back the next xorb-range GET
+    for `delay` seconds, so that its signed URL expires on the way."""
+
+    target: str = ""
+    delay: float = 0.0
+    delays_left: int = 0
+    requests: list[Relayed] = field(default_factory=list)
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_delay(self) -> bool:
+        with self._lock:
+            if self.delays_left <= 0:
+                return False
+            self.delays_left -= 1
+            return True
+
+
+@contextlib.contextmanager
+def relay() -> Iterator[Relay]:
+    """A relay on a free local port (set its `target` before use)."""
+    state = Relay()
+    handler = type("Handler", (_RelayHandler,), {"relay": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,6 +11,7 @@ import hf_xet
 import httpx
 import pytest
 
+from hubproxy.xet.xorbs import MAX_XORB_BYTES
 from tests.hub.conftest import Hub, admin_batch, token_of
 from tests.xet.support import MiB, mixed
 
@@ -260,7 +261,7 @@ def test_bad_uploads_are_precise_400s_and_store_nothing(
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(
             f"POST {CAS}/v1/xorbs/default/{'c' * 64} HTTP/1.1\r\nHost: {host}\r\n"
-            f"Authorization: {auth['Authorization']}\r\nContent-Length: {64 * MiB + 1}\r\n\r\n".encode()
+            f"Authorization: {auth['Authorization']}\r\nContent-Length: {MAX_XORB_BYTES + 1}\r\n\r\n".encode()
         )
         assert connection.recv(65536).startswith(b"HTTP/1.1 413")
     stored = hub.data_dir / "storage" / "xorbs"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 
 from tests.hub.conftest import Hub, admin_batch, token_of, xet_disabled
@@ -22,6 +22,10 @@ FILES = {
     "README.md": b"---\nlicense: mit\n---\n# A model uploaded through Xet\n",
     "tokenizer/vocab.txt": random_data(8 * 1024, 32),  # over the test LFS threshold
 }
+
+
+XORB_UPLOAD = "POST /api/hubproxy/xet/v1/xorbs/default/"
+SHARD_UPLOAD = "POST /api/hubproxy/xet/v1/shards"
 
 
 def xet_bytes(hub: Hub) -> float:
@@ -122,9 +126,14 @@ def test_a_second_upload_of_the_same_content_sends_no_xorb(
 ) -> None:
     again = hub.new_repo("xet-again")
     before = xet_bytes(hub)
+    sent = hub.process.log().count(XORB_UPLOAD)
     hub.api().upload_file(
         path_or_fileobj=FILES["model.safetensors"], path_in_repo="copy.safetensors", repo_id=again
     )
+    # The client sent no xorb at all (not merely none the server kept): only a shard.
+    log = hub.process.log()
+    assert log.count(XORB_UPLOAD) == sent
+    assert log.count(SHARD_UPLOAD) > 0
     assert xet_bytes(hub) == before
     path = hub.api().hf_hub_download(again, "copy.safetensors", cache_dir=tmp_path / "cache")
     assert (
@@ -148,4 +157,39 @@ def test_a_read_scope_token_cannot_upload(hub: Hub, pushed: str) -> None:
         timeout=30,
     )
     assert token.status_code == 403
+    assert hub.head(pushed) == head
+
+
+def test_hf_file_system_reads_ranges_of_a_xet_file(hub: Hub, pushed: str, tmp_path: Path) -> None:
+    """Range reads are plain `/resolve` ranges (reconstructed on the server); a whole-file
+    `get_file` goes through hf_xet."""
+    content = FILES["model.safetensors"]
+    fs = HfFileSystem(endpoint=hub.url, token=hub.tokens["developer"], skip_instance_cache=True)
+    path = f"{pushed}/model.safetensors"
+    assert fs.info(path)["size"] == len(content)
+    with fs.open(path, "rb", block_size=1_000_000) as handle:
+        handle.seek(12_345_678)
+        assert handle.read(100_000) == content[12_345_678:12_445_678]
+        handle.seek(len(content) - 1000)
+        assert handle.read() == content[-1000:]
+    assert fs.cat_file(path, start=7, end=7 + 5 * MiB) == content[7 : 7 + 5 * MiB]
+    assert fs.read_block(path, 40 * MiB, 1234) == content[40 * MiB : 40 * MiB + 1234]
+    fetched = hub.process.log().count("/api/hubproxy/xet/v1/xorb-data/")
+    fs.get_file(path, str(tmp_path / "whole"))
+    same_files(tmp_path, {"whole": content})
+    assert hub.process.log().count("/api/hubproxy/xet/v1/xorb-data/") > fetched
+
+
+def test_a_pull_request_is_refused_with_a_clear_501(hub: Hub, pushed: str) -> None:
+    head = hub.head(pushed)
+    for content in (random_data(64 * 1024, 34), b"small\n"):  # through Xet, and regular
+        with pytest.raises(HfHubHTTPError) as refused:
+            hub.api().create_commit(
+                pushed, [CommitOperationAdd("proposal.bin", content)],
+                commit_message="A proposal", create_pr=True,
+            )  # fmt: skip
+        response = refused.value.response
+        assert response.status_code == 501
+        assert response.headers["x-error-code"]
+        assert "Pull requests are not supported" in str(refused.value)
     assert hub.head(pushed) == head

@@ -97,6 +97,14 @@ def test_a_xorb_that_hashes_to_another_name_is_refused() -> None:
         parse(body, xorb_hash(b"something else"))
 
 
+def test_64_mib_of_incompressible_chunks_and_their_headers_is_a_valid_xorb() -> None:
+    # What hf_xet sends for random data: 64 MiB of chunk data, the 8-byte headers on top.
+    pieces = [n.to_bytes(2, "little") + bytes(range(256)) * 511 + bytes(254) for n in range(512)]
+    body = b"".join(chunk(piece) for piece in pieces)
+    assert len(body) > 64 * 1024 * 1024
+    assert parse_xorb(io.BytesIO(body), xorb_hash(*pieces)).size == len(body)
+
+
 def test_an_oversized_xorb_is_refused_before_it_is_read_whole() -> None:
     piece = bytes(range(256)) * 512  # 128 KiB, incompressible enough for scheme 0
     body = chunk(piece) * 513  # just over 64 MiB

@@ -49,6 +49,10 @@ class BundleReport:
     documents: int = 0
     # Repo@commit -> paths of selected files the bundle lacks (a partial export).
     partial: dict[str, list[str]] = field(default_factory=dict)
+    # Hosted files uploaded through Xet, carried as xorbs (`cas/bundles.py`).
+    xet_files: int = 0
+    xorbs_written: int = 0
+    xorb_bytes_written: int = 0
 
 
 class IncompleteExport(BundleError):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from hubproxy.cas.segments import Term
 from hubproxy.db import Database
+from hubproxy.errors import InvalidShard
 from hubproxy.naming import RepoRef
 from hubproxy.xet.xorbs import XorbChunk, XorbIndex
 
@@ -69,6 +70,17 @@ class CasIndex:
 
         return await self.database.run(store)
 
+    async def touch_xorb(self, xorb_hash: str) -> None:
+        """Note that a stored xorb was sent again: `cache gc` gives it the grace of a new one
+        (its shard is on the way)."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE xet_xorbs SET created = ? WHERE xorb_hash = ?", (time.time(), xorb_hash)
+            )
+
+        await self.database.run(store)
+
     async def xorb_chunks(self, xorb_hash: str) -> tuple[XorbChunk, ...] | None:
         """The chunks of a stored xorb, in order; None if it is not stored."""
 
@@ -100,6 +112,13 @@ class CasIndex:
         )
 
         def store(connection: sqlite3.Connection) -> bool:
+            # Checked again in this transaction: `cache gc` may have deleted a xorb since the
+            # shard was verified, and a file must never name a missing one.
+            for xorb in {term.xorb_hash for term in file.terms}:
+                if not connection.execute(
+                    "SELECT 1 FROM xet_xorbs WHERE xorb_hash = ?", (xorb,)
+                ).fetchone():
+                    raise InvalidShard(f"Xorb {xorb} of file {file.hash} is no longer stored")
             now = time.time()
             added = connection.execute(
                 "INSERT OR IGNORE INTO xet_files VALUES (?, ?, ?, ?, ?)",

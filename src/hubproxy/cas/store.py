@@ -91,6 +91,7 @@ class XetStore:
         """Receive, verify and store a xorb; False if it was stored already (the body is then
         not read). `InvalidXorb` / `PayloadTooLarge` leave nothing behind."""
         if await self.index.has_xorb(xorb_hash):
+            await self.index.touch_xorb(xorb_hash)
             return False
         expected = from_hex(xorb_hash)
         self.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +186,34 @@ class XetStore:
         if claimed is not None and claimed != to_hex(ZERO_HASH) and claimed != digest:
             raise InvalidShard(f"File {name} has sha256 {digest}, not {claimed}")
         return XetFile(name, described.size, digest, tuple(terms))
+
+    async def check_file(self, file: XetFile) -> None:
+        """`InvalidShard` unless `file` is what the stored xorbs make: each term's chunks exist
+        and hold its length, the lengths add up to the size, the chunks give the file hash and
+        the reconstructed bytes the sha256. For files that arrive without a shard (bundles)."""
+        leaves: list[tuple[bytes, int]] = []
+        total = 0
+        for position, term in enumerate(file.terms):
+            chunks = await self.xorb_chunks(term.xorb_hash)
+            if chunks is None:
+                raise InvalidShard(f"File {file.hash} uses xorb {term.xorb_hash}, not stored")
+            if not 0 <= term.first_chunk < term.end_chunk <= len(chunks):
+                raise InvalidShard(
+                    f"Term {position} of file {file.hash} names chunks"
+                    f" {term.first_chunk}..{term.end_chunk} of a xorb with {len(chunks)}"
+                )
+            used = chunks[term.first_chunk : term.end_chunk]
+            length = sum(chunk.uncompressed_length for chunk in used)
+            if length != term.size:
+                raise InvalidShard(f"Term {position} of file {file.hash} does not hold its length")
+            leaves += [(chunk.hash, chunk.uncompressed_length) for chunk in used]
+            total += length
+        if total != file.size:
+            raise InvalidShard(f"The terms of file {file.hash} do not add up to its size")
+        if to_hex(file_hash(leaves)) != file.hash:
+            raise InvalidShard(f"The chunks of file {file.hash} give another file hash")
+        if await self._sha256(file) != file.sha256:
+            raise InvalidShard(f"The bytes of file {file.hash} do not have sha256 {file.sha256}")
 
     async def _sha256(self, file: XetFile) -> str:
         digest = hashlib.sha256()

@@ -67,6 +67,9 @@ def _lines(verb: str, report: BackupReport) -> list[str]:
         f"robots {counts['robots']}",
         f"  held blobs {counts['held_blobs']}: {counts['chunks']} chunks, "
         f"{counts['chunk_bytes']} bytes",
+        # Backups written before the Xet CAS have no such counts.
+        f"  Xet files {counts.get('xet_files', 0)}: {counts.get('xorbs', 0)} xorbs, "
+        f"{counts.get('xorb_bytes', 0)} bytes",
         f"  audit records {counts.get('audit_records', 0)}",
         *(f"note: {note}" for note in report.notes),
     ]
@@ -81,8 +84,9 @@ def backup_command(
     as_json: Json = False,
 ) -> None:
     """Back up the data dir while the server runs: the metadata database and audit log
-    (SQLite online backup) and the hosted repos' blobs. Cached (proxied) files are left out:
-    they are fetched from upstream again. With S3 storage the blobs stay in the bucket."""
+    (SQLite online backup), the hosted repos' blobs and the Xet xorbs. Cached (proxied) files
+    are left out: they are fetched from upstream again. With S3 storage the blobs and xorbs
+    stay in the bucket."""
     if admin_context(context).endpoint is not None:
         raise fail("backup works on the data dir only (drop --endpoint)", 2)
     settings = data_dir_settings(context)
@@ -98,7 +102,7 @@ def backup_command(
             "backup",
             path=str(to),
             reason=f"{counts['hub_repos']} hosted repos, {counts['chunks']} chunks, "
-            f"{counts.get('audit_records', 0)} audit records",
+            f"{counts['xorbs']} xorbs, {counts.get('audit_records', 0)} audit records",
         ),
     )
     emit(as_json, _summary(report), _lines("backed up to", report))

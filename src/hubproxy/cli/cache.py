@@ -13,10 +13,12 @@ import typer
 
 from hubproxy.cache.management import CacheManager, GcReport, ReleaseReport
 from hubproxy.cache.storage import Storage, open_storage
+from hubproxy.cas.collection import XetGcReport, collect
 from hubproxy.cli.common import command_group, existing_settings, failure
 from hubproxy.cli.output import emit as _emit
 from hubproxy.cli.output import progress_bar, table, when
 from hubproxy.constants import REPO_TYPES, RepoType
+from hubproxy.datadir import DataDirInUse, DataDirLock
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest
 from hubproxy.hub.repos import needed_blobs
@@ -27,6 +29,9 @@ app = command_group("Inspect and manage the cache in a data dir.")
 Result = TypeVar("Result")
 # Files stored this recently may belong to a commit still being written: `gc` leaves them.
 HELD_GRACE = "1h"
+# hf_xet answers its own dedup questions from the shards of its uploads for three weeks, so
+# it may name a xorb that long after sending it (`cas/collection.py`).
+XET_GRACE = "21d"
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 RepoType_ = Annotated[str, typer.Option("--repo-type", help="model, dataset or space.")]
@@ -147,34 +152,72 @@ def gc(
             show_default=True,
         ),
     ] = HELD_GRACE,
+    xet_grace: Annotated[
+        str,
+        typer.Option(
+            help="How long after it was sent a Xet xorb no file uses is kept (hf_xet may name"
+            " it in a later upload for three weeks).",
+            show_default=True,
+        ),
+    ] = XET_GRACE,
 ) -> None:
     """Delete orphan chunks, crash leftovers and records of chunks storage lost; stop holding
-    files no hosted repo needs any more (deleting those no cached file uses either)."""
+    files no hosted repo needs any more (deleting those no cached file uses either); delete
+    the Xet xorbs no needed file uses."""
 
     try:
         grace = parse_seconds(hosted_grace)
     except SettingsError as error:
         raise fail(f"--hosted-grace: {error}") from None
+    try:
+        xorb_grace = parse_seconds(xet_grace)
+    except SettingsError as error:
+        raise fail(f"--xet-grace: {error}") from None
 
     async def action(
         settings: Settings, database: Database, storage: Storage
-    ) -> tuple[ReleaseReport, GcReport]:
+    ) -> tuple[ReleaseReport, GcReport, XetGcReport]:
         manager = CacheManager(database, storage)
         needed = await database.run(needed_blobs)
         released = await manager.release_held(needed, grace=grace)
         with progress_bar() as progress:
-            return released, await manager.gc(progress)
+            report = await manager.gc(progress)
+        needed_sha256 = {blob.removeprefix("sha256:") for blob in needed}
+        lock = DataDirLock(settings.data_dir)
+        try:
+            lock.acquire()
+        except DataDirInUse:
+            # A running server may be between storing a xorb and recording it.
+            return (
+                released,
+                report,
+                await collect(database, storage, needed_sha256, xorb_grace, sweep_unrecorded=False),
+            )
+        try:
+            return (
+                released,
+                report,
+                await collect(database, storage, needed_sha256, xorb_grace, sweep_unrecorded=True),
+            )
+        finally:
+            lock.release()
 
-    released, report = run_on_data_dir(context, action)
+    released, report, xet = run_on_data_dir(context, action)
     _emit(
         as_json,
-        {**dataclasses.asdict(report), "hosted": dataclasses.asdict(released)},
+        {
+            **dataclasses.asdict(report),
+            "hosted": dataclasses.asdict(released),
+            "xet": dataclasses.asdict(xet),
+        },
         [
             f"orphan chunks removed: {report.orphan_chunks} ({_size(report.orphan_bytes)})",
             f"incomplete objects removed: {report.incomplete_objects}",
             f"records of missing chunks removed: {report.dangling_records}",
             f"files of deleted hosted repos released: {released.released}, deleted:"
             f" {released.deleted} ({_size(released.deleted_bytes)})",
+            f"Xet files no hosted repo needs: {xet.files}; unused xorbs deleted: {xet.xorbs}"
+            f" ({_size(xet.xorb_bytes)}), unrecorded xorb objects: {xet.orphan_objects}",
         ],
     )
 

@@ -380,10 +380,19 @@ def export_command(
     files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
     typer.echo(
         f"exported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already in the"
-        f" earlier bundle, {report.documents} documents"
+        f" earlier bundle, {report.documents} documents{_xet_summary(report)}"
     )
     for repo, paths in report.partial.items():
         typer.echo(f"partial: {repo} lacks {len(paths)} selected files (listed in the manifest)")
+
+
+def _xet_summary(report: BundleReport) -> str:
+    if not report.xet_files:
+        return ""
+    return (
+        f", {report.xet_files} Xet files in {report.xorbs_written} new xorbs"
+        f" ({report.xorb_bytes_written} bytes)"
+    )
 
 
 @app.command("import")
@@ -415,5 +424,5 @@ def import_command(
     files = f"{report.blobs_written} files ({report.bytes_written} bytes)"
     typer.echo(
         f"imported {', '.join(report.repos)}: {files}, {report.blobs_skipped} already cached,"
-        f" {report.documents} documents"
+        f" {report.documents} documents{_xet_summary(report)}"
     )

@@ -50,8 +50,6 @@ from hubproxy.xet.shards import MAX_SHARD_BYTES
 from hubproxy.xet.xorbs import MAX_XORB_BYTES
 
 CAS_PATH = "/api/hubproxy/xet"
-# How long a xorb-range URL of a reconstruction answer may be used.
-RANGE_URL_SECONDS = 15 * 60
 MAX_TELEMETRY_BYTES = 1024 * 1024
 
 
@@ -165,7 +163,7 @@ def _range_url(
     end: int,
     synthetic_of: tuple[str, int] | None = None,
 ) -> str:
-    expires = int(time.time()) + RANGE_URL_SECONDS
+    expires = int(time.time() + services(request).settings.xet_url_lifetime)
     signature = range_signature(key, xorb_hash, start, end, expires, grant.repo, grant.token_id)
     fields: dict[str, str | int] = {
         "range": f"{start}-{end}",

@@ -17,7 +17,6 @@ from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.cas import cas_url
 from hubproxy.hf_api.hosted import refuse_pull_requests
 
-TOKEN_SECONDS = 3600
 HEADER_CAS_URL = "X-Xet-Cas-Url"
 HEADER_ACCESS_TOKEN = "X-Xet-Access-Token"  # noqa: S105 - a header name
 HEADER_TOKEN_EXPIRATION = "X-Xet-Token-Expiration"  # noqa: S105 - a header name
@@ -38,7 +37,7 @@ async def _token(call: Call, scope: Scope) -> Response:
         await found.hub.repos.resolve(call.repo, call.revision)
     else:
         await call.repo_store.repo_info(call.repo, call.revision, [])
-    expires = int(time.time()) + TOKEN_SECONDS
+    expires = int(time.time() + found.settings.xet_token_lifetime)
     grant = XetGrant(call.repo, call.revision, scope, expires, call.principal.token_id or "")
     token = mint_token(await found.signer.key(), grant)
     url = cas_url(call.request)

@@ -23,11 +23,14 @@ from hubproxy.errors import InvalidXorb
 from hubproxy.xet.hashing import chunk_hash, merkle_root, to_hex
 
 HEADER_BYTES = 8
-MAX_XORB_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 128 * 1024
 MAX_PAYLOAD_BYTES = 2 * MAX_CHUNK_BYTES
 # hf_xet puts at most 8192 chunks in a xorb; room for a client that puts more, still bounded.
 MAX_CHUNKS = 65536
+CLIENT_MAX_CHUNKS = 8192
+# hf_xet fills a xorb with up to 64 MiB of chunk data and puts the chunk headers on top: a xorb
+# of incompressible chunks is sent a few KiB over 64 MiB (observed: 64 MiB + 5881 bytes).
+MAX_XORB_BYTES = 64 * 1024 * 1024 + HEADER_BYTES * CLIENT_MAX_CHUNKS
 SCHEME_NONE, SCHEME_LZ4, SCHEME_BG4_LZ4 = 0, 1, 2
 SCHEMES = {SCHEME_NONE: "none", SCHEME_LZ4: "lz4", SCHEME_BG4_LZ4: "bg4-lz4"}
 # What a footered (stored-format) xorb starts its footer with; never part of an upload.
