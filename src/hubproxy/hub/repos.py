@@ -76,6 +76,22 @@ class RepoRecord:
     private: bool
     created: float
     created_by: str
+    # '' (not gated), "auto" or "manual".
+    gated: str = ""
+
+
+def _record_of(row: sqlite3.Row) -> RepoRecord:
+    return RepoRecord(
+        RepoRef(row["repo_type"], row["repo_id"]),
+        bool(row["private"]),
+        row["created"],
+        row["created_by"],
+        row["gated"],
+    )
+
+
+# Tables whose rows belong to one hosted repo (renamed together by a move).
+_REPO_TABLES = ("hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files")
 
 
 def _key(ref: RepoRef) -> tuple[str, str]:
@@ -163,9 +179,105 @@ class HubRepos:
             ).fetchone()
             if row is None:
                 return None
-            return RepoRecord(ref, bool(row["private"]), row["created"], row["created_by"])
+            return _record_of(row)
 
         return await self.database.run(load)
+
+    async def find(self, ref: RepoRef) -> RepoRecord | None:
+        """The hosted repo `ref` names in any letter case (its stored spelling), or None."""
+
+        def load(connection: sqlite3.Connection) -> RepoRecord | None:
+            rows = connection.execute(
+                "SELECT * FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
+            ).fetchall()
+            records = sorted((_record_of(row) for row in rows), key=lambda r: r.ref.repo_id)
+            exact = [record for record in records if record.ref == ref]
+            found = exact or records
+            return found[0] if found else None
+
+        return await self.database.run(load)
+
+    async def moved_to(self, ref: RepoRef) -> RepoRef | None:
+        """Where a hosted repo once named `ref` (any letter case) was moved, or None."""
+
+        def load(connection: sqlite3.Connection) -> RepoRef | None:
+            row = connection.execute(
+                "SELECT new_id FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
+            ).fetchone()
+            return None if row is None else RepoRef(ref.repo_type, row["new_id"])
+
+        return await self.database.run(load)
+
+    async def update_settings(
+        self, ref: RepoRef, *, private: bool | None = None, gated: str | None = None
+    ) -> RepoRecord:
+        """Change the given settings of a hosted repo."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            for column, value in (("private", private), ("gated", gated)):
+                if value is not None:
+                    connection.execute(
+                        f"UPDATE hub_repos SET {column} = ?"  # noqa: S608 - fixed names
+                        " WHERE repo_type = ? AND repo_id = ?",
+                        (int(value) if isinstance(value, bool) else value, *_key(ref)),
+                    )
+
+        await self.repo(ref)
+        await self.database.run(store)
+        return await self.repo(ref)
+
+    async def move_repo(self, source: RepoRef, target: RepoRef) -> None:
+        """Rename a hosted repo with its whole history (`Conflict` if `target` exists in any
+        letter case); the old id is kept as a pointer to the new one."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            taken = connection.execute(
+                "SELECT repo_id FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ?",
+                (target.repo_type, canonical_name(target.repo_id)),
+            ).fetchall()
+            if any(row["repo_id"] != source.repo_id for row in taken):
+                raise Conflict(f"Repository {target.repo_id} already exists")
+            row = connection.execute(
+                "SELECT * FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(source)
+            ).fetchone()
+            if row is None:
+                raise RepoNotFound()
+            # The new row first, then every dependent row, then the old row: foreign keys
+            # hold at every step.
+            if source.repo_id == target.repo_id:
+                return
+            connection.execute(
+                "INSERT INTO hub_repos (repo_type, repo_id, private, created, created_by, gated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (*_key(target), row["private"], row["created"], row["created_by"], row["gated"]),
+            )
+            for table in _REPO_TABLES:
+                connection.execute(
+                    f"UPDATE {table} SET repo_id = ?"  # noqa: S608 - fixed names
+                    " WHERE repo_type = ? AND repo_id = ?",
+                    (target.repo_id, *_key(source)),
+                )
+            connection.execute(
+                "DELETE FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(source)
+            )
+            connection.execute(
+                "DELETE FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (target.repo_type, canonical_name(target.repo_id)),
+            )
+            connection.execute(
+                "UPDATE hub_repo_moves SET new_id = ? WHERE repo_type = ? AND new_id = ?",
+                (target.repo_id, *_key(source)),
+            )
+            if canonical_name(source.repo_id) != canonical_name(target.repo_id):
+                connection.execute(
+                    "INSERT OR REPLACE INTO hub_repo_moves VALUES (?, ?, ?, ?)",
+                    (source.repo_type, canonical_name(source.repo_id), target.repo_id, time.time()),
+                )
+
+        await self.database.run(store)
+        self._snapshots.pop_where(lambda key: key[:2] == _key(source))
 
     async def stored_ref(self, ref: RepoRef) -> RepoRef:
         """`ref` as the hosted repo was created (ids match case-insensitively), or `ref` itself
@@ -201,15 +313,7 @@ class HubRepos:
                 f"SELECT * FROM hub_repos{condition} ORDER BY repo_type, repo_id",  # noqa: S608
                 parameters,
             )
-            return [
-                RepoRecord(
-                    RepoRef(row["repo_type"], row["repo_id"]),
-                    bool(row["private"]),
-                    row["created"],
-                    row["created_by"],
-                )
-                for row in rows
-            ]
+            return [_record_of(row) for row in rows]
 
         return await self.database.run(load)
 
@@ -227,7 +331,8 @@ class HubRepos:
         def store(connection: sqlite3.Connection) -> None:
             try:
                 connection.execute(
-                    "INSERT INTO hub_repos VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO hub_repos (repo_type, repo_id, private, created, created_by)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (*_key(ref), int(private), time.time(), created_by),
                 )
             except sqlite3.IntegrityError:
@@ -236,6 +341,11 @@ class HubRepos:
             connection.execute(
                 "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
                 (*_key(ref), BRANCH, DEFAULT_BRANCH, initial.sha),
+            )
+            # A new repo takes the name back from a repo moved away from it.
+            connection.execute(
+                "DELETE FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
             )
 
         await self.database.run(store)

@@ -126,6 +126,13 @@ class HostedRepoWriter:
             ref, private=private, created_by=creator, initial=initial, files=files
         )
 
+    async def move_repo(self, source: RepoRef, target: RepoRef, *, private: bool) -> None:
+        """Rename `source` to `target` with its history, then give it `private`."""
+        first, second = sorted((source, target), key=str)
+        async with self._locks[first], self._locks[second]:
+            await self.repos.move_repo(source, target)
+            await self.repos.update_settings(target, private=private)
+
     async def delete_repo(self, ref: RepoRef) -> None:
         # The content stays until `hubproxy cache gc`: other repos or the cache may share it.
         async with self._locks[ref]:

@@ -63,7 +63,7 @@ def _repo_document(record: RepoRecord, head: CommitRecord) -> dict[str, Any]:
         "lastModified": iso_date(head.created),
         "createdAt": iso_date(record.created),
         "private": record.private,
-        "gated": False,
+        "gated": record.gated or False,
         "disabled": False,
         "downloads": 0,
         "likes": 0,
