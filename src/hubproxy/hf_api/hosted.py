@@ -209,7 +209,10 @@ async def preupload(call: Call) -> Response:
     files = payload.get("files")
     if not isinstance(files, list):
         raise BadRequest("Request body needs a 'files' list")
-    answer = await call.hub.preupload(call.repo, call.revision, files)
+    git_ignore = payload.get("gitIgnore")
+    if git_ignore is not None and not isinstance(git_ignore, str):
+        raise BadRequest("'gitIgnore' must be the text of a .gitignore")
+    answer = await call.hub.preupload(call.repo, call.revision, files, git_ignore)
     return JSONResponse(answer)
 
 

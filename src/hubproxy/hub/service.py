@@ -8,6 +8,8 @@ compare-and-swap.
 """
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import time
 from collections import defaultdict
@@ -23,6 +25,7 @@ from hubproxy.errors import (
     RevisionNotFound,
     UploadRejected,
 )
+from hubproxy.hub import upload_modes
 from hubproxy.hub.commits import (
     AddLfsFile,
     CommitHeader,
@@ -59,6 +62,19 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+# A `.gitattributes` or `.gitignore` larger than this is not read for preupload rules.
+MAX_RULES_FILE = 1024 * 1024
+
+
+def _sample(item: dict[str, Any]) -> bytes:
+    """The base64 `sample` (first 512 bytes) of a preupload file; b'' when absent or invalid."""
+    sample = item.get("sample")
+    if not isinstance(sample, str):
+        return b""
+    try:
+        return base64.b64decode(sample[:1024], validate=True)
+    except binascii.Error:
+        return b""
 
 
 def _lfs_blob(sha256: str) -> str:
@@ -140,29 +156,55 @@ class HostedRepoWriter:
 
     # Commits --------------------------------------------------------------------------
 
-    async def preupload(self, ref: RepoRef, revision_name: str, files: list[Any]) -> dict[str, Any]:
-        """How each file should travel: `regular` (inside the commit) below the LFS threshold,
-        else `lfs`; `oid` of the current remote content when it is of the same kind."""
+    async def preupload(
+        self, ref: RepoRef, revision_name: str, files: list[Any], git_ignore: str | None = None
+    ) -> dict[str, Any]:
+        """How each file should travel (`upload_modes`): `regular` (inside the commit) or
+        `lfs`; `shouldIgnore` by the upload's `.gitignore` (`git_ignore`), else the
+        revision's; `oid` of the current remote content when it is of the same kind."""
         head = await self.repos.resolve(ref, revision_name)
         current = await self.repos.files(ref, head)
+        attributes: list[tuple[str, bool]] = []
+        ignores: list[upload_modes.IgnoreRule] = []
+        if upload_modes.HF_UPLOAD_MODES:
+            attributes = upload_modes.lfs_patterns(await self._text(current, ".gitattributes"))
+            if git_ignore is None:
+                git_ignore = await self._text(current, ".gitignore")
+            ignores = upload_modes.ignore_rules(git_ignore)
         answers = []
         for item in files:
             if not isinstance(item, dict) or not isinstance(item.get("path"), str):
                 raise BadRequest("Each preupload file needs a 'path'")
+            path: str = item["path"]
             size = item.get("size")
-            if not isinstance(size, int) or size < 0:
-                raise BadRequest(f"Preupload file {item['path']!r} needs a 'size'")
-            mode = "lfs" if size >= self.lfs_threshold and size > 0 else "regular"
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BadRequest(f"Preupload file {path!r} needs a 'size'")
+            lfs = size >= self.lfs_threshold
+            if upload_modes.HF_UPLOAD_MODES and not lfs:
+                lfs = upload_modes.tracked_by_lfs(attributes, path) or upload_modes.looks_binary(
+                    _sample(item)
+                )
+            mode = "lfs" if lfs and size > 0 else "regular"
             answer: dict[str, Any] = {
-                "path": item["path"],
+                "path": path,
                 "uploadMode": mode,
-                "shouldIgnore": False,
+                "shouldIgnore": upload_modes.ignored(ignores, path),
             }
             existing = current.get(item["path"])
             if existing is not None and (existing.sha256 is not None) == (mode == "lfs"):
                 answer["oid"] = existing.sha256 or existing.git_oid
             answers.append(answer)
         return {"files": answers, "commitOid": head}
+
+    async def _text(self, files: dict[str, HubFile], path: str) -> str:
+        """A small text file of a commit (`.gitattributes`, `.gitignore`), or ''."""
+        file = files.get(path)
+        if file is None or file.size > MAX_RULES_FILE:
+            return ""
+        content = b"".join(
+            [piece async for piece in self.content.read(file.blob_id, file.size, 0, file.size)]
+        )
+        return content.decode("utf-8", errors="replace")
 
     async def commit(
         self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
