@@ -45,6 +45,7 @@ URLS: dict[str, list[str]] = {
     "list_repos": ["/api/models"],
     "branch": [f"{REPO_API}/branch/{{v}}"],
     "tag": [f"{REPO_API}/tag/{{v}}"],
+    "super_squash": [f"{REPO_API}/super-squash/{{v}}"],
     "project_members": ["/api/organizations/{v}/members", "/api/organizations/team/members"],
     "project_member": ["/api/organizations/team/members/{v}"],
     "project_robots": ["/api/organizations/{v}/robots", "/api/organizations/team/robots"],
@@ -158,7 +159,7 @@ def requests_for(endpoint: str) -> list[tuple[str, str, dict[str, str | bytes], 
         plain = next((url for url in templates if "{v}" not in url), None)
         if plain is None:
             plain = templates[0].replace("{v}", "main")
-            if endpoint in ("branch", "tag"):
+            if endpoint in ("branch", "tag", "super_squash"):
                 plain = templates[0].replace("{v}", "fuzzed")
         names = QUERY_NAMES if method in ("GET", "HEAD") else ["size", "expires", "create_pr"]
         made += [

@@ -44,6 +44,7 @@ URLS: dict[str, str] = {
     "list_repos": "/api/models?author=team",
     "branch": f"{REPO_API}/branch/walked",
     "tag": f"{REPO_API}/tag/main",
+    "super_squash": f"{REPO_API}/super-squash/main",
     "project_members": "/api/organizations/team/members",
     "project_member": "/api/organizations/team/members/developer",
     "project_robots": "/api/organizations/team/robots",

@@ -108,6 +108,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         {"POST": WRITE, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
     ),
+    # Rewrites a branch's history: as much as deleting branches.
+    "super_squash": Endpoint(hosted.super_squash, {"POST": MANAGE_REFS}, {"POST": "commit"}),
     "tag": Endpoint(
         hosted.tag,
         {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},

@@ -26,6 +26,7 @@ from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
+from hubproxy.hub.cards import validate_card
 from hubproxy.naming import RepoRef, repo_ref
 
 # preupload and LFS batch bodies list up to thousands of files.
@@ -232,6 +233,17 @@ async def commit(call: Call) -> Response:
     )
 
 
+async def super_squash(call: Call) -> Response:
+    """`super_squash_history(repo_id, branch=..., commit_message=...)`."""
+    payload = await json_object(call.request)
+    message = payload.get("message", "")
+    if not isinstance(message, str) or len(message) > 64 * 1024:
+        raise BadRequest("'message' must be a commit message")
+    sha = await call.hub.super_squash(call.repo, call.revision, message, call.principal.name)
+    call.record.commit_sha, call.record.reason = sha, "super-squash"
+    return JSONResponse({"commitOid": sha})
+
+
 async def branch(call: Call) -> Response:
     if call.request.method == "DELETE":
         await call.hub.delete_branch(call.repo, call.revision)
@@ -292,6 +304,21 @@ async def list_repos(call: Call) -> Response:
 
 
 async def validate_yaml(call: Call) -> Response:
-    """README metadata is not validated; clients need a JSON answer (hf-protocol.md §6.1)."""
-    answer: dict[str, Any] = {"errors": [], "warnings": []}
+    """`{"content", "repoType"}` -> `{"errors", "warnings"}` (hf-protocol.md §6.1): 200, or
+    400 with the errors (the client reads the JSON before the status)."""
+    payload = await json_object(call.request)
+    content = payload.get("content")
+    repo_type = payload.get("repoType") or "model"
+    if not isinstance(content, str):
+        raise BadRequest("Request body needs the card's 'content'")
+    if repo_type not in REPO_TYPES:
+        raise BadRequest(f"Unknown repo type {repo_type!r}")
+    check = validate_card(content, repo_type)
+    answer: dict[str, Any] = {
+        "errors": [{"message": message} for message in check.errors],
+        "warnings": [{"message": message} for message in check.warnings],
+    }
+    if check.errors:
+        headers = {"X-Error-Code": "BadRequest", "X-Error-Message": check.errors[0]}
+        return JSONResponse(answer, status_code=400, headers=headers)
     return JSONResponse(answer)

@@ -23,7 +23,7 @@ from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 REPO_ACTIONS = frozenset(
     {
         "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
-        "tag", "xet-write-token", "xet-read-token", "settings", "auth-check",
+        "tag", "xet-write-token", "xet-read-token", "settings", "auth-check", "super-squash",
     }
 )  # fmt: skip
 # Endpoints `/api/{type}s/{repo}/<segment>/{revision}` (writes, and the Xet read token).
@@ -34,6 +34,7 @@ _WRITE_ACTIONS = {
     "tag": "tag",
     "xet-write-token": "xet_write_token",
     "xet-read-token": "xet_read_token",
+    "super-squash": "super_squash",
 }
 # Git LFS: `/{prefix}{namespace}/{name}.git/info/lfs/objects/<segment>` -> endpoint name.
 _LFS_ACTIONS = {"batch": "lfs_batch", "verify": "lfs_verify"}

@@ -7,6 +7,7 @@ only by compare-and-swap on the commit they pointed at.
 """
 
 import functools
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ from hubproxy.naming import RepoRef, canonical_name
 
 SNAPSHOTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
+REF_PREFIXES = {BRANCH: "refs/heads/", TAG: "refs/tags/"}
+# A commit named by the first 7 to 39 hex digits of its sha.
+SHORT_SHA_PATTERN = re.compile(r"[0-9a-f]{7,39}")
 DEFAULT_BRANCH = "main"
 
 
@@ -238,7 +242,9 @@ class HubRepos:
                 (target.repo_type, canonical_name(target.repo_id)),
             ).fetchall()
             if any(row["repo_id"] != source.repo_id for row in taken):
-                raise Conflict(f"Repository {target.repo_id} already exists")
+                raise Conflict(
+                    f"A {target.repo_type} repository called {target.repo_id} already exists"
+                )
             row = connection.execute(
                 "SELECT * FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(source)
             ).fetchone()
@@ -400,6 +406,15 @@ class HubRepos:
                 ).fetchone()
             ):
                 return revision
+            if SHORT_SHA_PATTERN.fullmatch(revision):
+                # A commit by a short sha (git's abbreviation), when it names one commit only.
+                rows = connection.execute(
+                    "SELECT commit_sha FROM hub_commits WHERE repo_type = ? AND repo_id = ?"
+                    " AND commit_sha >= ? AND commit_sha < ? LIMIT 2",
+                    (*_key(ref), revision, revision + "g"),
+                ).fetchall()
+                if len(rows) == 1:
+                    return str(rows[0]["commit_sha"])
             return None
 
         found = await self.database.run(load)
@@ -424,14 +439,21 @@ class HubRepos:
         return await self.database.run(load)
 
     async def create_ref(self, ref: RepoRef, kind: str, name: str, commit: str) -> None:
+        """A new branch or tag. A branch may share a tag's name (as on huggingface.co): the
+        plain name still reads the tag (`resolve`), `refs/heads/<name>` the branch. A tag may
+        not share a branch's name: it would change what the branch's name serves."""
+
         def store(connection: sqlite3.Connection) -> None:
-            existing = connection.execute(
-                "SELECT kind FROM hub_refs WHERE repo_type = ? AND repo_id = ? AND name = ?",
-                (*_key(ref), name),
-            ).fetchone()
-            if existing is not None:
-                # Also across kinds: a branch and a tag of one name would be ambiguous.
-                raise Conflict(f"A {existing['kind']} named {name!r} already exists")
+            kinds = {
+                row["kind"]
+                for row in connection.execute(
+                    "SELECT kind FROM hub_refs WHERE repo_type = ? AND repo_id = ? AND name = ?",
+                    (*_key(ref), name),
+                )
+            }
+            taken = kind if kind in kinds else BRANCH if kind == TAG and kinds else None
+            if taken is not None:
+                raise Conflict(f"Reference {REF_PREFIXES[taken]}{name} already exists")
             connection.execute(
                 "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)", (*_key(ref), kind, name, commit)
             )
@@ -447,7 +469,7 @@ class HubRepos:
             ).rowcount
 
         if not await self.database.run(store):
-            raise RevisionNotFound(f"{kind.capitalize()} {name!r} does not exist")
+            raise RevisionNotFound(f"Invalid rev id: {name}")
 
     # Commits and files -----------------------------------------------------------------
 
@@ -459,7 +481,8 @@ class HubRepos:
         files: Mapping[str, HubFile],
         expected_head: str,
     ) -> None:
-        """Store `commit` and move `branch` to it, if the branch is still at `expected_head`."""
+        """Store `commit` and move `branch` to it, if the branch is still at `expected_head`
+        (a squashed commit without parents too)."""
 
         def store(connection: sqlite3.Connection) -> None:
             moved = connection.execute(
