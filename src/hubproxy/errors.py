@@ -258,3 +258,52 @@ class IntegrityError(HubError):
     status = 502
     code = "IntegrityError"
     default_message = "Upstream content failed verification"
+
+
+# Xet objects (`hubproxy.xet`).
+
+
+class InvalidXorb(BadRequest):
+    """400 `InvalidXorb`: an uploaded xorb is malformed or does not hash to its name."""
+
+    code = "InvalidXorb"
+    default_message = "Invalid xorb"
+
+
+class InvalidShard(BadRequest):
+    """400 `InvalidShard`: an uploaded shard is malformed, or what it says does not check out
+    (a missing xorb, a wrong verification hash, a file hash its chunks do not give)."""
+
+    code = "InvalidShard"
+    default_message = "Invalid shard"
+
+
+class InvalidHash(BadRequest):
+    """400 `InvalidHash`: a hash in a URL is not 64 lowercase hex digits."""
+
+    code = "InvalidHash"
+    default_message = "Invalid Xet hash"
+
+
+# Refinements the code that raises them acts on.
+
+
+class DownloadUrlExpired(UpstreamUnavailable):
+    """The CDN refused a signed download URL (expired or revoked): fetch fresh metadata."""
+
+    default_message = "The upstream download URL has expired"
+
+
+class UpstreamTruncated(UpstreamUnavailable):
+    """The upstream body ended before the announced length."""
+
+    default_message = "The upstream connection broke mid-transfer"
+
+
+class TokenRefused(InvalidCredentials):
+    """401 with the Hub's invalid-token message; `reason` is for the audit log only."""
+
+    def __init__(self, reason: str, token_id: str | None = None) -> None:
+        super().__init__()
+        self.reason = reason
+        self.token_id = token_id

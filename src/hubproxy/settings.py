@@ -26,6 +26,8 @@ ENV_PREFIX = "HUBPROXY_"
 _ENV_NOT_SETTINGS = ("HUBPROXY_TEST_",)
 
 StorageKind = Literal["local", "memory", "s3"]
+XetDownloads = Literal["off", "hosted", "all"]
+XET_DOWNLOAD_MODES = ("off", "hosted", "all")
 
 
 class SettingsError(ValueError):
@@ -180,6 +182,19 @@ class Settings:
         "Uploads to hosted repos: files this large or larger go through Git LFS (or Xet, with "
         "hf_xet installed), smaller ones travel inside the commit.",
         kind="size",
+    )
+    xet_downloads: XetDownloads = setting(
+        "hosted",
+        "Which downloads hubproxy offers over Xet (hf_xet clients then fetch with parallel "
+        "streams; plain HTTP always works too): off; hosted (files uploaded through Xet, and "
+        "cached files above xet_download_threshold); all (every cached LFS file as well).",
+    )
+    xet_download_threshold: int = setting(
+        50 * 1000**3,
+        "With xet_downloads hosted: cached files larger than this are offered over Xet too "
+        "(huggingface_hub refuses plain HTTP downloads above 50GB).",
+        kind="size",
+        shown_default="50GB",
     )
     max_upload_bytes: int = setting(
         500 * 1000**3,
@@ -420,6 +435,9 @@ def _coerce(name: str, value: Any) -> Any:
 def _validate(settings: Settings) -> Settings:
     if settings.storage not in ("local", "memory", "s3"):
         raise SettingsError(f"storage: unknown backend {settings.storage!r} (local, s3, memory)")
+    if settings.xet_downloads not in XET_DOWNLOAD_MODES:
+        modes = ", ".join(XET_DOWNLOAD_MODES)
+        raise SettingsError(f"xet_downloads: unknown mode {settings.xet_downloads!r} ({modes})")
     if settings.s3_redirect and settings.storage != "s3":
         raise SettingsError("s3_redirect: needs storage s3")
     if settings.storage == "s3" and not settings.s3_bucket:

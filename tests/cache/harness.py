@@ -15,8 +15,8 @@ from hubproxy.cache.blob_states import BlobState
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import LocalBackend, Storage
-from hubproxy.cache.upstream import UpstreamTruncated
 from hubproxy.db import Database
+from hubproxy.errors import UpstreamTruncated
 
 CHUNK = 64 * 1024
 

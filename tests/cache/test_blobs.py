@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from hubproxy.cache.layout import chunk_key
-from hubproxy.cache.upstream import UpstreamTruncated
-from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss
+from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss, UpstreamTruncated
 from tests.cache.harness import (
     CHUNK,
     Harness,

@@ -51,7 +51,10 @@ def test_random_missing_paths_leave_a_bounded_trace(
     with httpx.Client(timeout=60) as client, ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda path: client.head(f"{base}/{path}").status_code, probes))
         assert set(statuses) == {404}
-        recorded = _count(proxy.data_dir, "SELECT COUNT(*) FROM entries WHERE NOT present")
+        recorded = _count(
+            proxy.data_dir,
+            f"SELECT COUNT(*) FROM entries WHERE NOT present AND repo_id = '{repo_id}'",
+        )
         # Capped in the database; the rest are known from memory only.
         assert recorded <= MAX_RECORDED_ABSENCES
         upstream.reset_stats()

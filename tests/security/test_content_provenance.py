@@ -24,7 +24,7 @@ SECRET_LFS = os.urandom(600 * 1024)  # more than two chunks of the test chunk si
 SECRET_REGULAR = b"api_key = " + os.urandom(32).hex().encode() + b"\n"
 
 
-def _lfs_upload(client: httpx.Client, repo_id: str, data: bytes) -> str:
+def _lfs_upload(fortress: Fortress, client: httpx.Client, repo_id: str, data: bytes) -> str:
     """Upload `data` as an LFS object of `repo_id` (batch, then PUT to the signed link)."""
     oid = hashlib.sha256(data).hexdigest()
     batch = client.post(
@@ -38,7 +38,8 @@ def _lfs_upload(client: httpx.Client, repo_id: str, data: bytes) -> str:
     )
     assert batch.status_code == 200, batch.text
     (answer,) = batch.json()["objects"]
-    stored = httpx.put(answer["actions"]["upload"]["href"], content=data, timeout=30)
+    with fortress.client() as anonymous:  # the signed link is the only credential
+        stored = anonymous.put(answer["actions"]["upload"]["href"], content=data)
     assert stored.status_code == 200, stored.text
     return oid
 
@@ -49,7 +50,7 @@ def vault(fortress: Fortress) -> Fortress:
     with fortress.client(fortress.developer_token) as client:
         created = client.post("/api/repos/create", json={"name": VAULT, "private": True})
         assert created.status_code == 200, created.text
-        oid = _lfs_upload(client, VAULT, SECRET_LFS)
+        oid = _lfs_upload(fortress, client, VAULT, SECRET_LFS)
         body = commit_body("secrets", {"secret.txt": SECRET_REGULAR}).rstrip(b"\n")
         lfs_line = (
             b'{"key": "lfsFile", "value": {"path": "weights.bin", "algo": "sha256", '

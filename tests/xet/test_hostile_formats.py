@@ -6,7 +6,7 @@ import io
 import lz4.frame
 import pytest
 
-from hubproxy.xet.errors import InvalidShard, InvalidXorb
+from hubproxy.errors import InvalidShard, InvalidXorb
 from hubproxy.xet.hashing import chunk_hash, merkle_root
 from hubproxy.xet.shards import BOOKEND_HASH, TAG, WITH_METADATA_EXT, parse_shard
 from hubproxy.xet.xorbs import ChunkStream, parse_xorb

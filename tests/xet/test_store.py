@@ -13,9 +13,8 @@ import pytest
 from hubproxy.cache.storage import MemoryBackend, Storage
 from hubproxy.cas.store import XetStore
 from hubproxy.db import Database
-from hubproxy.errors import PayloadTooLarge
+from hubproxy.errors import InvalidShard, InvalidXorb, PayloadTooLarge
 from hubproxy.naming import RepoRef
-from hubproxy.xet.errors import InvalidShard, InvalidXorb
 from hubproxy.xet.hashing import from_hex
 from hubproxy.xet.shards import parse_shard
 from hubproxy.xet.xorbs import MAX_XORB_BYTES

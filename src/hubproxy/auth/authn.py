@@ -24,20 +24,11 @@ from hubproxy.auth.accounts import AccountsSnapshot, Token
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.tokens import TOKEN_PREFIX, looks_like_token, secret_hash
 from hubproxy.db import Database
-from hubproxy.errors import InvalidCredentials
+from hubproxy.errors import TokenRefused
 from hubproxy.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
-
-
-class TokenRefused(InvalidCredentials):
-    """401 with the Hub's invalid-token message; `reason` is for the audit log only."""
-
-    def __init__(self, reason: str, token_id: str | None = None) -> None:
-        super().__init__()
-        self.reason = reason
-        self.token_id = token_id
 
 
 def bearer_secret(authorization: str | None) -> str | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
-from hubproxy.auth.authn import TokenRefused, principal_for
+from hubproxy.auth.authn import principal_for
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.roles import (
     ACTIONS,
@@ -64,6 +64,7 @@ from hubproxy.errors import (
     NotImplementedYet,
     RepoNotFound,
     RepoNotFoundUnauthenticated,
+    TokenRefused,
     Unauthorized,
 )
 from hubproxy.naming import canonical_name

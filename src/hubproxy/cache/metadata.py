@@ -178,6 +178,24 @@ class CacheMetadata:
 
     # Entries -----------------------------------------------------------------------------
 
+    async def entry_with_sha256(
+        self, ref: RepoRef, sha256: str
+    ) -> tuple[str, str, FileRecord] | None:
+        """A recorded LFS file of the repo with this sha256: (commit, path, record), or None."""
+
+        def load(connection: sqlite3.Connection) -> tuple[str, str, FileRecord] | None:
+            row = connection.execute(
+                "SELECT commit_sha, path, size, git_oid FROM entries"
+                " WHERE repo_type = ? AND repo_id = ? AND sha256 = ? AND present LIMIT 1",
+                (ref.repo_type, canonical_name(ref.repo_id), sha256),
+            ).fetchone()
+            if row is None:
+                return None
+            record = FileRecord(row["size"], row["git_oid"], sha256)
+            return row["commit_sha"], row["path"], record
+
+        return await self.database.run(load)
+
     async def get_entry(self, ref: RepoRef, commit: str, path: str) -> FileRecord | None:
         """The file at (commit, path), `MISSING` if recorded absent, None if unknown."""
         key = (ref.repo_type, canonical_name(ref.repo_id), commit, path)

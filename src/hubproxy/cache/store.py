@@ -17,14 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import RevisionResolver
-from hubproxy.cache.upstream import (
-    DownloadUrlExpired,
-    UpstreamClient,
-    UpstreamFile,
-    is_upstream_failure,
-)
+from hubproxy.cache.upstream import UpstreamClient, UpstreamFile, is_upstream_failure
 from hubproxy.constants import HEADER_REPO_COMMIT
-from hubproxy.errors import EntryNotFound, RepoMoved, RevisionNotFound
+from hubproxy.errors import DownloadUrlExpired, EntryNotFound, RepoMoved, RevisionNotFound
 from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, canonical_name
 from hubproxy.singleflight import SingleFlight
@@ -220,6 +215,14 @@ class CachingRepoStore:
         return CommitsPage(document["items"], document["has_next"], resolved.commit, resolved.stale)
 
     # Files ----------------------------------------------------------------------------
+
+    async def entry_with_sha256(self, ref: RepoRef, sha256: str) -> FileEntry | None:
+        """A file of the repo already looked up (its `/resolve` answered) with this sha256."""
+        found = await self.metadata.entry_with_sha256(ref, sha256)
+        if found is None:
+            return None
+        commit, path, record = found
+        return FileEntry(ref, commit, path, record.size, record.git_oid, sha256)
 
     async def file_entry(self, ref: RepoRef, revision: str, path: str) -> FileEntry:
         resolved = await self.revisions.resolve(ref, revision)

@@ -41,6 +41,7 @@ from hubproxy.constants import (
 from hubproxy.errors import (
     BadRequest,
     DisabledRepo,
+    DownloadUrlExpired,
     EntryNotFound,
     Forbidden,
     GatedRepo,
@@ -52,6 +53,7 @@ from hubproxy.errors import (
     RepoNotFound,
     RevisionNotFound,
     UpstreamTimeout,
+    UpstreamTruncated,
     UpstreamUnavailable,
 )
 from hubproxy.metrics import UPSTREAM_ERRORS
@@ -75,18 +77,6 @@ _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 RESOLVE = "resolve"
 FILE_FETCH = "file fetch"
 METADATA_REQUEST = "metadata request"
-
-
-class DownloadUrlExpired(UpstreamUnavailable):
-    """The CDN refused a signed download URL (expired or revoked): fetch fresh metadata."""
-
-    default_message = "The upstream download URL has expired"
-
-
-class UpstreamTruncated(UpstreamUnavailable):
-    """The upstream body ended before the announced length."""
-
-    default_message = "The upstream connection broke mid-transfer"
 
 
 def is_upstream_failure(error: BaseException) -> bool:

@@ -30,9 +30,8 @@ from hubproxy.cache.storage import Storage
 from hubproxy.cas.index import CasIndex, XetFile
 from hubproxy.cas.segments import Segment, Term, plan
 from hubproxy.db import Database
-from hubproxy.errors import PayloadTooLarge, StorageUnavailable
+from hubproxy.errors import InvalidShard, PayloadTooLarge, StorageUnavailable
 from hubproxy.naming import RepoRef
-from hubproxy.xet.errors import InvalidShard
 from hubproxy.xet.hashing import ZERO_HASH, file_hash, from_hex, to_hex, verification_hash
 from hubproxy.xet.shards import MAX_SHARD_BYTES, Shard, ShardFile, parse_shard
 from hubproxy.xet.xorbs import MAX_XORB_BYTES, ChunkStream, XorbChunk, parse_xorb

@@ -11,6 +11,7 @@ from (xorb grants, v2 shards and reconstructions, global dedup) answer 404.
 
 import hmac
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +23,8 @@ from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authz import PUBLIC_REPO, RepoVisibility, authorize_xet
 from hubproxy.auth.roles import READ, WRITE
 from hubproxy.cache.layout import xorb_key
+from hubproxy.cas import synthetic
+from hubproxy.cas.segments import plan
 from hubproxy.cas.store import XetStore
 from hubproxy.cas.tokens import InvalidXetToken, XetGrant, range_signature, read_token
 from hubproxy.errors import (
@@ -38,8 +41,10 @@ from hubproxy.hf_api.middleware import request_facts
 from hubproxy.hf_api.parameters import parse_whole_number
 from hubproxy.hf_api.ranges import MalformedRange, UnsatisfiableRange, parse_range, requested_range
 from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.hf_api.xet_links import offers_cached_file
 from hubproxy.metrics import HUB_UPLOADED_BYTES
 from hubproxy.naming import RepoRef
+from hubproxy.stores import FileEntry
 from hubproxy.xet.hashing import HEX_PATTERN
 from hubproxy.xet.shards import MAX_SHARD_BYTES
 from hubproxy.xet.xorbs import MAX_XORB_BYTES
@@ -69,14 +74,16 @@ def _hash(value: str, what: str = "hash") -> str:
 
 
 async def _visibility(request: Request, repo: RepoRef) -> RepoVisibility:
-    """The hosted repo's settings as they are now (a token outlives a change to them)."""
+    """The hosted repo's settings as they are now (a token outlives a change to them); a
+    cached repo has none (public)."""
     record = await services(request).hub.repos.get_repo(repo)
     return PUBLIC_REPO if record is None else RepoVisibility(record.private, record.gated)
 
 
-async def _grant(request: Request, action: str) -> XetGrant:
+async def _grant(request: Request, action: str) -> tuple[XetGrant, bool]:
     """The access token's grant, checked: signed here, not expired, the scope `action` needs,
-    and its minter still allowed to `action` the repo."""
+    and its minter still allowed to `action` the repo; and whether the repo is hosted (cached
+    repos are only read, their files offered as `xet_downloads` says)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
@@ -104,9 +111,10 @@ async def _grant(request: Request, action: str) -> XetGrant:
     if not decision.allowed:
         assert decision.error is not None
         raise decision.error
-    if decision.project is None or decision.project.kind != "hosted":
+    hosted = decision.project is not None and decision.project.kind == "hosted"
+    if not hosted and (action == WRITE or found.settings.xet_downloads == "off"):
         raise Unauthorized("Xet access tokens are for hosted repos only")
-    return grant
+    return grant, hosted
 
 
 def _bounded(request: Request, limit: int, what: str) -> None:
@@ -126,7 +134,7 @@ async def upload_xorb(request: Request) -> Response:
 
 
 async def upload_shard(request: Request) -> Response:
-    grant = await _grant(request, WRITE)
+    grant, _hosted = await _grant(request, WRITE)
     _bounded(request, MAX_SHARD_BYTES, "Shard")
     result = await cas(request).put_shard(body_stream(request), grant.repo)
     found = services(request)
@@ -157,56 +165,95 @@ async def upload_shard(request: Request) -> Response:
 
 
 def _range_url(
-    request: Request, key: bytes, grant: XetGrant, xorb_hash: str, start: int, end: int
+    request: Request,
+    key: bytes,
+    grant: XetGrant,
+    xorb_hash: str,
+    start: int,
+    end: int,
+    synthetic_of: tuple[str, int] | None = None,
 ) -> str:
     expires = int(time.time()) + RANGE_URL_SECONDS
     signature = range_signature(key, xorb_hash, start, end, expires, grant.repo, grant.token_id)
-    query = urlencode(
-        {
-            "range": f"{start}-{end}",
-            "expires": expires,
-            "repo": f"{grant.repo.repo_type}:{grant.repo.repo_id}",
-            "token": grant.token_id,
-            "signature": signature,
-        }
-    )
-    return f"{cas_url(request)}/v1/xorb-data/{xorb_hash}?{query}"
+    fields: dict[str, str | int] = {
+        "range": f"{start}-{end}",
+        "expires": expires,
+        "repo": f"{grant.repo.repo_type}:{grant.repo.repo_id}",
+        "token": grant.token_id,
+        "signature": signature,
+    }
+    if synthetic_of is not None:
+        # Covered by the signature: the xorb's name is derived from the file and the part.
+        fields["file"], fields["part"] = synthetic_of
+    return f"{cas_url(request)}/v1/xorb-data/{xorb_hash}?{urlencode(fields)}"
+
+
+async def _cached_file(request: Request, repo: RepoRef, sha256: str) -> FileEntry | None:
+    """A cached LFS file of `repo` offered over Xet (`xet_links.offers_cached_file`)."""
+    found = services(request)
+    entry = await found.proxied.entry_with_sha256(repo, sha256)
+    if entry is None or not offers_cached_file(found.settings, entry.size):
+        return None
+    return entry
 
 
 async def reconstruction(request: Request) -> Response:
     file_hash = _hash(request.path_params["hash"], "file hash")
-    grant = await _grant(request, READ)
+    grant, hosted = await _grant(request, READ)
     store = cas(request)
-    file = await store.file(file_hash)
-    if file is None or not await store.in_repo(grant.repo, file_hash):
-        raise NotFound(f"No file {file_hash} in {grant.repo.repo_id}")
+    parts: dict[str, int] = {}  # synthetic xorb -> its part of a cached file
+    file = None
+    if hosted:
+        file = await store.file(file_hash)
+        if file is None or not await store.in_repo(grant.repo, file_hash):
+            raise NotFound(f"No file {file_hash} in {grant.repo.repo_id}")
+        size = file.size
+    else:
+        entry = await _cached_file(request, grant.repo, file_hash)
+        if entry is None:
+            raise NotFound(f"No file {file_hash} in {grant.repo.repo_id}")
+        size = entry.size
     # hf_xet reads a 416 as "nothing more to fetch".
-    wanted = requested_range(request.headers.get("range"), file.size)
-    start, end = (wanted.start, wanted.end) if wanted is not None else (0, file.size)
+    wanted = requested_range(request.headers.get("range"), size)
+    start, end = (wanted.start, wanted.end) if wanted is not None else (0, size)
     if start >= end:
-        raise RangeNotSatisfiable(f"Range not satisfiable for a file of {file.size} bytes")
-    segments = await store.segments(file, start, end)
+        raise RangeNotSatisfiable(f"Range not satisfiable for a file of {size} bytes")
+    if file is not None:
+        segments = await store.segments(file, start, end)
+    else:
+        terms, indexes = synthetic.plan_inputs(file_hash, size)
+        parts = {term.xorb_hash: part for part, term in enumerate(terms)}
+        segments = plan(terms, indexes, start, end)
     key = await _signing_key(request)
     fetch_info: dict[str, list[dict[str, Any]]] = {}
-    terms = []
+    terms_answer = []
     for segment in segments:
         chunk_range = {"start": segment.first_chunk, "end": segment.end_chunk}
-        terms.append(
+        terms_answer.append(
             {"hash": segment.xorb_hash, "unpacked_length": segment.size, "range": chunk_range}
         )
         entries = fetch_info.setdefault(segment.xorb_hash, [])
         if any(entry["range"] == chunk_range for entry in entries):
             continue
         last = segment.byte_end - 1
+        part = parts.get(segment.xorb_hash)
+        synthetic_of = (file_hash, part) if part is not None else None
+        url = _range_url(
+            request, key, grant, segment.xorb_hash, segment.byte_start, last, synthetic_of
+        )
         entries.append(
             {
                 "range": chunk_range,
-                "url": _range_url(request, key, grant, segment.xorb_hash, segment.byte_start, last),
+                "url": url,
                 "url_range": {"start": segment.byte_start, "end": last},
             }
         )
     return JSONResponse(
-        {"offset_into_first_range": segments[0].skip, "terms": terms, "fetch_info": fetch_info}
+        {
+            "offset_into_first_range": segments[0].skip,
+            "terms": terms_answer,
+            "fetch_info": fetch_info,
+        }
     )
 
 
@@ -248,16 +295,35 @@ async def xorb_range(request: Request) -> Response | StreamResponse:
         if asked is None or asked.start < first:
             raise Forbidden("The Range asks for bytes this xorb URL was not signed for")
         start, end = asked.start, asked.end
-    info = await found.xet.storage.stat(xorb_key(xorb_hash))
-    if end > info.size:
-        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{info.size}"})
+    synthetic_file = query.get("file")
+    if synthetic_file is None:
+        total = (await found.xet.storage.stat(xorb_key(xorb_hash))).size
+    else:
+        part = parse_whole_number(query.get("part", ""), "part")
+        if synthetic.xorb_hash(_hash(synthetic_file, "file hash"), part) != xorb_hash:
+            raise Forbidden("This xorb URL is invalid")
+        entry = await _cached_file(request, repo, synthetic_file)
+        if entry is None:
+            raise Forbidden("This xorb URL is no longer valid: ask for a new reconstruction")
+        total = synthetic.xorb_size(entry.size, part)
+    if end > total:
+        raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{total}"})
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Length": str(end - start),
-        "Content-Range": f"bytes {start}-{end - 1}/{info.size}",
+        "Content-Range": f"bytes {start}-{end - 1}/{total}",
         "Accept-Ranges": "bytes",
     }
-    body = found.xet.storage.read(xorb_key(xorb_hash), start, end)
+    if synthetic_file is None:
+        body = found.xet.storage.read(xorb_key(xorb_hash), start, end)
+    else:
+        cached = entry
+        assert cached is not None
+
+        def read_file(file_start: int, file_end: int) -> AsyncIterator[bytes]:
+            return found.proxied.read(cached, file_start, file_end)
+
+        body = synthetic.xorb_bytes(read_file, cached.size, part, start, end)
     first_piece = await anext(body)
     return StreamResponse(206, headers, first_piece, body)
 

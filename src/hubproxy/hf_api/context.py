@@ -8,19 +8,19 @@ from starlette.requests import Request
 
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
+from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cas.store import XetStore
 from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.signing import Signer
-from hubproxy.stores import RepoStore
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
     # Repos of upstream namespaces and proxy projects.
-    proxied: RepoStore
+    proxied: CachingRepoStore
     # Repos of hosted projects.
     hosted: HostedRepoStore
     # Changes to hosted repos.

@@ -15,7 +15,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from hubproxy.auth.audit import AuditRecord
-from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import (
     PUBLIC_REPO,
     Decision,
@@ -36,6 +35,7 @@ from hubproxy.errors import (
     NotFound,
     PayloadTooLarge,
     RepoMoved,
+    TokenRefused,
     UpstreamUnavailable,
 )
 from hubproxy.hf_api import hosted

@@ -8,10 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hubproxy.auth.audit import AuditRecord
-from hubproxy.auth.authn import TokenRefused
 from hubproxy.auth.authz import authorize_metrics
 from hubproxy.auth.principal import ANONYMOUS, Principal
-from hubproxy.errors import HubError
+from hubproxy.errors import HubError, TokenRefused
 from hubproxy.hf_api.context import services
 from hubproxy.hf_api.middleware import request_facts
 from hubproxy.metrics import REGISTRY

@@ -4,7 +4,7 @@ Xet access tokens for hosted repos (hf-protocol.md §3.1, `shared/xet.md` §1.1)
 The dispatcher has authorized write (or read) on the repo, as for every other upload (or
 download). The answer carries the token both ways clients read it: the JSON body
 `{"accessToken", "exp", "casUrl"}` (hf_xet) and the `X-Xet-*` headers (huggingface_hub's
-download path). Proxied repos have no Xet here: their downloads are plain HTTP.
+download path). Proxied repos get read tokens only, unless `xet_downloads` is off.
 """
 
 import time
@@ -25,14 +25,19 @@ HEADER_TOKEN_EXPIRATION = "X-Xet-Token-Expiration"  # noqa: S105 - a header name
 
 async def _token(call: Call, scope: Scope) -> Response:
     found = call.services
-    if call.store is not found.hosted:
-        # Proxied repos are downloaded over HTTP; answered like a repo that does not exist, so
-        # that this route tells hidden repos from proxied names no more than any other does.
+    hosted = call.store is found.hosted
+    if not hosted and (scope == "write" or call.settings.xet_downloads == "off"):
+        # Proxied repos are never written; with Xet downloads off they are plain HTTP only.
+        # Answered like a repo that does not exist, so that this route tells hidden repos from
+        # proxied names no more than any other does.
         raise RepoNotFound()
     if scope == "write":
         refuse_pull_requests(call.request)
-    # An unknown revision is a 404 here, as it would be for the upload or download itself.
-    await found.hub.repos.resolve(call.repo, call.revision)
+    # An unknown revision (or repo) is a 404 here, as it would be for the download itself.
+    if hosted:
+        await found.hub.repos.resolve(call.repo, call.revision)
+    else:
+        await call.repo_store.repo_info(call.repo, call.revision, [])
     expires = int(time.time()) + TOKEN_SECONDS
     grant = XetGrant(call.repo, call.revision, scope, expires, call.principal.token_id or "")
     token = mint_token(await found.signer.key(), grant)

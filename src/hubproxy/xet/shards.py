@@ -20,7 +20,7 @@ record is read, so a hostile shard costs at most its own size in memory.
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from hubproxy.xet.errors import InvalidShard
+from hubproxy.errors import InvalidShard
 from hubproxy.xet.hashing import HASH_BYTES, to_hex
 
 TAG = b"HFRepoMetaData\x00" + bytes(

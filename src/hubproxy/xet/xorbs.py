@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import lz4.frame  # type: ignore[import-untyped]
 
-from hubproxy.xet.errors import InvalidXorb
+from hubproxy.errors import InvalidXorb
 from hubproxy.xet.hashing import chunk_hash, merkle_root, to_hex
 
 HEADER_BYTES = 8
