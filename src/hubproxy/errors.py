@@ -119,6 +119,12 @@ class GatedRepo(HubError):
     default_message = "Access to this repository is restricted"
 
 
+class GatedRepoUnauthenticated(GatedRepo):
+    """401 `GatedRepo`: a gated repo asked for without a token."""
+
+    status = 401
+
+
 class DisabledRepo(HubError):
     """403 with the exact message huggingface_hub maps to DisabledRepoError."""
 

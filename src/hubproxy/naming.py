@@ -126,7 +126,8 @@ def path_in_repo(value: str, *, allow_root: bool = False) -> str:
     if len(stripped) > PATH_MAX_LENGTH:
         raise BadRequest("Invalid path: too long")
     _check_printable("path", stripped)
-    if stripped.startswith("/") or "\\" in stripped:
+    # A backslash is an ordinary character of a name (as on huggingface.co and in git).
+    if stripped.startswith("/"):
         raise BadRequest(f"Invalid path {value!r}: must be relative, with '/' separators")
     if any(part in ("", ".", "..") for part in stripped.split("/")):
         raise BadRequest(f"Invalid path {value!r}: empty, '.' or '..' segments are forbidden")

@@ -155,8 +155,18 @@ def test_changes_through_the_server_match_the_data_dir_and_are_audited_as_the_ca
         ("user", "create", "{}", "--fullname", "Carol", "--email", "c@x.io"),
         ("user", "disable", "{}"),
         ("user", "enable", "{}"),
-        ("project", "create", "{}", "--kind", "proxy", "--upstream-namespace", "up-{}", "--public"),
-        ("project", "delete", "{}"),
+        # Users and projects share one name space: the project is named apart.
+        (
+            "project",
+            "create",
+            "lab-{}",
+            "--kind",
+            "proxy",
+            "--upstream-namespace",
+            "up-{}",
+            "--public",
+        ),
+        ("project", "delete", "lab-{}"),
     ]
     for template in pairs:
         local = site.local(*(part.format("carol-local") for part in template))

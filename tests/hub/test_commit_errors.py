@@ -131,7 +131,6 @@ def test_deleting_a_missing_file_is_entry_not_found(hub: Hub, repo_id: str) -> N
 MALFORMED: dict[str, bytes | list[dict[str, Any]]] = {
     "not-json": b"this is not json\n",
     "no-header-first": [file_line("x.txt", b"x"), header_line()],
-    "dot-dot-path": [header_line(), file_line("ok.txt", b"ok"), file_line("a/../../x.txt", b"x")],
     "absolute-path": [header_line(), file_line("/etc/x.txt", b"x")],
     "unknown-key": [header_line(), file_line("ok.txt", b"ok"), {"key": "frobnicate", "value": {}}],
     # git refuses trees with a `.git` entry (fsck `hasDotgit`); huggingface_hub refuses such
@@ -155,6 +154,18 @@ def test_a_malformed_commit_is_a_400_and_commits_nothing(hub: Hub, repo_id: str,
     assert_refused(response, 400, "BadRequest")
     assert hub.head(repo_id) == before
     assert hub.api("developer").list_repo_files(repo_id) == files
+
+
+def test_a_dot_dot_path_is_a_422_and_commits_nothing(hub: Hub, repo_id: str) -> None:
+    # huggingface.co answers 422 for a `..` segment (other malformed paths are 400s).
+    before = hub.head(repo_id)
+
+    response = post_commit(
+        hub, repo_id, [header_line(), file_line("ok.txt", b"ok"), file_line("a/../../x.txt", b"x")]
+    )
+
+    assert_refused(response, 422, "UploadRejected")
+    assert hub.head(repo_id) == before
 
 
 def test_an_lfs_file_never_uploaded_is_rejected(hub: Hub, repo_id: str) -> None:

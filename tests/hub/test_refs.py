@@ -1,6 +1,6 @@
 """Branches and tags of hosted repos with the real client: create a branch from `main` or from a
 commit, 409 on an existing one (`exist_ok=True` passes), commit to a branch without moving
-`main`, delete it; `main` cannot be deleted (400). Tags point at a commit, need a maintainer
+`main`, delete it; `main` cannot be deleted (403, `Cannot delete refs/heads/main`). Tags point at a commit, need a maintainer
 (a developer gets 403), resolve for downloads and disappear when deleted.
 """
 
@@ -70,7 +70,8 @@ def test_branches(hub: Hub, tmp_path: Path) -> None:
         )
     with pytest.raises(HfHubHTTPError) as refused:
         maintainer.delete_branch(repo_id, branch="main")
-    assert status_of(refused) == 400
+    assert status_of(refused) == 403
+    assert "Cannot delete refs/heads/main" in str(refused.value)
     assert hub.head(repo_id, "main") == second
 
 

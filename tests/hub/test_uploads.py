@@ -104,11 +104,13 @@ def test_preupload_answers_regular_below_the_threshold_and_lfs_from_it(hub: Hub)
 def test_a_small_file_is_committed_as_a_regular_git_blob(hub: Hub, tmp_path: Path) -> None:
     api = hub.api("developer")
     repo_id = hub.new_repo("regular")
-    content = random_bytes(LFS_THRESHOLD - 1)
+    # Text (a NUL byte would make it binary, hence LFS) under the size threshold, in a path no
+    # `.gitattributes` pattern tracks.
+    content = random_bytes(LFS_THRESHOLD).hex().encode()[: LFS_THRESHOLD - 1]
     parent = hub.head(repo_id)
 
     info = api.upload_file(
-        path_or_fileobj=content, path_in_repo="small.bin", repo_id=repo_id, commit_message="Add it"
+        path_or_fileobj=content, path_in_repo="small.txt", repo_id=repo_id, commit_message="Add it"
     )
 
     assert SHA.fullmatch(info.oid)
@@ -116,7 +118,7 @@ def test_a_small_file_is_committed_as_a_regular_git_blob(hub: Hub, tmp_path: Pat
     assert info.commit_url.endswith(f"/{repo_id}/commit/{info.oid}")
     assert info.repo_url.repo_id == repo_id
     assert hub.head(repo_id) == info.oid
-    [entry] = [item for item in tree_json(hub, repo_id) if item["path"] == "small.bin"]
+    [entry] = [item for item in tree_json(hub, repo_id) if item["path"] == "small.txt"]
     assert entry == {
         **entry,
         "type": "file",
@@ -124,7 +126,7 @@ def test_a_small_file_is_committed_as_a_regular_git_blob(hub: Hub, tmp_path: Pat
         "size": len(content),
     }
     assert "lfs" not in entry
-    assert sha256(download(hub, repo_id, "small.bin", tmp_path)) == sha256(content)
+    assert sha256(download(hub, repo_id, "small.txt", tmp_path)) == sha256(content)
     commits = api.list_repo_commits(repo_id)
     assert [(commit.commit_id, commit.title) for commit in commits] == [
         (info.oid, "Add it"),

@@ -30,6 +30,10 @@ URLS: dict[str, list[str]] = {
     "paths_info": [f"{REPO_API}/paths-info/{{v}}", f"{REPO_API}/paths-info/main"],
     "create_repo": ["/api/repos/create"],
     "delete_repo": ["/api/repos/delete"],
+    "move_repo": ["/api/repos/move"],
+    "repo_settings": [f"{REPO_API}/settings", "/api/models/{v}/x/settings"],
+    "auth_check": [f"{REPO_API}/auth-check", "/api/models/{v}/x/auth-check"],
+    "auth_check_write": [f"{REPO_API}/auth-check/write"],
     "preupload": [f"{REPO_API}/preupload/{{v}}", f"{REPO_API}/preupload/main"],
     "commit": [f"{REPO_API}/commit/{{v}}", f"{REPO_API}/commit/main"],
     "xet_write_token": [f"{REPO_API}/xet-write-token/{{v}}"],
@@ -41,6 +45,7 @@ URLS: dict[str, list[str]] = {
     "list_repos": ["/api/models"],
     "branch": [f"{REPO_API}/branch/{{v}}"],
     "tag": [f"{REPO_API}/tag/{{v}}"],
+    "super_squash": [f"{REPO_API}/super-squash/{{v}}"],
     "project_members": ["/api/organizations/{v}/members", "/api/organizations/team/members"],
     "project_member": ["/api/organizations/team/members/{v}"],
     "project_robots": ["/api/organizations/{v}/robots", "/api/organizations/team/robots"],
@@ -154,7 +159,7 @@ def requests_for(endpoint: str) -> list[tuple[str, str, dict[str, str | bytes], 
         plain = next((url for url in templates if "{v}" not in url), None)
         if plain is None:
             plain = templates[0].replace("{v}", "main")
-            if endpoint in ("branch", "tag"):
+            if endpoint in ("branch", "tag", "super_squash"):
                 plain = templates[0].replace("{v}", "fuzzed")
         names = QUERY_NAMES if method in ("GET", "HEAD") else ["size", "expires", "create_pr"]
         made += [

@@ -64,7 +64,7 @@ def test_valid_paths(value: str) -> None:
     assert path_in_repo(value) == value
 
 
-@pytest.mark.parametrize("value", ["../x", "/abs", "a//b", "a/./b", "a/\x00", "a\\b", "", "a/.."])
+@pytest.mark.parametrize("value", ["../x", "/abs", "a//b", "a/./b", "a/\x00", "", "a/.."])
 def test_invalid_paths(value: str) -> None:
     with pytest.raises(BadRequest):
         path_in_repo(value)

@@ -58,7 +58,8 @@ async def store(tmp_path: Path) -> AsyncIterator[XetStore]:
     def repos(connection: object) -> None:
         for ref in (REPO, OTHER):
             connection.execute(  # type: ignore[attr-defined]
-                "INSERT INTO hub_repos VALUES (?, ?, 1, ?, 'test')",
+                "INSERT INTO hub_repos (repo_type, repo_id, private, created, created_by)"
+                " VALUES (?, ?, 1, ?, 'test')",
                 (ref.repo_type, ref.repo_id, time.time()),
             )
 

@@ -1,5 +1,10 @@
 """Users, projects, members, robots, tokens and the upstream policy, in the metadata database.
 
+Users and projects share one name space, compared case-insensitively: every user has a
+personal namespace, their name, which the snapshot represents as an implicit hosted project
+(`Project.personal`) administered by that user alone (no members, no robots), so that every
+decision in `authz` treats it as it treats a project.
+
 Every function takes an open `sqlite3.Connection` inside a transaction (`Database.run` or
 `run_sync`), so the server and the admin CLI (which works directly on the data dir) share one
 implementation. Every change bumps `accounts_serial` in `meta`: a running server polls it and
@@ -19,6 +24,7 @@ from hubproxy.errors import BadRequest, Conflict, HubError, NotFound
 from hubproxy.naming import canonical_name, namespace
 
 SERIAL_KEY = "accounts_serial"
+FULLNAME_MAX_LENGTH = 256
 
 
 class AccountError(Exception):
@@ -80,6 +86,15 @@ class Project:
     public: bool
     upstream_namespace: str | None
     created: float
+    # The display name (whoami's `orgs[].fullname`); the name when empty.
+    fullname: str = ""
+    # A user's personal namespace: `name` is the user's, who administers it; not stored as a
+    # project, never listed as one, without members or robots.
+    personal: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.fullname or self.name
 
     @property
     def upstream(self) -> str:
@@ -140,9 +155,14 @@ class AccountsSnapshot:
     _governing: dict[str, Project] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Personal namespaces first: a project or mirrored namespace of the same name (only in
+        # data made before names were shared) wins, and that user has no namespace of their own.
         governing = {
-            canonical_name(upstream): project for upstream, project in self.mirrored.items()
+            canonical_name(name): personal_project(user) for name, user in self.users.items()
         }
+        governing.update(
+            {canonical_name(upstream): project for upstream, project in self.mirrored.items()}
+        )
         # A project's own name wins over a mirrored namespace; an exact (lower-case) name wins
         # over a case variant, where data made before names were compared case-insensitively
         # has both.
@@ -156,8 +176,45 @@ class AccountsSnapshot:
     def project_of(self, namespace: str) -> Project | None:
         """The project governing `namespace` in any letter case: its own, or the proxy project
         mirroring it (so that `meta-llama/x` and `Meta-Llama/x` are as private as `llama/x`
-        when project `llama` mirrors it)."""
+        when project `llama` mirrors it), or a user's personal namespace."""
         return self._governing.get(canonical_name(namespace))
+
+    def personal_namespace(self, user: str) -> Project | None:
+        """The personal namespace of `user`, if it has one (robots have none)."""
+        project = self._governing.get(canonical_name(user))
+        if project is not None and project.personal and project.name == user:
+            return project
+        return None
+
+
+def personal_project(user: User) -> Project:
+    """A user's personal namespace as a project: hosted, public (each repo is public or
+    private, as on huggingface.co), administered by the user."""
+    return Project(
+        user.name,
+        "hosted",
+        public=True,
+        upstream_namespace=None,
+        created=user.created,
+        fullname=user.fullname,
+        personal=True,
+    )
+
+
+def _claimed_names(connection: sqlite3.Connection) -> dict[str, str]:
+    """Every taken namespace, case-folded -> what takes it: users, projects and the upstream
+    namespaces proxy projects mirror share one name space."""
+    claimed: dict[str, str] = {}
+    for row in connection.execute("SELECT name FROM users"):
+        claimed.setdefault(canonical_name(row["name"]), f"user {row['name']!r}")
+    for row in connection.execute("SELECT name, kind, upstream_namespace FROM projects"):
+        claimed.setdefault(canonical_name(row["name"]), f"project {row['name']!r}")
+        if row["kind"] == "proxy" and row["upstream_namespace"]:
+            claimed.setdefault(
+                canonical_name(row["upstream_namespace"]),
+                f"upstream namespace {row['upstream_namespace']!r} (mirrored by {row['name']!r})",
+            )
+    return claimed
 
 
 def _name(value: str, what: str) -> str:
@@ -203,6 +260,18 @@ def create_user(
     is_admin: bool = False,
 ) -> User:
     name = _name(name, "user name")
+    taken = _claimed_names(connection).get(canonical_name(name))
+    if taken is not None and taken.startswith("user "):
+        raise AccountConflict(
+            f"{taken} already exists"
+            + ("" if taken == f"user {name!r}" else " (names are compared case-insensitively)")
+        )
+    if taken is not None:
+        # A user's name is their namespace: it must not be a project's (or another user's).
+        raise AccountConflict(
+            f"{name!r} is taken by {taken}: users and projects share one name space"
+            " (compared case-insensitively)"
+        )
     try:
         connection.execute(
             "INSERT INTO users (name, fullname, email, is_admin, created) VALUES (?, ?, ?, ?, ?)",
@@ -319,7 +388,12 @@ def record_token_use(connection: sqlite3.Connection, last_used: dict[str, float]
 
 def _project(row: sqlite3.Row) -> Project:
     return Project(
-        row["name"], row["kind"], bool(row["public"]), row["upstream_namespace"], row["created"]
+        row["name"],
+        row["kind"],
+        bool(row["public"]),
+        row["upstream_namespace"],
+        row["created"],
+        fullname=row["fullname"],
     )
 
 
@@ -330,8 +404,13 @@ def create_project(
     kind: str = "hosted",
     public: bool = False,
     upstream_namespace: str | None = None,
+    fullname: str = "",
 ) -> Project:
     name = _name(name, "project name")
+    if len(fullname) > FULLNAME_MAX_LENGTH or any(ord(c) < 0x20 for c in fullname):
+        raise InvalidAccountInput(
+            f"project display name: at most {FULLNAME_MAX_LENGTH} printable characters"
+        )
     if kind not in PROJECT_KINDS:
         raise InvalidAccountInput(f"unknown project kind {kind!r} (hosted or proxy)")
     if upstream_namespace is not None:
@@ -341,9 +420,9 @@ def create_project(
     _check_namespaces_free(connection, name, kind, upstream_namespace)
     try:
         connection.execute(
-            "INSERT INTO projects (name, kind, public, upstream_namespace, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (name, kind, int(public), upstream_namespace, time.time()),
+            "INSERT INTO projects (name, kind, public, upstream_namespace, created, fullname) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, kind, int(public), upstream_namespace, time.time(), fullname),
         )
     except sqlite3.IntegrityError:
         raise AccountConflict(f"project {name!r} already exists") from None
@@ -368,7 +447,17 @@ def _check_namespaces_free(
     wanted = [name]
     if kind == "proxy" and upstream_namespace is not None:
         wanted.append(upstream_namespace)
+    users = {
+        canonical_name(row["name"]): row["name"]
+        for row in connection.execute("SELECT name FROM users")
+    }
     for claim in wanted:
+        if canonical_name(claim) in users:
+            # Every user's name is their personal namespace.
+            raise AccountConflict(
+                f"{claim!r} is the name of user {users[canonical_name(claim)]!r}: users and"
+                " projects share one name space (compared case-insensitively)"
+            )
         folded = canonical_name(claim)
         if folded in named:
             raise AccountConflict(

@@ -56,6 +56,8 @@ AUDITED_ACTIONS = (
     "commit",
     "repo_create",
     "repo_delete",
+    "repo_move",
+    "repo_settings",
     "ref_create",
     "ref_delete",
     "read",

@@ -2,13 +2,20 @@
 
 `hf_api` derives the action from the matched route and calls `authorize` before any handler
 runs; handlers never check permissions. Grants come from `roles.ROLE_ACTIONS` (plus read for
-public projects); denials are applied afterwards and always win:
+public projects, for the repos in them that are not private or gated); denials are applied
+afterwards and always win:
 
 - a robot acts only inside its own project;
 - a proxy project is a read-only mirror, whatever the role;
 - a token's scope bounds its owner's roles (a `read` token never writes);
 - namespaces that are not projects are read-only and subject to the upstream policy;
 - `require_auth` refuses anonymous requests everywhere.
+
+Every user has a personal namespace, their name (`accounts.personal_project`): an implicit
+public hosted project whose one admin is that user (`roles.PERSONAL_ROLE`); it has no members
+and no robots, so `manage_members` is refused there. Visibility is per repo as well as per
+project: the caller passes the repo's `RepoVisibility` (hosted repos that exist); a private
+project makes every repo private whatever the repo says.
 
 A principal that may not read a repo gets the answer a missing repo gets (401 when anonymous,
 404 otherwise, both `RepoNotFound`), so private names do not leak.
@@ -26,8 +33,9 @@ a refusal raises `Refused`, which the dispatcher audits as a denial.
 
 import dataclasses
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from hubproxy.auth.accounts import AccountsSnapshot, Policy, Project
 from hubproxy.auth.authn import principal_for
@@ -36,6 +44,7 @@ from hubproxy.auth.roles import (
     ACTIONS,
     CONTENT_CHANGES,
     MANAGE_MEMBERS,
+    PERSONAL_ROLE,
     READ,
     REVIEW,
     ROLE_ACTIONS,
@@ -48,6 +57,8 @@ from hubproxy.auth.roles import (
 from hubproxy.errors import (
     AuthenticationRequired,
     Forbidden,
+    GatedRepo,
+    GatedRepoUnauthenticated,
     HubError,
     NotFound,
     NotImplementedYet,
@@ -60,6 +71,19 @@ from hubproxy.naming import canonical_name
 
 WRITE_SCOPE = "write"
 ADMIN_SCOPE = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoVisibility:
+    """What a hosted repo's own settings say about who may read it: `private` (members only),
+    `gated` ('' not gated; `auto`: any signed-in user; `manual`: members only, the others
+    see it exists and get 403 `GatedRepo`)."""
+
+    private: bool = False
+    gated: str = ""
+
+
+PUBLIC_REPO: Final = RepoVisibility()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +132,29 @@ def upstream_allowed(policy: Policy, repo_id: str) -> bool:
     return matched if policy.mode == "allow-list" else not matched
 
 
-def grants(principal: Principal, project: Project) -> frozenset[Action]:
-    """What `principal` may do in `project` before denials."""
+def role_in(principal: Principal, project: Project) -> str | None:
+    """The role a user holds in `project` (a personal namespace: its owner's), or None."""
+    if principal.kind != "user":
+        return None
+    if project.personal:
+        return PERSONAL_ROLE if principal.name == project.name else None
+    return principal.roles.get(project.name)
+
+
+def grants(
+    principal: Principal, project: Project, repo: RepoVisibility = PUBLIC_REPO
+) -> frozenset[Action]:
+    """What `principal` may do in `project` (on a repo with `repo`'s settings) before
+    denials. Anybody reads a public project's repos that are neither private nor gated;
+    signed-in callers also those gated `auto`."""
     if principal.is_admin:
         granted: frozenset[Action] = frozenset(ACTIONS)
     elif principal.kind == "robot":
         granted = principal.robot_permissions
     else:
-        granted = ROLE_ACTIONS.get(principal.roles.get(project.name, ""), frozenset())
-    if project.public:
+        granted = ROLE_ACTIONS.get(role_in(principal, project) or "", frozenset())
+    public_read = project.public and not repo.private
+    if public_read and (not repo.gated or (repo.gated == "auto" and not principal.is_anonymous)):
         granted |= {READ}
     return granted
 
@@ -139,10 +177,12 @@ def authorize(
     snapshot: AccountsSnapshot,
     *,
     require_auth: bool = False,
+    repo: RepoVisibility = PUBLIC_REPO,
 ) -> Decision:
     """May `principal` do `action` on `repo_id` (`namespace/name`, or a canonical `name`)?
 
-    Project-level actions (members, robots) pass `"{project}/"`.
+    Project-level actions (members, robots) pass `"{project}/"`. `repo`: the settings of the
+    hosted repo, when it exists (a repo yet to be created has none).
     """
     namespace = repo_id.split("/")[0] if "/" in repo_id else ""
     project = snapshot.project_of(namespace) if namespace else None
@@ -160,9 +200,19 @@ def authorize(
             # the namespace "proxied" would tell private projects from everything else.
             return _hidden(principal, "namespace is not a project: read-only")
         return Decision(True, "proxied namespace")
-    granted = grants(principal, project)
+    granted = grants(principal, project, repo)
     if READ not in granted:
+        if project.public and repo.gated and not repo.private:
+            # A gated repo is seen to exist (as on huggingface.co): 401 or 403 `GatedRepo`.
+            return Decision(False, f"gated repo ({repo.gated})", _gated(principal), project)
         return _hidden(principal, f"no role in project {project.name}", project)
+    if action == MANAGE_MEMBERS and project.personal:
+        return _refused(
+            principal,
+            "a personal namespace has no members or robots",
+            f"{project.name} is a personal namespace: it has no members or robots",
+            project,
+        )
     if action in CONTENT_CHANGES and project.kind == "proxy":
         return _refused(
             principal,
@@ -186,7 +236,7 @@ def authorize(
                 f"This robot's permissions in {project.name} ({held}) do not include {action}",
                 project,
             )
-        role = principal.roles.get(project.name, "none")
+        role = role_in(principal, project) or "none"
         return _refused(
             principal,
             f"role {role} lacks {action}",
@@ -196,6 +246,17 @@ def authorize(
     return Decision(True, "role" if not principal.is_admin else "platform admin", project=project)
 
 
+def _gated(principal: Principal) -> HubError:
+    if principal.is_anonymous:
+        return GatedRepoUnauthenticated(
+            "Access to this repo is restricted: sign in (a hubproxy token) to access it"
+        )
+    return GatedRepo(
+        "Access to this repo is restricted and you are not in the authorized list:"
+        " ask a member of its namespace for access"
+    )
+
+
 def authorize_moved(
     principal: Principal,
     action: Action,
@@ -203,11 +264,12 @@ def authorize_moved(
     snapshot: AccountsSnapshot,
     *,
     require_auth: bool = False,
+    repo: RepoVisibility = PUBLIC_REPO,
 ) -> Decision:
     """May `principal` do `action` on `repo_id`, the id upstream answered with for a proxied
     repo asked by another name (a rename)? Decided as for that id; an upstream name never
     leads into a hosted project, whose repos upstream cannot know."""
-    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
+    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth, repo=repo)
     if decision.allowed and decision.project is not None and decision.project.kind == "hosted":
         return _hidden(
             principal, f"upstream renamed a repo into hosted project {decision.project.name}"
@@ -221,17 +283,26 @@ def authorize_moved(
 
 def readable(
     principal: Principal,
-    repo_ids: Iterable[str],
+    repos: Mapping[str, RepoVisibility],
     snapshot: AccountsSnapshot,
     *,
     require_auth: bool = False,
 ) -> list[str]:
-    """The repos of `repo_ids` that `principal` may read (what a listing may show)."""
+    """The repos of `repos` (id -> its settings) that `principal` may read or see (a gated
+    repo is listed, as on huggingface.co): what a listing may show."""
     return [
         repo_id
-        for repo_id in repo_ids
-        if authorize(principal, READ, repo_id, snapshot, require_auth=require_auth).allowed
+        for repo_id, visibility in repos.items()
+        if _listable(
+            authorize(
+                principal, READ, repo_id, snapshot, require_auth=require_auth, repo=visibility
+            )
+        )
     ]
+
+
+def _listable(decision: Decision) -> bool:
+    return decision.allowed or isinstance(decision.error, GatedRepo)
 
 
 def authorize_listing(
@@ -470,6 +541,7 @@ def _reauthorize_minter(
     what: str,
     refusal: HubError,
     require_auth: bool,
+    repo: RepoVisibility = PUBLIC_REPO,
 ) -> Decision:
     """May whoever minted `what` with token `token_id` ("" for an anonymous caller) still
     `action` on `repo_id`, as of now? The token not revoked or expired, its user not disabled
@@ -485,7 +557,7 @@ def _reauthorize_minter(
             return Decision(
                 False, f"{what} minted by a token now refused: {refused.reason}", refusal
             )
-    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth)
+    decision = authorize(principal, action, repo_id, snapshot, require_auth=require_auth, repo=repo)
     if not decision.allowed:
         reason = f"{what}'s minter may no longer {action}: {decision.reason}"
         return Decision(False, reason, refusal, decision.project)
@@ -529,9 +601,11 @@ def authorize_xet(
     now: float,
     *,
     require_auth: bool = False,
+    repo: RepoVisibility = PUBLIC_REPO,
 ) -> Decision:
     """May a Xet access token (or signed xorb-range URL) minted for hubproxy token `token_id`
-    ("" for an anonymous reader) still `action` on `repo_id`? Like an upload link, it carries
+    ("" for an anonymous reader) still `action` on `repo_id` (with `repo`'s settings now: a
+    repo made private since stops its readers' tokens)? Like an upload link, it carries
     no credentials of its own: the minter is authorized again, as of now, so a revoked token,
     a disabled user or a lost role stops it. Refusals are 401 `Unauthorized` (hf_xet then asks
     for a new token, which the hub refuses with the real reason)."""
@@ -544,6 +618,7 @@ def authorize_xet(
         what="Xet token",
         refusal=Unauthorized(_XET_REFUSED),
         require_auth=require_auth,
+        repo=repo,
     )
 
 

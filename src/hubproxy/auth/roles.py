@@ -41,6 +41,9 @@ ROLE_ACTIONS: Final[dict[str, frozenset[Action]]] = {
     "admin": frozenset(ACTIONS),
 }
 ROLES: Final[tuple[str, ...]] = tuple(ROLE_ACTIONS)
+# A user's role in their personal namespace (which has no members or robots, so its
+# `manage_members` is denied by `authz`).
+PERSONAL_ROLE: Final = "admin"
 
 # Token scopes bound what a token may do whatever its owner's roles: `read` only reads,
 # `write` is everything the owner's project roles allow, `admin` adds platform-admin powers.

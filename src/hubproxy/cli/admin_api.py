@@ -40,7 +40,7 @@ def user_from_api(answer: dict[str, Any]) -> User:
 def project_from_api(answer: dict[str, Any]) -> Project:
     return Project(
         answer["name"], answer["kind"], answer["public"], answer["upstreamNamespace"],
-        answer["created"],
+        answer["created"], fullname=answer.get("fullname", ""),
     )  # fmt: skip
 
 

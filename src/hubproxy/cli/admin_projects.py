@@ -190,19 +190,28 @@ def project_create(
         typer.Option(help="Proxy projects: the upstream namespace.", show_default="NAME"),
     ] = None,
     public: Annotated[bool, typer.Option("--public/--private", help="Anonymous read.")] = False,
+    fullname: Annotated[
+        str, typer.Option(help="Display name (whoami's orgs).", show_default="NAME")
+    ] = "",
     as_json: Json = False,
 ) -> None:
     """Create a project (a namespace)."""
     if is_remote(context):
         body = {
             "name": name, "kind": kind, "public": public, "upstreamNamespace": upstream_namespace,
+            "fullname": fullname,
         }  # fmt: skip
         project = project_from_api(remote(context, "POST", admin_path("projects"), body))
     else:
         project = change(
             context,
             lambda connection: accounts.create_project(
-                connection, name, kind=kind, public=public, upstream_namespace=upstream_namespace
+                connection,
+                name,
+                kind=kind,
+                public=public,
+                upstream_namespace=upstream_namespace,
+                fullname=fullname,
             ),
             lambda project: AuditRecord(
                 "project_create",

@@ -24,7 +24,8 @@ EXAMPLES: dict[str, str] = {
     " --permission write --expires 30d",
     "admin robot list": "hubproxy admin robot list --project acme",
     "admin robot revoke": "hubproxy admin robot revoke ci",
-    "admin project create": "hubproxy admin project create acme --kind hosted",
+    "admin project create": "hubproxy admin project create acme --kind hosted"
+    " --fullname 'Acme Corp'",
     "admin project list": "hubproxy admin project list",
     "admin project delete": "hubproxy admin project delete acme --delete-repos",
     "admin member add": "hubproxy admin member add acme alice --role maintainer",

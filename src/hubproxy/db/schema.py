@@ -258,6 +258,20 @@ XET_CAS = """
 """
 
 
+def hub_settings(database: sqlite_utils.Database) -> None:
+    """Projects get a display name (`fullname`, what whoami's `orgs` show); hosted repos a
+    gated mode ('' not gated, `auto`, `manual`); and a moved repo leaves its old id behind
+    (`hub_repo_moves`, case-folded) so that old URLs answer with the new name. Existing
+    repos keep the visibility they were created with (`hub_repos.private`)."""
+    database.table("projects").add_column("fullname", str, not_null_default="")
+    database.table("hub_repos").add_column("gated", str, not_null_default="")
+    database.table("hub_repo_moves").create(
+        {"repo_type": str, "old_id": str, "new_id": str, "moved": float},
+        pk=("repo_type", "old_id"),
+        not_null={"repo_type", "old_id", "new_id", "moved"},
+    )
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -268,4 +282,6 @@ STEPS: tuple[Step, ...] = (
     blob_provenance,
     # 9: the Xet CAS.
     XET_CAS,
+    # 10: project display names, gated repos, moved repos.
+    hub_settings,
 )

@@ -5,7 +5,8 @@ What `hubproxy admin --endpoint URL --token hp_...` calls instead of working on 
 
 - `GET users`, `POST users` (`{"name", "fullname", "email", "isAdmin"}`),
   `PUT|DELETE users/{name}/disabled` (disable, enable);
-- `GET projects`, `POST projects` (`{"name", "kind", "public", "upstreamNamespace"}`),
+- `GET projects`, `POST projects` (`{"name", "kind", "public", "upstreamNamespace",
+  "fullname"}`),
   `DELETE projects/{name}[?delete_repos=true]`;
 - `GET robots` (every project's);
 - `GET policy`, `PATCH policy` (`{"mode", "patterns", "requireAuth"}`, only the parts given).
@@ -66,6 +67,7 @@ def _project_document(project: Project) -> dict[str, Any]:
         "kind": project.kind,
         "public": project.public,
         "upstreamNamespace": project.upstream_namespace,
+        "fullname": project.fullname,
         "created": project.created,
     }
 
@@ -121,10 +123,16 @@ async def projects(call: Call) -> Response:
     kind = string_field(payload, "kind") or "hosted"
     public = boolean_field(payload, "public") or False
     upstream_namespace = string_field(payload, "upstreamNamespace")
+    fullname = string_field(payload, "fullname") or ""
     call.record.repo_id = name
     project = await call.apply_account_change(
         lambda connection: accounts.create_project(
-            connection, name, kind=kind, public=public, upstream_namespace=upstream_namespace
+            connection,
+            name,
+            kind=kind,
+            public=public,
+            upstream_namespace=upstream_namespace,
+            fullname=fullname,
         ),
     )
     call.record.reason = f"kind={project.kind} public={project.public}"

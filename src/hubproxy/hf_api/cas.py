@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hubproxy.auth.audit import AuditRecord
-from hubproxy.auth.authz import authorize_xet
+from hubproxy.auth.authz import PUBLIC_REPO, RepoVisibility, authorize_xet
 from hubproxy.auth.roles import READ, WRITE
 from hubproxy.cache.layout import xorb_key
 from hubproxy.cas import synthetic
@@ -71,6 +71,13 @@ def _hash(value: str, what: str = "hash") -> str:
     return value
 
 
+async def _visibility(request: Request, repo: RepoRef) -> RepoVisibility:
+    """The hosted repo's settings as they are now (a token outlives a change to them); a
+    cached repo has none (public)."""
+    record = await services(request).hub.repos.get_repo(repo)
+    return PUBLIC_REPO if record is None else RepoVisibility(record.private, record.gated)
+
+
 async def _grant(request: Request, action: str) -> tuple[XetGrant, bool]:
     """The access token's grant, checked: signed here, not expired, the scope `action` needs,
     and its minter still allowed to `action` the repo; and whether the repo is hosted (cached
@@ -97,6 +104,7 @@ async def _grant(request: Request, action: str) -> tuple[XetGrant, bool]:
         found.authenticator.snapshot,
         now,
         require_auth=found.settings.require_auth,
+        repo=await _visibility(request, grant.repo),
     )
     if not decision.allowed:
         assert decision.error is not None
@@ -271,7 +279,7 @@ async def xorb_range(request: Request) -> Response | StreamResponse:
     found = services(request)
     decision = authorize_xet(
         token_id, READ, repo.repo_id, found.authenticator.snapshot, now,
-        require_auth=found.settings.require_auth,
+        require_auth=found.settings.require_auth, repo=await _visibility(request, repo),
     )  # fmt: skip
     if not decision.allowed:
         raise Forbidden("This xorb URL is no longer valid: ask for a new reconstruction")

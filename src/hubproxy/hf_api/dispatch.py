@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authz import (
+    PUBLIC_REPO,
     Decision,
     Refused,
     as_seen_by,
@@ -211,7 +212,11 @@ async def _name_repo_from_body(call: Call) -> None:
     if call.principal.is_anonymous:
         reason = "anonymous caller on an endpoint that names its repo in the body"
         raise _refuse(AuthenticationRequired(), reason)
-    named = dataclasses.replace(call.route, ref=await hosted.repo_from_body(call.request))
+    if call.route.endpoint == "move_repo":
+        ref = await hosted.moved_repo_from_body(call.request)
+    else:
+        ref = await hosted.repo_from_body(call.request, call.principal)
+    named = dataclasses.replace(call.route, ref=ref)
     call.route = named
     _name_target(call.record, named)
 
@@ -222,13 +227,19 @@ async def _authorize_repo(call: Call, action: Action, *, moved: bool = False) ->
     repo's stored spelling, or the case-folded upstream id of a proxied repo (the cache key).
     `moved`: the repo is the id upstream answered with for another name."""
     match, found = call.route, call.services
+    snapshot = found.authenticator.snapshot
+    hosted_ref, visibility = None, PUBLIC_REPO
+    if match.ref is not None and not moved:
+        follow = match.endpoint != "create_repo"
+        hosted_ref, visibility = await hosted.hosted_repo(call, match.ref, follow_moves=follow)
     decide = authorize_moved if moved else authorize
     decision: Decision = decide(
         call.principal,
         action,
-        match.ref.repo_id if match.ref else f"{match.project}/",
-        found.authenticator.snapshot,
+        (hosted_ref or match.ref).repo_id if match.ref else f"{match.project}/",
+        snapshot,
         require_auth=found.settings.require_auth,
+        repo=visibility,
     )
     enforce(decision)
     project = call.project = decision.project
@@ -239,9 +250,9 @@ async def _authorize_repo(call: Call, action: Action, *, moved: bool = False) ->
     ref = match.ref
     namespace, _, name = ref.repo_id.rpartition("/")
     if project is not None and project.kind == "hosted":
+        assert hosted_ref is not None
         call.store = found.hosted
-        spelled = RepoRef(ref.repo_type, f"{project.name}/{name}")
-        call.route = dataclasses.replace(match, ref=await found.hub.repos.stored_ref(spelled))
+        call.route = dataclasses.replace(match, ref=hosted_ref)
         return
     call.store = found.proxied
     if project is not None and canonical_name(namespace) == canonical_name(project.name):

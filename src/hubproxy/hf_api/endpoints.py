@@ -79,6 +79,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     "paths_info": Endpoint(tree.paths_info, {"POST": READ}, max_body=tree.MAX_BODY_BYTES),
     "create_repo": Endpoint(hosted.create_repo, {"POST": CREATE_REPO}, {"POST": "repo_create"}),
     "delete_repo": Endpoint(hosted.delete_repo, {"DELETE": DELETE_REPO}, {"DELETE": "repo_delete"}),
+    # The source repo is authorized here (the body names it); the target, by `hosted.move_repo`.
+    "move_repo": Endpoint(hosted.move_repo, {"POST": DELETE_REPO}, {"POST": "repo_move"}),
+    # Visibility and gating change who may read: as much as deleting the repo.
+    "repo_settings": Endpoint(hosted.repo_settings, {"PUT": DELETE_REPO}, {"PUT": "repo_settings"}),
+    "auth_check": Endpoint(repos.auth_check, _READ),
+    "auth_check_write": Endpoint(repos.auth_check, {"GET": WRITE}),
     # Steps of an upload: the PUT of LFS bytes and the commit are what the audit log records.
     "preupload": Endpoint(
         hosted.preupload, {"POST": WRITE}, denied_as="upload", max_body=hosted.MAX_LISTING_BYTES
@@ -102,6 +108,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         {"POST": WRITE, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
     ),
+    # Rewrites a branch's history: as much as deleting branches.
+    "super_squash": Endpoint(hosted.super_squash, {"POST": MANAGE_REFS}, {"POST": "commit"}),
     "tag": Endpoint(
         hosted.tag,
         {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},

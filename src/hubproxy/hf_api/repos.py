@@ -43,6 +43,13 @@ async def repo_info(call: Call) -> Response:
     return json_answer(answer)
 
 
+async def auth_check(call: Call) -> Response:
+    """`auth_check(repo_id[, write=True])`: 200 when the caller may read (write) the repo; the
+    refusals are authorization's (401/404 `RepoNotFound`, 403, `GatedRepo`)."""
+    await call.repo_store.repo_info(call.repo, None, [])
+    return JSONResponse({})
+
+
 async def refs(call: Call) -> Response:
     include_prs = call.request.query_params.get("include_prs", "").lower() in ("1", "true")
     answer = await call.repo_store.refs(call.repo, include_prs=include_prs)

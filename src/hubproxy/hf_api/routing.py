@@ -23,7 +23,7 @@ from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 REPO_ACTIONS = frozenset(
     {
         "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
-        "tag", "xet-write-token", "xet-read-token",
+        "tag", "xet-write-token", "xet-read-token", "settings", "auth-check", "super-squash",
     }
 )  # fmt: skip
 # Endpoints `/api/{type}s/{repo}/<segment>/{revision}` (writes, and the Xet read token).
@@ -34,6 +34,7 @@ _WRITE_ACTIONS = {
     "tag": "tag",
     "xet-write-token": "xet_write_token",
     "xet-read-token": "xet_read_token",
+    "super-squash": "super_squash",
 }
 # Git LFS: `/{prefix}{namespace}/{name}.git/info/lfs/objects/<segment>` -> endpoint name.
 _LFS_ACTIONS = {"batch": "lfs_batch", "verify": "lfs_verify"}
@@ -148,6 +149,10 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
         return RouteMatch("paths_info", ref, rev)
     if action == "refs" and not rest:
         return RouteMatch("refs", ref)
+    if action == "settings" and rest in ([], [""]):
+        return RouteMatch("repo_settings", ref)
+    if action == "auth-check" and rest in ([], [""], ["write"]):
+        return RouteMatch("auth_check_write" if rest == ["write"] else "auth_check", ref)
     if action == "commits" or action in _WRITE_ACTIONS:
         rev, remainder = _take_revision(rest)
         if remainder and remainder != [""]:
@@ -215,7 +220,7 @@ def match_route(raw_path: bytes) -> RouteMatch | None:
             return RouteMatch("token", subject=token_id(segments[3]))
         if head == "organizations" and len(segments) >= 4:
             return _project_route(segments[2:])
-        if segments[1:] in (["repos", "create"], ["repos", "delete"]):
+        if segments[1:] in (["repos", "create"], ["repos", "delete"], ["repos", "move"]):
             # The repo is named in the JSON body (`hosted.repo_from_body`).
             return RouteMatch(f"{segments[2]}_repo")
         if segments[1:] == ["whoami-v2"]:

@@ -2,6 +2,7 @@
 
 from starlette.responses import JSONResponse, Response
 
+from hubproxy.auth.accounts import AccountsSnapshot
 from hubproxy.errors import Unauthorized
 from hubproxy.hf_api.call import Call
 
@@ -21,9 +22,10 @@ async def whoami(call: Call) -> Response:
     else:
         memberships = dict(principal.roles)
         user = snapshot.users.get(principal.name)
+    # A user's own namespace is `name`; `orgs` are the projects they belong to.
     orgs = [
-        {"type": "org", "name": project, "fullname": project, "roleInOrg": role}
-        for project, role in sorted(memberships.items())
+        {"type": "org", "name": name, "fullname": _display_name(snapshot, name), "roleInOrg": role}
+        for name, role in sorted(memberships.items())
     ]
     return JSONResponse(
         {
@@ -43,6 +45,11 @@ async def whoami(call: Call) -> Response:
             },
         }
     )
+
+
+def _display_name(snapshot: AccountsSnapshot, name: str) -> str:
+    project = snapshot.projects.get(name)
+    return project.display_name if project is not None else name
 
 
 async def agent_harnesses(call: Call) -> Response:

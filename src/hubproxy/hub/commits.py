@@ -13,7 +13,7 @@ from typing import Any
 
 from hubproxy.blob_ids import BlobId
 from hubproxy.constants import SHA256_PATTERN
-from hubproxy.errors import BadRequest, EntryNotFound
+from hubproxy.errors import BadRequest, EntryNotFound, UploadRejected
 from hubproxy.hub.gitobjects import directories, git_blob_oid, lfs_pointer
 from hubproxy.hub.repos import HubFile
 from hubproxy.json_input import parse_json
@@ -95,9 +95,17 @@ def _header(value: dict[str, Any]) -> CommitHeader:
 StoreContent = Callable[[str, bytes], Awaitable[None]]
 
 
+def commit_path(raw: str) -> str:
+    """A path a commit line names: a `..` segment is a 422 (as on huggingface.co), anything
+    else `naming.path_in_repo` refuses a 400; a backslash is an ordinary character."""
+    if ".." in raw.split("/"):
+        raise UploadRejected(f"Invalid path '{raw}': a path cannot contain '..' segments")
+    return path_in_repo(raw)
+
+
 async def _operation(key: str, value: dict[str, Any], store: StoreContent) -> Operation:
     raw_path = _text(value, "path")
-    path = path_in_repo(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
+    path = commit_path(raw_path.rstrip("/") if key == "deletedFolder" else raw_path)
     if ".git" in path.split("/"):
         # git refuses trees with a `.git` entry; a clone of the repo would break.
         raise BadRequest(f"Invalid path {path!r}: '.git' is reserved")
@@ -185,12 +193,15 @@ def apply_operations(
             size = lfs_sizes[operation.sha256]
             pointer = lfs_pointer(operation.sha256, size)
             files[operation.path] = HubFile(size, git_blob_oid(pointer), operation.sha256)
-        elif isinstance(operation, DeleteFile):
-            if files.pop(operation.path, None) is None:
-                raise EntryNotFound(f"A file with this name doesn't exist: {operation.path}")
+        elif isinstance(operation, DeleteFile) and operation.path in files:
+            del files[operation.path]
         else:
+            # A folder, or (huggingface.co's implicit folder delete) a `deletedFile` line
+            # naming one: `delete_folder("1")` and `delete_file("1")` both remove `1/`.
             prefix = operation.path + "/"
             doomed = [path for path in files if path.startswith(prefix)]
+            if not doomed and isinstance(operation, DeleteFile):
+                raise EntryNotFound(f"A file with this name doesn't exist: {operation.path}")
             if not doomed:
                 raise EntryNotFound(f"A folder with this name doesn't exist: {operation.path}")
             for path in doomed:

@@ -7,6 +7,7 @@ only by compare-and-swap on the commit they pointed at.
 """
 
 import functools
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ from hubproxy.naming import RepoRef, canonical_name
 
 SNAPSHOTS_IN_MEMORY = 64
 BRANCH, TAG = "branch", "tag"
+REF_PREFIXES = {BRANCH: "refs/heads/", TAG: "refs/tags/"}
+# A commit named by the first 7 to 39 hex digits of its sha.
+SHORT_SHA_PATTERN = re.compile(r"[0-9a-f]{7,39}")
 DEFAULT_BRANCH = "main"
 
 
@@ -76,6 +80,22 @@ class RepoRecord:
     private: bool
     created: float
     created_by: str
+    # '' (not gated), "auto" or "manual".
+    gated: str = ""
+
+
+def _record_of(row: sqlite3.Row) -> RepoRecord:
+    return RepoRecord(
+        RepoRef(row["repo_type"], row["repo_id"]),
+        bool(row["private"]),
+        row["created"],
+        row["created_by"],
+        row["gated"],
+    )
+
+
+# Tables whose rows belong to one hosted repo (renamed together by a move).
+_REPO_TABLES = ("hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files")
 
 
 def _key(ref: RepoRef) -> tuple[str, str]:
@@ -163,9 +183,107 @@ class HubRepos:
             ).fetchone()
             if row is None:
                 return None
-            return RepoRecord(ref, bool(row["private"]), row["created"], row["created_by"])
+            return _record_of(row)
 
         return await self.database.run(load)
+
+    async def find(self, ref: RepoRef) -> RepoRecord | None:
+        """The hosted repo `ref` names in any letter case (its stored spelling), or None."""
+
+        def load(connection: sqlite3.Connection) -> RepoRecord | None:
+            rows = connection.execute(
+                "SELECT * FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
+            ).fetchall()
+            records = sorted((_record_of(row) for row in rows), key=lambda r: r.ref.repo_id)
+            exact = [record for record in records if record.ref == ref]
+            found = exact or records
+            return found[0] if found else None
+
+        return await self.database.run(load)
+
+    async def moved_to(self, ref: RepoRef) -> RepoRef | None:
+        """Where a hosted repo once named `ref` (any letter case) was moved, or None."""
+
+        def load(connection: sqlite3.Connection) -> RepoRef | None:
+            row = connection.execute(
+                "SELECT new_id FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
+            ).fetchone()
+            return None if row is None else RepoRef(ref.repo_type, row["new_id"])
+
+        return await self.database.run(load)
+
+    async def update_settings(
+        self, ref: RepoRef, *, private: bool | None = None, gated: str | None = None
+    ) -> RepoRecord:
+        """Change the given settings of a hosted repo."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            for column, value in (("private", private), ("gated", gated)):
+                if value is not None:
+                    connection.execute(
+                        f"UPDATE hub_repos SET {column} = ?"  # noqa: S608 - fixed names
+                        " WHERE repo_type = ? AND repo_id = ?",
+                        (int(value) if isinstance(value, bool) else value, *_key(ref)),
+                    )
+
+        await self.repo(ref)
+        await self.database.run(store)
+        return await self.repo(ref)
+
+    async def move_repo(self, source: RepoRef, target: RepoRef) -> None:
+        """Rename a hosted repo with its whole history (`Conflict` if `target` exists in any
+        letter case); the old id is kept as a pointer to the new one."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            taken = connection.execute(
+                "SELECT repo_id FROM hub_repos WHERE repo_type = ? AND lower(repo_id) = ?",
+                (target.repo_type, canonical_name(target.repo_id)),
+            ).fetchall()
+            if any(row["repo_id"] != source.repo_id for row in taken):
+                raise Conflict(
+                    f"A {target.repo_type} repository called {target.repo_id} already exists"
+                )
+            row = connection.execute(
+                "SELECT * FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(source)
+            ).fetchone()
+            if row is None:
+                raise RepoNotFound()
+            # The new row first, then every dependent row, then the old row: foreign keys
+            # hold at every step.
+            if source.repo_id == target.repo_id:
+                return
+            connection.execute(
+                "INSERT INTO hub_repos (repo_type, repo_id, private, created, created_by, gated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (*_key(target), row["private"], row["created"], row["created_by"], row["gated"]),
+            )
+            for table in _REPO_TABLES:
+                connection.execute(
+                    f"UPDATE {table} SET repo_id = ?"  # noqa: S608 - fixed names
+                    " WHERE repo_type = ? AND repo_id = ?",
+                    (target.repo_id, *_key(source)),
+                )
+            connection.execute(
+                "DELETE FROM hub_repos WHERE repo_type = ? AND repo_id = ?", _key(source)
+            )
+            connection.execute(
+                "DELETE FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (target.repo_type, canonical_name(target.repo_id)),
+            )
+            connection.execute(
+                "UPDATE hub_repo_moves SET new_id = ? WHERE repo_type = ? AND new_id = ?",
+                (target.repo_id, *_key(source)),
+            )
+            if canonical_name(source.repo_id) != canonical_name(target.repo_id):
+                connection.execute(
+                    "INSERT OR REPLACE INTO hub_repo_moves VALUES (?, ?, ?, ?)",
+                    (source.repo_type, canonical_name(source.repo_id), target.repo_id, time.time()),
+                )
+
+        await self.database.run(store)
+        self._snapshots.pop_where(lambda key: key[:2] == _key(source))
 
     async def stored_ref(self, ref: RepoRef) -> RepoRef:
         """`ref` as the hosted repo was created (ids match case-insensitively), or `ref` itself
@@ -201,15 +319,7 @@ class HubRepos:
                 f"SELECT * FROM hub_repos{condition} ORDER BY repo_type, repo_id",  # noqa: S608
                 parameters,
             )
-            return [
-                RepoRecord(
-                    RepoRef(row["repo_type"], row["repo_id"]),
-                    bool(row["private"]),
-                    row["created"],
-                    row["created_by"],
-                )
-                for row in rows
-            ]
+            return [_record_of(row) for row in rows]
 
         return await self.database.run(load)
 
@@ -227,7 +337,8 @@ class HubRepos:
         def store(connection: sqlite3.Connection) -> None:
             try:
                 connection.execute(
-                    "INSERT INTO hub_repos VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO hub_repos (repo_type, repo_id, private, created, created_by)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (*_key(ref), int(private), time.time(), created_by),
                 )
             except sqlite3.IntegrityError:
@@ -236,6 +347,11 @@ class HubRepos:
             connection.execute(
                 "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
                 (*_key(ref), BRANCH, DEFAULT_BRANCH, initial.sha),
+            )
+            # A new repo takes the name back from a repo moved away from it.
+            connection.execute(
+                "DELETE FROM hub_repo_moves WHERE repo_type = ? AND old_id = ?",
+                (ref.repo_type, canonical_name(ref.repo_id)),
             )
 
         await self.database.run(store)
@@ -290,6 +406,15 @@ class HubRepos:
                 ).fetchone()
             ):
                 return revision
+            if SHORT_SHA_PATTERN.fullmatch(revision):
+                # A commit by a short sha (git's abbreviation), when it names one commit only.
+                rows = connection.execute(
+                    "SELECT commit_sha FROM hub_commits WHERE repo_type = ? AND repo_id = ?"
+                    " AND commit_sha >= ? AND commit_sha < ? LIMIT 2",
+                    (*_key(ref), revision, revision + "g"),
+                ).fetchall()
+                if len(rows) == 1:
+                    return str(rows[0]["commit_sha"])
             return None
 
         found = await self.database.run(load)
@@ -314,14 +439,21 @@ class HubRepos:
         return await self.database.run(load)
 
     async def create_ref(self, ref: RepoRef, kind: str, name: str, commit: str) -> None:
+        """A new branch or tag. A branch may share a tag's name (as on huggingface.co): the
+        plain name still reads the tag (`resolve`), `refs/heads/<name>` the branch. A tag may
+        not share a branch's name: it would change what the branch's name serves."""
+
         def store(connection: sqlite3.Connection) -> None:
-            existing = connection.execute(
-                "SELECT kind FROM hub_refs WHERE repo_type = ? AND repo_id = ? AND name = ?",
-                (*_key(ref), name),
-            ).fetchone()
-            if existing is not None:
-                # Also across kinds: a branch and a tag of one name would be ambiguous.
-                raise Conflict(f"A {existing['kind']} named {name!r} already exists")
+            kinds = {
+                row["kind"]
+                for row in connection.execute(
+                    "SELECT kind FROM hub_refs WHERE repo_type = ? AND repo_id = ? AND name = ?",
+                    (*_key(ref), name),
+                )
+            }
+            taken = kind if kind in kinds else BRANCH if kind == TAG and kinds else None
+            if taken is not None:
+                raise Conflict(f"Reference {REF_PREFIXES[taken]}{name} already exists")
             connection.execute(
                 "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)", (*_key(ref), kind, name, commit)
             )
@@ -337,7 +469,7 @@ class HubRepos:
             ).rowcount
 
         if not await self.database.run(store):
-            raise RevisionNotFound(f"{kind.capitalize()} {name!r} does not exist")
+            raise RevisionNotFound(f"Invalid rev id: {name}")
 
     # Commits and files -----------------------------------------------------------------
 
@@ -349,7 +481,8 @@ class HubRepos:
         files: Mapping[str, HubFile],
         expected_head: str,
     ) -> None:
-        """Store `commit` and move `branch` to it, if the branch is still at `expected_head`."""
+        """Store `commit` and move `branch` to it, if the branch is still at `expected_head`
+        (a squashed commit without parents too)."""
 
         def store(connection: sqlite3.Connection) -> None:
             moved = connection.execute(

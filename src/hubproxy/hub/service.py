@@ -8,6 +8,8 @@ compare-and-swap.
 """
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import time
 from collections import defaultdict
@@ -18,12 +20,16 @@ from hubproxy.blob_ids import BlobId
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
+    Forbidden,
     HubError,
     PreconditionFailed,
     RevisionNotFound,
     UploadRejected,
 )
+from hubproxy.hub import upload_modes
+from hubproxy.hub.cards import MAX_CARD_BYTES, validate_card
 from hubproxy.hub.commits import (
+    AddFile,
     AddLfsFile,
     CommitHeader,
     Operation,
@@ -47,6 +53,12 @@ from hubproxy.signing import Signer
 from hubproxy.stores import ContentStore, ContentUpload
 
 INITIAL_COMMIT_TITLE = "initial commit"
+# What huggingface.co answers (412) to a commit whose `parentCommit` is no longer the head;
+# older and newer clients' tests match on either sentence.
+PARENT_MOVED = (
+    "A commit has happened since. The branch was updated since you opened this page."
+    " Please refresh and try again."
+)
 # What a new repo starts with: the usual large-file patterns tracked by Git LFS.
 LFS_PATTERNS = (
     "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gguf", "*.gz", "*.h5",
@@ -59,6 +71,20 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+CARD_PATH = "README.md"
+# A `.gitattributes` or `.gitignore` larger than this is not read for preupload rules.
+MAX_RULES_FILE = 1024 * 1024
+
+
+def _sample(item: dict[str, Any]) -> bytes:
+    """The base64 `sample` (first 512 bytes) of a preupload file; b'' when absent or invalid."""
+    sample = item.get("sample")
+    if not isinstance(sample, str):
+        return b""
+    try:
+        return base64.b64decode(sample[:1024], validate=True)
+    except binascii.Error:
+        return b""
 
 
 def _lfs_blob(sha256: str) -> str:
@@ -126,6 +152,13 @@ class HostedRepoWriter:
             ref, private=private, created_by=creator, initial=initial, files=files
         )
 
+    async def move_repo(self, source: RepoRef, target: RepoRef, *, private: bool) -> None:
+        """Rename `source` to `target` with its history, then give it `private`."""
+        first, second = sorted((source, target), key=str)
+        async with self._locks[first], self._locks[second]:
+            await self.repos.move_repo(source, target)
+            await self.repos.update_settings(target, private=private)
+
     async def delete_repo(self, ref: RepoRef) -> None:
         # The content stays until `hubproxy cache gc`: other repos or the cache may share it.
         async with self._locks[ref]:
@@ -133,29 +166,55 @@ class HostedRepoWriter:
 
     # Commits --------------------------------------------------------------------------
 
-    async def preupload(self, ref: RepoRef, revision_name: str, files: list[Any]) -> dict[str, Any]:
-        """How each file should travel: `regular` (inside the commit) below the LFS threshold,
-        else `lfs`; `oid` of the current remote content when it is of the same kind."""
+    async def preupload(
+        self, ref: RepoRef, revision_name: str, files: list[Any], git_ignore: str | None = None
+    ) -> dict[str, Any]:
+        """How each file should travel (`upload_modes`): `regular` (inside the commit) or
+        `lfs`; `shouldIgnore` by the upload's `.gitignore` (`git_ignore`), else the
+        revision's; `oid` of the current remote content when it is of the same kind."""
         head = await self.repos.resolve(ref, revision_name)
         current = await self.repos.files(ref, head)
+        attributes: list[tuple[str, bool]] = []
+        ignores: list[upload_modes.IgnoreRule] = []
+        if upload_modes.HF_UPLOAD_MODES:
+            attributes = upload_modes.lfs_patterns(await self._text(current, ".gitattributes"))
+            if git_ignore is None:
+                git_ignore = await self._text(current, ".gitignore")
+            ignores = upload_modes.ignore_rules(git_ignore)
         answers = []
         for item in files:
             if not isinstance(item, dict) or not isinstance(item.get("path"), str):
                 raise BadRequest("Each preupload file needs a 'path'")
+            path: str = item["path"]
             size = item.get("size")
-            if not isinstance(size, int) or size < 0:
-                raise BadRequest(f"Preupload file {item['path']!r} needs a 'size'")
-            mode = "lfs" if size >= self.lfs_threshold and size > 0 else "regular"
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise BadRequest(f"Preupload file {path!r} needs a 'size'")
+            lfs = size >= self.lfs_threshold
+            if upload_modes.HF_UPLOAD_MODES and not lfs:
+                lfs = upload_modes.tracked_by_lfs(attributes, path) or upload_modes.looks_binary(
+                    _sample(item)
+                )
+            mode = "lfs" if lfs and size > 0 else "regular"
             answer: dict[str, Any] = {
-                "path": item["path"],
+                "path": path,
                 "uploadMode": mode,
-                "shouldIgnore": False,
+                "shouldIgnore": upload_modes.ignored(ignores, path),
             }
             existing = current.get(item["path"])
             if existing is not None and (existing.sha256 is not None) == (mode == "lfs"):
                 answer["oid"] = existing.sha256 or existing.git_oid
             answers.append(answer)
         return {"files": answers, "commitOid": head}
+
+    async def _text(self, files: dict[str, HubFile], path: str) -> str:
+        """A small text file of a commit (`.gitattributes`, `.gitignore`), or ''."""
+        file = files.get(path)
+        if file is None or file.size > MAX_RULES_FILE:
+            return ""
+        content = b"".join(
+            [piece async for piece in self.content.read(file.blob_id, file.size, 0, file.size)]
+        )
+        return content.decode("utf-8", errors="replace")
 
     async def commit(
         self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
@@ -176,6 +235,7 @@ class HostedRepoWriter:
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
         header, operations = await read_operations(body, max_line, self._store_regular)
+        await self._check_card(ref, operations)
         lfs_sizes = await self._lfs_sizes(ref, operations)
         async with self._locks[ref]:
             branches = (await self.repos.refs(ref))[BRANCH]
@@ -188,6 +248,27 @@ class HostedRepoWriter:
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
             return commit
 
+    async def _check_card(self, ref: RepoRef, operations: list[Operation]) -> None:
+        """A README.md whose metadata huggingface.co would refuse fails the commit (400)."""
+        for operation in operations:
+            if not isinstance(operation, AddFile) or operation.path != CARD_PATH:
+                continue
+            if operation.size > MAX_CARD_BYTES:
+                continue
+            blob = str(BlobId("gitsha1", operation.git_oid))
+            content = b"".join(
+                [
+                    piece
+                    async for piece in self.content.read(blob, operation.size, 0, operation.size)
+                ]
+            )
+            check = validate_card(content.decode("utf-8", errors="replace"), ref.repo_type)
+            if check.errors:
+                raise BadRequest(
+                    "Invalid metadata in README.md.\n"
+                    + "\n".join(f"- {error}" for error in check.errors)
+                )
+
     async def _store_regular(self, blob: str, content: bytes) -> None:
         await self.content.store_bytes(blob, content)
         HUB_UPLOADED_BYTES.labels("regular").inc(len(content))
@@ -195,9 +276,23 @@ class HostedRepoWriter:
     @staticmethod
     def _check_parent(header: CommitHeader, head: str, branch: str) -> None:
         if header.parent is not None and not head.startswith(header.parent):
+            # huggingface.co's words (clients and tests match on them), then the facts.
             raise PreconditionFailed(
-                f"Branch {branch!r} is at {head}, not at the parent commit {header.parent}"
+                f"{PARENT_MOVED} (branch {branch!r} is at {head}, not at {header.parent})"
             )
+
+    async def super_squash(self, ref: RepoRef, name: str, message: str, author: str) -> str:
+        """Replace the history of branch `name` by one commit holding its files."""
+        branch = ref_name(name, BRANCH)
+        async with self._locks[ref]:
+            head = (await self.repos.refs(ref))[BRANCH].get(branch)
+            if head is None:
+                raise RevisionNotFound(f"Invalid rev id: {branch}")
+            files = await self.repos.files(ref, head)
+            title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
+            commit = _new_commit(files, [], author, title, message or title)
+            await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
+            return commit.sha
 
     async def _lfs_sizes(self, ref: RepoRef, operations: list[Operation]) -> dict[str, int]:
         """The size of every LFS object the commit names: each must have been uploaded to
@@ -221,24 +316,25 @@ class HostedRepoWriter:
 
     # Branches and tags ------------------------------------------------------------------
 
+    # As on huggingface.co, a revision that does not exist (404) is reported before a name
+    # that is not valid (400).
+
     async def create_branch(self, ref: RepoRef, name: str, starting_point: str | None) -> None:
-        branch = ref_name(name, BRANCH)
         async with self._locks[ref]:
             start = await self.repos.resolve(ref, starting_point or DEFAULT_BRANCH)
-            await self.repos.create_ref(ref, BRANCH, branch, start)
+            await self.repos.create_ref(ref, BRANCH, ref_name(name, BRANCH), start)
 
     async def delete_branch(self, ref: RepoRef, name: str) -> None:
         branch = ref_name(name, BRANCH)
         if branch == DEFAULT_BRANCH:
-            raise BadRequest("The default branch 'main' cannot be deleted")
+            raise Forbidden(f"Cannot delete refs/heads/{DEFAULT_BRANCH}")
         async with self._locks[ref]:
             await self.repos.delete_ref(ref, BRANCH, branch)
 
     async def create_tag(self, ref: RepoRef, revision_name: str, tag: str) -> None:
-        name = ref_name(tag, TAG)
         async with self._locks[ref]:
             target = await self.repos.resolve(ref, revision_name)
-            await self.repos.create_ref(ref, TAG, name, target)
+            await self.repos.create_ref(ref, TAG, ref_name(tag, TAG), target)
 
     async def delete_tag(self, ref: RepoRef, tag: str) -> None:
         async with self._locks[ref]:

@@ -28,6 +28,11 @@ from hubproxy.naming import RepoRef
 from hubproxy.stores import Answer, CommitsPage, ContentStore, FileEntry
 
 COMMITS_PAGE_SIZE = 50
+# How far back `expand=true` looks for the commit that last changed a path; paths unchanged
+# for longer are given the oldest commit looked at.
+LAST_COMMIT_DEPTH = 200
+# hubproxy scans nothing: expanded file entries say so, in the shape clients parse.
+UNSCANNED: dict[str, Any] = {"status": "unscanned", "avScan": None, "pickleImportScan": None}
 
 
 def iso_date(timestamp: float) -> str:
@@ -63,7 +68,7 @@ def _repo_document(record: RepoRecord, head: CommitRecord) -> dict[str, Any]:
         "lastModified": iso_date(head.created),
         "createdAt": iso_date(record.created),
         "private": record.private,
-        "gated": False,
+        "gated": record.gated or False,
         "disabled": False,
         "downloads": 0,
         "likes": 0,
@@ -72,6 +77,18 @@ def _repo_document(record: RepoRecord, head: CommitRecord) -> dict[str, Any]:
     if ref.repo_type == "model":
         document["modelId"] = ref.repo_id
     return document
+
+
+def _object_id(snapshot: Snapshot, path: str) -> str | None:
+    """The git id of `path` in a commit: a file's blob, a directory's tree, or None."""
+    file = snapshot.files.get(path)
+    if file is not None:
+        return file.git_oid
+    return snapshot.trees.get(path)
+
+
+def _commit_summary(commit: CommitRecord) -> dict[str, str]:
+    return {"id": commit.sha, "title": commit.title, "date": iso_date(commit.created)}
 
 
 class HostedRepoStore:
@@ -129,7 +146,34 @@ class HostedRepoStore:
             if not recursive and "/" in name[len(prefix) :]:
                 continue
             items.append(_item(name, snapshot))
+        if expand:
+            await self._expand(ref, commit, snapshot, items)
         return Answer(items, commit)
+
+    async def _expand(
+        self, ref: RepoRef, commit: str, snapshot: Snapshot, items: list[dict[str, Any]]
+    ) -> None:
+        """`lastCommit` of every entry (the newest commit whose parent held another object at
+        its path), and `securityFileStatus` of files, as `expand=true` answers."""
+        history = (await self.repos.history(ref, commit))[:LAST_COMMIT_DEPTH]
+        remaining = {item["path"] for item in items}
+        found: dict[str, CommitRecord] = {}
+        current = snapshot
+        for index, record in enumerate(history):
+            parent = history[index + 1] if index + 1 < len(history) else None
+            before = await self.repos.snapshot(ref, parent.sha) if parent else None
+            for path in list(remaining):
+                if before is None or _object_id(current, path) != _object_id(before, path):
+                    found[path] = record
+                    remaining.discard(path)
+            if not remaining or before is None:
+                break
+            current = before
+        for item in items:
+            last = found.get(item["path"], history[-1])
+            item["lastCommit"] = _commit_summary(last)
+            if item["type"] == "file":
+                item["securityFileStatus"] = dict(UNSCANNED)
 
     async def paths_info(
         self, ref: RepoRef, revision: str, paths: Sequence[str], *, expand: bool
@@ -140,6 +184,8 @@ class HostedRepoStore:
             for path in paths
             if path in snapshot.files or path in snapshot.directories
         ]
+        if expand:
+            await self._expand(ref, commit, snapshot, items)
         return Answer(items, commit)
 
     async def refs(self, ref: RepoRef, *, include_prs: bool) -> Answer:
