@@ -145,6 +145,12 @@ class Settings:
     parallel_chunk_fetches: int = setting(
         4, "Chunks of one file fetched from upstream at the same time during a full download."
     )
+    sendfile: bool = setting(
+        True,
+        "Send cached, verified files from local chunk storage with sendfile(2) (zero-copy); "
+        "S3 storage, TLS and files still arriving always take the copy path.",
+        flags="--sendfile/--no-sendfile",
+    )
     upstream_concurrency: int = setting(32, "Upstream requests in flight at once, all files.")
     upstream_timeout: float = setting(
         30.0, "Time to connect to upstream, and the longest silence tolerated mid-body."

@@ -15,6 +15,10 @@ A blob (a file's content, named by its sha256 or git sha1) is stored as fixed-si
   `parallel_chunk_fetches` chunks in flight and carries on after the client leaves; a shorter
   range fills only its own chunks plus `read_ahead_chunks`.
 
+A read may ask for `files` (`read_files`): the chunks of a verified blob that are stored as
+local files then come as `FileSegment`s (open files, for sendfile) instead of bytes; anything
+else — a chunk in flight, an unverified blob, object storage — still comes as bytes.
+
 When the last chunk lands, the whole blob is verified (`verification.py`); stored bytes are
 kept under `cache_max_bytes` by evicting least recently used blobs (`eviction.py`). The private
 hub's content lives in the same chunks (`held.py`); what every part knows of a blob is in
@@ -27,6 +31,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 from hubproxy.blob_ids import BlobId
 from hubproxy.cache.blob_states import BlobState, BlobStates
@@ -41,7 +46,7 @@ from hubproxy.cache.staging import (
     download,
     follow,
 )
-from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
+from hubproxy.cache.storage import FileSegment, ObjectNotFound, Storage, StorageError
 from hubproxy.cache.verification import Verifier
 from hubproxy.errors import (
     HubError,
@@ -147,7 +152,7 @@ class BlobCache:
 
     # Reading ---------------------------------------------------------------------------
 
-    async def read(
+    def read(
         self,
         blob: BlobId,
         size: int,
@@ -157,7 +162,26 @@ class BlobCache:
         *,
         held: bool = False,
     ) -> AsyncIterator[bytes]:
-        """Yield the bytes `[start, end)` of `blob` (of `size` bytes).
+        """Yield the bytes `[start, end)` of `blob` (of `size` bytes); see `read_files`."""
+        return cast(
+            AsyncIterator[bytes],
+            self.read_files(blob, size, start, end, fetch, held=held, files=False),
+        )
+
+    async def read_files(
+        self,
+        blob: BlobId,
+        size: int,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool = False,
+        files: bool = True,
+    ) -> AsyncIterator[bytes | FileSegment]:
+        """Yield `[start, end)` of `blob` (of `size` bytes), in order, as bytes or, if `files`
+        and the blob is verified, stored chunk files as `FileSegment`s (the receiver closes
+        them).
 
         `fetch` reads from upstream; None means offline: missing chunks raise `OfflineMiss`.
         A proxied entry naming a blob (`held` False) is served from the store only if every
@@ -175,18 +199,28 @@ class BlobCache:
             async for piece in self._pass_through(state, start, end, fetch):
                 yield piece
             return
-        pieces = self._pieces(state, start, end, fetch, held=held)
+        # Decided once: only bytes of a verified blob skip the hashing of a first whole read.
+        files = files and state.verified and self.storage.opens_files
+        pieces: AsyncIterator[bytes | FileSegment]
+        pieces = self._pieces(state, start, end, fetch, held=held, files=files)
         if start == 0 and end >= state.size and not state.verified and not held:
-            pieces = self._held_back_until_verified(state, pieces)
+            pieces = self._held_back_until_verified(state, cast(AsyncIterator[bytes], pieces))
         try:
-            async for piece in pieces:
-                yield piece
+            async for part in pieces:
+                yield part
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
 
     async def _pieces(
-        self, state: BlobState, start: int, end: int, fetch: RangeFetcher | None, *, held: bool
-    ) -> AsyncIterator[bytes]:
+        self,
+        state: BlobState,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool,
+        files: bool = False,
+    ) -> AsyncIterator[bytes | FileSegment]:
         """`[start, end)` of the blob, chunk after chunk, filling what is missing."""
         state.readers += 1
         try:
@@ -210,7 +244,7 @@ class BlobCache:
                 piece_start = max(start, chunk_start) - chunk_start
                 piece_end = min(end, chunk_end) - chunk_start
                 async for piece in self._read_chunk(
-                    state, index, piece_start, piece_end, fetch, held=held
+                    state, index, piece_start, piece_end, fetch, held=held, files=files
                 ):
                     yield piece
         finally:
@@ -273,8 +307,10 @@ class BlobCache:
         fetch: RangeFetcher | None,
         *,
         held: bool,
-    ) -> AsyncIterator[bytes]:
-        """Yield `[start, end)` of one chunk, from storage or by following its fill."""
+        files: bool = False,
+    ) -> AsyncIterator[bytes | FileSegment]:
+        """Yield `[start, end)` of one chunk, from storage (as a file if `files`) or by
+        following its fill."""
         position = start
         for _attempt in range(3):
             if index in state.present:
@@ -284,6 +320,11 @@ class BlobCache:
                     raise IntegrityError("The content changed while it was read; retry")
                 try:
                     CHUNK_READS.labels("hit").inc()
+                    if files:
+                        segment = await self._chunk_file(state, index, position, end)
+                        SERVED_BYTES.labels("cache").inc(segment.count)
+                        yield segment
+                        return
                     async for piece in self.storage.read(
                         chunk_key(state.blob, index), position, end
                     ):
@@ -327,6 +368,16 @@ class BlobCache:
                 if fill.error is not None:
                     raise fill.error from None
         raise StorageUnavailable()
+
+    async def _chunk_file(self, state: BlobState, index: int, start: int, end: int) -> FileSegment:
+        """`[start, end)` of stored chunk `index` as an open file, checked to be whole."""
+        segment = await self.storage.open_file(chunk_key(state.blob, index), start, end)
+        if segment.size != state.present[index]:
+            segment.close()
+            logger.error("chunk %d of %s is truncated in storage", index, state.blob)
+            await self.states.forget_chunk(state, index)
+            raise IntegrityError("A cached chunk was truncated; retry the download")
+        return segment
 
     # Filling ---------------------------------------------------------------------------
 

@@ -132,6 +132,8 @@ def serve(context: typer.Context, **options: Any) -> None:
         http=limited_protocol(settings),
         timeout_keep_alive=max(1, round(settings.idle_timeout)),
         lifespan="on",
+        # The default asyncio loop: its `loop.sendfile` is real sendfile(2) (uvloop copies).
+        loop="asyncio",
         timeout_graceful_shutdown=10,
     )
     status = run_on_socket(server_config, sock, settings)
