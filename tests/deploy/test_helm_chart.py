@@ -60,7 +60,7 @@ EVERY_SETTING = {
     "body_timeout": "2m",
     "trusted_hosts": "hub.example.com,hub:8000", "max_upload_bytes": "100GB",
     "metrics_require_auth": True, "max_token_lifetime": "30d",
-    "accounts_refresh": "5s", "sendfile": False,
+    "accounts_refresh": "5s", "sendfile": False, "workers": 4,
 }  # fmt: skip
 
 

@@ -258,6 +258,14 @@ XET_CAS = """
 """
 
 
+def create_leases(database: sqlite_utils.Database) -> None:
+    database.table("leases").create(
+        {"name": str, "owner": str, "token": int, "expires": float},
+        pk="name",
+        not_null={"owner", "token", "expires"},
+    )
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -268,4 +276,6 @@ STEPS: tuple[Step, ...] = (
     blob_provenance,
     # 9: the Xet CAS.
     XET_CAS,
+    # 10: leases: which process owns a shared piece of work (`cache/leases.py`).
+    create_leases,
 )
