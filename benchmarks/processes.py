@@ -57,16 +57,44 @@ class Service:
         )
         handle.close()
 
+    def pids(self) -> list[int]:
+        """The process and its descendants (a server's workers)."""
+        found, pending = [], [self.process.pid]
+        while pending:
+            pid = pending.pop()
+            found.append(pid)
+            try:
+                pending += [int(child) for child in _children(pid)]
+            except OSError:
+                continue
+        return found
+
     def peak_rss_bytes(self) -> int:
-        """VmHWM: the highest resident set size the process has had."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM")
+        """VmHWM: the highest resident set size the process has had (summed over its workers:
+        an upper bound of their peak together)."""
+        return sum(_status_kib(pid, "VmHWM:") for pid in self.pids()) * 1024
+
+    def rss_bytes(self) -> int:
+        """The memory of the process and its workers now: the sum of their proportional set
+        sizes (PSS), which counts a page shared by forked workers once, not once per worker."""
+        total = 0
+        for pid in self.pids():
+            try:
+                lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) for line in lines if line.startswith("Pss:")), 0)
+        return total * 1024
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def wait_idle(self, timeout: float = 300, window: float = 1.0) -> None:
         """Wait until the process uses under 5% of a core over `window` (background work done)."""
@@ -86,6 +114,21 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _children(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
 
 
 class FakeHub(Service):
@@ -140,6 +183,8 @@ class Hubproxy(Service):
         self.port = free_port()
         self.data_dir = work / name
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if "--workers" not in options:
+            options = ("--workers", "1", *options)  # one process unless a scenario asks
         arguments = [
             sys.executable, "-m", "hubproxy", "serve", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--upstream", upstream, "--log-level", "warning", *options,
@@ -174,8 +219,11 @@ class Olah(Service):
 class Nginx(Service):
     """nginx with sendfile serving one directory: the ceiling for a warm download."""
 
-    def __init__(self, work: Path, root: Path, *, accept_puts: bool = False) -> None:
-        """`accept_puts`: also store files PUT under /uploads/ (WebDAV), the upload baseline."""
+    def __init__(
+        self, work: Path, root: Path, *, accept_puts: bool = False, workers: str = "1"
+    ) -> None:
+        """`accept_puts`: also store files PUT under /uploads/ (WebDAV), the upload baseline;
+        `workers`: nginx's `worker_processes` (`auto`: one per core)."""
         executable = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(executable).exists():
             raise RuntimeError("nginx is not installed: run scripts/install-benchmark-deps.sh")
@@ -197,7 +245,7 @@ class Nginx(Service):
                 " client_body_buffer_size 1m; }"
             )
         config.write_text(
-            f"""daemon off; worker_processes 1; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log;
+            f"""daemon off; worker_processes {workers}; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log;
 events {{ worker_connections 256; }}
 http {{
   access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
@@ -232,12 +280,14 @@ def wrk_requests_per_second(
     seconds: int = 5,
     connections: int = 32,
 ) -> float:
-    """Requests/s that `wrk` (2 threads) sustains against `url`; every answer must be 2xx."""
+    """Requests/s that `wrk` (2 threads) sustains against `url`; every answer must be 2xx.
+    wrk cannot measure HEAD (it waits for a body): see `hey_requests_per_second`."""
     executable = shutil.which("wrk")
     if executable is None:
         raise RuntimeError("wrk is not installed: run scripts/install-benchmark-deps.sh")
     script = work / "wrk.lua"
     lines = [f'wrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items()]
+    lines.append(f'wrk.method = "{method}"')
     script.write_text("\n".join(lines) + "\n")
     completed = subprocess.run(
         [executable, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
@@ -249,6 +299,28 @@ def wrk_requests_per_second(
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
     raise RuntimeError(f"unexpected wrk output:\n{completed.stdout}")
+
+
+def hey_requests_per_second(
+    url: str, *, method: str = "GET", seconds: int = 5, connections: int = 32
+) -> float:
+    """Requests/s that `hey` sustains against `url` with `method` (HEAD included: hey knows
+    its answer has no body); every answer must be 2xx."""
+    executable = shutil.which("hey")
+    if executable is None:
+        raise RuntimeError("hey is not installed: run scripts/install-benchmark-deps.sh")
+    completed = subprocess.run(
+        [executable, "-m", method, "-c", str(connections), "-z", f"{seconds}s", url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    distribution = completed.stdout.split("Status code distribution:", 1)[-1]
+    statuses = [line.split("]")[0].strip(" [") for line in distribution.splitlines() if "]" in line]
+    if not statuses or any(not status.startswith("2") for status in statuses):
+        raise RuntimeError(f"hey saw errors:\n{completed.stdout}")
+    for line in completed.stdout.splitlines():
+        if line.strip().startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"unexpected hey output:\n{completed.stdout}")
 
 
 class MotoS3(Service):
@@ -305,6 +377,41 @@ def curl(
     if not status.startswith("2"):
         raise RuntimeError(f"curl {url}: HTTP {status}")
     return float(seconds), int(size)
+
+
+def raw_get(url: str) -> tuple[float, int]:
+    """GET with a bare socket reading into one reused buffer, discarding the body: where curl
+    is the bottleneck (it copies every byte to its output), this shows the server's own speed.
+    Returns (seconds, body bytes)."""
+    address, _, path = url.removeprefix("http://").partition("/")
+    host, _, port = address.partition(":")
+    buffer = memoryview(bytearray(4 * 1024 * 1024))
+    started = time.monotonic()
+    with socket.create_connection((host, int(port or 80))) as connection:
+        connection.sendall(
+            f"GET /{path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = connection.recv(65536)
+            if not piece:
+                raise RuntimeError(f"{url}: no response head")
+            head += piece
+        head, _, rest = head.partition(b"\r\n\r\n")
+        if not head.split(b" ", 2)[1].startswith(b"2"):
+            raise RuntimeError(f"{url}: {head.splitlines()[0]!r}")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received = len(rest)
+        while received < length:
+            count = connection.recv_into(buffer)
+            if not count:
+                raise RuntimeError(f"{url}: body short by {length - received} bytes")
+            received += count
+    return time.monotonic() - started, received
 
 
 def curl_upload(url: str, path: Path) -> tuple[float, int]:

@@ -28,6 +28,9 @@ TEST_ACCOUNTS_REFRESH = 0.05
 SERVER_ENVIRONMENT = {
     "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
     "HUBPROXY_ACCOUNTS_REFRESH": str(TEST_ACCOUNTS_REFRESH),
+    # One process per server: tests look at one process's metrics, logs and open files; the
+    # tests of several workers ask for them.
+    "HUBPROXY_WORKERS": "1",
 }
 CLIENT_HOME = Path(tempfile.mkdtemp(prefix="hubproxy-tests-"))
 

@@ -33,7 +33,7 @@ from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
 from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
-from hubproxy.datadir import DataDirLock
+from hubproxy.datadir import DataDirLock, ServerProcess
 from hubproxy.db import Database
 from hubproxy.errors import HubError
 from hubproxy.hf_api import cas, health
@@ -107,16 +107,20 @@ async def _prune_audit(sqlite_sink: SqliteAuditSink, audit: AuditSink, retention
         await asyncio.sleep(AUDIT_PRUNE_INTERVAL_SECONDS)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The ASGI application for `settings`."""
+def create_app(settings: Settings, process: ServerProcess | None = None) -> Starlette:
+    """The ASGI application for `settings`; `process`: it runs in a worker of a server of
+    several (`cli/workers.py`), which holds the data-dir lock for it."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # Each part is closed (in reverse) however far start-up got.
         async with contextlib.AsyncExitStack() as stack:
-            lock = DataDirLock(settings.data_dir)
-            lock.acquire()
-            stack.callback(lock.release)
+            if process is None:
+                lock = DataDirLock(settings.data_dir)
+                lock.acquire()
+                stack.callback(lock.release)
+            else:
+                process.lock.confirm()
             database = Database(settings.database_path)
             await database.open()
             stack.push_async_callback(database.aclose)
@@ -127,7 +131,10 @@ def create_app(settings: Settings) -> Starlette:
             blobs = BlobCache(
                 storage,
                 metadata,
-                settings.staging_path,
+                # A worker's fills stage in a directory of its own (followers are local).
+                settings.staging_path
+                if process is None
+                else settings.staging_path / f"worker-{process.index}",
                 chunk_size=settings.chunk_size,
                 read_ahead_chunks=settings.read_ahead_chunks,
                 parallel_chunk_fetches=settings.parallel_chunk_fetches,
@@ -135,7 +142,7 @@ def create_app(settings: Settings) -> Starlette:
                 redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
             )
             stack.push_async_callback(blobs.aclose)
-            await blobs.start()
+            await blobs.start(sole=process is None, reverify=process is None or process.index == 0)
             upstream = UpstreamClient(settings)
             await upstream.start()
             stack.push_async_callback(upstream.aclose)

@@ -1,5 +1,8 @@
 """One server per data dir: an exclusive lock on `<data_dir>/hubproxy.lock`.
 
+A server of several worker processes (`serve --workers`) holds it once, in its supervisor; the
+workers inherit the locked open file (`ServerProcess`) and check it is theirs.
+
 Two servers on one data dir would empty each other's staging area at start and keep
 diverging in-memory state over one database. The lock is an advisory `flock`, released by the
 kernel when the process dies, so a crash never leaves a stale lock. CLI commands that are
@@ -9,6 +12,7 @@ safe beside a server (`cache`, `admin`, `mirror export`) do not take it.
 import contextlib
 import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +46,17 @@ class DataDirLock:
         handle.flush()
         self._handle = handle
 
+    def confirm(self) -> None:
+        """Check that this (inherited) lock is held by our open file, else `DataDirInUse`."""
+        handle = self._handle
+        if handle is None:
+            raise DataDirInUse(f"data dir {self.data_dir}: this process holds no lock")
+        try:
+            # Our own open file description holds it: taking it again succeeds at once.
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirInUse(f"data dir {self.data_dir} is in use by another server") from None
+
     def release(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:
@@ -55,3 +70,13 @@ def check_data_dir_free(data_dir: Path) -> None:
     lock = DataDirLock(data_dir)
     lock.acquire()
     lock.release()
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A worker process of a server (`serve --workers`): number `index` of `count`, running
+    under the data-dir `lock` its supervisor holds."""
+
+    index: int
+    count: int
+    lock: DataDirLock

@@ -79,6 +79,17 @@ SERVED_BYTES = Counter(
     ("source",),
     registry=REGISTRY,
 )
+SENDFILE_BYTES = Counter(
+    "hubproxy_sendfile_bytes",
+    "File bytes sent from stored chunk files straight to the socket with sendfile(2).",
+    registry=REGISTRY,
+)
+DOWNLOAD_BODIES = Counter(
+    "hubproxy_download_bodies",
+    "File bodies sent, by path: sendfile (verified local chunks, zero-copy) or copy.",
+    ("path",),
+    registry=REGISTRY,
+)
 REDIRECTS = Counter(
     "hubproxy_redirects",
     "Downloads answered with a 302 to a presigned storage URL (S3 redirect mode).",

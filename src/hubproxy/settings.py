@@ -34,6 +34,20 @@ class SettingsError(ValueError):
     """A setting has an unknown name or a value that cannot be parsed."""
 
 
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, bounded by a cgroup CPU quota (a
+    container limited to 2 CPUs on a 64-core node gets 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
 def _secret(value: str | None) -> str:
     return "<unset>" if value is None else "<redacted>"
 
@@ -83,6 +97,12 @@ class Settings:
 
     host: str = setting("127.0.0.1", "Address to listen on.")
     port: int = setting(8000, "Port to listen on.")
+    workers: int | None = setting(
+        None,
+        "Server processes on the one port and data dir (1: a single process; memory storage "
+        "allows only 1).",
+        shown_default="number of cores",
+    )
     data_dir: Path = setting(
         Path("hubproxy-data"),
         "Directory of the metadata database, staging area and (for local storage) chunks.",
@@ -146,6 +166,12 @@ class Settings:
     )
     parallel_chunk_fetches: int = setting(
         4, "Chunks of one file fetched from upstream at the same time during a full download."
+    )
+    sendfile: bool = setting(
+        True,
+        "Send cached, verified files from local chunk storage with sendfile(2) (zero-copy); "
+        "S3 storage, TLS and files still arriving always take the copy path.",
+        flags="--sendfile/--no-sendfile",
     )
     upstream_concurrency: int = setting(32, "Upstream requests in flight at once, all files.")
     upstream_timeout: float = setting(
@@ -258,6 +284,14 @@ class Settings:
         }
         secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in SECRET_FIELDS)
         return f"Settings({secrets}, {shown})"
+
+    @property
+    def worker_count(self) -> int:
+        """`workers`, or its default: one per core (one with memory storage, which a process
+        cannot share)."""
+        if self.workers is not None:
+            return self.workers
+        return 1 if self.storage == "memory" else available_cores()
 
     @property
     def trusted_host_names(self) -> frozenset[str]:
@@ -463,6 +497,10 @@ def _validate(settings: Settings) -> Settings:
     for name in ("xet_token_lifetime", "xet_url_lifetime"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1s")
+    if settings.workers is not None and settings.workers < 1:
+        raise SettingsError("workers: must be at least 1")
+    if settings.storage == "memory" and settings.worker_count > 1:
+        raise SettingsError("workers: memory storage cannot be shared by several processes")
     if settings.cache_max_bytes is not None and settings.cache_max_bytes <= 0:
         raise SettingsError("cache_max_bytes: must be positive")
     for name in ("read_ahead_chunks",):

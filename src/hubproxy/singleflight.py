@@ -25,7 +25,9 @@ class SingleFlight(Generic[Key, Result]):
     async def run(self, key: Key, make: Callable[[], Awaitable[Result]]) -> Result:
         """The result of the flight of `key`, started with `make()` if none is under way."""
         task = self._flights.get(key)
-        if task is None:
+        # A flight that ended but has not landed yet (its callback is still queued) is not
+        # joined: a caller that loops on its result would spin without ever letting it land.
+        if task is None or task.done():
 
             async def flight() -> Result:
                 return await make()

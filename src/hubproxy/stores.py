@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hubproxy.blob_ids import BlobId
+from hubproxy.cache.storage.base import FileSegment
 from hubproxy.naming import RepoRef
 
 
@@ -91,8 +92,11 @@ class RepoStore(Protocol):
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
         """`hit`, `miss` or `partial`: how much of `[start, end)` is already stored."""
 
-    def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
-        """The bytes `[start, end)` of the file."""
+    def read(
+        self, entry: FileEntry, start: int, end: int, *, files: bool = False
+    ) -> AsyncIterator[bytes | FileSegment]:
+        """The bytes `[start, end)` of the file; with `files`, stored verified parts may come
+        as open files (`FileSegment`, for sendfile; the receiver closes them)."""
 
     async def redirect_url(self, entry: FileEntry) -> str | None:
         """A URL the client may download the whole file from instead, or None."""

@@ -62,6 +62,7 @@ EVERY_SETTING = {
     "metrics_require_auth": True, "max_token_lifetime": "30d",
     "accounts_refresh": "5s", "xet_downloads": "all", "xet_download_threshold": "10GB",
     "xet_token_lifetime": "30m", "xet_url_lifetime": "5m",
+    "sendfile": False, "workers": 4,
 }  # fmt: skip
 
 

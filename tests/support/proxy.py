@@ -46,6 +46,12 @@ class ProxyProcess:
         self._log_handle: object = None
 
     @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

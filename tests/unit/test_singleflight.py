@@ -76,3 +76,33 @@ async def test_a_cancelled_caller_does_not_cancel_the_others() -> None:
         await leaving
     release.set()
     assert await staying == "done"
+
+
+async def test_a_flight_that_ended_but_has_not_landed_is_not_joined() -> None:
+    # A caller scheduled before the flight's landing callback ran must start a new flight:
+    # joining the ended one returns at once, and a caller looping on a result it cannot use
+    # (a lookup that found nothing, where it needs a record created) spun forever.
+    flights: SingleFlight[str, int | None] = SingleFlight()
+    release = asyncio.Event()
+
+    async def lookup() -> int | None:
+        await release.wait()
+        return None
+
+    async def create() -> int | None:
+        return 7
+
+    first = asyncio.create_task(flights.run("key", lookup))
+    await asyncio.sleep(0)
+
+    async def creator() -> int | None:
+        await release.wait()  # resumes in the same loop pass as the flight's end
+        while (found := await flights.run("key", create)) is None:
+            pass
+        return found
+
+    second = asyncio.create_task(creator())
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.wait_for(second, 5) == 7
+    assert await first is None

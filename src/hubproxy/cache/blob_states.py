@@ -16,6 +16,7 @@ from typing import Any
 
 from hubproxy.blob_ids import BlobId
 from hubproxy.cache.layout import chunk_count, chunk_key, whole_key
+from hubproxy.cache.leases import Lease
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.staging import ChunkFill
 from hubproxy.cache.storage import Storage
@@ -127,9 +128,16 @@ class BlobStates:
         self._states[blob] = state
         return state
 
-    async def add_chunk(self, state: BlobState, index: int, size: int) -> None:
-        """Record chunk `index` (`size` bytes), just committed to storage, as present."""
-        await self.metadata.add_chunk(str(state.blob), index, size)
+    async def add_chunk(
+        self, state: BlobState, index: int, size: int, *, fence: Lease | None = None
+    ) -> None:
+        """Record chunk `index` (`size` bytes), just committed to storage, as present (with
+        `fence`: only while that lease is held)."""
+        await self.metadata.add_chunk(str(state.blob), index, size, fence=fence)
+        self.learn_chunk(state, index, size)
+
+    def learn_chunk(self, state: BlobState, index: int, size: int) -> None:
+        """Chunk `index` is recorded as present (by this process or another one)."""
         if index not in state.present:
             state.present[index] = size
             self.stored_bytes += size

@@ -15,6 +15,15 @@ A blob (a file's content, named by its sha256 or git sha1) is stored as fixed-si
   `parallel_chunk_fetches` chunks in flight and carries on after the client leaves; a shorter
   range fills only its own chunks plus `read_ahead_chunks`.
 
+A read may ask for `files` (`read_files`): the chunks of a verified blob that are stored as
+local files then come as `FileSegment`s (open files, for sendfile) instead of bytes; anything
+else — a chunk in flight, an unverified blob, object storage — still comes as bytes.
+
+Several processes (the workers of one server) share the data dir: a fill is owned through a
+lease in the metadata store (`leases.py`), so one process fetches each chunk from upstream;
+another process's readers of that chunk wait until it is recorded as stored and read it from
+storage. Only the lease holder records the chunk (a fenced commit).
+
 When the last chunk lands, the whole blob is verified (`verification.py`); stored bytes are
 kept under `cache_max_bytes` by evicting least recently used blobs (`eviction.py`). The private
 hub's content lives in the same chunks (`held.py`); what every part knows of a blob is in
@@ -27,11 +36,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 from hubproxy.blob_ids import BlobId
 from hubproxy.cache.blob_states import BlobState, BlobStates
 from hubproxy.cache.eviction import Evictor
 from hubproxy.cache.layout import chunk_bounds, chunk_key, whole_key
+from hubproxy.cache.leases import Lease, Leases
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.staging import (
     RETRY_DELAYS_SECONDS,
@@ -41,7 +52,7 @@ from hubproxy.cache.staging import (
     download,
     follow,
 )
-from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError
+from hubproxy.cache.storage import FileSegment, ObjectNotFound, Storage, StorageError
 from hubproxy.cache.verification import Verifier
 from hubproxy.errors import (
     HubError,
@@ -65,6 +76,8 @@ from hubproxy.metrics import (
 
 logger = logging.getLogger(__name__)
 
+# How often a process waiting for another one's fill of a chunk looks whether it is stored.
+REMOTE_FILL_POLL_SECONDS = 0.05
 # How long resumes of a blob whose whole read failed verification are answered whole.
 RESUME_REFUSED_SECONDS = 600.0
 FAILED_READS_REMEMBERED = 1024
@@ -96,6 +109,7 @@ class BlobCache:
         self.states = BlobStates(storage, metadata, chunk_size)
         self.verifier = Verifier(self.states, redirect_ttl)
         self.evictor = Evictor(self.states, max_bytes)
+        self.leases = Leases(metadata.database)
         # Blobs whose whole read failed verification lately -> when (`refuses_resume`).
         self._failed_whole_reads: LruMap[BlobId, float] = LruMap(FAILED_READS_REMEMBERED)
 
@@ -104,16 +118,23 @@ class BlobCache:
         """Bytes of committed chunks (what `max_bytes` limits)."""
         return self.states.stored_bytes
 
-    async def start(self) -> None:
-        """Empty the staging area, count stored bytes, re-verify blobs a crash left unverified."""
+    async def start(self, *, sole: bool = True, reverify: bool = True) -> None:
+        """Empty the staging area, count stored bytes, re-verify blobs a crash left unverified.
+
+        `sole`: no other process uses the data dir, so objects half-written by a crash are
+        removed here (a server of several workers does it once, before they start);
+        `reverify`: this process re-verifies (one worker of several does).
+        """
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.staging_dir.iterdir():
-            leftover.unlink(missing_ok=True)
-        removed = await self.storage.remove_incomplete()
-        if removed:
-            logger.info("removed %d incomplete objects left by an earlier crash", removed)
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+        if sole:
+            removed = await self.storage.remove_incomplete()
+            if removed:
+                logger.info("removed %d incomplete objects left by an earlier crash", removed)
         self.states.stored_bytes = await self.metadata.stored_bytes()
-        for blob_text in await self.metadata.unverified_complete_blobs():
+        for blob_text in await self.metadata.unverified_complete_blobs() if reverify else ():
             state = await self.states.get(BlobId.parse(blob_text), None)
             if state is not None:
                 self.verifier.schedule(state)
@@ -147,7 +168,7 @@ class BlobCache:
 
     # Reading ---------------------------------------------------------------------------
 
-    async def read(
+    def read(
         self,
         blob: BlobId,
         size: int,
@@ -157,7 +178,26 @@ class BlobCache:
         *,
         held: bool = False,
     ) -> AsyncIterator[bytes]:
-        """Yield the bytes `[start, end)` of `blob` (of `size` bytes).
+        """Yield the bytes `[start, end)` of `blob` (of `size` bytes); see `read_files`."""
+        return cast(
+            AsyncIterator[bytes],
+            self.read_files(blob, size, start, end, fetch, held=held, files=False),
+        )
+
+    async def read_files(
+        self,
+        blob: BlobId,
+        size: int,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool = False,
+        files: bool = True,
+    ) -> AsyncIterator[bytes | FileSegment]:
+        """Yield `[start, end)` of `blob` (of `size` bytes), in order, as bytes or, if `files`
+        and the blob is verified, stored chunk files as `FileSegment`s (the receiver closes
+        them).
 
         `fetch` reads from upstream; None means offline: missing chunks raise `OfflineMiss`.
         A proxied entry naming a blob (`held` False) is served from the store only if every
@@ -175,18 +215,29 @@ class BlobCache:
             async for piece in self._pass_through(state, start, end, fetch):
                 yield piece
             return
-        pieces = self._pieces(state, start, end, fetch, held=held)
+        await self._learn_verified(state)
+        # Decided once: only bytes of a verified blob skip the hashing of a first whole read.
+        files = files and state.verified and self.storage.opens_files
+        pieces: AsyncIterator[bytes | FileSegment]
+        pieces = self._pieces(state, start, end, fetch, held=held, files=files)
         if start == 0 and end >= state.size and not state.verified and not held:
-            pieces = self._held_back_until_verified(state, pieces)
+            pieces = self._held_back_until_verified(state, cast(AsyncIterator[bytes], pieces))
         try:
-            async for piece in pieces:
-                yield piece
+            async for part in pieces:
+                yield part
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
 
     async def _pieces(
-        self, state: BlobState, start: int, end: int, fetch: RangeFetcher | None, *, held: bool
-    ) -> AsyncIterator[bytes]:
+        self,
+        state: BlobState,
+        start: int,
+        end: int,
+        fetch: RangeFetcher | None,
+        *,
+        held: bool,
+        files: bool = False,
+    ) -> AsyncIterator[bytes | FileSegment]:
         """`[start, end)` of the blob, chunk after chunk, filling what is missing."""
         state.readers += 1
         try:
@@ -210,7 +261,7 @@ class BlobCache:
                 piece_start = max(start, chunk_start) - chunk_start
                 piece_end = min(end, chunk_end) - chunk_start
                 async for piece in self._read_chunk(
-                    state, index, piece_start, piece_end, fetch, held=held
+                    state, index, piece_start, piece_end, fetch, held=held, files=files
                 ):
                     yield piece
         finally:
@@ -296,8 +347,10 @@ class BlobCache:
         fetch: RangeFetcher | None,
         *,
         held: bool,
-    ) -> AsyncIterator[bytes]:
-        """Yield `[start, end)` of one chunk, from storage or by following its fill."""
+        files: bool = False,
+    ) -> AsyncIterator[bytes | FileSegment]:
+        """Yield `[start, end)` of one chunk, from storage (as a file if `files`) or by
+        following its fill."""
         position = start
         for _attempt in range(3):
             if index in state.present:
@@ -307,6 +360,11 @@ class BlobCache:
                     raise IntegrityError("The content changed while it was read; retry")
                 try:
                     CHUNK_READS.labels("hit").inc()
+                    if files:
+                        segment = await self._chunk_file(state, index, position, end)
+                        SERVED_BYTES.labels("cache").inc(segment.count)
+                        yield segment
+                        return
                     async for piece in self.storage.read(
                         chunk_key(state.blob, index), position, end
                     ):
@@ -351,6 +409,16 @@ class BlobCache:
                     raise fill.error from None
         raise StorageUnavailable()
 
+    async def _chunk_file(self, state: BlobState, index: int, start: int, end: int) -> FileSegment:
+        """`[start, end)` of stored chunk `index` as an open file, checked to be whole."""
+        segment = await self.storage.open_file(chunk_key(state.blob, index), start, end)
+        if segment.size != state.present[index]:
+            segment.close()
+            logger.error("chunk %d of %s is truncated in storage", index, state.blob)
+            await self.states.forget_chunk(state, index)
+            raise IntegrityError("A cached chunk was truncated; retry the download")
+        return segment
+
     # Filling ---------------------------------------------------------------------------
 
     def _ensure_fill(self, state: BlobState, index: int, fetch: RangeFetcher) -> ChunkFill | None:
@@ -375,8 +443,15 @@ class BlobCache:
         FILLS_IN_FLIGHT.inc()
         started = time.monotonic()
         try:
-            await download(fill, offset, fetch, self.retry_delays)
-            await self._commit(state, fill)
+            lease = await self._lease_or_stored(state, fill.index)
+            if lease is not None:
+                try:
+                    async with self.leases.renewed(lease):
+                        await download(fill, offset, fetch, self.retry_delays)
+                        await self._commit(state, fill, lease)
+                finally:
+                    await self.leases.release(lease)
+            # else: another process stored it; this fill's readers read it from storage.
             fill.done = True
             FILL_DURATION.observe(time.monotonic() - started)
         except HubError as error:
@@ -396,12 +471,47 @@ class BlobCache:
             state.fills.pop(fill.index, None)
             fill.staging_path.unlink(missing_ok=True)
             fill.notify()
-        if state.complete() and not state.verified and not state.streaming_checks:
+        if (
+            state.complete()
+            and not state.streaming_checks
+            and not await self._learn_verified(state)
+        ):
             self.verifier.schedule(state)
         if fill.done:
             await self.evictor.evict_if_needed()
 
-    async def _commit(self, state: BlobState, fill: ChunkFill) -> None:
+    async def _learn_verified(self, state: BlobState) -> bool:
+        """Whether the blob is verified; a complete blob another process verified is taken as
+        verified here too (its state was loaded before)."""
+        if (
+            not state.verified
+            and state.complete()
+            and await self.metadata.is_verified(str(state.blob))
+        ):
+            state.verified = True
+        return state.verified
+
+    async def _lease_or_stored(self, state: BlobState, index: int) -> Lease | None:
+        """The lease to fill chunk `index`, or None once another process has stored it
+        (waiting while that process holds the lease)."""
+        name = f"fill:{state.blob}:{index}"
+        while True:
+            size = await self.metadata.stored_chunk(str(state.blob), index)
+            if size is not None:
+                self.states.learn_chunk(state, index, size)
+                return None
+            lease = await self.leases.acquire(name)
+            if lease is not None:
+                # Stored between the look and the take? Then the lease is not needed.
+                size = await self.metadata.stored_chunk(str(state.blob), index)
+                if size is None:
+                    return lease
+                await self.leases.release(lease)
+                self.states.learn_chunk(state, index, size)
+                return None
+            await asyncio.sleep(REMOTE_FILL_POLL_SECONDS)
+
+    async def _commit(self, state: BlobState, fill: ChunkFill, lease: Lease) -> None:
         if not state.from_upstream:
             # The private hub stored the blob meanwhile: its chunks stay; upstream's bytes
             # reach only the readers of this fill.
@@ -416,7 +526,7 @@ class BlobCache:
         if info.size != fill.length:
             await self.storage.delete(key)
             raise IntegrityError("committed chunk has the wrong size")
-        await self.states.add_chunk(state, fill.index, fill.length)
+        await self.states.add_chunk(state, fill.index, fill.length, fence=lease)
 
     def _ensure_job(self, state: BlobState, first: int, fetch: RangeFetcher) -> None:
         """Fill every missing chunk from `first` to the end, `parallel_chunk_fetches` at a time."""

@@ -6,6 +6,7 @@ a write. Blobs of pinned repos and blobs held for hosted repos are never candida
 (`CacheMetadata.least_recently_used`), nor is a blob someone is reading or filling right now.
 """
 
+import asyncio
 import logging
 import time
 
@@ -28,6 +29,8 @@ class Evictor:
         self.max_bytes = max_bytes
         self._touched: dict[str, float] = {}
         self._last_touch_flush = time.monotonic()
+        # One eviction pass at a time: two fills ending together must not remove one blob twice.
+        self._evicting = asyncio.Lock()
 
     def touch(self, state: BlobState) -> None:
         """The blob was used now (a read or a redirect)."""
@@ -54,9 +57,15 @@ class Evictor:
         """Remove least recently used whole blobs that nobody is reading until under the limit."""
         if self.max_bytes is None or self.states.stored_bytes <= self.max_bytes:
             return
+        async with self._evicting:
+            await self._evict(self.max_bytes)
+
+    async def _evict(self, max_bytes: int) -> None:
+        if self.states.stored_bytes <= max_bytes:
+            return  # a pass that ran meanwhile did it
         await self.flush_touches()
         for blob_text in await self.states.metadata.least_recently_used(CANDIDATES):
-            if self.states.stored_bytes <= self.max_bytes:
+            if self.states.stored_bytes <= max_bytes:
                 return
             blob = BlobId.parse(blob_text)
             if self._in_use(blob):

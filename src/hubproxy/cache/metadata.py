@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hubproxy.blob_ids import BlobId, blob_id_sql
 from hubproxy.cache.layout import LAYOUT_VERSION
+from hubproxy.cache.leases import Lease, LeaseLost, holds
 from hubproxy.constants import RepoType
 from hubproxy.db import Database, DatabaseError
 from hubproxy.lru import LruMap
@@ -323,13 +324,40 @@ class CacheMetadata:
 
         await self.database.run(store)
 
-    async def add_chunk(self, blob_id: str, index: int, size: int) -> None:
+    async def add_chunk(
+        self, blob_id: str, index: int, size: int, *, fence: Lease | None = None
+    ) -> None:
+        """Record a committed chunk; with `fence`, only while that lease is held (else
+        `LeaseLost`, nothing recorded)."""
+
         def store(connection: sqlite3.Connection) -> None:
+            if fence is not None and not holds(connection, fence):
+                raise LeaseLost(fence.name)
             connection.execute(
                 "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", (blob_id, index, size)
             )
 
         await self.database.run(store)
+
+    async def stored_chunk(self, blob_id: str, index: int) -> int | None:
+        """The size of chunk `index` if it is recorded as stored (a read: never waits)."""
+
+        def load(connection: sqlite3.Connection) -> int | None:
+            row = connection.execute(
+                "SELECT size FROM chunks WHERE blob_id = ? AND chunk_index = ?", (blob_id, index)
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self.database.read(load)
+
+    async def is_verified(self, blob_id: str) -> bool:
+        def load(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT verified FROM blobs WHERE blob_id = ?", (blob_id,)
+            ).fetchone()
+            return bool(row and row[0])
+
+        return await self.database.read(load)
 
     async def remove_chunk(self, blob_id: str, index: int) -> None:
         def store(connection: sqlite3.Connection) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
 from hubproxy.cache.revisions import RevisionResolver
+from hubproxy.cache.storage import FileSegment
 from hubproxy.cache.upstream import UpstreamClient, UpstreamFile, is_upstream_failure
 from hubproxy.constants import HEADER_REPO_COMMIT
 from hubproxy.errors import DownloadUrlExpired, EntryNotFound, RepoMoved, RevisionNotFound
@@ -272,7 +273,9 @@ class CachingRepoStore:
     def refuses_resume(self, entry: FileEntry) -> bool:
         return self.blobs.refuses_resume(entry.blob)
 
-    def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
+    def read(
+        self, entry: FileEntry, start: int, end: int, *, files: bool = False
+    ) -> AsyncIterator[bytes | FileSegment]:
         async def fetch(range_start: int, range_end: int) -> AsyncIterator[bytes]:
             source = await self._source(entry, refresh=False)
             try:
@@ -288,7 +291,9 @@ class CachingRepoStore:
             ):
                 yield piece
 
-        return self.blobs.read(entry.blob, entry.size, start, end, None if self.offline else fetch)
+        return self.blobs.read_files(
+            entry.blob, entry.size, start, end, None if self.offline else fetch, files=files
+        )
 
 
 def _check_identity(ref: RepoRef, document: Any) -> None:

@@ -14,14 +14,17 @@ protocol class `hubproxy serve` runs, which adds:
   response is being sent: a slow but progressing download is never cut.
 
 Refusals carry `X-Error-Code` like every other answer, including httptools' own 400.
+It also implements the ASGI `http.response.zerocopysend` extension (`zerocopy.py`).
 """
 
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from hubproxy.cli.zerocopy import offer_zero_copy
 from hubproxy.settings import Settings
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -98,6 +101,17 @@ class LimitedProtocol(HttpToolsProtocol):
         self._in_body = False
         self._cancel_deadline()
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # The one place every request (pipelined ones too) starts: offer zero-copy sends.
+        send = offer_zero_copy(cycle, self.loop, self.transport)
+        if send is not None:
+            inner = app
+
+            async def app(scope: Any, receive: Any, _send: Any) -> None:
+                await inner(scope, receive, send)
+
+        super()._start_asgi_task(cycle, app)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "BadRequest", msg)

@@ -2,6 +2,7 @@
 `mirror` groups; `build_command()` assembles the whole tree."""
 
 import inspect
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -14,8 +15,8 @@ from hubproxy.cli.common import add_shared_options, failure, settings_here
 from hubproxy.cli.connections import limited_protocol
 from hubproxy.cli.examples import attach_examples
 from hubproxy.cli.mirror import app as mirror_app
-from hubproxy.datadir import DataDirInUse, check_data_dir_free
-from hubproxy.settings import SETTING_FIELDS, SettingField, shown_default
+from hubproxy.datadir import DataDirInUse, ServerProcess, check_data_dir_free
+from hubproxy.settings import SETTING_FIELDS, SettingField, Settings, shown_default
 
 app = typer.Typer(
     name="hubproxy",
@@ -106,11 +107,8 @@ def serve(context: typer.Context, **options: Any) -> None:
         raise fail(str(error)) from None
     refuse_newer_data_dir(settings)
 
-    import uvicorn
-
     from hubproxy.allocator import tune_allocator
-    from hubproxy.app import create_app
-    from hubproxy.cli.serving import CannotListen, listen, run_on_socket
+    from hubproxy.cli.serving import CannotListen, listen
     from hubproxy.logs import configure_logging
 
     # Bound before the app starts, so a busy port fails here, in one line, not after "ready".
@@ -122,8 +120,25 @@ def serve(context: typer.Context, **options: Any) -> None:
     tune_allocator()
 
     configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_count > 1:
+        from hubproxy.cli.workers import run_workers
+
+        status = run_workers(settings, sock, lambda process: _serve_on(settings, sock, process))
+    else:
+        status = _serve_on(settings, sock, None)
+    if status:
+        raise typer.Exit(status)
+
+
+def _serve_on(settings: Settings, sock: socket.socket, process: ServerProcess | None) -> int:
+    """Run one server process (the only one, or a worker) on `sock`; its exit status."""
+    import uvicorn
+
+    from hubproxy.app import create_app
+    from hubproxy.cli.serving import run_on_socket
+
     server_config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, process),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -132,11 +147,11 @@ def serve(context: typer.Context, **options: Any) -> None:
         http=limited_protocol(settings),
         timeout_keep_alive=max(1, round(settings.idle_timeout)),
         lifespan="on",
+        # The default asyncio loop: its `loop.sendfile` is real sendfile(2) (uvloop copies).
+        loop="asyncio",
         timeout_graceful_shutdown=10,
     )
-    status = run_on_socket(server_config, sock, settings)
-    if status:
-        raise typer.Exit(status)
+    return run_on_socket(server_config, sock, settings)
 
 
 # Every setting but the secrets is an option of `serve`, generated from its declaration so that

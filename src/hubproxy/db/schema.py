@@ -272,6 +272,14 @@ def hub_settings(database: sqlite_utils.Database) -> None:
     )
 
 
+def create_leases(database: sqlite_utils.Database) -> None:
+    database.table("leases").create(
+        {"name": str, "owner": str, "token": int, "expires": float},
+        pk="name",
+        not_null={"owner", "token", "expires"},
+    )
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -284,4 +292,6 @@ STEPS: tuple[Step, ...] = (
     XET_CAS,
     # 10: project display names, gated repos, moved repos.
     hub_settings,
+    # 11: leases: which process owns a shared piece of work (`cache/leases.py`).
+    create_leases,
 )

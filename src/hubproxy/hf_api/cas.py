@@ -12,7 +12,7 @@ from (xorb grants, v2 shards and reconstructions, global dedup) answer 404.
 import hmac
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -319,7 +319,8 @@ async def xorb_range(request: Request) -> Response | StreamResponse:
         assert cached is not None
 
         def read_file(file_start: int, file_end: int) -> AsyncIterator[bytes]:
-            return found.proxied.read(cached, file_start, file_end)
+            # Without `files=True` the cache yields bytes only.
+            return cast(AsyncIterator[bytes], found.proxied.read(cached, file_start, file_end))
 
         body = synthetic.xorb_bytes(read_file, cached.size, part, start, end)
     first_piece = await anext(body)

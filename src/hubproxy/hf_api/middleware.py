@@ -29,6 +29,7 @@ from hubproxy.metrics import (
 )
 
 access_logger = logging.getLogger(ACCESS_LOGGER)
+_BODY_MESSAGES = frozenset({"http.response.body", "http.response.zerocopysend"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
@@ -75,12 +76,15 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message).append(HEADER_REQUEST_ID, facts.request_id)
-            elif message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                if body and first_byte_at is None:
+            elif message["type"] in _BODY_MESSAGES:
+                # Bytes, or a stored file's range sent with sendfile (`streaming.py`).
+                length = (
+                    message.get("count", 0) if "file" in message else len(message.get("body", b""))
+                )
+                if length and first_byte_at is None:
                     # Taken before the send: the time hubproxy needed, not the client's reading.
                     first_byte_at = time.monotonic()
-                sent += len(body)
+                sent += length
             await send(message)
 
         try:

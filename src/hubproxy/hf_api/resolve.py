@@ -20,7 +20,7 @@ from hubproxy.hf_api.ranges import (
     if_range_allows,
     requested_range,
 )
-from hubproxy.hf_api.streaming import StreamResponse
+from hubproxy.hf_api.streaming import StreamResponse, sends_files
 from hubproxy.hf_api.xet_links import xet_headers
 from hubproxy.stores import FileEntry
 
@@ -76,7 +76,9 @@ async def resolve(call: Call) -> Response | StreamResponse:
         )
         record.cache = request_facts(request.scope).cache = "redirect"
         return StreamResponse(302, headers)
-    body = store.read(entry, start, end)
+    body = store.read(
+        entry, start, end, files=sends_files(request.scope, call.services.settings.sendfile)
+    )
     try:
         # The first piece decides between a proper error response and a stream.
         first = await anext(body)

@@ -244,7 +244,9 @@ class HostedRepoStore:
     async def cache_status(self, entry: FileEntry, start: int, end: int) -> str:
         return "hosted"
 
-    def read(self, entry: FileEntry, start: int, end: int) -> AsyncIterator[bytes]:
+    def read(
+        self, entry: FileEntry, start: int, end: int, *, files: bool = False
+    ) -> AsyncIterator[bytes]:
         return self.content.read(str(entry.blob), entry.size, start, end)
 
     async def redirect_url(self, entry: FileEntry) -> str | None:

@@ -6,6 +6,7 @@ Backends are chosen by name (`settings.storage`) from `BACKENDS`.
 from collections.abc import Callable
 
 from hubproxy.cache.storage.base import (
+    FileSegment,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -49,6 +50,7 @@ def open_storage(settings: Settings) -> Storage:
 
 __all__ = [
     "BACKENDS",
+    "FileSegment",
     "InvalidKey",
     "LocalBackend",
     "MemoryBackend",

@@ -13,13 +13,16 @@ Contract, checked for every backend by `tests/storage/test_conformance.py`:
 - `read(key, start, end)` yields the bytes of `[start, end)` (end None = to the end of the object)
   in pieces of at most the backend's preferred size; it raises `ObjectNotFound` for absent keys.
 - `delete` of an absent key is not an error.
+
+A backend whose objects are local files may also offer `open_file(key, start, end)`: the bytes
+as an open file and a range of it, for `sendfile(2)` (the zero-copy path of `hf_api/streaming.py`).
 """
 
 import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from hubproxy.errors import HubError, InsufficientStorage, StorageUnavailable
 
@@ -63,6 +66,23 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+
+
+@dataclass(slots=True)
+class FileSegment:
+    """`count` bytes of an open object file from `offset`; `size` is the whole file's size.
+
+    Whoever receives one closes it (`close`), once its bytes are sent or it is given up. The
+    open file keeps the bytes readable even if the object is deleted meanwhile (eviction).
+    """
+
+    file: BinaryIO
+    offset: int
+    count: int
+    size: int
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class ObjectWriter(Protocol):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hubproxy.cache.storage.base import (
+    FileSegment,
     InvalidKey,
     ObjectInfo,
     ObjectWriter,
@@ -80,6 +81,20 @@ class Storage:
             raise
         except OSError as error:
             raise StorageError(f"read {key}: {error}") from error
+
+    @property
+    def opens_files(self) -> bool:
+        """Whether `open_file` can hand out objects as local files (for sendfile)."""
+        return hasattr(self.backend, "open_file")
+
+    async def open_file(self, key: str, start: int, end: int) -> FileSegment:
+        """`[start, end)` of an object as an open local file; only if `opens_files`."""
+        check_key(key)
+        # Optional in the Protocol: a backend of local files has it (`opens_files`).
+        open_file: Callable[[str, int, int], Awaitable[FileSegment]] = getattr(  # noqa: B009
+            self.backend, "open_file"
+        )
+        return await self._guarded("open_file", key, lambda: open_file(key, start, end))
 
     async def open_writer(self, key: str) -> ObjectWriter:
         check_key(key)

@@ -1,0 +1,145 @@
+"""`hubproxy serve --workers N`: several processes on one port and one data dir, one upstream
+fetch per chunk across them, one lock for the server, account changes seen by all, and a
+graceful stop that lets every worker finish what it sends."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
+from tests.governance.conftest import admin, new_token
+from tests.support.proxy import ProxyProcess
+
+WEIGHTS = GeneratedFile(6 * 1024 * 1024, seed=81)  # 24 chunks of 256 KiB
+WORKERS = ("--workers", "2")
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_cold_clients_on_several_workers_cost_one_upstream_fetch(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    upstream.add_repo(repo_id, {"model.safetensors": WEIGHTS})
+    server = proxy_factory(*WORKERS)
+    assert len(worker_pids(server.pid)) == 2
+    url = f"{server.url}/{repo_id}/resolve/main/model.safetensors"
+    expected = WEIGHTS.read(0, WEIGHTS.size)
+    results: list[bytes] = []
+
+    failures: list[BaseException] = []
+
+    def download() -> None:
+        # A connection of its own each: the kernel hands them to either worker.
+        try:
+            with httpx.Client(timeout=30) as client:
+                results.append(client.get(url).content)
+        except BaseException as error:  # reported below, with the server's log
+            failures.append(error)
+
+    threads = [threading.Thread(target=download) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, (failures, server.log()[-8000:])
+    assert len(results) == 6
+    assert all(result == expected for result in results)
+    assert upstream.file_bytes_served() == WEIGHTS.size  # 1.00x, whichever worker asked
+    for _ in range(6):  # warm, on any worker
+        assert (
+            httpx.get(url, headers={"Range": "bytes=1000-299999"}).content
+            == (expected[1000:300000])
+        )
+    assert upstream.file_bytes_served() == WEIGHTS.size
+    # Each worker writes its own audit records into the one log: none is lost.
+    deadline = time.monotonic() + 15
+    while True:
+        records = [
+            record
+            for record in json.loads(admin(server.data_dir, "audit", "--json").stdout)
+            if record["action"] == "download"
+        ]
+        if len(records) >= 12 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(record["bytes_sent"] for record in records) == ([299000] * 6 + [WEIGHTS.size] * 6)
+    assert "Traceback" not in server.log()
+
+
+def test_the_workers_share_the_lock_and_a_second_server_is_refused(
+    proxy_factory: ProxyFactory, fake_hub_server: FakeHubServer
+) -> None:
+    server = proxy_factory(*WORKERS)
+    for workers in ("1", "2"):
+        second = ProxyProcess(server.data_dir, fake_hub_server.url)
+        try:
+            with pytest.raises(RuntimeError, match="in use by another hubproxy server"):
+                second.start("--workers", workers)
+        finally:
+            second.stop()
+    assert httpx.get(f"{server.url}/health/ready").status_code == 200
+
+
+def test_account_changes_reach_every_worker(proxy_factory: ProxyFactory) -> None:
+    server = proxy_factory(*WORKERS)
+    admin(server.data_dir, "user", "create", "carol")
+    token = new_token(server.data_dir, "token", "create", "carol")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def answers() -> set[int]:
+        statuses = set()
+        for _ in range(12):  # fresh connections: both workers answer some
+            with httpx.Client(base_url=server.url, headers=headers) as client:
+                statuses.add(client.get("/api/whoami-v2").status_code)
+        return statuses
+
+    deadline = time.monotonic() + 5
+    while answers() != {200}:
+        assert time.monotonic() < deadline
+    admin(server.data_dir, "user", "disable", "carol")
+    deadline = time.monotonic() + 5
+    while answers() != {401}:
+        assert time.monotonic() < deadline
+
+
+def test_a_graceful_stop_lets_every_worker_finish_its_downloads(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    upstream.add_repo(repo_id, {"model.safetensors": WEIGHTS})
+    server = proxy_factory(*WORKERS)
+    url = f"{server.url}/{repo_id}/resolve/main/model.safetensors"
+    assert len(httpx.get(url, timeout=60).content) == WEIGHTS.size
+    workers = worker_pids(server.pid)
+    received: list[int] = []
+
+    def slow_download() -> None:
+        with httpx.Client(timeout=60) as client, client.stream("GET", url) as response:
+            total = 0
+            for piece in response.iter_raw(64 * 1024):
+                total += len(piece)
+                time.sleep(0.002)
+            received.append(total)
+
+    threads = [threading.Thread(target=slow_download) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    os.kill(server.pid, signal.SIGTERM)
+    for thread in threads:
+        thread.join()
+    assert received == [WEIGHTS.size] * 4
+    process = server._process
+    assert process is not None
+    assert process.wait(timeout=15) == 0
+    # The supervisor reaped every worker before it exited.
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
