@@ -5,11 +5,13 @@
   commented on, then merged by a maintainer into `main`;
 - a merge whose files changed on `main` since is refused (409) and changes nothing;
 - `create_pull_request` opens a draft at `main`'s head that commits to `refs/pr/N` publish;
+- every step is audited, refusals too;
 - discussions are renamed, closed and reopened by their author or a maintainer, comments are
   edited only by their author; viewers read but do not open or comment, developers do not
   merge; a private repo's discussions answer like a missing repo to those who cannot read it.
 """
 
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,7 @@ from huggingface_hub.community import DiscussionComment, DiscussionCommit
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from tests.hub.conftest import LFS_THRESHOLD, Hub, random_bytes
+from tests.hub.test_governance import audit_records
 
 
 def status_of(error: pytest.ExceptionInfo[HfHubHTTPError]) -> int:
@@ -220,3 +223,48 @@ def test_private_discussions_answer_like_a_missing_repo(hub: Hub) -> None:
     assert missing.status_code == 404
     assert missing.headers["x-error-code"] == "NotFound"
     assert missing.headers["x-error-message"] == "Discussion not found"
+
+
+def test_every_step_is_audited(hub: Hub) -> None:
+    repo_id = hub.new_repo("pr-audited")
+    developer, maintainer = hub.api("developer"), hub.api("maintainer")
+    info = developer.upload_file(
+        path_or_fileobj=b"audited\n", path_in_repo="audited.txt", repo_id=repo_id, create_pr=True
+    )
+    assert info.pr_num is not None
+    developer.comment_discussion(repo_id, info.pr_num, "Please merge")
+    with pytest.raises(HfHubHTTPError):
+        hub.api("viewer").comment_discussion(repo_id, info.pr_num, "me too")
+    with pytest.raises(HfHubHTTPError):
+        developer.merge_pull_request(repo_id, info.pr_num)
+    opened = developer.create_discussion(repo_id, title="A question")
+    developer.rename_discussion(repo_id, opened.num, "A better question")
+    maintainer.change_discussion_status(repo_id, opened.num, "closed")
+    maintainer.merge_pull_request(repo_id, info.pr_num)
+
+    wanted = {
+        ("commit", "allow", "developer", f"refs/pr/{info.pr_num}"),
+        ("discussion_comment", "allow", "developer", f"discussions/{info.pr_num}"),
+        ("discussion_comment", "deny", "viewer", f"discussions/{info.pr_num}"),
+        ("discussion_merge", "deny", "developer", f"discussions/{info.pr_num}"),
+        ("discussion_create", "allow", "developer", f"discussions/{opened.num}"),
+        ("discussion_edit", "allow", "developer", f"discussions/{opened.num}"),
+        ("discussion_status", "allow", "maintainer", f"discussions/{opened.num}"),
+        ("discussion_merge", "allow", "maintainer", f"discussions/{info.pr_num}"),
+    }
+
+    def summary() -> set[tuple[str, str, str, str]]:
+        return {
+            (
+                record["action"],
+                record["decision"],
+                record["actor_name"],
+                record["reason"] if record["action"] == "commit" else record["path"],
+            )
+            for record in audit_records(hub, repo_id)
+        }
+
+    deadline = time.monotonic() + 10
+    while not wanted <= summary() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert wanted <= summary(), summary()
