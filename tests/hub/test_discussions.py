@@ -268,3 +268,20 @@ def test_every_step_is_audited(hub: Hub) -> None:
     while not wanted <= summary() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert wanted <= summary(), summary()
+
+
+def test_upload_folder_with_create_pr(hub: Hub, tmp_path: Path) -> None:
+    repo_id = hub.new_repo("pr-folder")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_bytes(b"a\n")
+    (tmp_path / "weights.bin").write_bytes(random_bytes(LFS_THRESHOLD * 2))
+    main = hub.head(repo_id)
+    info = hub.api("developer").upload_folder(
+        repo_id=repo_id, folder_path=tmp_path, create_pr=True, commit_message="Add a folder"
+    )
+    assert info.pr_revision is not None
+    assert hub.head(repo_id) == main
+    files = hub.api("developer").list_repo_files(repo_id, revision=info.pr_revision)
+    assert set(files) == {".gitattributes", "sub/a.txt", "weights.bin"}
+    assert info.pr_num is not None
+    assert hub.api("developer").get_discussion_details(repo_id, info.pr_num).status == "open"
