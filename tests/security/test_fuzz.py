@@ -20,6 +20,7 @@ from tests.security.conftest import TARGET_REPO, Fortress
 
 REPO_API = f"/api/models/{TARGET_REPO}"
 OBJECT = "a" * 64
+COMMENT = "b" * 24
 # "{v}" is replaced by each hostile URL segment.
 URLS: dict[str, list[str]] = {
     "resolve": [f"/{TARGET_REPO}/resolve/{{v}}/README.md", f"/{TARGET_REPO}/resolve/main/{{v}}"],
@@ -46,6 +47,26 @@ URLS: dict[str, list[str]] = {
     "branch": [f"{REPO_API}/branch/{{v}}"],
     "tag": [f"{REPO_API}/tag/{{v}}"],
     "super_squash": [f"{REPO_API}/super-squash/{{v}}"],
+    "discussions": [f"{REPO_API}/discussions", "/api/models/{v}/x/discussions"],
+    "discussion": [f"{REPO_API}/discussions/{{v}}", f"{REPO_API}/discussions/1"],
+    "discussion_comment": [
+        f"{REPO_API}/discussions/{{v}}/comment",
+        f"{REPO_API}/discussions/1/comment",
+    ],
+    "discussion_comment_edit": [
+        f"{REPO_API}/discussions/1/comment/{{v}}/edit",
+        f"{REPO_API}/discussions/1/comment/{COMMENT}/edit",
+    ],
+    "discussion_comment_hide": [
+        f"{REPO_API}/discussions/1/comment/{{v}}/hide",
+        f"{REPO_API}/discussions/1/comment/{COMMENT}/hide",
+    ],
+    "discussion_title": [f"{REPO_API}/discussions/{{v}}/title", f"{REPO_API}/discussions/1/title"],
+    "discussion_status": [
+        f"{REPO_API}/discussions/{{v}}/status",
+        f"{REPO_API}/discussions/1/status",
+    ],
+    "discussion_merge": [f"{REPO_API}/discussions/{{v}}/merge", f"{REPO_API}/discussions/1/merge"],
     "project_members": ["/api/organizations/{v}/members", "/api/organizations/team/members"],
     "project_member": ["/api/organizations/team/members/{v}"],
     "project_robots": ["/api/organizations/{v}/robots", "/api/organizations/team/robots"],
@@ -85,7 +106,7 @@ HOSTILE_QUERY_VALUES = ["%C2%B2", "9" * 5000, "1e400", "%00", "%ED%A0%80", "-1"]
 QUERY_NAMES = [
     "p", "cursor", "limit", "recursive", "expand", "include_prs", "create_pr", "since", "before",
     "user", "repo", "action", "denied", "size", "expires", "by", "signature", "author", "search",
-    "foo",
+    "type", "status", "diff", "foo",
 ]  # fmt: skip
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Bodies no endpoint may accept (a well-formed object with unknown keys can be a valid
@@ -123,6 +144,7 @@ def snapshot(fortress: Fortress) -> dict[str, Any]:
             "refs": f"{REPO_API}/refs",
             "commits": f"{REPO_API}/commits/main",
             "tree": f"{REPO_API}/tree/main",
+            "discussions": f"{REPO_API}/discussions?status=all",
             "users": "/api/hubproxy/admin/users",
             "projects": "/api/hubproxy/admin/projects",
             "robots": "/api/hubproxy/admin/robots",

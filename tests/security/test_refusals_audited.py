@@ -18,6 +18,7 @@ from tests.security.conftest import TARGET_REPO, Fortress
 
 REPO_API = f"/api/models/{TARGET_REPO}"
 OBJECT = "a" * 64
+COMMENT = "b" * 24
 SIGNED_LINK = f"size=1&expires={2**40}&by=user:developer&token=tok_000000000000&signature=00"
 # One well-formed URL per endpoint, every one about the private hosted project `team`.
 URLS: dict[str, str] = {
@@ -45,6 +46,14 @@ URLS: dict[str, str] = {
     "branch": f"{REPO_API}/branch/walked",
     "tag": f"{REPO_API}/tag/main",
     "super_squash": f"{REPO_API}/super-squash/main",
+    "discussions": f"{REPO_API}/discussions",
+    "discussion": f"{REPO_API}/discussions/1",
+    "discussion_comment": f"{REPO_API}/discussions/1/comment",
+    "discussion_comment_edit": f"{REPO_API}/discussions/1/comment/{COMMENT}/edit",
+    "discussion_comment_hide": f"{REPO_API}/discussions/1/comment/{COMMENT}/hide",
+    "discussion_title": f"{REPO_API}/discussions/1/title",
+    "discussion_status": f"{REPO_API}/discussions/1/status",
+    "discussion_merge": f"{REPO_API}/discussions/1/merge",
     "project_members": "/api/organizations/team/members",
     "project_member": "/api/organizations/team/members/developer",
     "project_robots": "/api/organizations/team/robots",
@@ -79,6 +88,11 @@ BODIES: dict[str, Any] = {
     "admin_policy": {"mode": "allow"},
     "branch": {},
     "tag": {"tag": "walked"},
+    "discussions": {"title": "A walked discussion", "description": "walked"},
+    "discussion_comment": {"comment": "walked"},
+    "discussion_comment_edit": {"content": "walked"},
+    "discussion_title": {"title": "A walked title"},
+    "discussion_status": {"status": "closed"},
 }
 # Answers that hide the private project from a caller who may not read it.
 HIDING = {404, 501}

@@ -77,6 +77,11 @@ AUDITED_ACTIONS = (
     "audit_prune",
     "backup",
     "restore",
+    "discussion_create",
+    "discussion_comment",
+    "discussion_edit",
+    "discussion_status",
+    "discussion_merge",
 )
 
 

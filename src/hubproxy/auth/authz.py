@@ -44,6 +44,7 @@ from hubproxy.auth.roles import (
     ACTIONS,
     CONTENT_CHANGES,
     MANAGE_MEMBERS,
+    MANAGE_REFS,
     PERSONAL_ROLE,
     READ,
     REVIEW,
@@ -529,6 +530,56 @@ def may_revoke_token(principal: Principal, owner: str, token_id: str) -> Decisio
             f"Revoking a token needs a 'write' token, not a {principal.scope!r} one",
         )
     return Decision(True, "own token" if owner == principal.name else "platform admin")
+
+
+# Discussions and pull requests. Reading them is reading the repo; opening one, commenting and
+# pushing to a pull request is `write` (developers); merging is `manage_refs` (maintainers),
+# decided from the endpoint table. What depends on who wrote a discussion or a comment is
+# decided here, by the handler that has read it: its author may rename, close and reopen a
+# discussion and edit or hide their own comments; maintainers (`manage_refs`) may rename,
+# close, reopen and hide anybody's; nobody edits another's words.
+
+
+def _is_author(principal: Principal, author: str) -> bool:
+    return not principal.is_anonymous and principal.name == author
+
+
+def may_moderate_discussion(
+    principal: Principal,
+    author: str,
+    what: str,
+    repo_id: str,
+    snapshot: AccountsSnapshot,
+    *,
+    require_auth: bool = False,
+    repo: RepoVisibility = PUBLIC_REPO,
+) -> Decision:
+    """May `principal` `what` (rename, close, reopen, hide) something `author` wrote in a
+    discussion of `repo_id`? Its author, or a principal allowed `manage_refs` there."""
+    if _is_author(principal, author):
+        return Decision(True, "author")
+    decision = authorize(
+        principal, MANAGE_REFS, repo_id, snapshot, require_auth=require_auth, repo=repo
+    )
+    if decision.allowed:
+        return Decision(True, f"{decision.reason}: manage_refs", project=decision.project)
+    return _refused(
+        principal,
+        f"not the author ({author}) and {decision.reason}",
+        f"Only its author ({author}) or a maintainer may {what} this",
+        decision.project,
+    )
+
+
+def may_edit_comment(principal: Principal, author: str) -> Decision:
+    """May `principal` edit a comment `author` wrote? Only its author."""
+    if _is_author(principal, author):
+        return Decision(True, "author")
+    return _refused(
+        principal,
+        f"comment by {author}",
+        f"Only its author ({author}) may edit this comment",
+    )
 
 
 def _reauthorize_minter(

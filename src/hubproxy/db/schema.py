@@ -280,6 +280,44 @@ def create_leases(database: sqlite_utils.Database) -> None:
     )
 
 
+# 12: discussions and pull requests of hosted repos, one number sequence per repo. A pull
+# request's `refs/pr/N` is its `head_commit`; `base_commit` is the commit of the target branch
+# it started from (what its diff and conflicts are computed against). Events (comments, status
+# and title changes, commits pushed) keep their type-specific data as JSON.
+# SQL text: sqlite-utils cannot say CHECK constraints or composite foreign keys.
+DISCUSSIONS = """
+    CREATE TABLE hub_discussions (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        num INTEGER NOT NULL,
+        is_pull_request INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('draft', 'open', 'closed', 'merged')),
+        author TEXT NOT NULL,
+        created REAL NOT NULL,
+        base_branch TEXT,
+        base_commit TEXT,
+        head_commit TEXT,
+        merge_commit TEXT,
+        PRIMARY KEY (repo_type, repo_id, num),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE TABLE hub_discussion_events (
+        event_id TEXT PRIMARY KEY,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        num INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created REAL NOT NULL,
+        data TEXT NOT NULL,
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE INDEX hub_discussion_events_by_discussion
+        ON hub_discussion_events (repo_type, repo_id, num, created);
+"""
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -294,4 +332,6 @@ STEPS: tuple[Step, ...] = (
     hub_settings,
     # 11: leases: which process owns a shared piece of work (`cache/leases.py`).
     create_leases,
+    # 12: discussions and pull requests.
+    DISCUSSIONS,
 )

@@ -77,6 +77,9 @@ def _name_target(record: AuditRecord, match: RouteMatch) -> None:
     record.repo_id = ref.repo_id if ref else match.project
     record.revision = match.revision
     record.path = match.path or match.subject or None
+    if match.discussion:
+        comment = f"/comment/{match.subject}" if match.subject else ""
+        record.path = f"discussions/{match.discussion}{comment}"
 
 
 def _check_declared_length(request: Request, endpoint: Endpoint) -> None:

@@ -27,6 +27,7 @@ from hubproxy.auth.roles import (
 from hubproxy.hf_api import (
     admin,
     admin_audit,
+    discussions,
     hosted,
     lfs,
     projects,
@@ -114,6 +115,29 @@ ENDPOINTS: dict[str, Endpoint] = {
         hosted.tag,
         {"POST": MANAGE_REFS, "DELETE": MANAGE_REFS},
         {"POST": "ref_create", "DELETE": "ref_delete"},
+    ),
+    # Discussions and pull requests: developers open and comment (`write`), maintainers merge
+    # (`manage_refs`); who may rename, close or edit what is decided by the handler
+    # (`authz.may_moderate_discussion`, `may_edit_comment`) once it has read the author.
+    "discussions": Endpoint(
+        discussions.discussions, {"GET": READ, "POST": WRITE}, {"POST": "discussion_create"}
+    ),
+    "discussion": Endpoint(discussions.discussion, _READ),
+    "discussion_comment": Endpoint(
+        discussions.comment, {"POST": WRITE}, {"POST": "discussion_comment"}
+    ),
+    "discussion_comment_edit": Endpoint(
+        discussions.comment_edit, {"POST": WRITE}, {"POST": "discussion_edit"}
+    ),
+    "discussion_comment_hide": Endpoint(
+        discussions.comment_hide, {"POST": WRITE}, {"POST": "discussion_edit"}
+    ),
+    "discussion_title": Endpoint(discussions.title, {"POST": WRITE}, {"POST": "discussion_edit"}),
+    "discussion_status": Endpoint(
+        discussions.status, {"POST": WRITE}, {"POST": "discussion_status"}
+    ),
+    "discussion_merge": Endpoint(
+        discussions.merge_pull_request, {"POST": MANAGE_REFS}, {"POST": "discussion_merge"}
     ),
     "project_members": Endpoint(projects.members, {"GET": MANAGE_MEMBERS}),
     "project_member": Endpoint(

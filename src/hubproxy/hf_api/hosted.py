@@ -22,7 +22,7 @@ from hubproxy.auth.authz import (
 from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import CREATE_REPO
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
-from hubproxy.errors import BadRequest, Conflict, NotImplementedYet
+from hubproxy.errors import BadRequest, Conflict
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
@@ -119,9 +119,9 @@ def repo_url(call: Call, ref: RepoRef) -> str:
     return f"{call.base_url}/{URL_PREFIX_BY_REPO_TYPE[ref.repo_type]}{ref.repo_id}"
 
 
-def refuse_pull_requests(request: Request) -> None:
-    if request.query_params.get("create_pr", "").lower() in ("1", "true"):
-        raise NotImplementedYet("Pull requests are not supported by hosted repos yet")
+def creates_pull_request(request: Request) -> bool:
+    """`?create_pr=1`: the write opens a pull request on the revision (a branch)."""
+    return request.query_params.get("create_pr", "").lower() in ("1", "true")
 
 
 async def create_repo(call: Call) -> Response:
@@ -205,7 +205,6 @@ async def delete_repo(call: Call) -> Response:
 
 
 async def preupload(call: Call) -> Response:
-    refuse_pull_requests(call.request)
     payload = await json_object(call.request, max_bytes=MAX_LISTING_BYTES)
     files = payload.get("files")
     if not isinstance(files, list):
@@ -218,19 +217,26 @@ async def preupload(call: Call) -> Response:
 
 
 async def commit(call: Call) -> Response:
-    refuse_pull_requests(call.request)
-    created = await call.hub.commit(
-        call.repo, call.revision, body_stream(call.request), call.principal.name
+    """A commit to a branch or to `refs/pr/N`; `?create_pr=1`: to a new pull request on the
+    branch (`pullRequestUrl` says which; the client reads N from its end)."""
+    created, pull_request = await call.hub.commit(
+        call.repo,
+        call.revision,
+        body_stream(call.request),
+        call.principal.name,
+        create_pr=creates_pull_request(call.request),
     )
     call.record.commit_sha = created.sha
-    return JSONResponse(
-        {
-            "success": True,
-            "commitOid": created.sha,
-            "commitUrl": f"{repo_url(call, call.repo)}/commit/{created.sha}",
-            "hookOutput": "",
-        }
-    )
+    answer = {
+        "success": True,
+        "commitOid": created.sha,
+        "commitUrl": f"{repo_url(call, call.repo)}/commit/{created.sha}",
+        "hookOutput": "",
+    }
+    if pull_request is not None:
+        answer["pullRequestUrl"] = f"{repo_url(call, call.repo)}/discussions/{pull_request}"
+        call.record.reason = f"refs/pr/{pull_request}"
+    return JSONResponse(answer)
 
 
 async def super_squash(call: Call) -> Response:

@@ -18,12 +18,14 @@ from hubproxy.constants import (
 )
 from hubproxy.errors import BadRequest
 from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
+from hubproxy.numbers import InvalidNumber, whole_number
 
 # Sub-resources of `/api/{type}s/{repo}/...`.
 REPO_ACTIONS = frozenset(
     {
         "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
         "tag", "xet-write-token", "xet-read-token", "settings", "auth-check", "super-squash",
+        "discussions",
     }
 )  # fmt: skip
 # Endpoints `/api/{type}s/{repo}/<segment>/{revision}` (writes, and the Xet read token).
@@ -58,6 +60,8 @@ class RouteMatch:
     subject: str = ""
     # Listings (`list_models` & co.): the type of repo listed.
     listed_type: RepoType | None = None
+    # Discussion endpoints: the discussion's number (0: none named).
+    discussion: int = 0
 
 
 def token_id(value: str) -> str:
@@ -149,6 +153,8 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
         return RouteMatch("paths_info", ref, rev)
     if action == "refs" and not rest:
         return RouteMatch("refs", ref)
+    if action == "discussions":
+        return _discussion_route(ref, rest)
     if action == "settings" and rest in ([], [""]):
         return RouteMatch("repo_settings", ref)
     if action == "auth-check" and rest in ([], [""], ["write"]):
@@ -158,6 +164,43 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
         if remainder and remainder != [""]:
             rev = revision("/".join(rest).rstrip("/"))
         return RouteMatch(_WRITE_ACTIONS.get(action, "commits"), ref, rev)
+    return None
+
+
+# `.../discussions/{num}/<action>` -> endpoint name.
+_DISCUSSION_ACTIONS = {
+    "title": "discussion_title",
+    "status": "discussion_status",
+    "merge": "discussion_merge",
+    "comment": "discussion_comment",
+}
+# Discussion numbers the Hub could hand out (and that SQLite stores as integers).
+MAX_DISCUSSION = 10**9
+COMMENT_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+def _discussion_route(ref: RepoRef, rest: list[str]) -> RouteMatch | None:
+    """`discussions`, `discussions/{num}`, `discussions/{num}/{title|status|merge|comment}`,
+    `discussions/{num}/comment/{id}/{edit|hide}`."""
+    if rest in ([], [""]):
+        return RouteMatch("discussions", ref)
+    try:
+        num = whole_number(rest[0], minimum=1, maximum=MAX_DISCUSSION)
+    except InvalidNumber:
+        raise BadRequest(
+            f"Invalid discussion number: a whole number from 1 to {MAX_DISCUSSION}"
+        ) from None
+    action = rest[1:]
+    if action in ([], [""]):
+        return RouteMatch("discussion", ref, discussion=num)
+    if len(action) == 1 and action[0] in _DISCUSSION_ACTIONS:
+        return RouteMatch(_DISCUSSION_ACTIONS[action[0]], ref, discussion=num)
+    if len(action) == 3 and action[0] == "comment" and action[2] in ("edit", "hide"):
+        if not COMMENT_ID.fullmatch(action[1]):
+            raise BadRequest("Invalid comment id: 24 hexadecimal digits")
+        return RouteMatch(
+            f"discussion_comment_{action[2]}", ref, subject=action[1].lower(), discussion=num
+        )
     return None
 
 

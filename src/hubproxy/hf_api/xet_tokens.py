@@ -15,7 +15,8 @@ from hubproxy.cas.tokens import Scope, XetGrant, mint_token
 from hubproxy.errors import RepoNotFound
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.cas import cas_url
-from hubproxy.hf_api.hosted import refuse_pull_requests
+from hubproxy.hf_api.hosted import creates_pull_request
+from hubproxy.hub.repos import DEFAULT_BRANCH
 
 HEADER_CAS_URL = "X-Xet-Cas-Url"
 HEADER_ACCESS_TOKEN = "X-Xet-Access-Token"  # noqa: S105 - a header name
@@ -30,15 +31,18 @@ async def _token(call: Call, scope: Scope) -> Response:
         # Answered like a repo that does not exist, so that this route tells hidden repos from
         # proxied names no more than any other does.
         raise RepoNotFound()
-    if scope == "write":
-        refuse_pull_requests(call.request)
+    revision = call.revision
+    if scope == "write" and revision == "None" and creates_pull_request(call.request):
+        # `create_commit(create_pr=True)` asks with the literal revision `None` (the pull
+        # request it opens targets the default branch unless the commit says otherwise).
+        revision = DEFAULT_BRANCH
     # An unknown revision (or repo) is a 404 here, as it would be for the download itself.
     if hosted:
-        await found.hub.repos.resolve(call.repo, call.revision)
+        await found.hub.repos.resolve(call.repo, revision)
     else:
         await call.repo_store.repo_info(call.repo, call.revision, [])
     expires = int(time.time() + found.settings.xet_token_lifetime)
-    grant = XetGrant(call.repo, call.revision, scope, expires, call.principal.token_id or "")
+    grant = XetGrant(call.repo, revision, scope, expires, call.principal.token_id or "")
     token = mint_token(await found.signer.key(), grant)
     url = cas_url(call.request)
     headers = {

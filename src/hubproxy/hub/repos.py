@@ -10,7 +10,7 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hubproxy.blob_ids import BlobId, blob_id_sql
@@ -95,7 +95,14 @@ def _record_of(row: sqlite3.Row) -> RepoRecord:
 
 
 # Tables whose rows belong to one hosted repo (renamed together by a move).
-_REPO_TABLES = ("hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files")
+_REPO_TABLES = (
+    "hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files",
+    "hub_discussions", "hub_discussion_events",
+)  # fmt: skip
+# `refs/pr/N`: pull request N's head (`hub.discussions`).
+PULL_REQUEST_REF = re.compile(r"refs/pr/([1-9][0-9]{0,8})")
+# What runs inside a commit's transaction (a pull request opened, its head moved, merged).
+InTransaction = Callable[[sqlite3.Connection], None]
 
 
 def _key(ref: RepoRef) -> tuple[str, str]:
@@ -385,6 +392,14 @@ class HubRepos:
                 is None
             ):
                 raise RepoNotFound()
+            pull_request = PULL_REQUEST_REF.fullmatch(revision)
+            if pull_request is not None:
+                row = connection.execute(
+                    "SELECT head_commit FROM hub_discussions WHERE repo_type = ? AND repo_id = ?"
+                    " AND num = ? AND is_pull_request = 1",
+                    (*_key(ref), int(pull_request.group(1))),
+                ).fetchone()
+                return None if row is None else str(row["head_commit"])
             candidates = [(TAG, revision), (BRANCH, revision)]
             for prefix, kind in (("refs/heads/", BRANCH), ("refs/tags/", TAG)):
                 if revision.startswith(prefix):
@@ -438,6 +453,19 @@ class HubRepos:
         await self.repo(ref)
         return await self.database.run(load)
 
+    async def pull_request_refs(self, ref: RepoRef) -> dict[int, str]:
+        """`{N: head commit}` of every pull request of the repo (`refs/pr/N`)."""
+
+        def load(connection: sqlite3.Connection) -> dict[int, str]:
+            rows = connection.execute(
+                "SELECT num, head_commit FROM hub_discussions WHERE repo_type = ? AND repo_id = ?"
+                " AND is_pull_request = 1 ORDER BY num",
+                _key(ref),
+            )
+            return {row["num"]: row["head_commit"] for row in rows}
+
+        return await self.database.run(load)
+
     async def create_ref(self, ref: RepoRef, kind: str, name: str, commit: str) -> None:
         """A new branch or tag. A branch may share a tag's name (as on huggingface.co): the
         plain name still reads the tag (`resolve`), `refs/heads/<name>` the branch. A tag may
@@ -480,9 +508,11 @@ class HubRepos:
         commit: CommitRecord,
         files: Mapping[str, HubFile],
         expected_head: str,
+        *,
+        also: InTransaction | None = None,
     ) -> None:
         """Store `commit` and move `branch` to it, if the branch is still at `expected_head`
-        (a squashed commit without parents too)."""
+        (a squashed commit without parents too); `also` runs in the same transaction."""
 
         def store(connection: sqlite3.Connection) -> None:
             moved = connection.execute(
@@ -495,6 +525,20 @@ class HubRepos:
                     f"Branch {branch!r} moved while this commit was written: retry it"
                 )
             _insert_commit(connection, ref, commit, files)
+            if also is not None:
+                also(connection)
+
+        await self.database.run(store)
+
+    async def store_commit(
+        self, ref: RepoRef, commit: CommitRecord, files: Mapping[str, HubFile], also: InTransaction
+    ) -> None:
+        """Store `commit` on no branch, and run `also` (which points a ref at it) in the same
+        transaction: a pull request's commits."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            _insert_commit(connection, ref, commit, files)
+            also(connection)
 
         await self.database.run(store)
 

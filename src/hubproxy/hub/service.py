@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +21,7 @@ from hubproxy.blob_ids import BlobId
 from hubproxy.constants import COMMIT_SHA_PATTERN
 from hubproxy.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     HubError,
     PreconditionFailed,
@@ -36,10 +38,25 @@ from hubproxy.hub.commits import (
     apply_operations,
     read_operations,
 )
+from hubproxy.hub.discussions import (
+    CLOSED,
+    COMMENT,
+    COMMIT,
+    DRAFT,
+    MERGED,
+    HubDiscussions,
+    comment_data,
+    insert_discussion,
+    insert_event,
+    mark_merged,
+    move_pull_request_head,
+)
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
+from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
 from hubproxy.hub.repos import (
     BRANCH,
     DEFAULT_BRANCH,
+    PULL_REQUEST_REF,
     TAG,
     CommitRecord,
     HubFile,
@@ -135,6 +152,7 @@ class HostedRepoWriter:
         self, repos: HubRepos, content: ContentStore, signer: Signer, *, lfs_threshold: int
     ) -> None:
         self.repos = repos
+        self.discussions = HubDiscussions(repos.database)
         self.content = content
         self.lfs_threshold = lfs_threshold
         self.upload_links = UploadLinks(repos, signer)
@@ -217,36 +235,179 @@ class HostedRepoWriter:
         return content.decode("utf-8", errors="replace")
 
     async def commit(
-        self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
-    ) -> CommitRecord:
-        """Apply an NDJSON commit to a branch; nothing is visible until all of it is stored."""
+        self,
+        ref: RepoRef,
+        revision_name: str,
+        body: AsyncIterator[bytes],
+        author: str,
+        *,
+        create_pr: bool = False,
+    ) -> tuple[CommitRecord, int | None]:
+        """Apply an NDJSON commit to a branch, or to pull request `refs/pr/N`; `create_pr`:
+        to a new pull request on the branch (from the header's `parentCommit` when given).
+        Nothing is visible until all of it is stored. The commit, and its pull request."""
         try:
-            commit = await self._commit(ref, revision_name, body, author)
+            created = await self._commit(ref, revision_name, body, author, create_pr)
         except HubError:
             HUB_COMMITS.labels("refused").inc()
             raise
         HUB_COMMITS.labels("created").inc()
-        return commit
+        return created
 
     async def _commit(
-        self, ref: RepoRef, revision_name: str, body: AsyncIterator[bytes], author: str
-    ) -> CommitRecord:
-        branch = ref_name(revision_name, BRANCH)
+        self,
+        ref: RepoRef,
+        revision_name: str,
+        body: AsyncIterator[bytes],
+        author: str,
+        create_pr: bool,
+    ) -> tuple[CommitRecord, int | None]:
+        pull_request = PULL_REQUEST_REF.fullmatch(revision_name)
+        if pull_request is not None and create_pr:
+            raise BadRequest("A pull request targets a branch, not refs/pr/N")
+        branch = revision_name if pull_request else ref_name(revision_name, BRANCH)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
         header, operations = await read_operations(body, max_line, self._store_regular)
         await self._check_card(ref, operations)
         lfs_sizes = await self._lfs_sizes(ref, operations)
         async with self._locks[ref]:
+            if pull_request is not None:
+                num = int(pull_request.group(1))
+                return await self._commit_to_pull_request(
+                    ref, num, header, operations, lfs_sizes, author
+                ), num
             branches = (await self.repos.refs(ref))[BRANCH]
             head = branches.get(branch)
             if head is None:
                 raise RevisionNotFound(f"Branch {branch!r} does not exist")
+            if create_pr:
+                return await self._open_pull_request(
+                    ref, branch, head, header, operations, lfs_sizes, author
+                )
             self._check_parent(header, head, branch)
             files = apply_operations(await self.repos.files(ref, head), operations, lfs_sizes)
             commit = _new_commit(files, [head], author, header.summary, header.message)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
-            return commit
+            return commit, None
+
+    async def _commit_to_pull_request(
+        self,
+        ref: RepoRef,
+        num: int,
+        header: CommitHeader,
+        operations: list[Operation],
+        lfs_sizes: dict[str, int],
+        author: str,
+    ) -> CommitRecord:
+        found = await self.repos.pull_request_refs(ref)
+        if num not in found:
+            raise RevisionNotFound(f"Invalid rev id: refs/pr/{num}")
+        record = await self.discussions.get(ref, num)
+        if record.status in (CLOSED, MERGED):
+            raise BadRequest(f"Pull request {num} is {record.status}: it takes no more commits")
+        head = found[num]
+        self._check_parent(header, head, f"refs/pr/{num}")
+        files = apply_operations(await self.repos.files(ref, head), operations, lfs_sizes)
+        commit = _new_commit(files, [head], author, header.summary, header.message)
+
+        def move(connection: sqlite3.Connection) -> None:
+            move_pull_request_head(connection, ref, num, head, commit.sha, header.summary, author)
+
+        await self.repos.store_commit(ref, commit, files, move)
+        return commit
+
+    async def _open_pull_request(
+        self,
+        ref: RepoRef,
+        branch: str,
+        head: str,
+        header: CommitHeader,
+        operations: list[Operation],
+        lfs_sizes: dict[str, int],
+        author: str,
+    ) -> tuple[CommitRecord, int]:
+        """`create_commit(create_pr=True)`: a pull request on `branch` holding the commit,
+        from the branch head or the header's `parentCommit`; the branch does not move."""
+        start = head if header.parent is None else await self.repos.resolve(ref, header.parent)
+        files = apply_operations(await self.repos.files(ref, start), operations, lfs_sizes)
+        commit = _new_commit(files, [start], author, header.summary, header.message)
+        opened: list[int] = []
+
+        def open_pull_request(connection: sqlite3.Connection) -> None:
+            num = insert_discussion(
+                connection,
+                ref,
+                title=header.summary,
+                description=header.description,
+                author=author,
+                pull_request=(branch, start, commit.sha),
+            )
+            insert_event(connection, ref, num, COMMIT, author,
+                         {"subject": header.summary, "oid": commit.sha})  # fmt: skip
+            opened.append(num)
+
+        await self.repos.store_commit(ref, commit, files, open_pull_request)
+        return commit, opened[0]
+
+    async def create_pull_request(
+        self, ref: RepoRef, title: str, description: str, author: str
+    ) -> int:
+        """`create_pull_request`: a draft on the default branch whose `refs/pr/N` starts at
+        the branch head (commits to it follow); its number."""
+        async with self._locks[ref]:
+            head = (await self.repos.refs(ref))[BRANCH].get(DEFAULT_BRANCH)
+            if head is None:
+                raise RevisionNotFound(f"Branch {DEFAULT_BRANCH!r} does not exist")
+
+            def store(connection: sqlite3.Connection) -> int:
+                return insert_discussion(
+                    connection,
+                    ref,
+                    title=title,
+                    description=description,
+                    author=author,
+                    pull_request=(DEFAULT_BRANCH, head, head),
+                    status=DRAFT,
+                )
+
+            return await self.repos.database.run(store)
+
+    async def merge_pull_request(
+        self, ref: RepoRef, num: int, author: str, comment: str | None
+    ) -> str:
+        """Merge pull request `num` into its target branch: a commit whose parents are the
+        branch head and the pull request's head, written by compare-and-swap on the branch.
+        `Conflict` (409) when a file it changes changed differently on the branch since."""
+        async with self._locks[ref]:
+            record = await self.discussions.pull_request(ref, num)
+            if record.status != "open":
+                what = "a draft (no commits yet)" if record.status == DRAFT else record.status
+                raise BadRequest(f"Pull request {num} is {what}: it cannot be merged")
+            base_branch, base_commit, head_commit = record.branches
+            target = (await self.repos.refs(ref))[BRANCH].get(base_branch)
+            if target is None:
+                raise Conflict(f"The target branch {base_branch!r} no longer exists")
+            result = merge(
+                await self.repos.files(ref, base_commit),
+                await self.repos.files(ref, target),
+                await self.repos.files(ref, head_commit),
+            )
+            if result.conflicts:
+                raise Conflict(f"{CONFLICT_MESSAGE}: {', '.join(result.conflicts[:20])}")
+            message = f"{record.title}\n\nMerge refs/pr/{num} into {base_branch}"
+            commit = _new_commit(result.files, [target, head_commit], author, record.title, message)
+
+            def merged(connection: sqlite3.Connection) -> None:
+                if comment is not None:
+                    data = comment_data(comment, author, time.time())
+                    insert_event(connection, ref, num, COMMENT, author, data)
+                mark_merged(connection, ref, num, commit.sha, author)
+
+            await self.repos.add_commit(
+                ref, base_branch, commit, result.files, expected_head=target, also=merged
+            )
+            return commit.sha
 
     async def _check_card(self, ref: RepoRef, operations: list[Operation]) -> None:
         """A README.md whose metadata huggingface.co would refuse fails the commit (400)."""

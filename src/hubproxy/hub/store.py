@@ -203,7 +203,10 @@ class HostedRepoStore:
             "tags": listing(TAG, "refs/tags/"),
         }
         if include_prs:
-            document["pullRequests"] = []
+            document["pullRequests"] = [
+                {"name": f"refs/pr/{num}", "ref": f"refs/pr/{num}", "targetCommit": commit}
+                for num, commit in (await self.repos.pull_request_refs(ref)).items()
+            ]
         return Answer(document)
 
     async def commits(
