@@ -7,6 +7,7 @@ a read-scope token cannot upload."""
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -180,16 +181,23 @@ def test_hf_file_system_reads_ranges_of_a_xet_file(hub: Hub, pushed: str, tmp_pa
     assert hub.process.log().count("/api/hubproxy/xet/v1/xorb-data/") > fetched
 
 
-def test_a_pull_request_is_refused_with_a_clear_501(hub: Hub, pushed: str) -> None:
+def test_a_pull_request_through_xet_leaves_the_branch_alone(hub: Hub, pushed: str) -> None:
+    """`create_pr=True` with a Xet-sized file: the write token for `None?create_pr=1`, the
+    xorbs, then a commit onto a new `refs/pr/N`; the branch does not move."""
     head = hub.head(pushed)
-    for content in (random_data(64 * 1024, 34), b"small\n"):  # through Xet, and regular
-        with pytest.raises(HfHubHTTPError) as refused:
-            hub.api().create_commit(
-                pushed, [CommitOperationAdd("proposal.bin", content)],
-                commit_message="A proposal", create_pr=True,
-            )  # fmt: skip
-        response = refused.value.response
-        assert response.status_code == 501
-        assert response.headers["x-error-code"]
-        assert "Pull requests are not supported" in str(refused.value)
+    content = random_data(64 * 1024, 34)  # over the test LFS threshold: through Xet
+    api = hub.api()
+    created = api.create_commit(
+        pushed, [CommitOperationAdd("proposal.bin", content)],
+        commit_message="A proposal", create_pr=True,
+    )  # fmt: skip
+    assert created.pr_url is not None
+    assert created.pr_num is not None
     assert hub.head(pushed) == head
+    proposed = httpx.get(
+        f"{hub.url}/{pushed}/resolve/{quote(f'refs/pr/{created.pr_num}', safe='')}/proposal.bin",
+        headers=hub.headers(),
+        timeout=60,
+    )
+    assert proposed.status_code == 200
+    assert hashlib.sha256(proposed.content).digest() == hashlib.sha256(content).digest()
