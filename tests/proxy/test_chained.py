@@ -58,6 +58,7 @@ def test_edge_in_front_of_central_pulls_once(
         assert upstream.file_bytes_served() == BIG.size + len(b'{"model_type": "bert"}') + 1
 
 
+@pytest.mark.storage_independent
 def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
     fake_hub_server: FakeHubServer, upstream: FakeHub, tmp_path: Path
 ) -> None:

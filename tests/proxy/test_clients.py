@@ -104,6 +104,7 @@ def test_hf_hub_download_and_revisions(
     assert pr_commit in from_pr
 
 
+@pytest.mark.storage_independent
 def test_listing_and_existence(proxy: ProxyProcess, model: str) -> None:
     api = HfApi()
     assert sorted(api.list_repo_files(model)) == sorted(FILES)
@@ -127,6 +128,7 @@ def test_listing_and_existence(proxy: ProxyProcess, model: str) -> None:
     assert {item.path for item in paths} == {"config.json", "sub"}
 
 
+@pytest.mark.storage_independent
 def test_error_classes(proxy: ProxyProcess, upstream: FakeHub, model: str, tmp_path: Path) -> None:
     with pytest.raises(RepositoryNotFoundError):
         hf_hub_download("acme/no-such-repo", "config.json", cache_dir=tmp_path)
@@ -218,6 +220,7 @@ def test_datasets_load_dataset(
     assert loaded[7] == {"text": "row 7", "label": 1}
 
 
+@pytest.mark.storage_independent
 def test_long_listings_page_through_hubproxy(
     proxy: ProxyProcess, upstream: FakeHub, repo_id: str
 ) -> None:

@@ -129,6 +129,7 @@ def test_upstream_down_serves_cached_main_marked_stale(
     assert httpx.head(f"{server.url}/{model}/resolve/main/big.bin").status_code == 200
 
 
+@pytest.mark.storage_independent
 def test_branch_moves_after_the_ttl(
     proxy_factory: ProxyFactory, upstream: FakeHub, model: str
 ) -> None:
@@ -219,6 +220,7 @@ def hf_hub_download_exists(endpoint: str, repo_id: str, filename: str) -> bool:
     return response.status_code == 200
 
 
+@pytest.mark.storage_independent
 def test_expired_or_revoked_cdn_urls_are_refreshed(
     proxy_factory: ProxyFactory, upstream: FakeHub, model: str
 ) -> None:
@@ -340,6 +342,7 @@ def misbehaving() -> Iterator[list[MisbehavingUpstream]]:
         ("http", 502, "HTTP status 503"),
     ],
 )
+@pytest.mark.storage_independent
 def test_upstream_failures_name_host_operation_and_cause(
     proxy_factory: ProxyFactory,
     upstream: FakeHub,

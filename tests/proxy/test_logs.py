@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub
 
+pytestmark = pytest.mark.storage_independent
+
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_logs_carry_no_terminal_colours(

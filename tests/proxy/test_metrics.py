@@ -3,6 +3,7 @@
 import time
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ProxyFactory
@@ -10,6 +11,7 @@ from tests.fake_upstream import FakeHub, GeneratedFile
 
 WEIGHTS = GeneratedFile(1_000_000, seed=41)  # four 256 KiB chunks
 DOWNLOADS = {"action": "download", "decision": "allow"}
+pytestmark = pytest.mark.storage_independent
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -76,6 +76,7 @@ def test_cold_clients_on_several_workers_cost_one_upstream_fetch(
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.storage_independent
 def test_the_workers_share_the_lock_and_a_second_server_is_refused(
     proxy_factory: ProxyFactory, fake_hub_server: FakeHubServer
 ) -> None:
@@ -90,6 +91,7 @@ def test_the_workers_share_the_lock_and_a_second_server_is_refused(
     assert httpx.get(f"{server.url}/health/ready").status_code == 200
 
 
+@pytest.mark.storage_independent
 def test_account_changes_reach_every_worker(proxy_factory: ProxyFactory) -> None:
     server = proxy_factory(*WORKERS)
     admin(server.data_dir, "user", "create", "carol")
