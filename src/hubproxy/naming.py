@@ -4,6 +4,7 @@ Nothing reaches storage, the database or an upstream URL without passing through
 function returns the validated value or raises `BadRequest` with a message naming the problem.
 """
 
+import re
 from dataclasses import dataclass
 
 from hubproxy.constants import (
@@ -97,8 +98,11 @@ def namespace(value: str) -> str:
     return value
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_printable(kind: str, value: str) -> None:
-    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+    if _CONTROL_CHARACTER.search(value):
         raise BadRequest(f"Invalid {kind}: control characters are forbidden")
 
 

@@ -99,3 +99,22 @@ def test_governance_cache_and_private_hub_stay_apart(
         if module == layer or module.startswith(layer + "."):
             crossing = {name for name in imported if name.startswith(forbidden)}
             assert not crossing, f"{module} imports {crossing}"
+
+
+def test_a_server_process_imports_no_dataframe_library() -> None:
+    """sqlite_utils would import pandas (and pyarrow) and numpy when they are installed, as
+    they are in the test environment: ~80 MB per server process for nothing hubproxy uses.
+    Code that wants them later still gets them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, hubproxy.app, hubproxy.cli.main\n"
+        "loaded = sorted({'pandas', 'numpy', 'pyarrow'} & set(sys.modules))\n"
+        "assert not loaded, loaded\n"
+        "import numpy\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr

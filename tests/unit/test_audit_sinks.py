@@ -127,3 +127,36 @@ def test_records_are_filtered_by_namespace_without_wildcards(tmp_path: Path) -> 
     assert [record.repo_id for record in found] == ["a_b", "a_b/model"]
     assert query_records(connection, namespaces=set()) == []
     connection.close()
+
+
+def test_text_fields_are_bounded_when_a_record_reaches_a_sink(tmp_path: Path) -> None:
+    """Records are built unbounded (cheap; most are never emitted) and cut to their bounds by
+    whatever accepts them: the queue, the SQLite writer, the JSON lines sink."""
+    huge = "u" * 50_000
+
+    def record() -> AuditRecord:
+        return AuditRecord("download", user_agent=huge, path=huge, reason="bad \ud800 text")
+
+    async def scenario() -> None:
+        inner = FlakySink()
+        queued = QueuedSink(inner)
+        queued.start()
+        handed = record()
+        await queued.emit([handed])
+        await queued.aclose()
+        assert len(handed.user_agent or "") == 512
+        assert len(handed.path or "") == 1024
+        assert handed.reason == "bad ? text"
+
+    asyncio.run(scenario())
+    stream = io.StringIO()
+    asyncio.run(StdoutJsonSink(stream).emit([record()]))
+    written = json.loads(stream.getvalue())["audit"]
+    assert len(written["user_agent"]) == 512
+    assert written["user_agent"].endswith("…")
+    connection = open_audit_database(tmp_path / "audit.db")
+    write_records(connection, [record()])
+    (stored,) = query_records(connection)
+    assert len(stored.user_agent or "") == 512
+    assert len(stored.path or "") == 1024
+    connection.close()

@@ -140,3 +140,19 @@ def test_match(raw_path: bytes, expected: RouteMatch | None) -> None:
 def test_rejects_bad_names(raw_path: bytes) -> None:
     with pytest.raises(BadRequest):
         match_route(raw_path)
+
+
+def test_remembered_matches_answer_like_fresh_ones_and_refusals_are_never_remembered() -> None:
+    from hubproxy.hf_api import routing
+
+    path = b"/memo/m1/resolve/main/config.json"
+    first = match_route(path)
+    assert first == RouteMatch("resolve", RepoRef("model", "memo/m1"), "main", "config.json")
+    assert match_route(path) is first  # the remembered answer
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            match_route(b"/memo/m1/resolve/ma%00in/config.json")
+    assert match_route(b"/no/such/endpoint/here/at/all/x") is None
+    for number in range(routing.MATCH_MEMORY_SIZE + 10):
+        match_route(f"/memo/m{number}/resolve/main/f".encode())
+    assert len(routing._matched) == routing.MATCH_MEMORY_SIZE

@@ -24,10 +24,13 @@ from hubproxy.metrics import UPSTREAM_BYTES
 
 logger = logging.getLogger(__name__)
 
-# Bytes handed to the response per piece when reading a staging file.
-STAGING_READ_SIZE = 2 * 1024 * 1024
-# Upstream pieces are gathered to this size before a staging write.
-STAGING_WRITE_SIZE = 1024 * 1024
+# Bytes handed to the response per piece when reading a staging file (see READ_PIECE_SIZE
+# of the local storage for why not more).
+STAGING_READ_SIZE = 1024 * 1024
+# Upstream pieces are gathered to this size before a staging write. Every fill holds up to
+# two such buffers (one filling, one being written), and a full download runs
+# `parallel_chunk_fetches` fills per file: 8 cold files held ~70 MB at 1 MiB.
+STAGING_WRITE_SIZE = 256 * 1024
 FILL_ATTEMPTS = 4
 RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
 

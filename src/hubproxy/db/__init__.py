@@ -1,6 +1,30 @@
 """The embedded metadata database (SQLite, WAL) and its migrations."""
 
-from hubproxy.db.database import Database
-from hubproxy.db.migrations import DatabaseError
+import sys
+
+
+def _import_sqlite_utils_without_dataframes() -> None:
+    """Import sqlite_utils with pandas and numpy hidden from it.
+
+    sqlite_utils imports pandas and numpy when they are installed (for conversions of their
+    values, which hubproxy never stores); pandas pulls pyarrow, and together they cost each
+    server process ~80 MB of memory and ~2 s of start-up. They are hidden only while
+    sqlite_utils is imported, and only if nothing imported them before: other code of the
+    same process (a test using `datasets`) still imports them normally."""
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # an import of it fails
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+_import_sqlite_utils_without_dataframes()
+
+from hubproxy.db.database import Database  # noqa: E402
+from hubproxy.db.migrations import DatabaseError  # noqa: E402
 
 __all__ = ["Database", "DatabaseError"]

@@ -13,6 +13,7 @@ multi-GB bodies never share a histogram with millisecond metadata calls.
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +55,28 @@ def request_facts(scope: Scope) -> RequestFacts:
     return facts
 
 
+# The metric children of the label values seen so far (route families, methods and statuses
+# are bounded sets): `labels()` validates and locks on every call.
+_counters: dict[tuple[str, str, int], Any] = {}
+_durations: dict[tuple[str, str], Any] = {}
+
+
+def _count(route: str, method: str, status: int) -> None:
+    key = (route, method, status)
+    counter = _counters.get(key)
+    if counter is None:
+        counter = _counters[key] = REQUESTS.labels(route, method, str(status))
+    counter.inc()
+
+
+def _request_duration(route: str, method: str) -> Any:
+    key = (route, method)
+    histogram = _durations.get(key)
+    if histogram is None:
+        histogram = _durations[key] = REQUEST_DURATION.labels(route, method)
+    return histogram
+
+
 class RequestMiddleware:
     """See the module docstring."""
 
@@ -93,7 +116,7 @@ class RequestMiddleware:
             duration = time.monotonic() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = facts.route
-            REQUESTS.labels(route, method, str(status or 500)).inc()
+            _count(route, method, status or 500)
             # Error answers to a resolve GET have a (JSON) body too: only file bodies count.
             is_download = route == "resolve" and method == "GET" and status in (200, 206)
             if is_download and first_byte_at is not None:
@@ -101,20 +124,23 @@ class RequestMiddleware:
                 DOWNLOAD_DURATION.labels(outcome).observe(duration)
                 DOWNLOAD_TIME_TO_FIRST_BYTE.labels(outcome).observe(first_byte_at - started)
             else:
-                REQUEST_DURATION.labels(route, method).observe(duration)
-            access_logger.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status or 500,
-                extra={
-                    "request_id": facts.request_id,
-                    "principal": facts.principal,
-                    "route": route,
-                    "status": status or 500,
-                    "bytes": sent,
-                    "duration_ms": round(duration * 1000, 1),
-                    "cache": facts.cache,
-                    "client": (scope.get("client") or ("", 0))[0],
-                },
-            )
+                _request_duration(route, method).observe(duration)
+            # The record's fields cost a metadata request more than its metrics: only when
+            # someone reads them.
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status or 500,
+                    extra={
+                        "request_id": facts.request_id,
+                        "principal": facts.principal,
+                        "route": route,
+                        "status": status or 500,
+                        "bytes": sent,
+                        "duration_ms": round(duration * 1000, 1),
+                        "cache": facts.cache,
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                )

@@ -17,6 +17,7 @@ from hubproxy.constants import (
     RepoType,
 )
 from hubproxy.errors import BadRequest
+from hubproxy.lru import LruMap
 from hubproxy.naming import RepoRef, namespace, path_in_repo, repo_ref, revision
 from hubproxy.numbers import InvalidNumber, whole_number
 
@@ -239,8 +240,25 @@ def _resolve_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | Non
     return RouteMatch("resolve", ref, rev, path_in_repo("/".join(remainder)))
 
 
+# Paths matched lately and what they name. Matching is a pure function of the raw path and
+# the answer is immutable, so the same URL asked again (every client of a model asks the same
+# HEAD) skips the split, the decoding and the name checks. Bounded; only matches are kept
+# (not refusals, nor paths that name no endpoint).
+MATCH_MEMORY_SIZE = 4096
+_matched: LruMap[bytes, "RouteMatch"] = LruMap(MATCH_MEMORY_SIZE)
+
+
 def match_route(raw_path: bytes) -> RouteMatch | None:
     """The Hub endpoint `raw_path` names, or None. Raises `BadRequest` for invalid names."""
+    match = _matched.get(raw_path)
+    if match is None:
+        match = _match_route(raw_path)
+        if match is not None:
+            _matched.put(raw_path, match)
+    return match
+
+
+def _match_route(raw_path: bytes) -> RouteMatch | None:
     segments = _segments(raw_path)
     if not segments or segments == [""]:
         return None

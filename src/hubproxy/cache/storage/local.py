@@ -27,7 +27,11 @@ from hubproxy.cache.storage.base import (
 )
 
 TEMP_MARKER = ".tmp-"
-READ_PIECE_SIZE = 4 * 1024 * 1024
+# Bytes per piece of a copying read. Each stream holds about three pieces at once (the one
+# sent, the one held back for the hash check of a first whole read, and the transport's copy
+# of what the socket did not take yet): 1 MiB is as fast as larger pieces (README,
+# TOOLING.md) and keeps 8 cold streams ~70 MB smaller than 4 MiB did.
+READ_PIECE_SIZE = 1024 * 1024
 
 
 def _sync_directory(directory: Path) -> None:
