@@ -79,8 +79,9 @@ class CardCheck:
 
 
 def metadata_block(content: str) -> str | None:
-    """The YAML text between the leading `---` lines, or None when there is none."""
-    text = content.lstrip("\ufeff")
+    """The YAML text between the leading `---` lines, or None when there is none. Blank
+    lines may come before the first `---` (huggingface_hub and huggingface.co accept them)."""
+    text = content.lstrip("\ufeff").lstrip()
     lines = text.splitlines()
     if not lines or lines[0].rstrip() != "---":
         return None

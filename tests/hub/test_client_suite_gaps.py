@@ -1,0 +1,25 @@
+"""Behaviours huggingface_hub's own hub tests rely on, each of which hubproxy once got wrong
+(README, "Compatibility with huggingface_hub's own tests"), with the real client:
+
+- a card whose metadata block follows blank lines is validated (an invalid `model-index`
+  is refused before anything is uploaded);
+- `..\\x` (a backslash before or after `..`) is a 422 like `../x`;
+- a commit or pull request against a commit sha is a 404 `RevisionNotFoundError`;
+- `super_squash_history` squashes a pull request's `refs/pr/N`;
+- a pull request already opened by its first commit can be opened again, then merged.
+"""
+
+import pytest
+
+from tests.hub.conftest import Hub
+
+INVALID_CARD = b"\n---\nmodel-index: foo\n---\n\nA card with invalid metadata.\n"
+
+
+def test_card_metadata_after_blank_lines_is_validated(hub: Hub) -> None:
+    api = hub.api("developer")
+    repo_id = hub.new_repo("card-blank")
+    with pytest.raises(ValueError, match=r"Invalid metadata in README\.md") as refused:
+        api.upload_file(path_or_fileobj=INVALID_CARD, path_in_repo="README.md", repo_id=repo_id)
+    assert '"model-index" must be a list' in str(refused.value)
+    assert "README.md" not in api.list_repo_files(repo_id)
