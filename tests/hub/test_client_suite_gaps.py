@@ -10,6 +10,7 @@
 """
 
 import pytest
+from huggingface_hub.errors import HfHubHTTPError
 
 from tests.hub.conftest import Hub
 
@@ -23,3 +24,13 @@ def test_card_metadata_after_blank_lines_is_validated(hub: Hub) -> None:
         api.upload_file(path_or_fileobj=INVALID_CARD, path_in_repo="README.md", repo_id=repo_id)
     assert '"model-index" must be a list' in str(refused.value)
     assert "README.md" not in api.list_repo_files(repo_id)
+
+
+def test_dot_dot_before_a_backslash_is_a_422(hub: Hub) -> None:
+    api = hub.api("developer")
+    repo_id = hub.new_repo("dotdot")
+    for bad in ("..\\ddd", "a\\..\\ddd"):
+        with pytest.raises(HfHubHTTPError) as refused:
+            api.upload_file(path_or_fileobj=b"content", path_in_repo=bad, repo_id=repo_id)
+        assert refused.value.response is not None
+        assert refused.value.response.status_code == 422
