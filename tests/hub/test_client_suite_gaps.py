@@ -10,7 +10,8 @@
 """
 
 import pytest
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
 from tests.hub.conftest import Hub
 
@@ -34,3 +35,19 @@ def test_dot_dot_before_a_backslash_is_a_422(hub: Hub) -> None:
             api.upload_file(path_or_fileobj=b"content", path_in_repo=bad, repo_id=repo_id)
         assert refused.value.response is not None
         assert refused.value.response.status_code == 422
+
+
+def test_commits_against_a_sha_name_no_revision(hub: Hub) -> None:
+    api = hub.api("developer")
+    repo_id = hub.new_repo("sha-target")
+    head = hub.head(repo_id)
+    for create_pr in (True, False):
+        with pytest.raises(RevisionNotFoundError):
+            api.create_commit(
+                repo_id,
+                [CommitOperationAdd("file.txt", b"content")],
+                commit_message="against a sha",
+                revision=head,
+                create_pr=create_pr,
+            )
+    assert hub.head(repo_id) == head

@@ -145,6 +145,15 @@ def ref_name(value: str, kind: str) -> str:
 _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
+def _existing_branch_name(value: str) -> str:
+    """The branch a commit goes to. A name no branch can have (a commit sha, `refs/...`)
+    names no existing branch: 404 `Invalid rev id`, as on huggingface.co, not a 400."""
+    try:
+        return ref_name(value, BRANCH)
+    except BadRequest:
+        raise RevisionNotFound(f"Invalid rev id: {value}") from None
+
+
 class HostedRepoWriter:
     """Changes to hosted repos."""
 
@@ -265,7 +274,7 @@ class HostedRepoWriter:
         pull_request = PULL_REQUEST_REF.fullmatch(revision_name)
         if pull_request is not None and create_pr:
             raise BadRequest("A pull request targets a branch, not refs/pr/N")
-        branch = revision_name if pull_request else ref_name(revision_name, BRANCH)
+        branch = revision_name if pull_request else _existing_branch_name(revision_name)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
         header, operations = await read_operations(body, max_line, self._store_regular)
