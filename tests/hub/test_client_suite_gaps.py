@@ -51,3 +51,29 @@ def test_commits_against_a_sha_name_no_revision(hub: Hub) -> None:
                 create_pr=create_pr,
             )
     assert hub.head(repo_id) == head
+
+
+def test_pull_requests_squash_reopen_and_merge(hub: Hub) -> None:
+    developer, maintainer = hub.api("developer"), hub.api("maintainer")
+    repo_id = hub.new_repo("pr-squash")
+    pull_request = developer.create_pull_request(repo_id, title="Squash me")
+    reference = pull_request.git_reference
+    assert reference is not None
+    for content in (b"one", b"two"):
+        developer.upload_file(
+            path_or_fileobj=content, path_in_repo="file.txt", repo_id=repo_id, revision=reference
+        )
+    assert len(developer.list_repo_commits(repo_id, revision=reference)) == 3
+
+    maintainer.super_squash_history(repo_id, branch=reference)
+    [squashed] = developer.list_repo_commits(repo_id, revision=reference)
+    assert developer.list_repo_files(repo_id, revision=reference).count("file.txt") == 1
+
+    developer.change_discussion_status(repo_id, pull_request.num, new_status="open")
+    maintainer.merge_pull_request(repo_id, pull_request.num)
+    details = developer.get_discussion_details(repo_id, pull_request.num)
+    assert details.status == "merged"
+    assert details.merge_commit_oid is not None
+    assert squashed.commit_id != details.merge_commit_oid
+    with pytest.raises(HfHubHTTPError):  # a merged pull request stays merged
+        developer.change_discussion_status(repo_id, pull_request.num, new_status="open")

@@ -452,7 +452,13 @@ class HostedRepoWriter:
             )
 
     async def super_squash(self, ref: RepoRef, name: str, message: str, author: str) -> str:
-        """Replace the history of branch `name` by one commit holding its files."""
+        """Replace the history of branch `name` (or pull request `refs/pr/N`, which the
+        dataset viewer squashes) by one commit holding its files."""
+        pull_request = PULL_REQUEST_REF.fullmatch(name)
+        if pull_request is not None:
+            return await self._super_squash_pull_request(
+                ref, int(pull_request.group(1)), message, author
+            )
         branch = ref_name(name, BRANCH)
         async with self._locks[ref]:
             head = (await self.repos.refs(ref))[BRANCH].get(branch)
@@ -462,6 +468,23 @@ class HostedRepoWriter:
             title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
             commit = _new_commit(files, [], author, title, message or title)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
+            return commit.sha
+
+    async def _super_squash_pull_request(
+        self, ref: RepoRef, num: int, message: str, author: str
+    ) -> str:
+        async with self._locks[ref]:
+            head = (await self.repos.pull_request_refs(ref)).get(num)
+            if head is None:
+                raise RevisionNotFound(f"Invalid rev id: refs/pr/{num}")
+            files = await self.repos.files(ref, head)
+            title = message.split("\n", 1)[0].strip() or f"Super-squash refs/pr/{num}"
+            commit = _new_commit(files, [], author, title, message or title)
+
+            def move(connection: sqlite3.Connection) -> None:
+                move_pull_request_head(connection, ref, num, head, commit.sha, title, author)
+
+            await self.repos.store_commit(ref, commit, files, move)
             return commit.sha
 
     async def _lfs_sizes(self, ref: RepoRef, operations: list[Operation]) -> dict[str, int]:
