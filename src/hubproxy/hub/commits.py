@@ -7,7 +7,6 @@ commit's files plus the operations, checked for paths git could not represent.
 
 import base64
 import binascii
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +97,10 @@ StoreContent = Callable[[str, bytes], Awaitable[None]]
 
 def commit_path(raw: str) -> str:
     """A path a commit line names: a `..` segment is a 422 (as on huggingface.co), anything
-    else `naming.path_in_repo` refuses a 400. A backslash is an ordinary character, but it
-    also ends a `..` segment: `..\\x` would climb out of a Windows client's download dir."""
-    if ".." in re.split(r"[/\\]", raw):
+    else `naming.path_in_repo` refuses a 400. A backslash is an ordinary character, but a
+    path that starts with `..\\` is refused like `../` (huggingface.co does the same; later
+    `..\\` are left to clients, which refuse to download such files)."""
+    if ".." in raw.split("/") or raw.startswith("..\\"):
         raise UploadRejected(f"Invalid path '{raw}': a path cannot contain '..' segments")
     return path_in_repo(raw)
 
