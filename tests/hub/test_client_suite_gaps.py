@@ -6,12 +6,14 @@
 - a path starting with `..\\` is a 422 like `../x` (further in, it is stored);
 - a commit or pull request against a commit sha is a 404 `RevisionNotFoundError`;
 - `super_squash_history` squashes a pull request's `refs/pr/N`;
-- a pull request already opened by its first commit can be opened again, then merged.
+- a pull request already opened by its first commit can be opened again, then merged;
+- likes: `POST .../like`, `unlike`, `list_liked_repos`, which shows only repos the caller may read.
 """
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd
-from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
 from tests.hub.conftest import Hub
 
@@ -79,3 +81,28 @@ def test_pull_requests_squash_reopen_and_merge(hub: Hub) -> None:
     assert squashed.commit_id != details.merge_commit_oid
     with pytest.raises(HfHubHTTPError):  # a merged pull request stays merged
         developer.change_discussion_status(repo_id, pull_request.num, new_status="open")
+
+
+def test_likes_are_listed_to_those_who_may_read_the_repo(hub: Hub) -> None:
+    developer, outsider = hub.api("developer"), hub.api("outsider")
+    repo_id = hub.new_repo("liked")
+    # huggingface_hub has no `like` (the Hub's web pages like): the same request by hand.
+    for _ in range(2):  # liking twice changes nothing
+        answer = httpx.post(
+            f"{hub.url}/api/models/{repo_id}/like", headers=hub.headers(), timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    likes = developer.list_liked_repos()
+    assert likes.user == "developer"
+    assert likes.models.count(repo_id) == 1
+    # `team` is private: its repos' names are not shown to a non-member.
+    assert repo_id not in outsider.list_liked_repos("developer").models
+    refused = httpx.post(
+        f"{hub.url}/api/models/{repo_id}/like", headers=hub.headers("outsider"), timeout=30
+    )
+    assert refused.status_code == 404
+
+    developer.unlike(repo_id)
+    assert repo_id not in developer.list_liked_repos().models
+    with pytest.raises(RepositoryNotFoundError):
+        developer.unlike("team/missing-repo-id")

@@ -52,6 +52,7 @@ from hubproxy.hub.discussions import (
     move_pull_request_head,
 )
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
+from hubproxy.hub.likes import HubLikes
 from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
 from hubproxy.hub.repos import (
     BRANCH,
@@ -162,6 +163,7 @@ class HostedRepoWriter:
     ) -> None:
         self.repos = repos
         self.discussions = HubDiscussions(repos.database)
+        self.likes = HubLikes(repos.database)
         self.content = content
         self.lfs_threshold = lfs_threshold
         self.upload_links = UploadLinks(repos, signer)
