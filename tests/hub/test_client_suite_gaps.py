@@ -7,15 +7,18 @@
 - a commit or pull request against a commit sha is a 404 `RevisionNotFoundError`;
 - `super_squash_history` squashes a pull request's `refs/pr/N`;
 - a pull request already opened by its first commit can be opened again, then merged;
-- likes: `POST .../like`, `unlike`, `list_liked_repos`, which shows only repos the caller may read.
+- likes: `POST .../like`, `unlike`, `list_liked_repos`, which shows only repos the caller may read;
+- a new space starts with a README.md naming its SDK (huggingface_hub's card helpers update it).
 """
+
+from pathlib import Path
 
 import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from tests.hub.conftest import Hub
+from tests.hub.conftest import Hub, unique_repo_id
 
 INVALID_CARD = b"\n---\nmodel-index: foo\n---\n\nA card with invalid metadata.\n"
 
@@ -106,3 +109,25 @@ def test_likes_are_listed_to_those_who_may_read_the_repo(hub: Hub) -> None:
     assert repo_id not in developer.list_liked_repos().models
     with pytest.raises(RepositoryNotFoundError):
         developer.unlike("team/missing-repo-id")
+
+
+def test_a_new_space_starts_with_a_card_naming_its_sdk(hub: Hub, tmp_path: Path) -> None:
+    api = hub.api("developer")
+    repo_id = unique_repo_id("team", "space")
+    api.create_repo(repo_id, repo_type="space", space_sdk="static")
+    assert sorted(api.list_repo_files(repo_id, repo_type="space")) == [
+        ".gitattributes",
+        "README.md",
+    ]
+    card = api.hf_hub_download(repo_id, "README.md", repo_type="space", cache_dir=tmp_path)
+    assert "sdk: static" in Path(card).read_text()
+    # huggingface_hub checks the SDK itself: an unknown one sent by hand.
+    body = {"name": unique_repo_id("team", "space").split("/")[1], "organization": "team"}
+    answer = httpx.post(
+        f"{hub.url}/api/repos/create",
+        json={**body, "type": "space", "sdk": "php"},
+        headers=hub.headers(),
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["x-error-code"]

@@ -29,7 +29,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
-from hubproxy.hub.cards import MAX_CARD_BYTES, validate_card
+from hubproxy.hub.cards import MAX_CARD_BYTES, space_card, validate_card
 from hubproxy.hub.commits import (
     AddFile,
     AddLfsFile,
@@ -171,11 +171,18 @@ class HostedRepoWriter:
 
     # Repos ----------------------------------------------------------------------------
 
-    async def create_repo(self, ref: RepoRef, *, private: bool, creator: str) -> None:
-        """A repo whose `main` holds one commit with the default `.gitattributes`."""
-        attributes = GITATTRIBUTES.encode()
-        await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(attributes))), attributes)
-        files = {".gitattributes": HubFile(len(attributes), git_blob_oid(attributes))}
+    async def create_repo(
+        self, ref: RepoRef, *, private: bool, creator: str, space_sdk: str | None = None
+    ) -> None:
+        """A repo whose `main` holds one commit with the default `.gitattributes` (and, for
+        a space, a README.md naming its `space_sdk`)."""
+        initial_files = {".gitattributes": GITATTRIBUTES.encode()}
+        if ref.repo_type == "space" and space_sdk is not None:
+            initial_files["README.md"] = space_card(ref.repo_id.split("/")[-1], space_sdk).encode()
+        files: dict[str, HubFile] = {}
+        for path, content in initial_files.items():
+            await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(content))), content)
+            files[path] = HubFile(len(content), git_blob_oid(content))
         initial = _new_commit(files, [], creator, INITIAL_COMMIT_TITLE, INITIAL_COMMIT_TITLE)
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
