@@ -74,6 +74,8 @@ URLS: dict[str, list[str]] = {
     "tokens": ["/api/hubproxy/tokens"],
     "token": ["/api/hubproxy/tokens/{v}", "/api/hubproxy/tokens/tok_000000000000"],
     "whoami": ["/api/whoami-v2"],
+    "repo_like": [f"{REPO_API}/like", "/api/models/{v}/x/like"],
+    "user_likes": ["/api/users/{v}/likes"],
     "admin_users": ["/api/hubproxy/admin/users"],
     "admin_user_disabled": ["/api/hubproxy/admin/users/{v}/disabled"],
     "admin_projects": ["/api/hubproxy/admin/projects"],

@@ -61,6 +61,8 @@ URLS: dict[str, str] = {
     "tokens": "/api/hubproxy/tokens?user=root",
     "token": "/api/hubproxy/tokens/tok_000000000000",
     "whoami": "/api/whoami-v2",
+    "repo_like": f"{REPO_API}/like",
+    "user_likes": "/api/users/developer/likes",
     "admin_users": "/api/hubproxy/admin/users",
     "admin_user_disabled": "/api/hubproxy/admin/users/developer/disabled",
     "admin_projects": "/api/hubproxy/admin/projects",

@@ -30,6 +30,7 @@ from hubproxy.hf_api import (
     discussions,
     hosted,
     lfs,
+    likes,
     projects,
     repos,
     resolve,
@@ -156,6 +157,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "token": Endpoint(tokens.token, {"DELETE": None}, {"DELETE": "token_revoke"}, users_only=True),
     "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
+    # A like is the caller's own: reading the repo is enough, as on huggingface.co.
+    "repo_like": Endpoint(likes.like, {"POST": READ, "DELETE": READ}, users_only=True),
+    # Lists only the liked repos the caller may read.
+    "user_likes": Endpoint(likes.user_likes, {"GET": None}),
     # Platform administration: what `hubproxy admin --endpoint` calls.
     "admin_users": Endpoint(
         admin.users, {"GET": ADMINISTER, "POST": ADMINISTER}, {"POST": "user_create"}

@@ -26,7 +26,7 @@ from hubproxy.errors import BadRequest, Conflict
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
-from hubproxy.hub.cards import validate_card
+from hubproxy.hub.cards import SPACE_SDKS, validate_card
 from hubproxy.naming import RepoRef, repo_ref
 
 # preupload and LFS batch bodies list up to thousands of files.
@@ -136,11 +136,22 @@ async def create_repo(call: Call) -> Response:
             call.repo,
             private=bool(private) or not project.public,
             creator=call.principal.name,
+            space_sdk=space_sdk(payload) if call.repo.repo_type == "space" else None,
         )
     except Conflict as error:
         # `create_repo(exist_ok=True)` reads the URL from the 409 body.
         raise Conflict(error.message, details={"url": url}) from None
     return JSONResponse({"url": url, "name": call.repo.repo_id, "id": call.repo.repo_id})
+
+
+def space_sdk(payload: dict[str, Any]) -> str | None:
+    """The `sdk` a new space is created with (huggingface_hub sends `space_sdk` as `sdk`)."""
+    sdk = payload.get("sdk")
+    if sdk is None:
+        return None
+    if sdk not in SPACE_SDKS:
+        raise BadRequest(f"Invalid space SDK {sdk!r}: one of {', '.join(SPACE_SDKS)}")
+    return str(sdk)
 
 
 def check_visibility(project: Project, private: bool | None) -> None:

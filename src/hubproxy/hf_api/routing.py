@@ -26,7 +26,7 @@ REPO_ACTIONS = frozenset(
     {
         "revision", "tree", "paths-info", "refs", "commits", "preupload", "commit", "branch",
         "tag", "xet-write-token", "xet-read-token", "settings", "auth-check", "super-squash",
-        "discussions",
+        "discussions", "like",
     }
 )  # fmt: skip
 # Endpoints `/api/{type}s/{repo}/<segment>/{revision}` (writes, and the Xet read token).
@@ -156,6 +156,8 @@ def _api_repo_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
         return RouteMatch("refs", ref)
     if action == "discussions":
         return _discussion_route(ref, rest)
+    if action == "like" and rest in ([], [""]):
+        return RouteMatch("repo_like", ref)
     if action == "settings" and rest in ([], [""]):
         return RouteMatch("repo_settings", ref)
     if action == "auth-check" and rest in ([], [""], ["write"]):
@@ -284,6 +286,8 @@ def _match_route(raw_path: bytes) -> RouteMatch | None:
         if segments[1:] in (["repos", "create"], ["repos", "delete"], ["repos", "move"]):
             # The repo is named in the JSON body (`hosted.repo_from_body`).
             return RouteMatch(f"{segments[2]}_repo")
+        if head == "users" and len(segments) == 4 and segments[3] == "likes":
+            return RouteMatch("user_likes", subject=namespace(segments[2]))
         if segments[1:] == ["whoami-v2"]:
             return RouteMatch("whoami")
         if segments[1:] == ["agent-harnesses"]:

@@ -79,8 +79,9 @@ class CardCheck:
 
 
 def metadata_block(content: str) -> str | None:
-    """The YAML text between the leading `---` lines, or None when there is none."""
-    text = content.lstrip("\ufeff")
+    """The YAML text between the leading `---` lines, or None when there is none. Blank
+    lines may come before the first `---` (huggingface_hub and huggingface.co accept them)."""
+    text = content.lstrip("\ufeff").lstrip()
     lines = text.splitlines()
     if not lines or lines[0].rstrip() != "---":
         return None
@@ -140,3 +141,12 @@ def validate_card(content: str, repo_type: str) -> CardCheck:
         if kind is not None and not _kind_ok(kind, value):
             check.errors.append(f'"{name}" must be {kind}')
     return check
+
+
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
+
+
+def space_card(name: str, sdk: str) -> str:
+    """The README.md a new space starts with, as on huggingface.co: the metadata that says
+    how the space is built (hubproxy runs no spaces, but clients read and update it)."""
+    return f"---\ntitle: {name}\nsdk: {sdk}\npinned: false\n---\n\n# {name}\n"

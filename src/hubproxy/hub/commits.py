@@ -97,8 +97,10 @@ StoreContent = Callable[[str, bytes], Awaitable[None]]
 
 def commit_path(raw: str) -> str:
     """A path a commit line names: a `..` segment is a 422 (as on huggingface.co), anything
-    else `naming.path_in_repo` refuses a 400; a backslash is an ordinary character."""
-    if ".." in raw.split("/"):
+    else `naming.path_in_repo` refuses a 400. A backslash is an ordinary character, but a
+    path that starts with `..\\` is refused like `../` (huggingface.co does the same; later
+    `..\\` are left to clients, which refuse to download such files)."""
+    if ".." in raw.split("/") or raw.startswith("..\\"):
         raise UploadRejected(f"Invalid path '{raw}': a path cannot contain '..' segments")
     return path_in_repo(raw)
 

@@ -376,13 +376,14 @@ class HubDiscussions:
         self, ref: RepoRef, num: int, author: str, status: str, comment: str | None
     ) -> EventRecord:
         """Open or close a discussion (a merged pull request stays merged); a comment first
-        when given."""
+        when given. Opening is idempotent and publishes a draft: huggingface_hub opens a pull
+        request it just committed to (which opened its draft) before merging it."""
 
         def store(connection: sqlite3.Connection) -> EventRecord:
             found = _get(connection, ref, num)
             if found.status == MERGED:
                 raise BadRequest("This pull request is merged: its status cannot change")
-            if found.status == status or (status == OPEN and found.status == DRAFT):
+            if found.status == status == CLOSED:
                 raise BadRequest(f"This discussion is already {found.status}")
             now = time.time()
             if comment is not None:

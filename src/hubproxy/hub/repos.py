@@ -97,7 +97,7 @@ def _record_of(row: sqlite3.Row) -> RepoRecord:
 # Tables whose rows belong to one hosted repo (renamed together by a move).
 _REPO_TABLES = (
     "hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files",
-    "hub_discussions", "hub_discussion_events",
+    "hub_discussions", "hub_discussion_events", "hub_likes",
 )  # fmt: skip
 # `refs/pr/N`: pull request N's head (`hub.discussions`).
 PULL_REQUEST_REF = re.compile(r"refs/pr/([1-9][0-9]{0,8})")

@@ -29,7 +29,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
-from hubproxy.hub.cards import MAX_CARD_BYTES, validate_card
+from hubproxy.hub.cards import MAX_CARD_BYTES, space_card, validate_card
 from hubproxy.hub.commits import (
     AddFile,
     AddLfsFile,
@@ -52,6 +52,7 @@ from hubproxy.hub.discussions import (
     move_pull_request_head,
 )
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
+from hubproxy.hub.likes import HubLikes
 from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
 from hubproxy.hub.repos import (
     BRANCH,
@@ -145,6 +146,15 @@ def ref_name(value: str, kind: str) -> str:
 _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
+def _existing_branch_name(value: str) -> str:
+    """The branch a commit goes to. A name no branch can have (a commit sha, `refs/...`)
+    names no existing branch: 404 `Invalid rev id`, as on huggingface.co, not a 400."""
+    try:
+        return ref_name(value, BRANCH)
+    except BadRequest:
+        raise RevisionNotFound(f"Invalid rev id: {value}") from None
+
+
 class HostedRepoWriter:
     """Changes to hosted repos."""
 
@@ -153,6 +163,7 @@ class HostedRepoWriter:
     ) -> None:
         self.repos = repos
         self.discussions = HubDiscussions(repos.database)
+        self.likes = HubLikes(repos.database)
         self.content = content
         self.lfs_threshold = lfs_threshold
         self.upload_links = UploadLinks(repos, signer)
@@ -160,11 +171,18 @@ class HostedRepoWriter:
 
     # Repos ----------------------------------------------------------------------------
 
-    async def create_repo(self, ref: RepoRef, *, private: bool, creator: str) -> None:
-        """A repo whose `main` holds one commit with the default `.gitattributes`."""
-        attributes = GITATTRIBUTES.encode()
-        await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(attributes))), attributes)
-        files = {".gitattributes": HubFile(len(attributes), git_blob_oid(attributes))}
+    async def create_repo(
+        self, ref: RepoRef, *, private: bool, creator: str, space_sdk: str | None = None
+    ) -> None:
+        """A repo whose `main` holds one commit with the default `.gitattributes` (and, for
+        a space, a README.md naming its `space_sdk`)."""
+        initial_files = {".gitattributes": GITATTRIBUTES.encode()}
+        if ref.repo_type == "space" and space_sdk is not None:
+            initial_files["README.md"] = space_card(ref.repo_id.split("/")[-1], space_sdk).encode()
+        files: dict[str, HubFile] = {}
+        for path, content in initial_files.items():
+            await self.content.store_bytes(str(BlobId("gitsha1", git_blob_oid(content))), content)
+            files[path] = HubFile(len(content), git_blob_oid(content))
         initial = _new_commit(files, [], creator, INITIAL_COMMIT_TITLE, INITIAL_COMMIT_TITLE)
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
@@ -265,7 +283,7 @@ class HostedRepoWriter:
         pull_request = PULL_REQUEST_REF.fullmatch(revision_name)
         if pull_request is not None and create_pr:
             raise BadRequest("A pull request targets a branch, not refs/pr/N")
-        branch = revision_name if pull_request else ref_name(revision_name, BRANCH)
+        branch = revision_name if pull_request else _existing_branch_name(revision_name)
         # Base64 of a file just under the LFS threshold, plus the JSON around it.
         max_line = self.lfs_threshold * 4 // 3 + 64 * 1024
         header, operations = await read_operations(body, max_line, self._store_regular)
@@ -443,7 +461,13 @@ class HostedRepoWriter:
             )
 
     async def super_squash(self, ref: RepoRef, name: str, message: str, author: str) -> str:
-        """Replace the history of branch `name` by one commit holding its files."""
+        """Replace the history of branch `name` (or pull request `refs/pr/N`, which the
+        dataset viewer squashes) by one commit holding its files."""
+        pull_request = PULL_REQUEST_REF.fullmatch(name)
+        if pull_request is not None:
+            return await self._super_squash_pull_request(
+                ref, int(pull_request.group(1)), message, author
+            )
         branch = ref_name(name, BRANCH)
         async with self._locks[ref]:
             head = (await self.repos.refs(ref))[BRANCH].get(branch)
@@ -453,6 +477,23 @@ class HostedRepoWriter:
             title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
             commit = _new_commit(files, [], author, title, message or title)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
+            return commit.sha
+
+    async def _super_squash_pull_request(
+        self, ref: RepoRef, num: int, message: str, author: str
+    ) -> str:
+        async with self._locks[ref]:
+            head = (await self.repos.pull_request_refs(ref)).get(num)
+            if head is None:
+                raise RevisionNotFound(f"Invalid rev id: refs/pr/{num}")
+            files = await self.repos.files(ref, head)
+            title = message.split("\n", 1)[0].strip() or f"Super-squash refs/pr/{num}"
+            commit = _new_commit(files, [], author, title, message or title)
+
+            def move(connection: sqlite3.Connection) -> None:
+                move_pull_request_head(connection, ref, num, head, commit.sha, title, author)
+
+            await self.repos.store_commit(ref, commit, files, move)
             return commit.sha
 
     async def _lfs_sizes(self, ref: RepoRef, operations: list[Operation]) -> dict[str, int]:
