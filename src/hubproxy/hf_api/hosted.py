@@ -223,7 +223,7 @@ async def commit(call: Call) -> Response:
         call.repo,
         call.revision,
         body_stream(call.request),
-        call.principal.name,
+        call.actor,
         create_pr=creates_pull_request(call.request),
     )
     call.record.commit_sha = created.sha
@@ -245,32 +245,32 @@ async def super_squash(call: Call) -> Response:
     message = payload.get("message", "")
     if not isinstance(message, str) or len(message) > 64 * 1024:
         raise BadRequest("'message' must be a commit message")
-    sha = await call.hub.super_squash(call.repo, call.revision, message, call.principal.name)
+    sha = await call.hub.super_squash(call.repo, call.revision, message, call.actor)
     call.record.commit_sha, call.record.reason = sha, "super-squash"
     return JSONResponse({"commitOid": sha})
 
 
 async def branch(call: Call) -> Response:
     if call.request.method == "DELETE":
-        await call.hub.delete_branch(call.repo, call.revision)
+        await call.hub.delete_branch(call.repo, call.revision, call.actor)
         return PlainTextResponse("OK")
     payload = await json_object(call.request)
     starting_point = payload.get("startingPoint")
     if starting_point is not None and not isinstance(starting_point, str):
         raise BadRequest("'startingPoint' must be a revision")
-    await call.hub.create_branch(call.repo, call.revision, starting_point)
+    await call.hub.create_branch(call.repo, call.revision, starting_point, call.actor)
     return PlainTextResponse("OK")
 
 
 async def tag(call: Call) -> Response:
     if call.request.method == "DELETE":
-        await call.hub.delete_tag(call.repo, call.revision)
+        await call.hub.delete_tag(call.repo, call.revision, call.actor)
         return PlainTextResponse("OK")
     payload = await json_object(call.request)
     name = payload.get("tag")
     if not isinstance(name, str) or not name:
         raise BadRequest("Request body needs a 'tag'")
-    await call.hub.create_tag(call.repo, call.revision, name)
+    await call.hub.create_tag(call.repo, call.revision, name, call.actor)
     call.record.path = name
     return PlainTextResponse("OK")
 

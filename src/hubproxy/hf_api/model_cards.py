@@ -1,0 +1,31 @@
+"""The card (README.md) metadata of a repo at a revision, read through its store: the same
+for hosted repos and proxied (cached) ones. Used by the registry view, lineage and listings."""
+
+from typing import Any
+
+from hubproxy.errors import EntryNotFound, RevisionNotFound
+from hubproxy.hub.cards import MAX_CARD_BYTES, card_metadata, registry_card
+from hubproxy.naming import RepoRef
+from hubproxy.stores import RepoStore
+
+CARD_PATH = "README.md"
+
+
+async def metadata_at(store: RepoStore, ref: RepoRef, revision: str) -> dict[str, Any] | None:
+    """The card metadata mapping at `revision` ({} for a card without any); None when the
+    revision has no card."""
+    try:
+        entry = await store.file_entry(ref, revision, CARD_PATH)
+    except (EntryNotFound, RevisionNotFound):
+        return None
+    if entry.size > MAX_CARD_BYTES:
+        return {}
+    pieces = [piece async for piece in store.read(entry, 0, entry.size)]
+    content = b"".join(piece for piece in pieces if isinstance(piece, bytes))
+    return card_metadata(content.decode("utf-8", errors="replace"))
+
+
+async def card_at(store: RepoStore, ref: RepoRef, revision: str) -> dict[str, Any] | None:
+    """What the registry shows of the card at `revision` (`cards.registry_card`), or None."""
+    metadata = await metadata_at(store, ref, revision)
+    return None if metadata is None else registry_card(metadata)
