@@ -23,6 +23,7 @@ from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import CREATE_REPO
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict
+from hubproxy.hf_api import listings
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
@@ -276,8 +277,11 @@ async def tag(call: Call) -> Response:
 
 
 async def list_repos(call: Call) -> Response:
-    """`list_models(author=..., search=..., limit=...)` & co. over hosted projects: the repos
-    the caller may read. Upstream repos are not listed through hubproxy."""
+    """`list_models(author=..., search=..., filter=..., sort=..., cardData=True, limit=...)`
+    & co. over hosted projects: the repos the caller may read. Upstream repos are not listed
+    through hubproxy. Filters match the tags huggingface.co derives from the card
+    (`listings.card_tags`: its tags, `base_model:...`, `dataset:...`, `license:...`, the
+    library and pipeline), every one of them at once."""
     query = call.request.query_params
     search = query.get("search", "").lower()
     limit = whole_number_query(call.request, "limit")
@@ -287,6 +291,7 @@ async def list_repos(call: Call) -> Response:
         authorize_listing(caller, query.get("author"), snapshot, require_auth=require_auth)
     )
     author = decision.project.name if decision.project else None
+    wanted = listings.ListingQuery.of(query)
 
     def hosted(namespace: str) -> bool:
         project = snapshot.project_of(namespace)
@@ -303,10 +308,19 @@ async def list_repos(call: Call) -> Response:
         repo_id: RepoVisibility(record.private, record.gated) for repo_id, record in records.items()
     }
     visible = readable(caller, visibility, snapshot)
-    if limit is not None:
-        visible = visible[:limit]
+    if limit is not None and not wanted.needs_cards and wanted.sort is None:
+        visible = visible[:limit]  # no more summaries than are shown
     hosted_store = call.services.hosted
-    return JSONResponse([await hosted_store.summary(records[repo_id]) for repo_id in visible])
+    summaries = [await hosted_store.summary(records[repo_id]) for repo_id in visible]
+    if wanted.needs_cards:
+        assert call.route.listed_type is not None
+        summaries = await listings.with_cards(
+            hosted_store, call.route.listed_type, summaries, wanted
+        )
+    summaries = listings.sorted_summaries(summaries, wanted)
+    if limit is not None:
+        summaries = summaries[:limit]
+    return JSONResponse(summaries)
 
 
 async def validate_yaml(call: Call) -> Response:

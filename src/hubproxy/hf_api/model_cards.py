@@ -3,7 +3,8 @@ for hosted repos and proxied (cached) ones. Used by the registry view, lineage a
 
 from typing import Any
 
-from hubproxy.errors import EntryNotFound, RevisionNotFound
+from hubproxy.cache.storage.base import FileSegment
+from hubproxy.errors import EntryNotFound, RevisionNotFound, StorageUnavailable
 from hubproxy.hub.cards import MAX_CARD_BYTES, card_metadata, registry_card
 from hubproxy.naming import RepoRef
 from hubproxy.stores import RepoStore
@@ -20,8 +21,12 @@ async def metadata_at(store: RepoStore, ref: RepoRef, revision: str) -> dict[str
         return None
     if entry.size > MAX_CARD_BYTES:
         return {}
-    pieces = [piece async for piece in store.read(entry, 0, entry.size)]
-    content = b"".join(piece for piece in pieces if isinstance(piece, bytes))
+    content = bytearray()
+    async for piece in store.read(entry, 0, entry.size):
+        if isinstance(piece, FileSegment):  # not asked for (files=False), but closed if given
+            piece.close()
+            raise StorageUnavailable("The card came as an open file")
+        content += piece
     return card_metadata(content.decode("utf-8", errors="replace"))
 
 
