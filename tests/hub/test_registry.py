@@ -106,7 +106,8 @@ def test_a_teams_week_tag_promote_serve_review_merge_promote(hub: Hub, tmp_path:
     assert moved.value.response.headers["x-error-code"] == "RefProtected"
     created = promote(hub, "maintainer", repo_id, "v1", expected=None)
     assert created.status_code == 200, created.text
-    assert created.json()["from"] is None and created.json()["to"] == v1
+    assert created.json()["from"] is None
+    assert created.json()["to"] == v1
     assert served_config(hub, repo_id, tmp_path / "serving")["version"] == 1
 
     # From now on main changes only by a reviewed pull request.
@@ -250,7 +251,8 @@ def test_list_models_filters_on_base_model_and_card_tags(hub: Hub) -> None:
     assert sorted(model.id for model in found) == tuned
     modified = [model.last_modified for model in found]
     assert modified == sorted(modified, reverse=True)  # type: ignore[type-var]
-    assert found[0].card_data is not None and found[0].card_data.license == "mit"
+    assert found[0].card_data is not None
+    assert found[0].card_data.license == "mit"
     assert "license:mit" in (found[0].tags or [])
     both = list(
         hub.api("viewer").list_models(filter=["searchable", "sentiment"], search="searchtuned")
