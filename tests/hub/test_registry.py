@@ -13,6 +13,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from tests.governance.conftest import admin
 from tests.hub.conftest import Hub, unique_repo_id
+from tests.support.cli import run_cli
 
 CARD = """---
 license: apache-2.0
@@ -258,3 +259,41 @@ def test_list_models_filters_on_base_model_and_card_tags(hub: Hub) -> None:
         hub.api("viewer").list_models(filter=["searchable", "sentiment"], search="searchtuned")
     )
     assert [model.id for model in both] == [tuned[0]], [(m.id, m.tags) for m in both]
+
+
+def test_the_command_line_protects_promotes_and_shows(hub: Hub) -> None:
+    repo_id = hub.new_repo("registry-cli")
+    hub.api("developer").upload_file(
+        path_or_fileobj=card(0.9), path_in_repo="README.md", repo_id=repo_id
+    )
+    head = hub.head(repo_id)
+    # On the data dir, beside the running server.
+    admin(hub.data_dir, "protect", repo_id, "v*", "--immutable", "--min-role", "maintainer")
+    listed = json.loads(admin(hub.data_dir, "protect", repo_id, "--json").stdout)
+    assert listed == [
+        {"pattern": "v*", "minRole": "maintainer", "immutable": True, "viaPr": False,
+         "scope": "repo"}
+    ]  # fmt: skip
+    server = ("--endpoint", hub.url, "--token")
+    maintainer = hub.tokens["maintainer"]
+    assert maintainer is not None
+    hub.api("maintainer").create_tag(repo_id, tag="v1")
+    promoted = run_cli("registry", "promote", repo_id, "--alias", "champion", "--to", "v1",
+                       "--expect", "none", *server, maintainer)  # fmt: skip
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"champion - -> {head[:12]} (v1)" in promoted.stdout
+    stale = run_cli("registry", "promote", repo_id, "--alias", "champion", "--to", "main",
+                    "--expect", "0" * 40, *server, maintainer)  # fmt: skip
+    assert stale.returncode == 4
+    assert "409" in stale.stderr
+    shown = run_cli("registry", "show", repo_id, *server, maintainer)
+    assert shown.returncode == 0, shown.stderr
+    assert "accuracy=0.9" in shown.stdout
+    assert "champion" in shown.stdout
+    aliases = json.loads(run_cli("registry", "aliases", repo_id, "--json", *server,
+                                 maintainer).stdout)  # fmt: skip
+    assert [(item["name"], item["commit"]) for item in aliases] == [("champion", head)]
+    refused = run_cli("admin", "protect", repo_id, "main", "--via-pr", *server,
+                      hub.tokens["developer"] or "")  # fmt: skip
+    assert refused.returncode == 1
+    assert "403" in refused.stderr

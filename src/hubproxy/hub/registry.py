@@ -146,50 +146,66 @@ class HubRegistry:
         return [rule for rule in await self.rules(ref) if rule.scope == "repo"]
 
     async def project_rules(self, project: str) -> list[ProtectionRule]:
-        def load(connection: sqlite3.Connection) -> list[ProtectionRule]:
-            rows = connection.execute(
-                "SELECT * FROM project_protections WHERE project = ? ORDER BY pattern", (project,)
-            )
-            return [_rule_of(row, "project") for row in rows]
-
-        return await self.database.run(load)
+        return await self.database.run(lambda connection: project_rules(connection, project))
 
     async def protect(
         self, rule: ProtectionRule, author: str, *, repo: RepoRef | None, project: str | None
     ) -> None:
         """Add or replace the rule for `rule.pattern` of a repo, or of a project."""
-
-        def store(connection: sqlite3.Connection) -> None:
-            values = (
-                rule.pattern, rule.min_role, int(rule.immutable), int(rule.via_pr),
-                time.time(), author,
-            )  # fmt: skip
-            if repo is not None:
-                connection.execute(
-                    "INSERT OR REPLACE INTO hub_protections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*_key(repo), *values),
-                )
-            else:
-                connection.execute(
-                    "INSERT OR REPLACE INTO project_protections VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (project, *values),
-                )
-
-        await self.database.run(store)
+        await self.database.run(
+            lambda connection: store_rule(connection, rule, author, repo=repo, project=project)
+        )
 
     async def unprotect(self, pattern: str, *, repo: RepoRef | None, project: str | None) -> bool:
         """Remove the rule for `pattern`; whether there was one."""
+        return await self.database.run(
+            lambda connection: delete_rule(connection, pattern, repo=repo, project=project)
+        )
 
-        def store(connection: sqlite3.Connection) -> int:
-            if repo is not None:
-                return connection.execute(
-                    "DELETE FROM hub_protections WHERE repo_type = ? AND repo_id = ?"
-                    " AND pattern = ?",
-                    (*_key(repo), pattern),
-                ).rowcount
-            return connection.execute(
-                "DELETE FROM project_protections WHERE project = ? AND pattern = ?",
-                (project, pattern),
-            ).rowcount
 
-        return bool(await self.database.run(store))
+def store_rule(
+    connection: sqlite3.Connection,
+    rule: ProtectionRule,
+    author: str,
+    *,
+    repo: RepoRef | None,
+    project: str | None,
+) -> None:
+    """Add or replace the rule for `rule.pattern` of a repo (which must exist), or of a
+    project; shared by the API and `hubproxy admin protect` on the data dir."""
+    values = (
+        rule.pattern, rule.min_role, int(rule.immutable), int(rule.via_pr), time.time(), author,
+    )  # fmt: skip
+    if repo is not None:
+        connection.execute(
+            "INSERT OR REPLACE INTO hub_protections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_key(repo), *values),
+        )
+    else:
+        connection.execute(
+            "INSERT OR REPLACE INTO project_protections VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (project, *values),
+        )
+
+
+def delete_rule(
+    connection: sqlite3.Connection, pattern: str, *, repo: RepoRef | None, project: str | None
+) -> bool:
+    """Remove the rule for `pattern` of a repo or a project; whether there was one."""
+    if repo is not None:
+        cursor = connection.execute(
+            "DELETE FROM hub_protections WHERE repo_type = ? AND repo_id = ? AND pattern = ?",
+            (*_key(repo), pattern),
+        )
+    else:
+        cursor = connection.execute(
+            "DELETE FROM project_protections WHERE project = ? AND pattern = ?", (project, pattern)
+        )
+    return bool(cursor.rowcount)
+
+
+def project_rules(connection: sqlite3.Connection, project: str) -> list[ProtectionRule]:
+    rows = connection.execute(
+        "SELECT * FROM project_protections WHERE project = ? ORDER BY pattern", (project,)
+    )
+    return [_rule_of(row, "project") for row in rows]
