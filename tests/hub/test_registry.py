@@ -187,6 +187,18 @@ def test_aliases_are_refused_where_a_branch_or_tag_has_the_name(hub: Hub) -> Non
     assert missing.status_code == 404
     bad = call(hub, "maintainer", "PUT", repo_id, "aliases", "champion", json={"target": 3})
     assert bad.status_code == 400
+    assert promote(hub, "maintainer", repo_id, "main", expected=None).status_code == 409
+    # An alias of its own: deleted as an alias, never as a plain branch.
+    made = call(hub, "maintainer", "PUT", repo_id, "aliases", "staging", json={"target": "main"})
+    assert made.status_code == 200, made.text
+    with pytest.raises(HfHubHTTPError) as deleted:
+        hub.api("maintainer").delete_branch(repo_id, branch="staging")
+    assert deleted.value.response.headers["x-error-code"] == "RefProtected"
+    removed = call(hub, "maintainer", "DELETE", repo_id, "aliases", "staging")
+    assert removed.status_code == 200
+    branches = hub.api("viewer").list_repo_refs(repo_id).branches
+    assert sorted(branch.name for branch in branches) == ["champion", "main"]
+    assert call(hub, "viewer", "GET", repo_id, "aliases").json() == []
 
 
 def test_project_rules_apply_to_every_repo_and_need_an_admin(hub: Hub) -> None:
