@@ -13,6 +13,7 @@ Lineage (`/lineage`) is `hf_api.lineage`. Authorization comes from the endpoint 
 protection rules allow is decided in `auth.protections` when a ref moves.
 """
 
+import re
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -31,6 +32,8 @@ from hubproxy.ref_rules import DEFAULT_MIN_ROLE, ProtectionRule
 # The newest commits of `main` the registry view lists besides tagged and aliased ones.
 MAX_LISTED_COMMITS = 50
 MAX_MESSAGE = 4096
+# The commit a promotion expects the alias at: a full or abbreviated (git's 7 on) sha.
+EXPECTED_SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
 def _require_hosted(call: Call) -> None:
@@ -84,8 +87,13 @@ async def _promote(call: Call, name: str) -> Response:
     target = revision(target)
     check_expected = "expected" in payload
     expected = payload.get("expected")
-    if expected is not None and (not isinstance(expected, str) or not expected):
-        raise BadRequest("'expected' must be the commit the alias is at, or null (a new alias)")
+    if expected is not None and (
+        not isinstance(expected, str) or not EXPECTED_SHA.fullmatch(expected)
+    ):
+        raise BadRequest(
+            "'expected' must be the commit the alias is at (7 to 40 hex digits), or null"
+            " (a new alias)"
+        )
     message = payload.get("message") or ""
     if message:
         message = checked_comment(message, "message")[:MAX_MESSAGE]
