@@ -226,7 +226,7 @@ def test_lineage_follows_base_models_and_refuses_cycles(hub: Hub) -> None:
     base, middle, leaf = (unique_repo_id("team", name) for name in ("base", "middle", "leaf"))
     other = unique_repo_id("team", "other")
     cards = {
-        base: f"---\nbase_model: {leaf}\ndatasets: [team/raw]\n---\n",  # a cycle back
+        base: "---\ndatasets: [team/raw]\n---\n",
         other: "---\ndatasets: [team/extra]\n---\n",
         middle: f"---\nbase_model: [{base}, {other}]\nbase_model_relation: merge\n---\n",
         leaf: f"---\nbase_model: {middle}\nbase_model_relation: finetune\n---\n",
@@ -235,10 +235,17 @@ def test_lineage_follows_base_models_and_refuses_cycles(hub: Hub) -> None:
         developer.create_repo(repo_id)
         developer.upload_file(path_or_fileobj=text.encode(), path_in_repo="README.md",
                               repo_id=repo_id)  # fmt: skip
+    # A card leading back to its own repo is refused when committed.
+    with pytest.raises(HfHubHTTPError) as cycle:
+        developer.upload_file(path_or_fileobj=f"---\nbase_model: {leaf}\n---\n".encode(),
+                              path_in_repo="README.md", repo_id=base)  # fmt: skip
+    assert cycle.value.response.status_code == 400
+    assert f"{base} -> {leaf} -> {middle} -> {base}" in cycle.value.response.text
+
     lineage = call(hub, "viewer", "GET", leaf, "lineage").json()
     depths = {node["id"]: node["depth"] for node in lineage["ancestors"]}
     assert depths == {middle: 1, base: 2, other: 2}
-    assert lineage["cycles"] == [[leaf, middle, base, leaf]]
+    assert lineage["cycles"] == []
     assert lineage["datasets"] == ["team/extra", "team/raw"]
     below = call(hub, "viewer", "GET", base, "lineage").json()["descendants"]
     assert [(item["id"], item["depth"]) for item in below] == [(middle, 1), (leaf, 2)]

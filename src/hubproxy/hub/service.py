@@ -29,7 +29,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
-from hubproxy.hub.cards import MAX_CARD_BYTES, validate_card
+from hubproxy.hub.cards import MAX_CARD_BYTES, card_metadata, strings, validate_card
 from hubproxy.hub.commits import (
     AddFile,
     AddLfsFile,
@@ -73,7 +73,7 @@ from hubproxy.hub.repos import (
 )
 from hubproxy.hub.upload_links import UploadLinks
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
-from hubproxy.naming import RepoRef, revision
+from hubproxy.naming import RepoRef, canonical_name, revision
 from hubproxy.ref_rules import Change, ProtectionRule, RefChange, RefGuard, Via
 from hubproxy.signing import Signer
 from hubproxy.stores import ContentStore, ContentUpload
@@ -97,6 +97,8 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+# How far a commit's card is followed through `base_model` to refuse cycles.
+MAX_LINEAGE_DEPTH = 16
 CARD_PATH = "README.md"
 # A `.gitattributes` or `.gitignore` larger than this is not read for preupload rules.
 MAX_RULES_FILE = 1024 * 1024
@@ -438,12 +440,53 @@ class HostedRepoWriter:
                     async for piece in self.content.read(blob, operation.size, 0, operation.size)
                 ]
             )
-            check = validate_card(content.decode("utf-8", errors="replace"), ref.repo_type)
+            text = content.decode("utf-8", errors="replace")
+            check = validate_card(text, ref.repo_type)
             if check.errors:
                 raise BadRequest(
                     "Invalid metadata in README.md.\n"
                     + "\n".join(f"- {error}" for error in check.errors)
                 )
+            if ref.repo_type == "model":
+                await self._check_lineage(ref, strings(card_metadata(text).get("base_model")))
+
+    async def _check_lineage(self, ref: RepoRef, bases: list[str]) -> None:
+        """A card whose `base_model` leads back to its own repo through hosted repos' cards
+        (at `main`) is refused (400): lineage is a graph without cycles."""
+        own = canonical_name(ref.repo_id)
+        path = [ref.repo_id]
+        seen: set[str] = set()
+
+        async def walk(names: list[str], depth: int) -> None:
+            for name in names:
+                if canonical_name(name) == own:
+                    chain = " -> ".join([*path, name])
+                    raise BadRequest(f"base_model makes a cycle: {chain}")
+                if canonical_name(name) in seen or depth >= MAX_LINEAGE_DEPTH:
+                    continue
+                seen.add(canonical_name(name))
+                path.append(name)
+                await walk(await self._base_models(name), depth + 1)
+                path.pop()
+
+        await walk(bases, 0)
+
+    async def _base_models(self, repo_id: str) -> list[str]:
+        """The `base_model` of a hosted model's card at `main` ([] when there is none)."""
+        if repo_id.count("/") != 1:
+            return []
+        record = await self.repos.find(RepoRef("model", repo_id))
+        if record is None:
+            return []
+        head = (await self.repos.refs(record.ref))[BRANCH].get(DEFAULT_BRANCH)
+        card = (await self.repos.files(record.ref, head)).get(CARD_PATH) if head else None
+        if card is None or card.size > MAX_CARD_BYTES:
+            return []
+        content = b"".join(
+            [piece async for piece in self.content.read(card.blob_id, card.size, 0, card.size)]
+        )
+        text = content.decode("utf-8", errors="replace")
+        return strings(card_metadata(text).get("base_model"))
 
     async def _store_regular(self, blob: str, content: bytes) -> None:
         await self.content.store_bytes(blob, content)
