@@ -5,6 +5,10 @@ stored and verified first, then one database transaction makes the commit (or re
 so a crash or a refused request leaves the repo exactly as it was. Commits to one repo are
 serialized in this process (one server per data dir), and the branch still moves by
 compare-and-swap.
+
+Every change of a branch or tag (commits, squashes, merges, creating and deleting refs,
+promotions of aliases) first passes `_guard`: the repo's protection rules and aliases
+(`hub.registry`) go to the caller's `ref_rules.RefGuard`, which `auth.protections` implements.
 """
 
 import asyncio
