@@ -70,6 +70,14 @@ class Forbidden(HubError):
     default_message = "You don't have the rights to perform this action"
 
 
+class RefProtected(Forbidden):
+    """403 `RefProtected`: a protection rule (or an alias, which moves only by promotion)
+    forbids this change of a branch or tag (`auth.protections`)."""
+
+    code = "RefProtected"
+    default_message = "This ref is protected"
+
+
 class RepoNotFound(HubError):
     """404 `RepoNotFound`: missing, or not visible to the caller (same answer on purpose)."""
 

@@ -22,4 +22,5 @@ def delete_project(
             f"project {name!r} holds {held} hosted repos: delete them first, or pass --delete-repos"
         )
     delete_namespace(connection, name)
+    connection.execute("DELETE FROM project_protections WHERE project = ?", (name,))
     return accounts.delete_project(connection, name)

@@ -83,6 +83,27 @@ URLS: dict[str, list[str]] = {
     "admin_robots": ["/api/hubproxy/admin/robots"],
     "admin_policy": ["/api/hubproxy/admin/policy"],
     "admin_audit": ["/api/hubproxy/admin/audit"],
+    "aliases": [
+        f"/api/hubproxy/models/{TARGET_REPO}/aliases",
+        "/api/hubproxy/models/{v}/x/aliases",
+    ],
+    "alias": [
+        f"/api/hubproxy/models/{TARGET_REPO}/aliases/{{v}}",
+        f"/api/hubproxy/models/{TARGET_REPO}/aliases/champion",
+    ],
+    "repo_protections": [
+        f"/api/hubproxy/models/{TARGET_REPO}/protections",
+        f"/api/hubproxy/models/{TARGET_REPO}/protections?pattern={{v}}",
+    ],
+    "project_protections": [
+        "/api/hubproxy/projects/{v}/protections",
+        "/api/hubproxy/projects/team/protections?pattern={v}",
+    ],
+    "repo_registry": [
+        f"/api/hubproxy/models/{TARGET_REPO}/registry",
+        "/api/hubproxy/models/{v}/x/registry",
+    ],
+    "repo_lineage": [f"/api/hubproxy/models/{TARGET_REPO}/lineage"],
     "agent_harnesses": ["/api/agent-harnesses"],
     "telemetry": ["/api/telemetry/{v}"],
 }

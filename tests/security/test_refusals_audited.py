@@ -70,6 +70,12 @@ URLS: dict[str, str] = {
     "admin_robots": "/api/hubproxy/admin/robots",
     "admin_policy": "/api/hubproxy/admin/policy",
     "admin_audit": "/api/hubproxy/admin/audit?before=1",
+    "aliases": f"/api/hubproxy/models/{TARGET_REPO}/aliases",
+    "alias": f"/api/hubproxy/models/{TARGET_REPO}/aliases/champion",
+    "repo_protections": f"/api/hubproxy/models/{TARGET_REPO}/protections?pattern=walked",
+    "project_protections": "/api/hubproxy/projects/team/protections?pattern=walked",
+    "repo_registry": f"/api/hubproxy/models/{TARGET_REPO}/registry",
+    "repo_lineage": f"/api/hubproxy/models/{TARGET_REPO}/lineage",
     "agent_harnesses": "/api/agent-harnesses",
     "telemetry": "/api/telemetry/walk",
 }
@@ -95,6 +101,9 @@ BODIES: dict[str, Any] = {
     "discussion_comment_edit": {"content": "walked"},
     "discussion_title": {"title": "A walked title"},
     "discussion_status": {"status": "closed"},
+    "alias": {"target": "main", "message": "walked"},
+    "repo_protections": {"pattern": "walked", "minRole": "admin"},
+    "project_protections": {"pattern": "walked", "minRole": "admin"},
 }
 # Answers that hide the private project from a caller who may not read it.
 HIDING = {404, 501}

@@ -82,6 +82,9 @@ AUDITED_ACTIONS = (
     "discussion_edit",
     "discussion_status",
     "discussion_merge",
+    "alias_promote",
+    "alias_delete",
+    "protection_change",
 )
 
 

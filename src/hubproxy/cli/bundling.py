@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubproxy.auth.accounts import create_project, list_projects
+from hubproxy.auth.protections import OPERATOR, decide
 from hubproxy.cache.bundles import BundleError, BundleReport, Bundles
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import Storage
@@ -33,6 +34,7 @@ from hubproxy.hub.bundles import HostedBundleError, export_section, import_secti
 from hubproxy.hub.repos import HubRepos
 from hubproxy.naming import RepoRef
 from hubproxy.progress import Progress
+from hubproxy.ref_rules import ProtectionRule, RefChange
 from hubproxy.settings import Settings
 
 SHA256_BLOB = "sha256:"
@@ -180,6 +182,22 @@ async def import_bundle(
                 f"created hosted project {namespace!r} ({visibility}, no members yet:"
                 f" hubproxy admin member add {namespace} USER --role viewer)"
             )
-        report.repos.append(await import_section(repos, plan))
+        report.repos.append(await import_section(repos, plan, _ImportGuard(plan.ref.repo_id)))
     await register_xet(xet, xet_plan)
     return report, notes
+
+
+class _ImportGuard:
+    """An import's ref changes, decided as the operator's (`auth.protections.OPERATOR`):
+    a refusal fails the import before the repo changes."""
+
+    name = OPERATOR.name
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+
+    def check(self, change: RefChange, rules: list[ProtectionRule], *, alias: bool) -> None:
+        decision = decide(OPERATOR, change, rules, alias=alias)
+        if not decision.allowed:
+            assert decision.error is not None
+            raise BundleError(f"{self.repo_id}: {decision.error.message}")

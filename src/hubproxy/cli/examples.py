@@ -32,6 +32,12 @@ EXAMPLES: dict[str, str] = {
     "admin member remove": "hubproxy admin member remove acme bob",
     "admin member list": "hubproxy admin member list acme --endpoint https://hub.example"
     " --token hp_...",
+    "admin protect": "hubproxy admin protect acme/sentiment 'v*' --immutable --min-role maintainer",
+    "registry promote": "hubproxy registry promote acme/sentiment --alias champion --to v3"
+    " --expect 1a2b3c4d --endpoint https://hub.example --token hp_...",
+    "registry aliases": "hubproxy registry aliases acme/sentiment",
+    "registry show": "hubproxy registry show acme/sentiment --json",
+    "registry lineage": "hubproxy registry lineage acme/sentiment-small",
     "admin policy show": "hubproxy admin policy show",
     "admin policy set": "hubproxy admin policy set --mode allow-list --pattern 'meta-llama/*'",
     "cache ls": "hubproxy cache ls --data-dir /var/lib/hubproxy",

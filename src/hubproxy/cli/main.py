@@ -15,6 +15,7 @@ from hubproxy.cli.common import add_shared_options, failure, settings_here
 from hubproxy.cli.connections import limited_protocol
 from hubproxy.cli.examples import attach_examples
 from hubproxy.cli.mirror import app as mirror_app
+from hubproxy.cli.registry import app as registry_app
 from hubproxy.datadir import DataDirInUse, ServerProcess, check_data_dir_free
 from hubproxy.settings import SETTING_FIELDS, SettingField, Settings, shown_default
 
@@ -171,13 +172,14 @@ app.command()(serve)
 app.add_typer(admin_app, name="admin")
 app.add_typer(cache_app, name="cache")
 app.add_typer(mirror_app, name="mirror")
+app.add_typer(registry_app, name="registry")
 
 
 def build_command() -> Any:
     """The whole `hubproxy` command tree (a click group built by typer), shared options
     attached."""
     command = typer.main.get_command(app)
-    add_shared_options(command)
+    add_shared_options(command, server_groups=("admin", "registry"))
     attach_examples(command)
     return command
 

@@ -331,6 +331,61 @@ LIKES = """
     CREATE INDEX hub_likes_by_repo ON hub_likes (repo_type, repo_id);
 """
 
+# 14: the model registry of hosted repos. An alias is a branch (so `revision="champion"`
+# resolves like any branch) recorded in `hub_aliases`: it moves only by promotion, and every
+# promotion is a row of `hub_promotions` (from '' when the promotion created it). Protection
+# rules are data, per repo (`hub_protections`) or per project (`project_protections`, no
+# foreign key: a project is an account record); `immutable` and `via_pr` are 0 or 1.
+# Plain portable SQL (TEXT, INTEGER, REAL only), one block.
+REGISTRY = """
+    CREATE TABLE hub_aliases (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, name),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE TABLE hub_promotions (
+        promotion_id TEXT PRIMARY KEY,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        from_commit TEXT NOT NULL,
+        to_commit TEXT NOT NULL,
+        target TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created REAL NOT NULL,
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE INDEX hub_promotions_by_alias ON hub_promotions (repo_type, repo_id, alias, created);
+    CREATE TABLE hub_protections (
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        min_role TEXT NOT NULL,
+        immutable INTEGER NOT NULL,
+        via_pr INTEGER NOT NULL,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (repo_type, repo_id, pattern),
+        FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
+    );
+    CREATE TABLE project_protections (
+        project TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        min_role TEXT NOT NULL,
+        immutable INTEGER NOT NULL,
+        via_pr INTEGER NOT NULL,
+        created REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (project, pattern)
+    );
+"""
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -349,4 +404,6 @@ STEPS: tuple[Step, ...] = (
     DISCUSSIONS,
     # 13: likes.
     LIKES,
+    # 14: aliases, promotions and protection rules (the model registry).
+    REGISTRY,
 )

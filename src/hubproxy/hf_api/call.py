@@ -16,6 +16,7 @@ from starlette.requests import Request
 from hubproxy.auth.accounts import AccountError, AccountsSnapshot, Project
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.principal import Principal
+from hubproxy.auth.protections import RefActor, actor_for
 from hubproxy.hf_api.context import Services, public_base_url
 from hubproxy.hf_api.routing import RouteMatch
 from hubproxy.hub.service import HostedRepoWriter
@@ -53,6 +54,11 @@ class Call:
     def revision(self) -> str:
         assert self.route.revision is not None
         return self.route.revision
+
+    @property
+    def actor(self) -> RefActor:
+        """The caller as the ref protection rules see it (`auth.protections`)."""
+        return actor_for(self.principal, self.project)
 
     @property
     def settings(self) -> Settings:

@@ -270,6 +270,6 @@ async def merge_pull_request(call: Call) -> Response:
         text = checked_comment(text)
     num = _num(call)
     call.record.revision = f"refs/pr/{num}"
-    sha = await call.hub.merge_pull_request(call.repo, num, call.principal.name, text)
+    sha = await call.hub.merge_pull_request(call.repo, num, call.actor, text)
     call.record.commit_sha = sha
     return JSONResponse({"status": MERGED, "mergeCommitId": sha})

@@ -31,7 +31,9 @@ from hubproxy.hf_api import (
     hosted,
     lfs,
     likes,
+    lineage,
     projects,
+    registry,
     repos,
     resolve,
     tokens,
@@ -140,6 +142,27 @@ ENDPOINTS: dict[str, Endpoint] = {
     "discussion_merge": Endpoint(
         discussions.merge_pull_request, {"POST": MANAGE_REFS}, {"POST": "discussion_merge"}
     ),
+    # The model registry: reading is reading the repo; promoting and removing an alias is
+    # `manage_refs` (maintainers), and the protection rules then decide per ref; changing the
+    # rules is `manage_members` (admins), as much as deciding who is a maintainer.
+    "aliases": Endpoint(registry.aliases, _READ),
+    "alias": Endpoint(
+        registry.alias,
+        {"GET": READ, "HEAD": READ, "PUT": MANAGE_REFS, "DELETE": MANAGE_REFS},
+        {"PUT": "alias_promote", "DELETE": "alias_delete"},
+    ),
+    "repo_protections": Endpoint(
+        registry.protections,
+        {"GET": READ, "PUT": MANAGE_MEMBERS, "DELETE": MANAGE_MEMBERS},
+        {"PUT": "protection_change", "DELETE": "protection_change"},
+    ),
+    "project_protections": Endpoint(
+        registry.project_protections,
+        {"GET": READ, "PUT": MANAGE_MEMBERS, "DELETE": MANAGE_MEMBERS},
+        {"PUT": "protection_change", "DELETE": "protection_change"},
+    ),
+    "repo_registry": Endpoint(registry.registry_view, _READ),
+    "repo_lineage": Endpoint(lineage.lineage, _READ),
     "project_members": Endpoint(projects.members, {"GET": MANAGE_MEMBERS}),
     "project_member": Endpoint(
         projects.member,

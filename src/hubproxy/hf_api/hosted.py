@@ -23,6 +23,7 @@ from hubproxy.auth.principal import Principal
 from hubproxy.auth.roles import CREATE_REPO
 from hubproxy.constants import REPO_TYPES, URL_PREFIX_BY_REPO_TYPE, RepoType
 from hubproxy.errors import BadRequest, Conflict
+from hubproxy.hf_api import listings
 from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
@@ -234,7 +235,7 @@ async def commit(call: Call) -> Response:
         call.repo,
         call.revision,
         body_stream(call.request),
-        call.principal.name,
+        call.actor,
         create_pr=creates_pull_request(call.request),
     )
     call.record.commit_sha = created.sha
@@ -256,39 +257,42 @@ async def super_squash(call: Call) -> Response:
     message = payload.get("message", "")
     if not isinstance(message, str) or len(message) > 64 * 1024:
         raise BadRequest("'message' must be a commit message")
-    sha = await call.hub.super_squash(call.repo, call.revision, message, call.principal.name)
+    sha = await call.hub.super_squash(call.repo, call.revision, message, call.actor)
     call.record.commit_sha, call.record.reason = sha, "super-squash"
     return JSONResponse({"commitOid": sha})
 
 
 async def branch(call: Call) -> Response:
     if call.request.method == "DELETE":
-        await call.hub.delete_branch(call.repo, call.revision)
+        await call.hub.delete_branch(call.repo, call.revision, call.actor)
         return PlainTextResponse("OK")
     payload = await json_object(call.request)
     starting_point = payload.get("startingPoint")
     if starting_point is not None and not isinstance(starting_point, str):
         raise BadRequest("'startingPoint' must be a revision")
-    await call.hub.create_branch(call.repo, call.revision, starting_point)
+    await call.hub.create_branch(call.repo, call.revision, starting_point, call.actor)
     return PlainTextResponse("OK")
 
 
 async def tag(call: Call) -> Response:
     if call.request.method == "DELETE":
-        await call.hub.delete_tag(call.repo, call.revision)
+        await call.hub.delete_tag(call.repo, call.revision, call.actor)
         return PlainTextResponse("OK")
     payload = await json_object(call.request)
     name = payload.get("tag")
     if not isinstance(name, str) or not name:
         raise BadRequest("Request body needs a 'tag'")
-    await call.hub.create_tag(call.repo, call.revision, name)
+    await call.hub.create_tag(call.repo, call.revision, name, call.actor)
     call.record.path = name
     return PlainTextResponse("OK")
 
 
 async def list_repos(call: Call) -> Response:
-    """`list_models(author=..., search=..., limit=...)` & co. over hosted projects: the repos
-    the caller may read. Upstream repos are not listed through hubproxy."""
+    """`list_models(author=..., search=..., filter=..., sort=..., cardData=True, limit=...)`
+    & co. over hosted projects: the repos the caller may read. Upstream repos are not listed
+    through hubproxy. Filters match the tags huggingface.co derives from the card
+    (`listings.card_tags`: its tags, `base_model:...`, `dataset:...`, `license:...`, the
+    library and pipeline), every one of them at once."""
     query = call.request.query_params
     search = query.get("search", "").lower()
     limit = whole_number_query(call.request, "limit")
@@ -298,6 +302,7 @@ async def list_repos(call: Call) -> Response:
         authorize_listing(caller, query.get("author"), snapshot, require_auth=require_auth)
     )
     author = decision.project.name if decision.project else None
+    wanted = listings.ListingQuery.of(query)
 
     def hosted(namespace: str) -> bool:
         project = snapshot.project_of(namespace)
@@ -314,10 +319,19 @@ async def list_repos(call: Call) -> Response:
         repo_id: RepoVisibility(record.private, record.gated) for repo_id, record in records.items()
     }
     visible = readable(caller, visibility, snapshot)
-    if limit is not None:
-        visible = visible[:limit]
+    if limit is not None and not wanted.needs_cards and wanted.sort is None:
+        visible = visible[:limit]  # no more summaries than are shown
     hosted_store = call.services.hosted
-    return JSONResponse([await hosted_store.summary(records[repo_id]) for repo_id in visible])
+    summaries = [await hosted_store.summary(records[repo_id]) for repo_id in visible]
+    if wanted.needs_cards:
+        assert call.route.listed_type is not None
+        summaries = await listings.with_cards(
+            hosted_store, call.route.listed_type, summaries, wanted
+        )
+    summaries = listings.sorted_summaries(summaries, wanted)
+    if limit is not None:
+        summaries = summaries[:limit]
+    return JSONResponse(summaries)
 
 
 async def validate_yaml(call: Call) -> Response:

@@ -103,6 +103,24 @@ def _admin_route(segments: list[str]) -> RouteMatch | None:
     return None
 
 
+# `/api/hubproxy/{type}s/{repo}/<segment>`: the model registry (`hf_api.registry`, `lineage`).
+_REGISTRY_ACTIONS = frozenset({"aliases", "protections", "registry", "lineage"})
+
+
+def _registry_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
+    """`aliases[/{name}]`, `protections`, `registry`, `lineage` of a repo."""
+    repo_id, rest = _split_repo(segments, _REGISTRY_ACTIONS)
+    ref = repo_ref(repo_type, repo_id)
+    match rest:
+        case ["aliases"] | ["aliases", ""]:
+            return RouteMatch("aliases", ref)
+        case ["aliases", name]:
+            return RouteMatch("alias", ref, revision(name))
+        case ["protections"] | ["registry"] | ["lineage"]:
+            return RouteMatch(f"repo_{rest[0]}", ref)
+    return None
+
+
 def _segments(raw_path: bytes) -> list[str]:
     try:
         text = raw_path.decode("ascii")
@@ -273,6 +291,10 @@ def _match_route(raw_path: bytes) -> RouteMatch | None:
             return RouteMatch("list_repos", listed_type=REPO_TYPE_BY_PLURAL[head])
         if segments[1:3] == ["hubproxy", "lfs"]:
             return _upload_route(segments)
+        if segments[1] == "hubproxy" and len(segments) >= 5 and segments[2] in REPO_TYPE_BY_PLURAL:
+            return _registry_route(REPO_TYPE_BY_PLURAL[segments[2]], segments[3:])
+        if segments[1:3] == ["hubproxy", "projects"] and segments[4:] == ["protections"]:
+            return RouteMatch("project_protections", project=namespace(segments[3]))
         if segments[1:] == ["validate-yaml"]:
             return RouteMatch("validate_yaml")
         if segments[1:3] == ["hubproxy", "admin"]:

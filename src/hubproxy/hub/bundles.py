@@ -20,8 +20,10 @@ from typing import Any
 
 from hubproxy.constants import COMMIT_SHA_PATTERN, SHA256_PATTERN
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid, lfs_pointer
+from hubproxy.hub.registry import HubRegistry
 from hubproxy.hub.repos import BRANCH, TAG, CommitRecord, HubFile, HubRepos, tree_ids_of
 from hubproxy.naming import RepoRef, path_in_repo, repo_ref, revision
+from hubproxy.ref_rules import Change, RefChange, RefGuard
 
 
 class HostedBundleError(Exception):
@@ -168,7 +170,7 @@ def verify_section(section: Mapping[str, Any]) -> tuple[HostedImport, dict[str, 
     return plan, blobs
 
 
-async def import_section(repos: HubRepos, plan: HostedImport) -> str:
+async def import_section(repos: HubRepos, plan: HostedImport, guard: RefGuard) -> str:
     """Make a verified hosted repo visible: its commits, then its refs as the bundle has them.
     Returns a one-line summary."""
     first, first_files = plan.commits[0]
@@ -177,6 +179,26 @@ async def import_section(repos: HubRepos, plan: HostedImport) -> str:
         await repos.create_repo(
             plan.ref, private=plan.private, created_by="import", initial=first, files=first_files
         )
+    else:
+        await _check_protections(repos, plan, guard)
     await repos.import_history(plan.ref, plan.commits, plan.refs, plan.lfs_objects)
     state = "created" if created else "updated"
     return f"{plan.ref.repo_id} ({state}: {len(plan.commits)} commits)"
+
+
+async def _check_protections(repos: HubRepos, plan: HostedImport, guard: RefGuard) -> None:
+    """An import into an existing repo changes its refs like any other path: every change
+    passes `guard` (immutable tags, aliases and `via_pr` branches refuse it) before anything
+    is written."""
+    registry = HubRegistry(repos.database)
+    rules, aliases = await registry.rules(plan.ref), await registry.aliases(plan.ref)
+    current = await repos.refs(plan.ref)
+    for kind in (BRANCH, TAG):
+        wanted = plan.refs.get(kind, {})
+        for name in sorted(set(current[kind]) | set(wanted)):
+            before, after = current[kind].get(name), wanted.get(name)
+            if before == after:
+                continue
+            change: Change = "create" if before is None else "delete" if after is None else "move"
+            alias = kind == BRANCH and name in aliases
+            guard.check(RefChange(kind, name, change, "import"), rules, alias=alias)

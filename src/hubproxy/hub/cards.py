@@ -150,3 +150,68 @@ def space_card(name: str, sdk: str) -> str:
     """The README.md a new space starts with, as on huggingface.co: the metadata that says
     how the space is built (hubproxy runs no spaces, but clients read and update it)."""
     return f"---\ntitle: {name}\nsdk: {sdk}\npinned: false\n---\n\n# {name}\n"
+
+
+def card_metadata(content: str) -> dict[str, Any]:
+    """The metadata mapping of a card ({} when it has none or it does not parse)."""
+    block = metadata_block(content)
+    if block is None:
+        return {}
+    try:
+        metadata = yaml.safe_load(block)
+    except yaml.YAMLError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def strings(value: Any) -> list[str]:
+    """A "string or list of strings" field as a list (other values left out)."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return [str(item) for item in items if isinstance(item, str | int | float)]
+
+
+def metrics(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every result of the card's `model-index`, flattened: model, task, dataset, metric
+    name and type, value."""
+    found: list[dict[str, Any]] = []
+    index = metadata.get("model-index")
+    for model in index if isinstance(index, list) else []:
+        if not isinstance(model, dict):
+            continue
+        results = model.get("results")
+        for result in results if isinstance(results, list) else []:
+            if not isinstance(result, dict):
+                continue
+            task, dataset = result.get("task"), result.get("dataset")
+            task = task if isinstance(task, dict) else {}
+            dataset = dataset if isinstance(dataset, dict) else {}
+            listed = result.get("metrics")
+            for metric in listed if isinstance(listed, list) else []:
+                if not isinstance(metric, dict):
+                    continue
+                found.append(
+                    {
+                        "model": model.get("name"),
+                        "task": task.get("type"),
+                        "dataset": dataset.get("name") or dataset.get("type"),
+                        "name": metric.get("name") or metric.get("type"),
+                        "type": metric.get("type"),
+                        "value": metric.get("value"),
+                    }
+                )
+    return found
+
+
+def registry_card(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What the model registry shows of a card: metrics (`model-index`), `base_model`,
+    `datasets`, `license`, tags."""
+    return {
+        "baseModel": strings(metadata.get("base_model")),
+        "baseModelRelation": metadata.get("base_model_relation"),
+        "datasets": strings(metadata.get("datasets")),
+        "license": metadata.get("license"),
+        "tags": strings(metadata.get("tags")),
+        "pipelineTag": metadata.get("pipeline_tag"),
+        "libraryName": metadata.get("library_name"),
+        "metrics": metrics(metadata),
+    }

@@ -97,7 +97,8 @@ def _record_of(row: sqlite3.Row) -> RepoRecord:
 # Tables whose rows belong to one hosted repo (renamed together by a move).
 _REPO_TABLES = (
     "hub_commits", "hub_files", "hub_refs", "hub_lfs_objects", "xet_repo_files",
-    "hub_discussions", "hub_discussion_events", "hub_likes",
+    "hub_discussions", "hub_discussion_events", "hub_likes", "hub_aliases", "hub_promotions",
+    "hub_protections",
 )  # fmt: skip
 # `refs/pr/N`: pull request N's head (`hub.discussions`).
 PULL_REQUEST_REF = re.compile(r"refs/pr/([1-9][0-9]{0,8})")
@@ -498,6 +499,40 @@ class HubRepos:
 
         if not await self.database.run(store):
             raise RevisionNotFound(f"Invalid rev id: {name}")
+
+    async def move_ref(
+        self,
+        ref: RepoRef,
+        kind: str,
+        name: str,
+        commit: str,
+        expected: str | None,
+        also: InTransaction,
+    ) -> None:
+        """Point an existing ref at `commit` if it is still at `expected` (None: create it,
+        if it does not exist yet), by compare-and-swap; `also` runs in the same transaction
+        (a promotion's record). `Conflict` (409) when the ref is not where expected."""
+
+        def store(connection: sqlite3.Connection) -> None:
+            if expected is None:
+                try:
+                    connection.execute(
+                        "INSERT INTO hub_refs VALUES (?, ?, ?, ?, ?)",
+                        (*_key(ref), kind, name, commit),
+                    )
+                except sqlite3.IntegrityError:
+                    raise Conflict(f"Reference {REF_PREFIXES[kind]}{name} already exists") from None
+            else:
+                moved = connection.execute(
+                    "UPDATE hub_refs SET commit_sha = ? WHERE repo_type = ? AND repo_id = ?"
+                    " AND kind = ? AND name = ? AND commit_sha = ?",
+                    (commit, *_key(ref), kind, name, expected),
+                ).rowcount
+                if not moved:
+                    raise Conflict(f"{REF_PREFIXES[kind]}{name} moved since it was at {expected}")
+            also(connection)
+
+        await self.database.run(store)
 
     # Commits and files -----------------------------------------------------------------
 

@@ -5,6 +5,10 @@ stored and verified first, then one database transaction makes the commit (or re
 so a crash or a refused request leaves the repo exactly as it was. Commits to one repo are
 serialized in this process (one server per data dir), and the branch still moves by
 compare-and-swap.
+
+Every change of a branch or tag (commits, squashes, merges, creating and deleting refs,
+promotions of aliases) first passes `_guard`: the repo's protection rules and aliases
+(`hub.registry`) go to the caller's `ref_rules.RefGuard`, which `auth.protections` implements.
 """
 
 import asyncio
@@ -29,7 +33,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
-from hubproxy.hub.cards import MAX_CARD_BYTES, space_card, validate_card
+from hubproxy.hub.cards import MAX_CARD_BYTES, card_metadata, space_card, strings, validate_card
 from hubproxy.hub.commits import (
     AddFile,
     AddLfsFile,
@@ -54,6 +58,14 @@ from hubproxy.hub.discussions import (
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
 from hubproxy.hub.likes import HubLikes
 from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
+from hubproxy.hub.registry import (
+    HubRegistry,
+    Promotion,
+    forget_alias,
+    load_aliases,
+    load_rules,
+    record_promotion,
+)
 from hubproxy.hub.repos import (
     BRANCH,
     DEFAULT_BRANCH,
@@ -66,7 +78,8 @@ from hubproxy.hub.repos import (
 )
 from hubproxy.hub.upload_links import UploadLinks
 from hubproxy.metrics import HUB_COMMITS, HUB_UPLOADED_BYTES
-from hubproxy.naming import RepoRef, revision
+from hubproxy.naming import RepoRef, canonical_name, revision
+from hubproxy.ref_rules import Change, ProtectionRule, RefChange, RefGuard, Via
 from hubproxy.signing import Signer
 from hubproxy.stores import ContentStore, ContentUpload
 
@@ -89,6 +102,8 @@ GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS
 )
 WRITE_BUFFER = 4 * 1024 * 1024
+# How far a commit's card is followed through `base_model` to refuse cycles.
+MAX_LINEAGE_DEPTH = 16
 CARD_PATH = "README.md"
 # A `.gitattributes` or `.gitignore` larger than this is not read for preupload rules.
 MAX_RULES_FILE = 1024 * 1024
@@ -164,6 +179,7 @@ class HostedRepoWriter:
         self.repos = repos
         self.discussions = HubDiscussions(repos.database)
         self.likes = HubLikes(repos.database)
+        self.registry = HubRegistry(repos.database)
         self.content = content
         self.lfs_threshold = lfs_threshold
         self.upload_links = UploadLinks(repos, signer)
@@ -257,15 +273,16 @@ class HostedRepoWriter:
         ref: RepoRef,
         revision_name: str,
         body: AsyncIterator[bytes],
-        author: str,
+        actor: RefGuard,
         *,
         create_pr: bool = False,
     ) -> tuple[CommitRecord, int | None]:
         """Apply an NDJSON commit to a branch, or to pull request `refs/pr/N`; `create_pr`:
         to a new pull request on the branch (from the header's `parentCommit` when given).
-        Nothing is visible until all of it is stored. The commit, and its pull request."""
+        Nothing is visible until all of it is stored. The commit, and its pull request.
+        A commit to a branch is subject to its protection rules (`auth.protections`)."""
         try:
-            created = await self._commit(ref, revision_name, body, author, create_pr)
+            created = await self._commit(ref, revision_name, body, actor, create_pr)
         except HubError:
             HUB_COMMITS.labels("refused").inc()
             raise
@@ -277,9 +294,10 @@ class HostedRepoWriter:
         ref: RepoRef,
         revision_name: str,
         body: AsyncIterator[bytes],
-        author: str,
+        actor: RefGuard,
         create_pr: bool,
     ) -> tuple[CommitRecord, int | None]:
+        author = actor.name
         pull_request = PULL_REQUEST_REF.fullmatch(revision_name)
         if pull_request is not None and create_pr:
             raise BadRequest("A pull request targets a branch, not refs/pr/N")
@@ -303,6 +321,7 @@ class HostedRepoWriter:
                 return await self._open_pull_request(
                     ref, branch, head, header, operations, lfs_sizes, author
                 )
+            await self._guard(ref, actor, BRANCH, branch, "move", "commit")
             self._check_parent(header, head, branch)
             files = apply_operations(await self.repos.files(ref, head), operations, lfs_sizes)
             commit = _new_commit(files, [head], author, header.summary, header.message)
@@ -392,7 +411,7 @@ class HostedRepoWriter:
             return await self.repos.database.run(store)
 
     async def merge_pull_request(
-        self, ref: RepoRef, num: int, author: str, comment: str | None
+        self, ref: RepoRef, num: int, actor: RefGuard, comment: str | None
     ) -> str:
         """Merge pull request `num` into its target branch: a commit whose parents are the
         branch head and the pull request's head, written by compare-and-swap on the branch.
@@ -406,6 +425,8 @@ class HostedRepoWriter:
             target = (await self.repos.refs(ref))[BRANCH].get(base_branch)
             if target is None:
                 raise Conflict(f"The target branch {base_branch!r} no longer exists")
+            await self._guard(ref, actor, BRANCH, base_branch, "move", "merge")
+            author = actor.name
             result = merge(
                 await self.repos.files(ref, base_commit),
                 await self.repos.files(ref, target),
@@ -441,12 +462,53 @@ class HostedRepoWriter:
                     async for piece in self.content.read(blob, operation.size, 0, operation.size)
                 ]
             )
-            check = validate_card(content.decode("utf-8", errors="replace"), ref.repo_type)
+            text = content.decode("utf-8", errors="replace")
+            check = validate_card(text, ref.repo_type)
             if check.errors:
                 raise BadRequest(
                     "Invalid metadata in README.md.\n"
                     + "\n".join(f"- {error}" for error in check.errors)
                 )
+            if ref.repo_type == "model":
+                await self._check_lineage(ref, strings(card_metadata(text).get("base_model")))
+
+    async def _check_lineage(self, ref: RepoRef, bases: list[str]) -> None:
+        """A card whose `base_model` leads back to its own repo through hosted repos' cards
+        (at `main`) is refused (400): lineage is a graph without cycles."""
+        own = canonical_name(ref.repo_id)
+        path = [ref.repo_id]
+        seen: set[str] = set()
+
+        async def walk(names: list[str], depth: int) -> None:
+            for name in names:
+                if canonical_name(name) == own:
+                    chain = " -> ".join([*path, name])
+                    raise BadRequest(f"base_model makes a cycle: {chain}")
+                if canonical_name(name) in seen or depth >= MAX_LINEAGE_DEPTH:
+                    continue
+                seen.add(canonical_name(name))
+                path.append(name)
+                await walk(await self._base_models(name), depth + 1)
+                path.pop()
+
+        await walk(bases, 0)
+
+    async def _base_models(self, repo_id: str) -> list[str]:
+        """The `base_model` of a hosted model's card at `main` ([] when there is none)."""
+        if repo_id.count("/") != 1:
+            return []
+        record = await self.repos.find(RepoRef("model", repo_id))
+        if record is None:
+            return []
+        head = (await self.repos.refs(record.ref))[BRANCH].get(DEFAULT_BRANCH)
+        card = (await self.repos.files(record.ref, head)).get(CARD_PATH) if head else None
+        if card is None or card.size > MAX_CARD_BYTES:
+            return []
+        content = b"".join(
+            [piece async for piece in self.content.read(card.blob_id, card.size, 0, card.size)]
+        )
+        text = content.decode("utf-8", errors="replace")
+        return strings(card_metadata(text).get("base_model"))
 
     async def _store_regular(self, blob: str, content: bytes) -> None:
         await self.content.store_bytes(blob, content)
@@ -460,22 +522,23 @@ class HostedRepoWriter:
                 f"{PARENT_MOVED} (branch {branch!r} is at {head}, not at {header.parent})"
             )
 
-    async def super_squash(self, ref: RepoRef, name: str, message: str, author: str) -> str:
+    async def super_squash(self, ref: RepoRef, name: str, message: str, actor: RefGuard) -> str:
         """Replace the history of branch `name` (or pull request `refs/pr/N`, which the
         dataset viewer squashes) by one commit holding its files."""
         pull_request = PULL_REQUEST_REF.fullmatch(name)
         if pull_request is not None:
             return await self._super_squash_pull_request(
-                ref, int(pull_request.group(1)), message, author
+                ref, int(pull_request.group(1)), message, actor.name
             )
         branch = ref_name(name, BRANCH)
         async with self._locks[ref]:
             head = (await self.repos.refs(ref))[BRANCH].get(branch)
             if head is None:
                 raise RevisionNotFound(f"Invalid rev id: {branch}")
+            await self._guard(ref, actor, BRANCH, branch, "move", "squash")
             files = await self.repos.files(ref, head)
             title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
-            commit = _new_commit(files, [], author, title, message or title)
+            commit = _new_commit(files, [], actor.name, title, message or title)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
             return commit.sha
 
@@ -521,26 +584,112 @@ class HostedRepoWriter:
     # As on huggingface.co, a revision that does not exist (404) is reported before a name
     # that is not valid (400).
 
-    async def create_branch(self, ref: RepoRef, name: str, starting_point: str | None) -> None:
+    async def create_branch(
+        self, ref: RepoRef, name: str, starting_point: str | None, actor: RefGuard
+    ) -> None:
         async with self._locks[ref]:
             start = await self.repos.resolve(ref, starting_point or DEFAULT_BRANCH)
-            await self.repos.create_ref(ref, BRANCH, ref_name(name, BRANCH), start)
+            branch = ref_name(name, BRANCH)
+            await self._guard(ref, actor, BRANCH, branch, "create", "ref")
+            await self.repos.create_ref(ref, BRANCH, branch, start)
 
-    async def delete_branch(self, ref: RepoRef, name: str) -> None:
+    async def delete_branch(self, ref: RepoRef, name: str, actor: RefGuard) -> None:
         branch = ref_name(name, BRANCH)
         if branch == DEFAULT_BRANCH:
             raise Forbidden(f"Cannot delete refs/heads/{DEFAULT_BRANCH}")
         async with self._locks[ref]:
+            if branch in (await self.repos.refs(ref))[BRANCH]:
+                await self._guard(ref, actor, BRANCH, branch, "delete", "ref")
             await self.repos.delete_ref(ref, BRANCH, branch)
 
-    async def create_tag(self, ref: RepoRef, revision_name: str, tag: str) -> None:
+    async def create_tag(self, ref: RepoRef, revision_name: str, tag: str, actor: RefGuard) -> None:
         async with self._locks[ref]:
             target = await self.repos.resolve(ref, revision_name)
-            await self.repos.create_ref(ref, TAG, ref_name(tag, TAG), target)
+            name = ref_name(tag, TAG)
+            await self._guard(ref, actor, TAG, name, "create", "ref")
+            await self.repos.create_ref(ref, TAG, name, target)
 
-    async def delete_tag(self, ref: RepoRef, tag: str) -> None:
+    async def delete_tag(self, ref: RepoRef, tag: str, actor: RefGuard) -> None:
+        name = ref_name(tag, TAG)
         async with self._locks[ref]:
-            await self.repos.delete_ref(ref, TAG, ref_name(tag, TAG))
+            if name in (await self.repos.refs(ref))[TAG]:
+                await self._guard(ref, actor, TAG, name, "delete", "ref")
+            await self.repos.delete_ref(ref, TAG, name)
+
+    # Protection and promotion -----------------------------------------------------------
+
+    async def _guard(
+        self, ref: RepoRef, actor: RefGuard, kind: str, name: str, change: Change, via: Via
+    ) -> None:
+        """The one check every ref change of a hosted repo passes (`auth.protections`): a
+        refusal is the guard's to raise (`auth.protections`: 403 `RefProtected`, audited)."""
+
+        def load(connection: sqlite3.Connection) -> tuple[list[ProtectionRule], bool]:
+            return load_rules(connection, ref), name in load_aliases(connection, ref)
+
+        rules, alias = await self.repos.database.run(load)
+        actor.check(RefChange(kind, name, change, via), rules, alias=alias and kind == BRANCH)
+
+    async def promote(
+        self,
+        ref: RepoRef,
+        alias: str,
+        target: str,
+        actor: RefGuard,
+        *,
+        expected: str | None,
+        check_expected: bool,
+        message: str,
+    ) -> Promotion:
+        """Point alias `alias` (a branch; created by its first promotion) at the commit
+        `target` names, atomically: if `check_expected`, only while it is at `expected`
+        (None: while it does not exist) — else `Conflict` (409). Recorded in the promotion
+        history in the same transaction; subject to the protection rules."""
+        name = ref_name(alias, BRANCH)
+        async with self._locks[ref]:
+            commit = await self.repos.resolve(ref, target)
+            refs = await self.repos.refs(ref)
+            aliases = await self.registry.aliases(ref)
+            if name in refs[TAG]:
+                raise Conflict(f"{name!r} is a tag: an alias is a branch of its own name")
+            current = refs[BRANCH].get(name)
+            if current is not None and name not in aliases:
+                raise Conflict(
+                    f"Branch {name!r} exists and is not an alias: aliases are branches that"
+                    " only promotions move (choose another name)"
+                )
+            at_expected = (
+                current is None
+                if expected is None
+                else current is not None and current.startswith(expected)
+            )
+            if check_expected and not at_expected:
+                raise Conflict(
+                    f"Alias {name!r} is at {current or 'nothing (it does not exist)'},"
+                    f" not at {expected or 'nothing'}: promote again from where it is"
+                )
+            await self._guard(
+                ref, actor, BRANCH, name, "create" if current is None else "move", "promotion"
+            )
+            promotion = Promotion(
+                name, current or "", commit, target, actor.name, message, time.time()
+            )
+
+            def record(connection: sqlite3.Connection) -> None:
+                record_promotion(connection, ref, promotion, new_alias=current is None)
+
+            await self.repos.move_ref(ref, BRANCH, name, commit, current, record)
+            return promotion
+
+    async def remove_alias(self, ref: RepoRef, alias: str, actor: RefGuard) -> None:
+        """Delete alias `alias` and its branch (its promotion history stays)."""
+        name = ref_name(alias, BRANCH)
+        async with self._locks[ref]:
+            if name not in await self.registry.aliases(ref):
+                raise RevisionNotFound(f"No alias {name!r}")
+            await self._guard(ref, actor, BRANCH, name, "delete", "promotion")
+            await self.repos.delete_ref(ref, BRANCH, name)
+            await self.repos.database.run(lambda connection: forget_alias(connection, ref, name))
 
     # LFS uploads ------------------------------------------------------------------------
 
