@@ -82,6 +82,10 @@ AUDITED_ACTIONS = (
     "discussion_edit",
     "discussion_status",
     "discussion_merge",
+    "webhook_create",
+    "webhook_update",
+    "webhook_delete",
+    "webhook_delivery",
 )
 
 

@@ -29,6 +29,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
+from hubproxy.hub.announcements import Announcer
 from hubproxy.hub.cards import MAX_CARD_BYTES, validate_card
 from hubproxy.hub.commits import (
     AddFile,
@@ -46,11 +47,13 @@ from hubproxy.hub.discussions import (
     MERGED,
     HubDiscussions,
     comment_data,
+    discussion_facts,
     insert_discussion,
     insert_event,
     mark_merged,
     move_pull_request_head,
 )
+from hubproxy.hub.events import NO_LISTENERS, EventPublisher, RefUpdate
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
 from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
 from hubproxy.hub.repos import (
@@ -61,6 +64,7 @@ from hubproxy.hub.repos import (
     CommitRecord,
     HubFile,
     HubRepos,
+    RepoRecord,
     tree_ids_of,
 )
 from hubproxy.hub.upload_links import UploadLinks
@@ -146,13 +150,21 @@ _REF_FORBIDDEN = frozenset("~^:?*[\\\x7f")
 
 
 class HostedRepoWriter:
-    """Changes to hosted repos."""
+    """Changes to hosted repos; each one, once committed, is published to `events`
+    (`hub/events.py`)."""
 
     def __init__(
-        self, repos: HubRepos, content: ContentStore, signer: Signer, *, lfs_threshold: int
+        self,
+        repos: HubRepos,
+        content: ContentStore,
+        signer: Signer,
+        *,
+        lfs_threshold: int,
+        events: EventPublisher = NO_LISTENERS,
     ) -> None:
         self.repos = repos
-        self.discussions = HubDiscussions(repos.database)
+        self.announcer = Announcer(repos, events)
+        self.discussions = HubDiscussions(repos.database, self.announcer)
         self.content = content
         self.lfs_threshold = lfs_threshold
         self.upload_links = UploadLinks(repos, signer)
@@ -169,6 +181,7 @@ class HostedRepoWriter:
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
         )
+        await self.announcer.announce(ref, "create", "repo", actor=creator)
 
     async def move_repo(self, source: RepoRef, target: RepoRef, *, private: bool) -> None:
         """Rename `source` to `target` with its history, then give it `private`."""
@@ -176,11 +189,27 @@ class HostedRepoWriter:
         async with self._locks[first], self._locks[second]:
             await self.repos.move_repo(source, target)
             await self.repos.update_settings(target, private=private)
+        await self.announcer.announce(source, "move", "repo", moved_to=target)
 
     async def delete_repo(self, ref: RepoRef) -> None:
         # The content stays until `hubproxy cache gc`: other repos or the cache may share it.
         async with self._locks[ref]:
+            record = await self.repos.get_repo(ref)
             await self.repos.delete_repo(ref)
+        await self.announcer.announce(ref, "delete", "repo", record=record)
+
+    async def update_settings(
+        self, ref: RepoRef, *, private: bool | None = None, gated: str | None = None
+    ) -> RepoRecord:
+        """Change the given settings of a hosted repo (visibility, gating)."""
+        record = await self.repos.update_settings(ref, private=private, gated=gated)
+        changed: dict[str, object] = {}
+        if private is not None:
+            changed["private"] = record.private
+        if gated is not None:
+            changed["gated"] = record.gated or False
+        await self.announcer.announce(ref, "update", "repo.config", updated_config=changed)
+        return record
 
     # Commits --------------------------------------------------------------------------
 
@@ -252,7 +281,36 @@ class HostedRepoWriter:
             HUB_COMMITS.labels("refused").inc()
             raise
         HUB_COMMITS.labels("created").inc()
+        await self._announce_commit(ref, revision_name, created, author, create_pr=create_pr)
         return created
+
+    async def _announce_commit(
+        self,
+        ref: RepoRef,
+        revision_name: str,
+        created: tuple[CommitRecord, int | None],
+        author: str,
+        *,
+        create_pr: bool,
+    ) -> None:
+        commit, num = created
+        old = commit.parents[0] if commit.parents else None
+        if num is None:
+            moved = RefUpdate(f"refs/heads/{ref_name(revision_name, BRANCH)}", old, commit.sha)
+            await self.announcer.announce(
+                ref, "update", "repo.content", actor=author, updated_refs=(moved,)
+            )
+            return
+        record = await self.discussions.get(ref, num)
+        facts = discussion_facts(record)
+        moved = RefUpdate(record.git_reference, None if create_pr else old, commit.sha)
+        await self.announcer.announce(
+            ref, "update", "repo.content", actor=author, updated_refs=(moved,), discussion=facts
+        )
+        if create_pr:
+            await self.announcer.announce(
+                ref, "create", "discussion", actor=author, discussion=facts
+            )
 
     async def _commit(
         self,
@@ -371,7 +429,10 @@ class HostedRepoWriter:
                     status=DRAFT,
                 )
 
-            return await self.repos.database.run(store)
+            num = await self.repos.database.run(store)
+        facts = discussion_facts(await self.discussions.get(ref, num))
+        await self.announcer.announce(ref, "create", "discussion", actor=author, discussion=facts)
+        return num
 
     async def merge_pull_request(
         self, ref: RepoRef, num: int, author: str, comment: str | None
@@ -407,7 +468,13 @@ class HostedRepoWriter:
             await self.repos.add_commit(
                 ref, base_branch, commit, result.files, expected_head=target, also=merged
             )
-            return commit.sha
+        facts = discussion_facts(await self.discussions.get(ref, num))
+        moved = RefUpdate(f"refs/heads/{base_branch}", target, commit.sha)
+        await self.announcer.announce(
+            ref, "update", "repo.content", actor=author, updated_refs=(moved,), discussion=facts
+        )
+        await self.announcer.announce(ref, "update", "discussion", actor=author, discussion=facts)
+        return commit.sha
 
     async def _check_card(self, ref: RepoRef, operations: list[Operation]) -> None:
         """A README.md whose metadata huggingface.co would refuse fails the commit (400)."""
@@ -453,7 +520,13 @@ class HostedRepoWriter:
             title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
             commit = _new_commit(files, [], author, title, message or title)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
-            return commit.sha
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{branch}", head, commit.sha), author)
+        return commit.sha
+
+    async def _announce_refs(self, ref: RepoRef, moved: RefUpdate, actor: str = "") -> None:
+        await self.announcer.announce(
+            ref, "update", "repo.content", actor=actor, updated_refs=(moved,)
+        )
 
     async def _lfs_sizes(self, ref: RepoRef, operations: list[Operation]) -> dict[str, int]:
         """The size of every LFS object the commit names: each must have been uploaded to
@@ -483,23 +556,32 @@ class HostedRepoWriter:
     async def create_branch(self, ref: RepoRef, name: str, starting_point: str | None) -> None:
         async with self._locks[ref]:
             start = await self.repos.resolve(ref, starting_point or DEFAULT_BRANCH)
-            await self.repos.create_ref(ref, BRANCH, ref_name(name, BRANCH), start)
+            branch = ref_name(name, BRANCH)
+            await self.repos.create_ref(ref, BRANCH, branch, start)
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{branch}", None, start))
 
     async def delete_branch(self, ref: RepoRef, name: str) -> None:
         branch = ref_name(name, BRANCH)
         if branch == DEFAULT_BRANCH:
             raise Forbidden(f"Cannot delete refs/heads/{DEFAULT_BRANCH}")
         async with self._locks[ref]:
+            old = (await self.repos.refs(ref))[BRANCH].get(branch)
             await self.repos.delete_ref(ref, BRANCH, branch)
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{branch}", old, None))
 
     async def create_tag(self, ref: RepoRef, revision_name: str, tag: str) -> None:
         async with self._locks[ref]:
             target = await self.repos.resolve(ref, revision_name)
-            await self.repos.create_ref(ref, TAG, ref_name(tag, TAG), target)
+            name = ref_name(tag, TAG)
+            await self.repos.create_ref(ref, TAG, name, target)
+        await self._announce_refs(ref, RefUpdate(f"refs/tags/{name}", None, target))
 
     async def delete_tag(self, ref: RepoRef, tag: str) -> None:
+        name = ref_name(tag, TAG)
         async with self._locks[ref]:
-            await self.repos.delete_ref(ref, TAG, ref_name(tag, TAG))
+            old = (await self.repos.refs(ref))[TAG].get(name)
+            await self.repos.delete_ref(ref, TAG, name)
+        await self._announce_refs(ref, RefUpdate(f"refs/tags/{name}", old, None))
 
     # LFS uploads ------------------------------------------------------------------------
 
