@@ -9,7 +9,7 @@ import httpx
 from huggingface_hub import WebhookPayload
 
 from tests.hub.conftest import Hub, unique_repo_id
-from tests.webhooks.conftest import Receiver, Received
+from tests.webhooks.conftest import Received, Receiver
 
 SECRET = "webhook-secret"
 
@@ -38,7 +38,8 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     api.create_repo(repo_id, private=False)
     created = _checked(receiver.until("repo", "create"), webhook.id, repo_id)
     initial = created.repo.head_sha
-    assert initial is not None and created.repo.private is False
+    assert initial is not None
+    assert created.repo.private is False
     assert created.repo.url.web.endswith(f"/{repo_id}")
 
     started = time.monotonic()
@@ -61,7 +62,8 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     ]
     api.create_tag(repo_id, tag="v1")
     tagged = _checked(receiver.until("repo.content", "update"), webhook.id, repo_id)
-    assert tagged.updatedRefs is not None and tagged.updatedRefs[0].ref == "refs/tags/v1"
+    assert tagged.updatedRefs is not None
+    assert tagged.updatedRefs[0].ref == "refs/tags/v1"
     api.delete_branch(repo_id, branch="dev")
     deleted_branch = _checked(receiver.until("repo.content", "update"), webhook.id, repo_id)
     assert deleted_branch.updatedRefs is not None
@@ -83,12 +85,14 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
 
     api.comment_discussion(repo_id, discussion.num, "Because.")
     commented = _checked(receiver.until("discussion.comment", "create"), webhook.id, repo_id)
-    assert commented.comment is not None and commented.discussion is not None
+    assert commented.comment is not None
+    assert commented.discussion is not None
     assert (commented.comment.content, commented.comment.hidden) == ("Because.", False)
     assert commented.comment.author.id == "developer"
     api.change_discussion_status(repo_id, discussion.num, new_status="closed")
     closed = _checked(receiver.until("discussion", "update"), webhook.id, repo_id)
-    assert closed.discussion is not None and closed.discussion.status == "closed"
+    assert closed.discussion is not None
+    assert closed.discussion.status == "closed"
 
     proposal = api.upload_file(path_or_fileobj=io.BytesIO(b"proposed"), path_in_repo="b.txt",
                                repo_id=repo_id, create_pr=True)  # fmt: skip
@@ -98,7 +102,8 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     assert pr_ref.updatedRefs[0].ref == f"refs/pr/{proposal.pr_num}"
     assert pr_ref.updatedRefs[0].newSha == proposal.oid
     pull_request = _checked(receiver.until("discussion", "create"), webhook.id, repo_id)
-    assert pull_request.discussion is not None and pull_request.discussion.isPullRequest
+    assert pull_request.discussion is not None
+    assert pull_request.discussion.isPullRequest
     assert pull_request.discussion.changes is not None
     assert pull_request.discussion.changes.base == "refs/heads/main"
 
@@ -108,7 +113,8 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     assert merged_refs.updatedRefs[0].ref == "refs/heads/main"
     assert merged_refs.updatedRefs[0].oldSha == commit.oid
     merged = _checked(receiver.until("discussion", "update"), webhook.id, repo_id)
-    assert merged.discussion is not None and merged.discussion.changes is not None
+    assert merged.discussion is not None
+    assert merged.discussion.changes is not None
     assert merged.discussion.status == "merged"
     assert merged.discussion.changes.mergeCommitId == merged_refs.updatedRefs[0].newSha
 
@@ -117,7 +123,8 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     assert gone.repo.private is True
 
     log = _deliveries(webhook_hub, webhook.id)
-    assert log and all(entry["state"] == "delivered" for entry in log)
+    assert log
+    assert all(entry["state"] == "delivered" for entry in log)
     assert {entry["responseStatus"] for entry in log} == {200}
     api.delete_webhook(webhook.id)
 

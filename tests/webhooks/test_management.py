@@ -10,9 +10,7 @@ from tests.hub.conftest import Hub
 from tests.webhooks.conftest import Receiver
 
 
-def test_a_user_manages_webhooks_with_huggingface_hub(
-    webhook_hub: Hub, receiver: Receiver
-) -> None:
+def test_a_user_manages_webhooks_with_huggingface_hub(webhook_hub: Hub, receiver: Receiver) -> None:
     api = webhook_hub.api("developer")
     created = api.create_webhook(
         url=receiver.url,
@@ -118,7 +116,10 @@ def test_a_read_token_lists_webhooks_but_changes_none(webhook_hub: Hub) -> None:
     with webhook_hub.client("developer") as client:
         created = client.post(
             "/api/settings/webhooks",
-            json={"url": "https://hooks.example.com/x", "watched": [{"type": "org", "name": "team"}]},
+            json={
+                "url": "https://hooks.example.com/x",
+                "watched": [{"type": "org", "name": "team"}],
+            },
         )
     assert created.status_code == 200
     hook = created.json()["webhook"]["id"]
