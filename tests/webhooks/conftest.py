@@ -95,7 +95,7 @@ def receiver() -> Iterator[Receiver]:
     started.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def webhook_hub(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hub]:

@@ -88,7 +88,7 @@ class WebhookDeliverer:
         if sole:
             released = await self.store.release_claims()
             if released:
-                logger.info("webhooks: %d interrupted deliveries queued again", released)
+                logger.info("webhooks: %d queued deliveries are sent again now", released)
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allowed_networks))
         self._session = aiohttp.ClientSession(
             connector=connector,

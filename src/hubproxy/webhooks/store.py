@@ -360,12 +360,16 @@ class WebhookStore:
         await self.database.run(store)
 
     async def release_claims(self) -> int:
-        """Free every claim (start-up of the only process: nobody else is sending)."""
+        """Free every claim and make every pending delivery due now (start-up of the only
+        process: nobody else is sending, and a receiver that was down may be back)."""
+        now = time.time()
 
         def store(connection: sqlite3.Connection) -> int:
             return connection.execute(
-                "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL"
-                " WHERE claimed_by IS NOT NULL"
+                "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL,"
+                " next_attempt = ? WHERE state = ?"
+                " AND (claimed_by IS NOT NULL OR next_attempt > ?)",
+                (now, PENDING, now),
             ).rowcount
 
         return await self.database.run(store)
