@@ -30,6 +30,8 @@ DOMAINS = ("repo", "discussion")
 WATCH_TYPES = ("user", "org", "model", "dataset", "space")
 MAX_WATCHED = 100
 MAX_SECRET = 256
+# Webhooks one user may have: each event is matched against every enabled webhook.
+MAX_WEBHOOKS_PER_USER = 100
 _REPO_TYPES = frozenset(REPO_TYPE_BY_PLURAL.values())
 
 
@@ -92,6 +94,8 @@ async def webhooks(call: Call) -> Response:
     enforce(may_manage_webhooks(principal, change=True))
     payload = await json_object(call.request)
     _refuse_jobs(payload)
+    if len(await store.owned(principal.name)) >= MAX_WEBHOOKS_PER_USER:
+        raise BadRequest(f"A user may have at most {MAX_WEBHOOKS_PER_USER} webhooks")
     url = check_url(payload.get("url"), call.settings.webhook_networks)
     watched = await _watched(call, payload.get("watched"))
     domains = _domains(payload.get("domains", list(DOMAINS)))

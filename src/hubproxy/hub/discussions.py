@@ -18,7 +18,13 @@ from typing import Any, Final
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest, NotFound, PreconditionFailed
 from hubproxy.hub.announcements import Announcer
-from hubproxy.hub.events import CommentFacts, DiscussionFacts, EventAction, EventScope
+from hubproxy.hub.events import (
+    CommentFacts,
+    DiscussionFacts,
+    EventAction,
+    EventScope,
+    RefUpdate,
+)
 from hubproxy.naming import RepoRef
 
 DRAFT, OPEN, CLOSED, MERGED = "draft", "open", "closed", "merged"
@@ -249,7 +255,7 @@ class HubDiscussions:
         self.database = database
         self.announcer = announcer
 
-    async def _announce(
+    async def announce(
         self,
         ref: RepoRef,
         num: int,
@@ -257,7 +263,10 @@ class HubDiscussions:
         scope: EventScope,
         author: str,
         comment: EventRecord | None = None,
+        updated_refs: tuple[RefUpdate, ...] = (),
     ) -> None:
+        """Announce a change of discussion `num` (as it is now); never raises for a
+        discussion gone meanwhile."""
         if self.announcer is None:
             return
         try:
@@ -271,6 +280,7 @@ class HubDiscussions:
             actor=author,
             discussion=facts,
             comment=None if comment is None else comment_facts(comment),
+            updated_refs=updated_refs,
         )
 
     async def get(self, ref: RepoRef, num: int) -> DiscussionRecord:
@@ -344,7 +354,7 @@ class HubDiscussions:
                 connection, ref, title=title, description=description, author=author
             )
         )
-        await self._announce(ref, num, "create", "discussion", author)
+        await self.announce(ref, num, "create", "discussion", author)
         return num
 
     async def comment(self, ref: RepoRef, num: int, author: str, text: str) -> EventRecord:
@@ -355,7 +365,7 @@ class HubDiscussions:
             )
 
         event = await self.database.run(store)
-        await self._announce(ref, num, "create", "discussion.comment", author, event)
+        await self.announce(ref, num, "create", "discussion.comment", author, event)
         return event
 
     async def comment_event(self, ref: RepoRef, num: int, event_id: str) -> EventRecord:
@@ -409,7 +419,7 @@ class HubDiscussions:
             return EventRecord(event.event_id, event.type, event.author, event.created, data)
 
         updated = await self.database.run(store)
-        await self._announce(ref, num, "update", "discussion.comment", editor, updated)
+        await self.announce(ref, num, "update", "discussion.comment", editor, updated)
         return updated
 
     async def rename(self, ref: RepoRef, num: int, author: str, title: str) -> EventRecord:
@@ -425,7 +435,7 @@ class HubDiscussions:
             )
 
         event = await self.database.run(store)
-        await self._announce(ref, num, "update", "discussion", author)
+        await self.announce(ref, num, "update", "discussion", author)
         return event
 
     async def change_status(
@@ -453,5 +463,5 @@ class HubDiscussions:
             return insert_event(connection, ref, num, STATUS_CHANGE, author, {"status": status})
 
         event = await self.database.run(store)
-        await self._announce(ref, num, "update", "discussion", author)
+        await self.announce(ref, num, "update", "discussion", author)
         return event

@@ -47,7 +47,6 @@ from hubproxy.hub.discussions import (
     MERGED,
     HubDiscussions,
     comment_data,
-    discussion_facts,
     insert_discussion,
     insert_event,
     mark_merged,
@@ -301,16 +300,13 @@ class HostedRepoWriter:
                 ref, "update", "repo.content", actor=author, updated_refs=(moved,)
             )
             return
-        record = await self.discussions.get(ref, num)
-        facts = discussion_facts(record)
-        moved = RefUpdate(record.git_reference, None if create_pr else old, commit.sha)
-        await self.announcer.announce(
-            ref, "update", "repo.content", actor=author, updated_refs=(moved,), discussion=facts
+        moved = RefUpdate(f"refs/pr/{num}", None if create_pr else old, commit.sha)
+        discussions = self.discussions
+        await discussions.announce(
+            ref, num, "update", "repo.content", author, updated_refs=(moved,)
         )
         if create_pr:
-            await self.announcer.announce(
-                ref, "create", "discussion", actor=author, discussion=facts
-            )
+            await discussions.announce(ref, num, "create", "discussion", author)
 
     async def _commit(
         self,
@@ -430,8 +426,7 @@ class HostedRepoWriter:
                 )
 
             num = await self.repos.database.run(store)
-        facts = discussion_facts(await self.discussions.get(ref, num))
-        await self.announcer.announce(ref, "create", "discussion", actor=author, discussion=facts)
+        await self.discussions.announce(ref, num, "create", "discussion", author)
         return num
 
     async def merge_pull_request(
@@ -468,12 +463,11 @@ class HostedRepoWriter:
             await self.repos.add_commit(
                 ref, base_branch, commit, result.files, expected_head=target, also=merged
             )
-        facts = discussion_facts(await self.discussions.get(ref, num))
         moved = RefUpdate(f"refs/heads/{base_branch}", target, commit.sha)
-        await self.announcer.announce(
-            ref, "update", "repo.content", actor=author, updated_refs=(moved,), discussion=facts
+        await self.discussions.announce(
+            ref, num, "update", "repo.content", author, updated_refs=(moved,)
         )
-        await self.announcer.announce(ref, "update", "discussion", actor=author, discussion=facts)
+        await self.discussions.announce(ref, num, "update", "discussion", author)
         return commit.sha
 
     async def _check_card(self, ref: RepoRef, operations: list[Operation]) -> None:
