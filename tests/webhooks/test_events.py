@@ -3,7 +3,6 @@ repo create/delete/visibility, commits and ref moves, discussions, comments and 
 (opened, pushed to, merged)."""
 
 import io
-import time
 
 import httpx
 from huggingface_hub import WebhookPayload
@@ -42,12 +41,9 @@ def test_each_event_reaches_the_receiver_in_the_hubs_shape(
     assert created.repo.private is False
     assert created.repo.url.web.endswith(f"/{repo_id}")
 
-    started = time.monotonic()
     commit = api.upload_file(path_or_fileobj=io.BytesIO(b"hello"), path_in_repo="a.txt",
                              repo_id=repo_id)  # fmt: skip
     pushed = _checked(receiver.until("repo.content", "update"), webhook.id, repo_id)
-    # Well within a second of the answer on an idle machine; bounded loosely for CI.
-    assert time.monotonic() - started < 5
     assert pushed.updatedRefs is not None
     assert [(ref.ref, ref.oldSha, ref.newSha) for ref in pushed.updatedRefs] == [
         ("refs/heads/main", initial, commit.oid)

@@ -109,6 +109,7 @@ async def webhooks(call: Call) -> Response:
 
 async def _own(call: Call) -> Webhook:
     webhook = await call.services.webhooks.get(call.route.subject)
+    call.record.path = f"webhooks/{webhook.id}"
     enforce(may_manage_webhook(call.principal, webhook.owner))
     return webhook
 
