@@ -56,6 +56,10 @@ def test_a_failed_delivery_is_retried(webhook_hub: Hub, receiver: Receiver) -> N
     [entry] = _finished(webhook_hub, webhook.id, "developer", 1)
     assert (entry["state"], entry["attempts"], entry["responseStatus"]) == ("delivered", 2, 200)
     assert entry["event"] == "repo.content/update"
+    with webhook_hub.client() as client:
+        metrics = client.get("/metrics").text
+    assert 'hubproxy_webhook_deliveries_total{outcome="retried"}' in metrics
+    assert 'hubproxy_webhook_deliveries_total{outcome="delivered"}' in metrics
     api.delete_webhook(webhook.id)
 
 

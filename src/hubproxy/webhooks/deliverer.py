@@ -30,6 +30,7 @@ from hubproxy.auth.accounts import AccountsSnapshot
 from hubproxy.auth.audit import AuditRecord, AuditSink
 from hubproxy.auth.authz import RepoVisibility
 from hubproxy.auth.webhooks import may_receive
+from hubproxy.metrics import WEBHOOK_DELIVERIES
 from hubproxy.webhooks.addresses import GuardedResolver, IpNetwork, check_literal_host
 from hubproxy.webhooks.store import (
     DELIVERED,
@@ -174,6 +175,7 @@ class WebhookDeliverer:
             await self._finish(delivery, webhook, FAILED, status, duration, error)
             return
         delay = retry_delay(attempts)
+        WEBHOOK_DELIVERIES.labels("retried").inc()
         await self.store.finish(
             delivery.id, self.claimant, state=PENDING, response_status=status,
             duration=duration, error=error, retry_at=time.time() + delay,
@@ -204,6 +206,7 @@ class WebhookDeliverer:
             delivery.id, self.claimant, state=state, response_status=status,
             duration=duration, error=error,
         )  # fmt: skip
+        WEBHOOK_DELIVERIES.labels(state).inc()
         record = AuditRecord(
             "webhook_delivery",
             decision="deny" if state == SKIPPED else "allow",
