@@ -299,6 +299,19 @@ class WebhookStore:
         `lease` seconds, with their webhooks; oldest first."""
         now = time.time()
 
+        def any_due(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT 1 FROM webhook_deliveries WHERE state = ? AND next_attempt <= ?"
+                " AND (claimed_until IS NULL OR claimed_until < ?) LIMIT 1",
+                (PENDING, now, now),
+            ).fetchone()
+            return row is not None
+
+        # Polled every second by every process: a read (which never waits for a writer)
+        # decides whether the write transaction of a claim is needed at all.
+        if not await self.database.read(any_due):
+            return []
+
         def store(connection: sqlite3.Connection) -> list[tuple[Delivery, Webhook]]:
             rows = connection.execute(
                 "SELECT * FROM webhook_deliveries WHERE state = ? AND next_attempt <= ?"
