@@ -19,6 +19,7 @@ from tests.security.conftest import TARGET_REPO, Fortress
 REPO_API = f"/api/models/{TARGET_REPO}"
 OBJECT = "a" * 64
 COMMENT = "b" * 24
+WEBHOOK = "c" * 24
 SIGNED_LINK = f"size=1&expires={2**40}&by=user:developer&token=tok_000000000000&signature=00"
 # One well-formed URL per endpoint, every one about the private hosted project `team`.
 URLS: dict[str, str] = {
@@ -60,6 +61,10 @@ URLS: dict[str, str] = {
     "project_robot": "/api/organizations/team/robots/walker",
     "tokens": "/api/hubproxy/tokens?user=root",
     "token": "/api/hubproxy/tokens/tok_000000000000",
+    "webhooks": "/api/settings/webhooks",
+    "webhook": f"/api/settings/webhooks/{WEBHOOK}",
+    "webhook_switch": f"/api/settings/webhooks/{WEBHOOK}/disable",
+    "webhook_deliveries": f"/api/settings/webhooks/{WEBHOOK}/deliveries",
     "whoami": "/api/whoami-v2",
     "admin_users": "/api/hubproxy/admin/users",
     "admin_user_disabled": "/api/hubproxy/admin/users/developer/disabled",
@@ -93,6 +98,8 @@ BODIES: dict[str, Any] = {
     "discussion_comment_edit": {"content": "walked"},
     "discussion_title": {"title": "A walked title"},
     "discussion_status": {"status": "closed"},
+    "webhooks": {"url": "https://hooks.invalid/walk", "watched": [{"type": "org", "name": "team"}]},
+    "webhook": {"url": "https://hooks.invalid/walk"},
 }
 # Answers that hide the private project from a caller who may not read it.
 HIDING = {404, 501}
