@@ -50,6 +50,9 @@ from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.signing import Signer
+from hubproxy.webhooks.deliverer import WebhookDeliverer
+from hubproxy.webhooks.publisher import WebhookPublisher
+from hubproxy.webhooks.store import WebhookStore
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,13 @@ async def _prune_audit(sqlite_sink: SqliteAuditSink, audit: AuditSink, retention
                 record.reason = f"deleted {deleted} records older than {retention:.0f} s"
                 await audit.emit([record])
         await asyncio.sleep(AUDIT_PRUNE_INTERVAL_SECONDS)
+
+
+def _links_base(settings: Settings) -> str:
+    """The URL prefix of links in webhook payloads: sent with no request to take it from."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"http://{settings.host}:{settings.port}"
 
 
 def create_app(settings: Settings, process: ServerProcess | None = None) -> Starlette:
@@ -176,13 +186,38 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             content = XetBackedContent(HeldContent(blobs), xet)
             hub_repos = HubRepos(database)
             signer = Signer(database)
+            webhooks = WebhookStore(database)
+            deliverer = WebhookDeliverer(
+                webhooks,
+                lambda: authenticator.snapshot,
+                audit,
+                allowed_networks=settings.webhook_networks,
+                require_auth=settings.require_auth,
+            )
+            # Closed before the audit log: its last records are written.
+            await deliverer.start(sole=process is None)
+            stack.push_async_callback(deliverer.aclose)
+            publisher = WebhookPublisher(webhooks, _links_base(settings), deliverer.wake)
             hub = HostedRepoWriter(
-                hub_repos, content, signer, lfs_threshold=settings.upload_lfs_threshold
+                hub_repos,
+                content,
+                signer,
+                lfs_threshold=settings.upload_lfs_threshold,
+                events=publisher,
             )
             hosted = HostedRepoStore(hub_repos, content)
             yield {
                 "services": Services(
-                    settings, store, hosted, hub, authenticator, audit, check_ready, xet, signer
+                    settings,
+                    store,
+                    hosted,
+                    hub,
+                    authenticator,
+                    audit,
+                    check_ready,
+                    xet,
+                    signer,
+                    webhooks,
                 )
             }
 

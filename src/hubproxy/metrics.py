@@ -206,6 +206,13 @@ HUB_UPLOADED_BYTES = Counter(
     ("transfer",),
     registry=REGISTRY,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "hubproxy_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: delivered, retried (to be tried again), failed"
+    " (attempts exhausted) or skipped (webhook disabled, or its owner may no longer see the repo).",
+    ("outcome",),
+    registry=REGISTRY,
+)
 HUB_COMMITS = Counter(
     "hubproxy_hub_commits",
     "Commits to hosted repos, by outcome: created, or refused (invalid, conflicting, missing).",

@@ -14,6 +14,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -271,6 +272,11 @@ class Settings:
         "Delete audit records older than this (e.g. 90d), checked hourly.",
         shown_default="keep all",
     )
+    webhook_allowed_networks: str = setting(
+        "",
+        "Comma-separated networks (CIDR) webhooks may call although they are not public: "
+        "loopback, private, link-local and reserved addresses are refused otherwise.",
+    )
     log_level: str = setting("info", "Logging level: debug, info, warning, error.")
     log_format: str = setting(
         "text", "text (readable lines) or json (one JSON object per line, for log shippers)."
@@ -298,6 +304,15 @@ class Settings:
         """`trusted_hosts` as lowercase `host[:port]` names."""
         return frozenset(
             name.strip().lower() for name in self.trusted_hosts.split(",") if name.strip()
+        )
+
+    @property
+    def webhook_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """`webhook_allowed_networks`, parsed (validated by `load_settings`)."""
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.webhook_allowed_networks.split(",")
+            if part.strip()
         )
 
     @property
@@ -509,6 +524,10 @@ def _validate(settings: Settings) -> Settings:
     for name in ("parallel_chunk_fetches", "upstream_concurrency", "audit_queue_size"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
+    try:
+        settings.webhook_networks  # noqa: B018 - raises ValueError when invalid
+    except ValueError as error:
+        raise SettingsError(f"webhook_allowed_networks: {error}") from None
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"log_format: unknown format {settings.log_format!r} (text, json)")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -62,7 +62,7 @@ EVERY_SETTING = {
     "metrics_require_auth": True, "max_token_lifetime": "30d",
     "accounts_refresh": "5s", "xet_downloads": "all", "xet_download_threshold": "10GB",
     "xet_token_lifetime": "30m", "xet_url_lifetime": "5m",
-    "sendfile": False, "workers": 4,
+    "sendfile": False, "workers": 4, "webhook_allowed_networks": "10.20.0.0/16,fd00::/8",
 }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from tests.security.conftest import TARGET_REPO, Fortress
 REPO_API = f"/api/models/{TARGET_REPO}"
 OBJECT = "a" * 64
 COMMENT = "b" * 24
+WEBHOOK = "c" * 24
 # "{v}" is replaced by each hostile URL segment.
 URLS: dict[str, list[str]] = {
     "resolve": [f"/{TARGET_REPO}/resolve/{{v}}/README.md", f"/{TARGET_REPO}/resolve/main/{{v}}"],
@@ -73,6 +74,13 @@ URLS: dict[str, list[str]] = {
     "project_robot": ["/api/organizations/team/robots/{v}"],
     "tokens": ["/api/hubproxy/tokens"],
     "token": ["/api/hubproxy/tokens/{v}", "/api/hubproxy/tokens/tok_000000000000"],
+    "webhooks": ["/api/settings/webhooks"],
+    "webhook": ["/api/settings/webhooks/{v}", f"/api/settings/webhooks/{WEBHOOK}"],
+    "webhook_switch": [
+        "/api/settings/webhooks/{v}/enable",
+        f"/api/settings/webhooks/{WEBHOOK}/disable",
+    ],
+    "webhook_deliveries": [f"/api/settings/webhooks/{WEBHOOK}/deliveries"],
     "whoami": ["/api/whoami-v2"],
     "repo_like": [f"{REPO_API}/like", "/api/models/{v}/x/like"],
     "user_likes": ["/api/users/{v}/likes"],
@@ -182,6 +190,7 @@ def snapshot(fortress: Fortress) -> dict[str, Any]:
             state[name] = answer.json()
     with fortress.client(fortress.developer_token) as client:
         state["developer tokens"] = client.get("/api/hubproxy/tokens").json()
+        state["developer webhooks"] = client.get("/api/settings/webhooks").json()
     for name in ("admin tokens", "developer tokens"):
         # When a token was last used changes with every request: not state an attack changes.
         state[name] = [

@@ -19,6 +19,7 @@ from tests.security.conftest import TARGET_REPO, Fortress
 REPO_API = f"/api/models/{TARGET_REPO}"
 OBJECT = "a" * 64
 COMMENT = "b" * 24
+WEBHOOK = "c" * 24
 SIGNED_LINK = f"size=1&expires={2**40}&by=user:developer&token=tok_000000000000&signature=00"
 # One well-formed URL per endpoint, every one about the private hosted project `team`.
 URLS: dict[str, str] = {
@@ -60,6 +61,10 @@ URLS: dict[str, str] = {
     "project_robot": "/api/organizations/team/robots/walker",
     "tokens": "/api/hubproxy/tokens?user=root",
     "token": "/api/hubproxy/tokens/tok_000000000000",
+    "webhooks": "/api/settings/webhooks",
+    "webhook": f"/api/settings/webhooks/{WEBHOOK}",
+    "webhook_switch": f"/api/settings/webhooks/{WEBHOOK}/disable",
+    "webhook_deliveries": f"/api/settings/webhooks/{WEBHOOK}/deliveries",
     "whoami": "/api/whoami-v2",
     "repo_like": f"{REPO_API}/like",
     "user_likes": "/api/users/developer/likes",
@@ -104,6 +109,8 @@ BODIES: dict[str, Any] = {
     "alias": {"target": "main", "message": "walked"},
     "repo_protections": {"pattern": "walked", "minRole": "admin"},
     "project_protections": {"pattern": "walked", "minRole": "admin"},
+    "webhooks": {"url": "https://hooks.invalid/walk", "watched": [{"type": "org", "name": "team"}]},
+    "webhook": {"url": "https://hooks.invalid/walk"},
 }
 # Answers that hide the private project from a caller who may not read it.
 HIDING = {404, 501}

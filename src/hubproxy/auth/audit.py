@@ -85,6 +85,10 @@ AUDITED_ACTIONS = (
     "alias_promote",
     "alias_delete",
     "protection_change",
+    "webhook_create",
+    "webhook_update",
+    "webhook_delete",
+    "webhook_delivery",
 )
 
 

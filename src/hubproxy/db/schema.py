@@ -386,6 +386,48 @@ REGISTRY = """
 """
 
 
+# 15: webhooks and their deliveries. A delivery row is both the queue (`pending`, claimed by
+# one process at a time through `claimed_until`) and, once finished, the webhook's delivery log
+# (`delivered`, `failed` or `skipped`, with the last attempt's status, duration and error).
+# Portable SQL (TEXT, INTEGER, REAL only): the PostgreSQL port runs it as it is.
+WEBHOOKS = """
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        url TEXT NOT NULL,
+        watched TEXT NOT NULL,
+        domains TEXT NOT NULL,
+        secret TEXT,
+        disabled INTEGER NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX webhooks_by_owner ON webhooks (owner);
+    CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        repo_type TEXT NOT NULL,
+        repo_id TEXT NOT NULL,
+        private INTEGER NOT NULL,
+        gated TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        created REAL NOT NULL,
+        next_attempt REAL NOT NULL,
+        claimed_by TEXT,
+        claimed_until REAL,
+        finished REAL,
+        response_status INTEGER,
+        duration REAL,
+        error TEXT
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt);
+    CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created);
+"""
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -406,4 +448,6 @@ STEPS: tuple[Step, ...] = (
     LIKES,
     # 14: aliases, promotions and protection rules (the model registry).
     REGISTRY,
+    # 15: webhooks and their delivery queue and log.
+    WEBHOOKS,
 )

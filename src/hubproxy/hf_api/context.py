@@ -14,6 +14,7 @@ from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.signing import Signer
+from hubproxy.webhooks.store import WebhookStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Services:
     xet: XetStore
     # Signatures with the data dir's key (upload links, Xet access tokens).
     signer: Signer
+    # Webhooks and their deliveries.
+    webhooks: WebhookStore
 
 
 def services(request: Request) -> Services:

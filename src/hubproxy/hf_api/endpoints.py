@@ -39,6 +39,7 @@ from hubproxy.hf_api import (
     tokens,
     tree,
     users,
+    webhooks,
     xet_tokens,
 )
 from hubproxy.hf_api.bodies import MAX_JSON_BYTES
@@ -179,6 +180,23 @@ ENDPOINTS: dict[str, Endpoint] = {
         tokens.tokens, {"GET": None, "POST": None}, {"POST": "token_create"}, users_only=True
     ),
     "token": Endpoint(tokens.token, {"DELETE": None}, {"DELETE": "token_revoke"}, users_only=True),
+    # A user's own webhooks (`auth/webhooks.py` decides the rest).
+    "webhooks": Endpoint(
+        webhooks.webhooks,
+        {"GET": None, "POST": None},
+        {"POST": "webhook_create"},
+        users_only=True,
+    ),
+    "webhook": Endpoint(
+        webhooks.webhook,
+        {"GET": None, "POST": None, "DELETE": None},
+        {"POST": "webhook_update", "DELETE": "webhook_delete"},
+        users_only=True,
+    ),
+    "webhook_switch": Endpoint(
+        webhooks.switch, {"POST": None}, {"POST": "webhook_update"}, users_only=True
+    ),
+    "webhook_deliveries": Endpoint(webhooks.deliveries, {"GET": None}, users_only=True),
     "whoami": Endpoint(users.whoami, {"GET": None}, {"GET": "login"}),
     # A like is the caller's own: reading the repo is enough, as on huggingface.co.
     "repo_like": Endpoint(likes.like, {"POST": READ, "DELETE": READ}, users_only=True),

@@ -206,7 +206,7 @@ async def repo_settings(call: Call) -> Response:
     if private is None and gated is None:
         raise BadRequest("Nothing to change: give 'visibility' (or 'private') or 'gated'")
     check_visibility(project, private)
-    record = await call.hub.repos.update_settings(call.repo, private=private, gated=gated)
+    record = await call.hub.update_settings(call.repo, private=private, gated=gated)
     call.record.reason = f"private={record.private} gated={record.gated or 'false'}"
     return JSONResponse({"private": record.private, "gated": record.gated or False})
 

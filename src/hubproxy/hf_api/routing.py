@@ -121,6 +121,27 @@ def _registry_route(repo_type: RepoType, segments: list[str]) -> RouteMatch | No
     return None
 
 
+WEBHOOK_ID = re.compile(r"[0-9a-f]{24}")
+_WEBHOOK_ACTIONS = {
+    "enable": "webhook_switch",
+    "disable": "webhook_switch",
+    "deliveries": "webhook_deliveries",
+}
+
+
+def _webhook_route(segments: list[str]) -> RouteMatch | None:
+    """`/api/settings/webhooks[/{id}[/enable|disable|deliveries]]`."""
+    if not segments or segments == [""]:
+        return RouteMatch("webhooks")
+    if not WEBHOOK_ID.fullmatch(segments[0]):
+        raise BadRequest("Invalid webhook id: 24 lowercase hexadecimal digits")
+    if len(segments) == 1:
+        return RouteMatch("webhook", subject=segments[0])
+    if len(segments) == 2 and segments[1] in _WEBHOOK_ACTIONS:
+        return RouteMatch(_WEBHOOK_ACTIONS[segments[1]], path=segments[1], subject=segments[0])
+    return None
+
+
 def _segments(raw_path: bytes) -> list[str]:
     try:
         text = raw_path.decode("ascii")
@@ -310,6 +331,8 @@ def _match_route(raw_path: bytes) -> RouteMatch | None:
             return RouteMatch(f"{segments[2]}_repo")
         if head == "users" and len(segments) == 4 and segments[3] == "likes":
             return RouteMatch("user_likes", subject=namespace(segments[2]))
+        if segments[1:3] == ["settings", "webhooks"]:
+            return _webhook_route(segments[3:])
         if segments[1:] == ["whoami-v2"]:
             return RouteMatch("whoami")
         if segments[1:] == ["agent-harnesses"]:

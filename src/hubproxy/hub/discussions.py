@@ -17,6 +17,14 @@ from typing import Any, Final
 
 from hubproxy.db import Database
 from hubproxy.errors import BadRequest, NotFound, PreconditionFailed
+from hubproxy.hub.announcements import Announcer
+from hubproxy.hub.events import (
+    CommentFacts,
+    DiscussionFacts,
+    EventAction,
+    EventScope,
+    RefUpdate,
+)
 from hubproxy.naming import RepoRef
 
 DRAFT, OPEN, CLOSED, MERGED = "draft", "open", "closed", "merged"
@@ -63,6 +71,26 @@ class EventRecord:
     author: str
     created: float
     data: dict[str, Any]
+
+
+def discussion_facts(record: DiscussionRecord) -> DiscussionFacts:
+    """What an event says of a discussion (`hub/events.py`)."""
+    return DiscussionFacts(
+        record.num,
+        record.title,
+        record.is_pull_request,
+        record.status,
+        record.author,
+        record.base_branch,
+        record.merge_commit,
+    )
+
+
+def comment_facts(event: EventRecord) -> CommentFacts:
+    latest = event.data.get("latest", {})
+    return CommentFacts(
+        event.event_id, event.author, str(latest.get("raw", "")), bool(event.data.get("hidden"))
+    )
 
 
 def _key(ref: RepoRef) -> tuple[str, str]:
@@ -220,10 +248,40 @@ def mark_merged(
 
 
 class HubDiscussions:
-    """Typed access to `hub_discussions` and `hub_discussion_events`."""
+    """Typed access to `hub_discussions` and `hub_discussion_events`; each change, once
+    committed, is announced (`hub/announcements.py`)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, announcer: Announcer | None = None) -> None:
         self.database = database
+        self.announcer = announcer
+
+    async def announce(
+        self,
+        ref: RepoRef,
+        num: int,
+        action: EventAction,
+        scope: EventScope,
+        author: str,
+        comment: EventRecord | None = None,
+        updated_refs: tuple[RefUpdate, ...] = (),
+    ) -> None:
+        """Announce a change of discussion `num` (as it is now); never raises for a
+        discussion gone meanwhile."""
+        if self.announcer is None:
+            return
+        try:
+            facts = discussion_facts(await self.get(ref, num))
+        except NotFound:
+            return
+        await self.announcer.announce(
+            ref,
+            action,
+            scope,
+            actor=author,
+            discussion=facts,
+            comment=None if comment is None else comment_facts(comment),
+            updated_refs=updated_refs,
+        )
 
     async def get(self, ref: RepoRef, num: int) -> DiscussionRecord:
         """Discussion `num` of the repo, or `NotFound`."""
@@ -291,11 +349,13 @@ class HubDiscussions:
 
     async def create(self, ref: RepoRef, *, title: str, description: str, author: str) -> int:
         """A plain discussion; its number."""
-        return await self.database.run(
+        num = await self.database.run(
             lambda connection: insert_discussion(
                 connection, ref, title=title, description=description, author=author
             )
         )
+        await self.announce(ref, num, "create", "discussion", author)
+        return num
 
     async def comment(self, ref: RepoRef, num: int, author: str, text: str) -> EventRecord:
         def store(connection: sqlite3.Connection) -> EventRecord:
@@ -304,7 +364,9 @@ class HubDiscussions:
                 connection, ref, num, COMMENT, author, comment_data(text, author, time.time())
             )
 
-        return await self.database.run(store)
+        event = await self.database.run(store)
+        await self.announce(ref, num, "create", "discussion.comment", author, event)
+        return event
 
     async def comment_event(self, ref: RepoRef, num: int, event_id: str) -> EventRecord:
         """Comment `event_id` (compared case-insensitively, as clients lowercase it)."""
@@ -356,7 +418,9 @@ class HubDiscussions:
             )
             return EventRecord(event.event_id, event.type, event.author, event.created, data)
 
-        return await self.database.run(store)
+        updated = await self.database.run(store)
+        await self.announce(ref, num, "update", "discussion.comment", editor, updated)
+        return updated
 
     async def rename(self, ref: RepoRef, num: int, author: str, title: str) -> EventRecord:
         def store(connection: sqlite3.Connection) -> EventRecord:
@@ -370,7 +434,9 @@ class HubDiscussions:
                 connection, ref, num, TITLE_CHANGE, author, {"from": old, "to": title}
             )
 
-        return await self.database.run(store)
+        event = await self.database.run(store)
+        await self.announce(ref, num, "update", "discussion", author)
+        return event
 
     async def change_status(
         self, ref: RepoRef, num: int, author: str, status: str, comment: str | None
@@ -397,4 +463,6 @@ class HubDiscussions:
             )
             return insert_event(connection, ref, num, STATUS_CHANGE, author, {"status": status})
 
-        return await self.database.run(store)
+        event = await self.database.run(store)
+        await self.announce(ref, num, "update", "discussion", author)
+        return event

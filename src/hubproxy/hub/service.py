@@ -33,6 +33,7 @@ from hubproxy.errors import (
     UploadRejected,
 )
 from hubproxy.hub import upload_modes
+from hubproxy.hub.announcements import Announcer
 from hubproxy.hub.cards import MAX_CARD_BYTES, card_metadata, space_card, strings, validate_card
 from hubproxy.hub.commits import (
     AddFile,
@@ -55,6 +56,7 @@ from hubproxy.hub.discussions import (
     mark_merged,
     move_pull_request_head,
 )
+from hubproxy.hub.events import NO_LISTENERS, EventPublisher, RefUpdate
 from hubproxy.hub.gitobjects import Signature, commit_id, git_blob_oid
 from hubproxy.hub.likes import HubLikes
 from hubproxy.hub.pull_requests import CONFLICT_MESSAGE, merge
@@ -74,6 +76,7 @@ from hubproxy.hub.repos import (
     CommitRecord,
     HubFile,
     HubRepos,
+    RepoRecord,
     tree_ids_of,
 )
 from hubproxy.hub.upload_links import UploadLinks
@@ -171,13 +174,21 @@ def _existing_branch_name(value: str) -> str:
 
 
 class HostedRepoWriter:
-    """Changes to hosted repos."""
+    """Changes to hosted repos; each one, once committed, is published to `events`
+    (`hub/events.py`)."""
 
     def __init__(
-        self, repos: HubRepos, content: ContentStore, signer: Signer, *, lfs_threshold: int
+        self,
+        repos: HubRepos,
+        content: ContentStore,
+        signer: Signer,
+        *,
+        lfs_threshold: int,
+        events: EventPublisher = NO_LISTENERS,
     ) -> None:
         self.repos = repos
-        self.discussions = HubDiscussions(repos.database)
+        self.announcer = Announcer(repos, events)
+        self.discussions = HubDiscussions(repos.database, self.announcer)
         self.likes = HubLikes(repos.database)
         self.registry = HubRegistry(repos.database)
         self.content = content
@@ -203,6 +214,7 @@ class HostedRepoWriter:
         await self.repos.create_repo(
             ref, private=private, created_by=creator, initial=initial, files=files
         )
+        await self.announcer.announce(ref, "create", "repo", actor=creator)
 
     async def move_repo(self, source: RepoRef, target: RepoRef, *, private: bool) -> None:
         """Rename `source` to `target` with its history, then give it `private`."""
@@ -210,11 +222,27 @@ class HostedRepoWriter:
         async with self._locks[first], self._locks[second]:
             await self.repos.move_repo(source, target)
             await self.repos.update_settings(target, private=private)
+        await self.announcer.announce(source, "move", "repo", moved_to=target)
 
     async def delete_repo(self, ref: RepoRef) -> None:
         # The content stays until `hubproxy cache gc`: other repos or the cache may share it.
         async with self._locks[ref]:
+            record = await self.repos.get_repo(ref)
             await self.repos.delete_repo(ref)
+        await self.announcer.announce(ref, "delete", "repo", record=record)
+
+    async def update_settings(
+        self, ref: RepoRef, *, private: bool | None = None, gated: str | None = None
+    ) -> RepoRecord:
+        """Change the given settings of a hosted repo (visibility, gating)."""
+        record = await self.repos.update_settings(ref, private=private, gated=gated)
+        changed: dict[str, object] = {}
+        if private is not None:
+            changed["private"] = record.private
+        if gated is not None:
+            changed["gated"] = record.gated or False
+        await self.announcer.announce(ref, "update", "repo.config", updated_config=changed)
+        return record
 
     # Commits --------------------------------------------------------------------------
 
@@ -287,7 +315,33 @@ class HostedRepoWriter:
             HUB_COMMITS.labels("refused").inc()
             raise
         HUB_COMMITS.labels("created").inc()
+        await self._announce_commit(ref, revision_name, created, actor.name, create_pr=create_pr)
         return created
+
+    async def _announce_commit(
+        self,
+        ref: RepoRef,
+        revision_name: str,
+        created: tuple[CommitRecord, int | None],
+        author: str,
+        *,
+        create_pr: bool,
+    ) -> None:
+        commit, num = created
+        old = commit.parents[0] if commit.parents else None
+        if num is None:
+            moved = RefUpdate(f"refs/heads/{ref_name(revision_name, BRANCH)}", old, commit.sha)
+            await self.announcer.announce(
+                ref, "update", "repo.content", actor=author, updated_refs=(moved,)
+            )
+            return
+        moved = RefUpdate(f"refs/pr/{num}", None if create_pr else old, commit.sha)
+        discussions = self.discussions
+        await discussions.announce(
+            ref, num, "update", "repo.content", author, updated_refs=(moved,)
+        )
+        if create_pr:
+            await discussions.announce(ref, num, "create", "discussion", author)
 
     async def _commit(
         self,
@@ -408,7 +462,9 @@ class HostedRepoWriter:
                     status=DRAFT,
                 )
 
-            return await self.repos.database.run(store)
+            num = await self.repos.database.run(store)
+        await self.discussions.announce(ref, num, "create", "discussion", author)
+        return num
 
     async def merge_pull_request(
         self, ref: RepoRef, num: int, actor: RefGuard, comment: str | None
@@ -446,7 +502,12 @@ class HostedRepoWriter:
             await self.repos.add_commit(
                 ref, base_branch, commit, result.files, expected_head=target, also=merged
             )
-            return commit.sha
+        moved = RefUpdate(f"refs/heads/{base_branch}", target, commit.sha)
+        await self.discussions.announce(
+            ref, num, "update", "repo.content", author, updated_refs=(moved,)
+        )
+        await self.discussions.announce(ref, num, "update", "discussion", author)
+        return commit.sha
 
     async def _check_card(self, ref: RepoRef, operations: list[Operation]) -> None:
         """A README.md whose metadata huggingface.co would refuse fails the commit (400)."""
@@ -540,7 +601,15 @@ class HostedRepoWriter:
             title = message.split("\n", 1)[0].strip() or f"Super-squash branch '{branch}'"
             commit = _new_commit(files, [], actor.name, title, message or title)
             await self.repos.add_commit(ref, branch, commit, files, expected_head=head)
-            return commit.sha
+        await self._announce_refs(
+            ref, RefUpdate(f"refs/heads/{branch}", head, commit.sha), actor.name
+        )
+        return commit.sha
+
+    async def _announce_refs(self, ref: RepoRef, moved: RefUpdate, actor: str = "") -> None:
+        await self.announcer.announce(
+            ref, "update", "repo.content", actor=actor, updated_refs=(moved,)
+        )
 
     async def _super_squash_pull_request(
         self, ref: RepoRef, num: int, message: str, author: str
@@ -592,15 +661,18 @@ class HostedRepoWriter:
             branch = ref_name(name, BRANCH)
             await self._guard(ref, actor, BRANCH, branch, "create", "ref")
             await self.repos.create_ref(ref, BRANCH, branch, start)
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{branch}", None, start), actor.name)
 
     async def delete_branch(self, ref: RepoRef, name: str, actor: RefGuard) -> None:
         branch = ref_name(name, BRANCH)
         if branch == DEFAULT_BRANCH:
             raise Forbidden(f"Cannot delete refs/heads/{DEFAULT_BRANCH}")
         async with self._locks[ref]:
-            if branch in (await self.repos.refs(ref))[BRANCH]:
+            old = (await self.repos.refs(ref))[BRANCH].get(branch)
+            if old is not None:
                 await self._guard(ref, actor, BRANCH, branch, "delete", "ref")
             await self.repos.delete_ref(ref, BRANCH, branch)
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{branch}", old, None), actor.name)
 
     async def create_tag(self, ref: RepoRef, revision_name: str, tag: str, actor: RefGuard) -> None:
         async with self._locks[ref]:
@@ -608,13 +680,16 @@ class HostedRepoWriter:
             name = ref_name(tag, TAG)
             await self._guard(ref, actor, TAG, name, "create", "ref")
             await self.repos.create_ref(ref, TAG, name, target)
+        await self._announce_refs(ref, RefUpdate(f"refs/tags/{name}", None, target), actor.name)
 
     async def delete_tag(self, ref: RepoRef, tag: str, actor: RefGuard) -> None:
         name = ref_name(tag, TAG)
         async with self._locks[ref]:
-            if name in (await self.repos.refs(ref))[TAG]:
+            old = (await self.repos.refs(ref))[TAG].get(name)
+            if old is not None:
                 await self._guard(ref, actor, TAG, name, "delete", "ref")
             await self.repos.delete_ref(ref, TAG, name)
+        await self._announce_refs(ref, RefUpdate(f"refs/tags/{name}", old, None), actor.name)
 
     # Protection and promotion -----------------------------------------------------------
 
@@ -679,7 +754,8 @@ class HostedRepoWriter:
                 record_promotion(connection, ref, promotion, new_alias=current is None)
 
             await self.repos.move_ref(ref, BRANCH, name, commit, current, record)
-            return promotion
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{name}", current, commit), actor.name)
+        return promotion
 
     async def remove_alias(self, ref: RepoRef, alias: str, actor: RefGuard) -> None:
         """Delete alias `alias` and its branch (its promotion history stays)."""
@@ -687,9 +763,11 @@ class HostedRepoWriter:
         async with self._locks[ref]:
             if name not in await self.registry.aliases(ref):
                 raise RevisionNotFound(f"No alias {name!r}")
+            old = (await self.repos.refs(ref))[BRANCH].get(name)
             await self._guard(ref, actor, BRANCH, name, "delete", "promotion")
             await self.repos.delete_ref(ref, BRANCH, name)
             await self.repos.database.run(lambda connection: forget_alias(connection, ref, name))
+        await self._announce_refs(ref, RefUpdate(f"refs/heads/{name}", old, None), actor.name)
 
     # LFS uploads ------------------------------------------------------------------------
 
