@@ -5,6 +5,7 @@ from the route, and for create/delete the repo from the JSON body). Proxied name
 proxy projects never get here: they are read-only. Wire shapes: hf-protocol.md §5 and §6.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hub.cards import validate_card
+from hubproxy.hub.repos import RepoRecord
 from hubproxy.naming import RepoRef, repo_ref
 
 # preupload and LFS batch bodies list up to thousands of files.
@@ -279,14 +281,29 @@ async def list_repos(call: Call) -> Response:
     """`list_models(author=..., search=..., limit=...)` & co. over hosted projects: the repos
     the caller may read. Upstream repos are not listed through hubproxy."""
     query = call.request.query_params
-    search = query.get("search", "").lower()
+    listed_type = call.route.listed_type
+    assert listed_type is not None
+    records = await readable_hosted_repos(
+        call, [listed_type], query.get("author"), query.get("search", "")
+    )
     limit = whole_number_query(call.request, "limit")
+    if limit is not None:
+        records = records[:limit]
+    hosted_store = call.services.hosted
+    return JSONResponse([await hosted_store.summary(record) for record in records])
+
+
+async def readable_hosted_repos(
+    call: Call, repo_types: Collection[str], author: str | None, search: str
+) -> list[RepoRecord]:
+    """The hosted repos of `repo_types` the caller may read (`authz.readable`), of project
+    `author` if given (refused as the listing API refuses it), whose id contains `search`
+    (any letter case): what repo listings and the web UI's pages show."""
     snapshot, caller = call.snapshot, call.principal
     require_auth = call.settings.require_auth
-    decision = enforce(
-        authorize_listing(caller, query.get("author"), snapshot, require_auth=require_auth)
-    )
-    author = decision.project.name if decision.project else None
+    decision = enforce(authorize_listing(caller, author, snapshot, require_auth=require_auth))
+    named = decision.project.name if decision.project else None
+    search = search.lower()
 
     def hosted(namespace: str) -> bool:
         project = snapshot.project_of(namespace)
@@ -294,19 +311,15 @@ async def list_repos(call: Call) -> Response:
 
     records = {
         record.ref.repo_id: record
-        for record in await call.hub.repos.list_repos(author)
-        if record.ref.repo_type == call.route.listed_type
+        for record in await call.hub.repos.list_repos(named)
+        if record.ref.repo_type in repo_types
         and hosted(record.ref.repo_id.split("/")[0])
         and search in record.ref.repo_id.lower()
     }
     visibility = {
         repo_id: RepoVisibility(record.private, record.gated) for repo_id, record in records.items()
     }
-    visible = readable(caller, visibility, snapshot)
-    if limit is not None:
-        visible = visible[:limit]
-    hosted_store = call.services.hosted
-    return JSONResponse([await hosted_store.summary(records[repo_id]) for repo_id in visible])
+    return [records[repo_id] for repo_id in readable(caller, visibility, snapshot)]
 
 
 async def validate_yaml(call: Call) -> Response:
