@@ -99,3 +99,11 @@ def test_governance_cache_and_private_hub_stay_apart(
         if module == layer or module.startswith(layer + "."):
             crossing = {name for name in imported if name.startswith(forbidden)}
             assert not crossing, f"{module} imports {crossing}"
+
+
+def test_only_the_app_knows_the_web_ui() -> None:
+    """Pages sit on top of the API layer: nothing below them imports `hubproxy.web`."""
+    for module, imported in MODULES.items():
+        if module.startswith("hubproxy.web") or module == "hubproxy.app":
+            continue
+        assert not {name for name in imported if name.startswith("hubproxy.web")}, module

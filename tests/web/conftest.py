@@ -10,6 +10,7 @@ private project `team`), `developer` and `viewer` of `team`, `outsider` (no role
 """
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -100,12 +101,13 @@ class WebSite:
         """A client of the API (bearer token) as `principal`."""
         return self.server.client(self.tokens[principal] if principal else None)
 
-    def browser(self, principal: str | None = None) -> httpx.Client:
+    @contextlib.contextmanager
+    def browser(self, principal: str | None = None) -> Iterator[httpx.Client]:
         """A client with cookies, signed in through the login form as `principal`."""
-        client = self.server.client()
-        if principal is not None:
-            sign_in(client, self.tokens[principal])
-        return client
+        with self.server.client() as client:
+            if principal is not None:
+                sign_in(client, self.tokens[principal])
+            yield client
 
 
 def csrf_of(page: str) -> str:
