@@ -138,12 +138,9 @@ def seed(site: WebSite) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def site(
-    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WebSite]:
-    data_dir = tmp_path_factory.mktemp("web") / "data"
-    tokens = (
+def site_accounts() -> Accounts:
+    """The principals of the module docstring."""
+    return (
         Accounts()
         .user("root", admin=True)
         .project("team", "hosted")
@@ -158,8 +155,15 @@ def site(
         .token("developer", "developer", "write")
         .token("viewer", "viewer", "read")
         .token("outsider", "outsider", "read")
-        .create(data_dir)
     )
+
+
+@pytest.fixture(scope="module")
+def site(
+    fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebSite]:
+    data_dir = tmp_path_factory.mktemp("web") / "data"
+    tokens = site_accounts().create(data_dir)
     server = in_process(data_dir, fake_hub_server.url)
     with server:
         website = WebSite(server, tokens, "")

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from hubproxy.cache.storage.base import FileSegment
 from hubproxy.constants import DEFAULT_REVISION, PLURAL_BY_REPO_TYPE
 from hubproxy.errors import HubError, NotFound
 from hubproxy.hf_api.call import Call
@@ -37,12 +38,16 @@ async def _read_text(call: Call, entry: FileEntry) -> str | None:
     """A small file's text, or None when it is too large or not UTF-8 text."""
     if entry.size > PREVIEW_BYTES:
         return None
-    parts = [part async for part in call.repo_store.read(entry, 0, entry.size)]
-    data = b"".join(part for part in parts if isinstance(part, bytes))
+    data = bytearray()
+    async for part in call.repo_store.read(entry, 0, entry.size):
+        if isinstance(part, FileSegment):  # not asked for (files=False); closed if given
+            part.close()
+            raise NotFound("file content came as an open file")
+        data += part
     if b"\0" in data:
         return None
     try:
-        return data.decode("utf-8")
+        return bytes(data).decode("utf-8")
     except UnicodeDecodeError:
         return None
 
