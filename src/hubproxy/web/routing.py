@@ -13,7 +13,9 @@ from hubproxy.naming import namespace, path_in_repo, repo_ref
 from hubproxy.numbers import InvalidNumber, whole_number
 
 # First segments that are pages of their own, never a namespace.
-RESERVED = frozenset({"admin", "login", "logout", "models", "datasets", "spaces", "-"})
+RESERVED = frozenset(
+    {"admin", "login", "logout", "models", "datasets", "spaces", "-", "api", "health", "metrics"}
+)
 _ADMIN_PAGES = {
     (): "page_admin",
     ("audit",): "page_admin_audit",
