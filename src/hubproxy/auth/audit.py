@@ -410,8 +410,9 @@ def _filters(
     if denied:
         clauses.append("decision = 'deny'")
     if before_serial is not None:
-        clauses.append("serial < ?")
-        values.append(before_serial)
+        # After that record in (time, serial) order: the order of `query_page`.
+        clauses.append("(time, serial) < ((SELECT time FROM audit WHERE serial = ?), ?)")
+        values.extend((before_serial, before_serial))
     if namespaces is not None:
         # A prefix comparison, not LIKE: `_` is a wildcard there and may be in names.
         alternatives = ["0"]
@@ -464,12 +465,19 @@ def query_page(
 ) -> list[tuple[int, AuditRecord]]:
     """Up to `limit` records matching every filter, newest first, with their serials: a page
     of the log that the next page continues with `before_serial` = the last serial (keyset
-    paging, so page 1,000 costs what page 1 does). `until` excludes its own moment."""
+    paging, so page 1,000 costs what page 1 does). `until` excludes its own moment.
+
+    Ordered by (time, serial), not serial alone: the time, actor and repo indexes all end in
+    the rowid, so a filtered page is read off an index in order (ordering by serial made
+    SQLite sort every record of a user, 0.3 s for 20,000 of a million)."""
     where, values = _filters(
         actor=actor, repo=repo, action=action, decision=decision, since=since, until=until,
         before_serial=before_serial, namespaces=namespaces,
     )  # fmt: skip
-    sql = f"SELECT serial, {', '.join(FIELDS)} FROM audit {where} ORDER BY serial DESC LIMIT ?"  # noqa: S608
+    sql = (
+        f"SELECT serial, {', '.join(FIELDS)} FROM audit {where}"  # noqa: S608
+        " ORDER BY time DESC, serial DESC LIMIT ?"
+    )
     rows = connection.execute(sql, [*values, limit]).fetchall()
     found = []
     for row in rows:
