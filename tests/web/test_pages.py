@@ -6,6 +6,7 @@ import io
 import json
 import time
 
+from tests.fake_upstream import FakeHubServer
 from tests.web.conftest import XSS_COMMIT, WebSite, commit, create_repo, csrf_of
 
 
@@ -335,3 +336,23 @@ def test_static_assets_are_served_from_the_package(site: WebSite) -> None:
         assert css.status_code == 200
         assert "--accent" in css.text
         assert "http" not in css.text  # nothing external
+
+
+def test_a_cached_upstream_repo_shows_its_cache_state(
+    site: WebSite, fake_hub_server: FakeHubServer
+) -> None:
+    card = b"---\nlicense: mit\n---\n# Upstream model\n"
+    fake_hub_server.hub.add_repo("acme/web-cached", {"README.md": card, "weights.bin": b"w" * 5000})
+    with site.browser() as browser:
+        first = browser.get("/acme/web-cached")
+        assert first.status_code == 200
+        assert "<h1>Upstream model</h1>" in first.text
+        # Reading the card cached the card, not the weights.
+        assert 'class="state state-partial">partial<' in first.text
+        assert "open/public-model" in browser.get("/").text
+        assert browser.get("/acme/web-cached/resolve/main/weights.bin").content == b"w" * 5000
+        after = browser.get("/acme/web-cached").text
+        assert 'class="state state-complete">complete<' in after
+        assert "acme/web-cached" in browser.get("/?type=model").text
+        blob = browser.get("/acme/web-cached/blob/main/weights.bin").text
+        assert "5.0 kB of 5.0 kB" in blob

@@ -6,7 +6,6 @@ and cached upstream repos through `authz.readable`: nobody sees a repo they coul
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
@@ -99,7 +98,8 @@ async def _cached(
     ]
 
 
-async def _listing(call: Call, project: str | None, title: str) -> Response:
+async def _repos(call: Call, project: str | None) -> list[Listed]:
+    """The repos a listing shows, with the query's filters applied."""
     query = call.request.query_params
     types = _types(call)
     search, tag = query.get("search", ""), query.get("tag", "")
@@ -107,14 +107,12 @@ async def _listing(call: Call, project: str | None, title: str) -> Response:
     repos = await _hosted(call, types, project, search) + await _cached(
         call, types, project, search
     )
-    if tag:
-        repos = [repo for repo in repos if tag in repo.tags]
-    filters: dict[str, Any] = {
-        "type": query.get("type", ""),
-        "project": query.get("project", ""),
-        "tag": tag,
-        "search": search,
-    }
+    return [repo for repo in repos if tag in repo.tags] if tag else repos
+
+
+def _listing(call: Call, repos: list[Listed], title: str) -> Response:
+    query = call.request.query_params
+    filters = {name: query.get(name, "") for name in ("type", "project", "tag", "search")}
     return page(
         call,
         "listing.html",
@@ -129,18 +127,19 @@ async def _listing(call: Call, project: str | None, title: str) -> Response:
 async def home(call: Call) -> Response:
     """`/` and `/models` & co.: the repos the viewer may read, filtered."""
     listed_type = call.route.listed_type
-    return await _listing(call, None, f"{listed_type.capitalize()}s" if listed_type else "Repos")
+    title = f"{listed_type.capitalize()}s" if listed_type else "Repos"
+    return _listing(call, await _repos(call, None), title)
 
 
 async def namespace(call: Call) -> Response:
-    """`/{namespace}`: a project's or user's repos (and cached repos of an upstream one)."""
+    """`/{namespace}`: a project's or user's repos (and cached repos of an upstream one). A
+    name that is neither, with nothing cached the viewer may read, is a 404."""
     name = call.route.project
     assert name is not None
-    response = await _listing(call, name, name)
-    known = call.snapshot.project_of(name) is not None
-    if not known and b"repo-row" not in response.body:
+    repos = await _repos(call, name)
+    if not repos and call.snapshot.project_of(name) is None:
         raise NotFound(f"No project, user or cached namespace {name!r}")
-    return response
+    return _listing(call, repos, name)
 
 
 def _next_path(value: str | None) -> str:
