@@ -28,6 +28,11 @@ def test_api_urls_are_never_pages(path: bytes) -> None:
     assert not is_page(scope(path))
 
 
+def test_a_url_invalid_for_both_gets_the_apis_error() -> None:
+    assert not is_page(scope(b"/bad%20name/x/resolve/main/file"))
+    assert is_page(scope(b"/org/name/discussions/zero"))
+
+
 def test_only_reading_and_form_methods_reach_pages() -> None:
     assert is_page(scope(b"/org/name"))
     assert is_page(scope(b"/org/name", "POST"))

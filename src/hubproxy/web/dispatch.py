@@ -60,15 +60,17 @@ def is_page(scope: Scope) -> bool:
     if scope["method"] not in ("GET", "HEAD", "POST"):
         return False
     raw_path = raw_path_of(scope)
+    refused_by_api = False
     try:
         if match_route(raw_path) is not None:
             return False
     except BadRequest:
-        pass  # e.g. a folder named `resolve` in a tree page's path
+        refused_by_api = True  # e.g. a folder named `resolve` in a tree page's path
     try:
         return match_page(raw_path) is not None
     except BadRequest:
-        return True  # shown as a page's 400
+        # Invalid for both: the API's 400 (a client's download URL gets the Hub's error shape).
+        return not refused_by_api
 
 
 class FrontDoor:
