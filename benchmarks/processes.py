@@ -179,10 +179,12 @@ class Hubproxy(Service):
         upstream: str,
         *options: str,
         environment: dict[str, str] | None = None,
+        keep_data_dir: bool = False,
     ) -> None:
         self.port = free_port()
         self.data_dir = work / name
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not keep_data_dir:  # a scenario may seed the data dir before the server starts
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         if "--workers" not in options:
             options = ("--workers", "1", *options)  # one process unless a scenario asks
         arguments = [

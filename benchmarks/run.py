@@ -24,7 +24,9 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets", a
          the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files;
 - xet:   a hosted repo with the real client: upload through Xet against Git LFS, download
          through Xet against plain `/resolve`, with server CPU time and peak RSS per transfer
-         (`benchmarks/xet.py`; not in the default set: `--only xet`).
+         (`benchmarks/xet.py`; not in the default set: `--only xet`);
+- ui:    web UI pages, p95 < 200 ms and < 300 KB: the tree page of a 10,000-file hosted repo and
+         the audit page over 1,000,000 records (`benchmarks/ui.py`; `--only ui`).
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
 """
 
@@ -60,6 +62,7 @@ from benchmarks.processes import (
     raw_get,
     wrk_requests_per_second,
 )
+from benchmarks.ui import scenario_ui
 from benchmarks.xet import scenario_xet
 from hubproxy.settings import parse_size
 
@@ -695,6 +698,8 @@ def main() -> int:
         if "xet" in only:
             rows = scenario_xet(work, hub.url, size, arguments.repeat)
             results += [Result(**row) for row in rows]
+        if "ui" in only:
+            results += [Result(**row) for row in scenario_ui(work, hub.url)]
         if "s3" in only:
             results += scenario_s3(
                 work, hub, parse_size(arguments.s3_size), arguments.s3_clients, arguments.repeat

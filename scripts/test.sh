@@ -8,6 +8,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 bash scripts/install-helm.sh
+# The web UI's browser tests drive Debian's Chromium (never `playwright install`, which downloads).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy

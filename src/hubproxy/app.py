@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from hubproxy.auth.audit import (
     AuditRecord,
@@ -27,6 +28,7 @@ from hubproxy.auth.audit import (
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.held import HeldContent
+from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
@@ -38,7 +40,6 @@ from hubproxy.db import Database
 from hubproxy.errors import HubError
 from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
-from hubproxy.hf_api.dispatch import Dispatcher
 from hubproxy.hf_api.errors import (
     handle_http_exception,
     handle_hub_error,
@@ -50,6 +51,8 @@ from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
 from hubproxy.signing import Signer
+from hubproxy.web.dispatch import BrowserDownloads, FrontDoor, PageDispatcher
+from hubproxy.web.render import STATIC
 from hubproxy.webhooks.deliverer import WebhookDeliverer
 from hubproxy.webhooks.publisher import WebhookPublisher
 from hubproxy.webhooks.store import WebhookStore
@@ -218,6 +221,7 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                     xet,
                     signer,
                     webhooks,
+                    CacheManager(database, storage),
                 )
             }
 
@@ -228,7 +232,14 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             Route("/metrics", health.metrics, methods=["GET"]),
             # Before the catch-all: `/api/hubproxy/...` is never a repo URL.
             Mount(cas.CAS_PATH, routes=cas.ROUTES),
-            Route("/{path:path}", Dispatcher(), methods=ALL_METHODS),
+            # Web UI assets: a path no Hub URL or repo page can take (`-` is no namespace).
+            Mount("/-/static", StaticFiles(directory=STATIC), name="static"),
+            # Pages only where the Hub API claims no route (`web.dispatch.FrontDoor`).
+            Route(
+                "/{path:path}",
+                FrontDoor(BrowserDownloads(), PageDispatcher()),
+                methods=ALL_METHODS,
+            ),
         ],
         middleware=[Middleware(RequestMiddleware)],
         exception_handlers={

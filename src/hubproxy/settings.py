@@ -254,6 +254,11 @@ class Settings:
         "How long a Xet access token (xet-read-token / xet-write-token) is valid; clients ask "
         "for a new one when it runs out.",
     )
+    web_session_lifetime: float = setting(
+        12 * 3600.0,
+        "How long a web UI sign-in lasts before the token must be entered again (the token is "
+        "re-checked on every page: revoking it signs the browser out at once).",
+    )
     xet_url_lifetime: float = setting(
         900.0,
         "How long a signed xorb-range URL of a Xet reconstruction answer is valid; clients ask "

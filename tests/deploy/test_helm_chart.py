@@ -61,7 +61,7 @@ EVERY_SETTING = {
     "trusted_hosts": "hub.example.com,hub:8000", "max_upload_bytes": "100GB",
     "metrics_require_auth": True, "max_token_lifetime": "30d",
     "accounts_refresh": "5s", "xet_downloads": "all", "xet_download_threshold": "10GB",
-    "xet_token_lifetime": "30m", "xet_url_lifetime": "5m",
+    "web_session_lifetime": "8h", "xet_token_lifetime": "30m", "xet_url_lifetime": "5m",
     "sendfile": False, "workers": 4, "webhook_allowed_networks": "10.20.0.0/16,fd00::/8",
 }  # fmt: skip
 

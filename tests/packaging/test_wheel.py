@@ -162,6 +162,11 @@ def test_serve_until_ready_and_a_remote_admin_call(installed: Installed, tmp_pat
                                "--token", secret, "user", "list", "--json")  # fmt: skip
         assert listed.returncode == 0, listed.stderr
         assert [user["name"] for user in json.loads(listed.stdout)] == ["root"]
+        # The web UI's templates and stylesheet are in the wheel.
+        home = httpx.get(f"http://127.0.0.1:{port}/")
+        assert home.status_code == 200
+        assert 'href="/-/static/hubproxy.css"' in home.text
+        assert httpx.get(f"http://127.0.0.1:{port}/-/static/hubproxy.css").status_code == 200
     finally:
         server.terminate()
         _, log = server.communicate(timeout=30)

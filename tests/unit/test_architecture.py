@@ -118,3 +118,11 @@ def test_a_server_process_imports_no_dataframe_library() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_only_the_app_knows_the_web_ui() -> None:
+    """Pages sit on top of the API layer: nothing below them imports `hubproxy.web`."""
+    for module, imported in MODULES.items():
+        if module.startswith("hubproxy.web") or module == "hubproxy.app":
+            continue
+        assert not {name for name in imported if name.startswith("hubproxy.web")}, module

@@ -399,6 +399,49 @@ class QueuedSink:
         await self._inner.aclose()
 
 
+def _filters(
+    *,
+    actor: str | None = None,
+    repo: str | None = None,
+    action: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    denied: bool = False,
+    decision: str | None = None,
+    before_serial: int | None = None,
+    namespaces: Collection[str] | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its values) of the given filters."""
+    clauses: list[str] = []
+    values: list[Any] = []
+    for column, value in (
+        ("actor_name", actor), ("repo_id", repo), ("action", action), ("decision", decision)
+    ):  # fmt: skip
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            values.append(value)
+    if since is not None:
+        clauses.append("time >= ?")
+        values.append(since)
+    if until is not None:
+        clauses.append("time < ?")
+        values.append(until)
+    if denied:
+        clauses.append("decision = 'deny'")
+    if before_serial is not None:
+        # After that record in (time, serial) order: the order of `query_page`.
+        clauses.append("(time, serial) < ((SELECT time FROM audit WHERE serial = ?), ?)")
+        values.extend((before_serial, before_serial))
+    if namespaces is not None:
+        # A prefix comparison, not LIKE: `_` is a wildcard there and may be in names.
+        alternatives = ["0"]
+        for name in sorted(namespaces):
+            alternatives.append("repo_id = ? OR substr(repo_id, 1, ?) = ?")
+            values.extend((name, len(name) + 1, f"{name}/"))
+        clauses.append(f"({' OR '.join(alternatives)})")
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), values
+
+
 def query_records(
     connection: sqlite3.Connection,
     *,
@@ -415,28 +458,49 @@ def query_records(
     `namespaces` keeps only records about those namespaces: their repos (`ns/...`) and the
     changes to the namespace itself (a project's members, say, are recorded as `ns`).
     """
-    clauses: list[str] = []
-    values: list[Any] = []
-    for column, value in (("actor_name", actor), ("repo_id", repo), ("action", action)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            values.append(value)
-    if since is not None:
-        clauses.append("time >= ?")
-        values.append(since)
-    if denied:
-        clauses.append("decision = 'deny'")
-    if namespaces is not None:
-        # A prefix comparison, not LIKE: `_` is a wildcard there and may be in names.
-        alternatives = ["0"]
-        for name in sorted(namespaces):
-            alternatives.append("repo_id = ? OR substr(repo_id, 1, ?) = ?")
-            values.extend((name, len(name) + 1, f"{name}/"))
-        clauses.append(f"({' OR '.join(alternatives)})")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, values = _filters(
+        actor=actor, repo=repo, action=action, since=since, denied=denied, namespaces=namespaces
+    )
     sql = f"SELECT {', '.join(FIELDS)} FROM audit {where} ORDER BY serial DESC"  # noqa: S608
     if limit is not None:
         sql += " LIMIT ?"
         values.append(limit)
     rows = connection.execute(sql, values).fetchall()
     return [AuditRecord(**dict(row)) for row in reversed(rows)]
+
+
+def query_page(
+    connection: sqlite3.Connection,
+    *,
+    limit: int,
+    actor: str | None = None,
+    repo: str | None = None,
+    action: str | None = None,
+    decision: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    before_serial: int | None = None,
+    namespaces: Collection[str] | None = None,
+) -> list[tuple[int, AuditRecord]]:
+    """Up to `limit` records matching every filter, newest first, with their serials: a page
+    of the log that the next page continues with `before_serial` = the last serial (keyset
+    paging, so page 1,000 costs what page 1 does). `until` excludes its own moment.
+
+    Ordered by (time, serial), not serial alone: the time, actor and repo indexes all end in
+    the rowid, so a filtered page is read off an index in order (ordering by serial made
+    SQLite sort every record of a user, 0.3 s for 20,000 of a million)."""
+    where, values = _filters(
+        actor=actor, repo=repo, action=action, decision=decision, since=since, until=until,
+        before_serial=before_serial, namespaces=namespaces,
+    )  # fmt: skip
+    sql = (
+        f"SELECT serial, {', '.join(FIELDS)} FROM audit {where}"  # noqa: S608
+        " ORDER BY time DESC, serial DESC LIMIT ?"
+    )
+    rows = connection.execute(sql, [*values, limit]).fetchall()
+    found = []
+    for row in rows:
+        fields = dict(row)
+        serial = fields.pop("serial")
+        found.append((int(serial), AuditRecord(**fields)))
+    return found

@@ -159,3 +159,18 @@ class Authenticator:
         principal = principal_for(self.snapshot, token, now)
         self._last_used[token.id] = now
         return principal
+
+    async def authenticate_token_id(self, token_id: str) -> Principal:
+        """The principal of the token with id `token_id`, checked now as a bearer token is
+        (revoked, expired, disabled owner: `TokenRefused`). What a web session names: the
+        session cookie carries the token's id, never its secret (`web/sessions.py`)."""
+        token = self.snapshot.tokens_by_id.get(token_id)
+        if token is None:
+            await self._check_now()
+            token = self.snapshot.tokens_by_id.get(token_id)
+            if token is None:
+                raise TokenRefused("unknown token", token_id)
+        now = time.time()
+        principal = principal_for(self.snapshot, token, now)
+        self._last_used[token.id] = now
+        return principal

@@ -143,6 +143,37 @@ class CacheManager:
 
         return await self.database.run(load)
 
+    async def cached_files(self, ref: RepoRef, commit: str) -> dict[str, int]:
+        """Path -> bytes stored, for every file of `ref` at `commit` the cache knows (what the
+        web UI shows as a repo's and a file's cache state)."""
+        key = (ref.repo_type, canonical_name(ref.repo_id), commit)
+
+        def load(connection: sqlite3.Connection) -> dict[str, int]:
+            rows = connection.execute(
+                f"""SELECT entries.path AS path, COALESCE(SUM(chunks.size), 0) AS stored
+                    FROM entries LEFT JOIN chunks ON chunks.blob_id = {ENTRY_BLOB_ID}
+                    WHERE entries.present = 1 AND entries.repo_type = ?
+                      AND entries.repo_id = ? AND entries.commit_sha = ?
+                    GROUP BY entries.path""",  # noqa: S608
+                key,
+            )
+            return {row["path"]: int(row["stored"]) for row in rows}
+
+        return await self.database.run(load)
+
+    async def pins_of(self, ref: RepoRef) -> list[str]:
+        """The pinned revisions of `ref` ('' = the whole repo)."""
+        key = (ref.repo_type, canonical_name(ref.repo_id))
+
+        def load(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT revision FROM pins WHERE repo_type = ? AND repo_id = ? ORDER BY revision",
+                key,
+            )
+            return [row["revision"] for row in rows]
+
+        return await self.database.run(load)
+
     async def pin(self, ref: RepoRef, revision: str | None, *, known_only: bool = False) -> bool:
         """Pin `ref` (at `revision`, or every revision). With `known_only`, only a repo (and
         revision) this cache has seen, or a hosted repo, is pinned; returns whether it was."""

@@ -56,7 +56,7 @@ def _limit(request: Request) -> int:
     return limit
 
 
-def _namespaces(call: Call) -> frozenset[str] | None:
+def reviewed_namespaces(call: Call) -> frozenset[str] | None:
     """What a project admin's records may be about: its projects, and the upstream namespaces
     its proxy projects mirror (their repos are governed, and audited, under both names)."""
     projects = call.within
@@ -67,7 +67,7 @@ def _namespaces(call: Call) -> frozenset[str] | None:
     return projects | mirrored
 
 
-async def _on_audit_file(path: Path, call: Callable[[sqlite3.Connection], Result]) -> Result:
+async def on_audit_file(path: Path, call: Callable[[sqlite3.Connection], Result]) -> Result:
     """`call` on a connection of its own to the audit file, in a worker thread."""
 
     def run() -> Result:
@@ -86,7 +86,7 @@ async def audit(call: Call) -> Response:
         before = _timestamp(request, "before")
         if before is None:
             raise BadRequest("Name the records to delete: ?before=<Unix time>")
-        deleted = await _on_audit_file(path, lambda connection: prune_records(connection, before))
+        deleted = await on_audit_file(path, lambda connection: prune_records(connection, before))
         call.record.reason = f"deleted {deleted} records before {time.ctime(before)}"
         return JSONResponse({"deleted": deleted})
     actor, repo, action = _text(request, "user"), _text(request, "repo"), _text(request, "action")
@@ -95,8 +95,8 @@ async def audit(call: Call) -> Response:
         boolean_query(request, "denied"),
         _limit(request),
     )
-    namespaces = _namespaces(call)
-    records = await _on_audit_file(
+    namespaces = reviewed_namespaces(call)
+    records = await on_audit_file(
         path,
         lambda connection: query_records(
             connection,

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from hubproxy.auth.audit import AuditSink
 from hubproxy.auth.authn import Authenticator
+from hubproxy.cache.management import CacheManager
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cas.store import XetStore
 from hubproxy.hub.service import HostedRepoWriter
@@ -32,10 +33,12 @@ class Services:
     check_ready: Callable[[], Awaitable[dict[str, str]]]
     # The Xet CAS of hosted repos.
     xet: XetStore
-    # Signatures with the data dir's key (upload links, Xet access tokens).
+    # Signatures with the data dir's key (upload links, Xet access tokens, web sessions).
     signer: Signer
     # Webhooks and their deliveries.
     webhooks: WebhookStore
+    # What the cache holds and pins (`hubproxy cache`; the web UI's cache pages).
+    cache: CacheManager | None = None
 
 
 def services(request: Request) -> Services:

@@ -91,7 +91,9 @@ def event_json(event: EventRecord) -> dict[str, Any]:
     }
 
 
-async def _details(call: Call, num: int) -> dict[str, Any]:
+async def details(call: Call, num: int) -> dict[str, Any]:
+    """A discussion with its events (and a pull request's changes and diff), as the API
+    answers it."""
     record = await call.hub.discussions.get(call.repo, num)
     document = _summary(call, record)
     document["events"] = [event_json(event) for event in await call.hub.discussions.events(
@@ -172,14 +174,14 @@ async def _create(call: Call) -> Response:
         )
     call.record.path = f"discussions/{num}"
     call.record.reason = "pull request" if pull_request else "discussion"
-    return JSONResponse(await _details(call, num))
+    return JSONResponse(await details(call, num))
 
 
 async def discussion(call: Call) -> Response:
     """`get_discussion_details`: the discussion, its events, and for a pull request its
     target, conflicts and diff."""
     _require_hosted(call)
-    return JSONResponse(await _details(call, _num(call)))
+    return JSONResponse(await details(call, _num(call)))
 
 
 async def comment(call: Call) -> Response:

@@ -92,10 +92,19 @@ def _check_declared_length(request: Request, endpoint: Endpoint) -> None:
         raise PayloadTooLarge(f"Request body larger than {endpoint.max_body} bytes")
 
 
-def _refuse(error: HubError, reason: str) -> Refused:
+def refuse(error: HubError, reason: str) -> Refused:
     """A refusal decided here, raised like one decided in `auth/` (audited in
     `Dispatcher._run_and_audit`)."""
     return Refused(Decision(False, reason, error))
+
+
+def raw_path_of(scope: Scope) -> bytes:
+    """The request's path as sent (percent-encoding kept), below the app's root path."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    root_path = scope.get("root_path", "").encode()
+    if root_path and raw_path.startswith(root_path):
+        raw_path = raw_path[len(root_path) :]
+    return raw_path
 
 
 class Dispatcher:
@@ -109,13 +118,9 @@ class Dispatcher:
 
     def _route(self, request: Request) -> tuple[RouteMatch, Endpoint]:
         scope = request.scope
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        root_path = scope.get("root_path", "").encode()
-        if root_path and raw_path.startswith(root_path):
-            raw_path = raw_path[len(root_path) :]
         facts = request_facts(scope)
         facts.route = "unknown"
-        match = match_route(raw_path)
+        match = match_route(raw_path_of(scope))
         if match is None:
             raise NotFound(f"No such endpoint: {request.method} {scope['path']}")
         facts.route = match.endpoint
@@ -130,7 +135,7 @@ class Dispatcher:
         found = services(request)
         attempted = endpoint.audited_as(request.method)
         try:
-            principal = await found.authenticator.authenticate(request.headers.get("authorization"))
+            principal = await self._principal(request, match)
         except TokenRefused as refused:
             record = _audit_record(request, attempted, ANONYMOUS, match)
             record.decision, record.status, record.reason = "deny", refused.status, refused.reason
@@ -141,6 +146,11 @@ class Dispatcher:
         record = _audit_record(request, attempted, principal, match)
         return Call(request, match, principal, found, record)
 
+    async def _principal(self, request: Request, match: RouteMatch) -> Principal:
+        """Who the request acts as: the principal of its bearer token (anonymous without)."""
+        authorization = request.headers.get("authorization")
+        return await services(request).authenticator.authenticate(authorization)
+
     async def _authorize(self, call: Call, endpoint: Endpoint) -> None:
         """Apply the table: users-only endpoints, then the platform or repo action."""
         principal = call.principal
@@ -148,7 +158,7 @@ class Dispatcher:
             refusal: HubError = (
                 AuthenticationRequired() if principal.is_anonymous else Forbidden("Users only")
             )
-            raise _refuse(refusal, f"{principal.kind} on a users-only endpoint")
+            raise refuse(refusal, f"{principal.kind} on a users-only endpoint")
         action = endpoint.actions[call.request.method]
         if action in PLATFORM_ACTIONS:
             await _authorize_platform(call, action)
@@ -214,7 +224,7 @@ async def _name_repo_from_body(call: Call) -> None:
     anonymously, so an anonymous caller is refused before a byte of it is read."""
     if call.principal.is_anonymous:
         reason = "anonymous caller on an endpoint that names its repo in the body"
-        raise _refuse(AuthenticationRequired(), reason)
+        raise refuse(AuthenticationRequired(), reason)
     if call.route.endpoint == "move_repo":
         ref = await hosted.moved_repo_from_body(call.request)
     else:

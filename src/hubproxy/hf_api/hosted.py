@@ -5,6 +5,7 @@ from the route, and for create/delete the repo from the JSON body). Proxied name
 proxy projects never get here: they are read-only. Wire shapes: hf-protocol.md §5 and §6.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from hubproxy.hf_api.bodies import body_stream, json_object
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
 from hubproxy.hub.cards import SPACE_SDKS, validate_card
+from hubproxy.hub.repos import RepoRecord
 from hubproxy.naming import RepoRef, repo_ref
 
 # preupload and LFS batch bodies list up to thousands of files.
@@ -294,15 +296,36 @@ async def list_repos(call: Call) -> Response:
     (`listings.card_tags`: its tags, `base_model:...`, `dataset:...`, `license:...`, the
     library and pipeline), every one of them at once."""
     query = call.request.query_params
-    search = query.get("search", "").lower()
+    listed_type = call.route.listed_type
+    assert listed_type is not None
+    records = await readable_hosted_repos(
+        call, [listed_type], query.get("author"), query.get("search", "")
+    )
     limit = whole_number_query(call.request, "limit")
+    wanted = listings.ListingQuery.of(query)
+    if limit is not None and not wanted.needs_cards and wanted.sort is None:
+        records = records[:limit]  # no more summaries than are shown
+    hosted_store = call.services.hosted
+    summaries = [await hosted_store.summary(record) for record in records]
+    if wanted.needs_cards:
+        summaries = await listings.with_cards(hosted_store, listed_type, summaries, wanted)
+    summaries = listings.sorted_summaries(summaries, wanted)
+    if limit is not None:
+        summaries = summaries[:limit]
+    return JSONResponse(summaries)
+
+
+async def readable_hosted_repos(
+    call: Call, repo_types: Collection[str], author: str | None, search: str
+) -> list[RepoRecord]:
+    """The hosted repos of `repo_types` the caller may read (`authz.readable`), of project
+    `author` if given (refused as the listing API refuses it), whose id contains `search`
+    (any letter case): what repo listings and the web UI's pages show."""
     snapshot, caller = call.snapshot, call.principal
     require_auth = call.settings.require_auth
-    decision = enforce(
-        authorize_listing(caller, query.get("author"), snapshot, require_auth=require_auth)
-    )
-    author = decision.project.name if decision.project else None
-    wanted = listings.ListingQuery.of(query)
+    decision = enforce(authorize_listing(caller, author, snapshot, require_auth=require_auth))
+    named = decision.project.name if decision.project else None
+    search = search.lower()
 
     def hosted(namespace: str) -> bool:
         project = snapshot.project_of(namespace)
@@ -310,28 +333,15 @@ async def list_repos(call: Call) -> Response:
 
     records = {
         record.ref.repo_id: record
-        for record in await call.hub.repos.list_repos(author)
-        if record.ref.repo_type == call.route.listed_type
+        for record in await call.hub.repos.list_repos(named)
+        if record.ref.repo_type in repo_types
         and hosted(record.ref.repo_id.split("/")[0])
         and search in record.ref.repo_id.lower()
     }
     visibility = {
         repo_id: RepoVisibility(record.private, record.gated) for repo_id, record in records.items()
     }
-    visible = readable(caller, visibility, snapshot)
-    if limit is not None and not wanted.needs_cards and wanted.sort is None:
-        visible = visible[:limit]  # no more summaries than are shown
-    hosted_store = call.services.hosted
-    summaries = [await hosted_store.summary(records[repo_id]) for repo_id in visible]
-    if wanted.needs_cards:
-        assert call.route.listed_type is not None
-        summaries = await listings.with_cards(
-            hosted_store, call.route.listed_type, summaries, wanted
-        )
-    summaries = listings.sorted_summaries(summaries, wanted)
-    if limit is not None:
-        summaries = summaries[:limit]
-    return JSONResponse(summaries)
+    return [records[repo_id] for repo_id in readable(caller, visibility, snapshot)]
 
 
 async def validate_yaml(call: Call) -> Response:

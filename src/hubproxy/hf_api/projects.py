@@ -61,14 +61,21 @@ async def member(call: Call) -> Response:
         )
         return JSONResponse({"project": project, "user": user, "removed": True})
     role = (await json_object(call.request, MAX_BODY_BYTES)).get("role")
+    await set_role(call, project, user, role)
+    return JSONResponse({"project": project, "user": user, "role": role})
+
+
+async def set_role(call: Call, project: str, user: str, role: object) -> None:
+    """Give `user` the `role` in `project` (added, or changed), if the caller may hand it on
+    (`authz.may_grant`); what the member API and the web UI's member form do."""
     if not isinstance(role, str) or role not in ROLES:
         raise BadRequest(f"Body needs a 'role', one of {', '.join(ROLES)}")
     call.record.reason = f"role={role[:64]}"
-    enforce(may_grant(granter, project, role, snapshot, current_role=current))
+    current = call.snapshot.roles.get(user, {}).get(project)
+    enforce(may_grant(call.principal, project, role, call.snapshot, current_role=current))
     await call.apply_account_change(
         lambda connection: accounts.add_member(connection, project, user, role)
     )
-    return JSONResponse({"project": project, "user": user, "role": role})
 
 
 async def robots(call: Call) -> Response:

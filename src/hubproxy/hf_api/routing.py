@@ -153,6 +153,16 @@ def _segments(raw_path: bytes) -> list[str]:
         raise BadRequest("Invalid URL: percent-encoding is not UTF-8") from None
 
 
+def segments_of(raw_path: bytes) -> list[str]:
+    """The decoded segments of a raw path (what the web pages match on too)."""
+    return _segments(raw_path)
+
+
+def take_revision(segments: list[str]) -> tuple[str, list[str]]:
+    """A revision from the front of `segments` and the segments after it."""
+    return _take_revision(segments)
+
+
 def _take_revision(segments: list[str]) -> tuple[str, list[str]]:
     """A revision from the front of `segments`: one (encoded) segment, or unencoded `refs/x/y`."""
     if not segments or not segments[0]:

@@ -90,8 +90,12 @@ async def tokens(call: Call) -> Response:
 
 
 async def token(call: Call) -> Response:
+    return JSONResponse(_document(await revoke_token(call, call.route.subject)))
+
+
+async def revoke_token(call: Call, token_id: str) -> Token:
+    """Revoke a token the caller may revoke (`authz.may_revoke_token`), audited on `call`."""
     principal = call.principal
-    token_id = call.route.subject
 
     def revoke(connection: Any) -> Token:
         found = accounts.get_token(connection, token_id)
@@ -102,4 +106,4 @@ async def token(call: Call) -> Response:
 
     revoked = await call.apply_account_change(revoke)
     call.record.path, call.record.reason = revoked.owner, f"revoked {revoked.id}"
-    return JSONResponse(_document(revoked))
+    return revoked
