@@ -30,6 +30,11 @@ class Announcer:
         self.repos = repos
         self.publisher = publisher
 
+    @property
+    def listening(self) -> bool:
+        """Whether anybody listens (when nobody does, events are not even built)."""
+        return self.publisher is not NO_LISTENERS
+
     async def announce(
         self,
         ref: RepoRef,
@@ -45,7 +50,7 @@ class Announcer:
         record: RepoRecord | None = None,
     ) -> None:
         """Publish a change of `ref`; `record`: the repo as it was, for a repo now deleted."""
-        if self.publisher is NO_LISTENERS:
+        if not self.listening:
             return
         try:
             current = await self.repos.get_repo(moved_to or ref)

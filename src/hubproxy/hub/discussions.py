@@ -267,7 +267,7 @@ class HubDiscussions:
     ) -> None:
         """Announce a change of discussion `num` (as it is now); never raises for a
         discussion gone meanwhile."""
-        if self.announcer is None:
+        if self.announcer is None or not self.announcer.listening:
             return
         try:
             facts = discussion_facts(await self.get(ref, num))
