@@ -19,6 +19,9 @@ from tests.fake_upstream import FakeHub, FakeHubServer
 from tests.support.inprocess import InProcessServer
 from tests.support.proxy import ProxyProcess, free_port
 
+# Fixtures of their own modules, for every test directory: `receiver` (a webhook receiver).
+pytest_plugins = ["tests.support.webhooks"]
+
 PROXY_PORT = free_port()
 UPSTREAM_TOKEN = "hf_upstream_secret"
 # The suite's servers pick account changes made on the data dir up this fast (seconds), so a

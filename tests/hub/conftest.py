@@ -34,6 +34,8 @@ LFS_THRESHOLD = 1024
 HUB_ENVIRONMENT = {
     **SERVER_ENVIRONMENT,
     "HUBPROXY_UPLOAD_LFS_THRESHOLD": str(LFS_THRESHOLD),
+    # Webhook receivers of the tests listen on loopback, which hubproxy refuses by default.
+    "HUBPROXY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
 }
 ROLES = ("viewer", "developer", "maintainer", "admin")
 LFS_JSON = "application/vnd.git-lfs+json"

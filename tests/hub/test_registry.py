@@ -14,6 +14,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from tests.governance.conftest import admin
 from tests.hub.conftest import Hub, unique_repo_id
 from tests.support.cli import run_cli
+from tests.support.webhooks import Receiver
 
 CARD = """---
 license: apache-2.0
@@ -36,6 +37,9 @@ model-index:
 ---
 # Sentiment
 """
+
+
+WEBHOOK_SECRET = "pipeline-secret"
 
 
 def card(accuracy: float, base: str = "team/base") -> bytes:
@@ -84,9 +88,31 @@ def audit_records(hub: Hub, repo_id: str) -> list[dict[str, Any]]:
     return records
 
 
-def test_a_teams_week_tag_promote_serve_review_merge_promote(hub: Hub, tmp_path: Path) -> None:
+def champion_moves(receiver: Receiver, until: str) -> list[tuple[str | None, str | None]]:
+    """The moves of `refs/heads/champion` the webhook reported, up to the one to `until`; every
+    delivery carries the secret."""
+    moves: list[tuple[str | None, str | None]] = []
+    while not moves or moves[-1][1] != until:
+        got = receiver.until("repo.content", "update")
+        assert got.headers["x-webhook-secret"] == WEBHOOK_SECRET
+        for updated in got.payload["updatedRefs"]:
+            if updated["ref"] == "refs/heads/champion":
+                moves.append((updated["oldSha"], updated["newSha"]))
+    return moves
+
+
+def test_a_teams_week_tag_promote_serve_review_merge_promote(
+    hub: Hub, receiver: Receiver, tmp_path: Path
+) -> None:
     developer, maintainer = hub.api("developer"), hub.api("maintainer")
     repo_id = hub.new_repo("registry-week")
+    # The deployment pipeline listens to the repo's ref moves.
+    maintainer.create_webhook(
+        url=receiver.url,
+        watched=[{"type": "model", "name": repo_id}],
+        domains=["repo"],
+        secret=WEBHOOK_SECRET,
+    )
     protect(hub, repo_id, pattern="v*", immutable=True, minRole="maintainer")
     protect(hub, repo_id, pattern="champion", minRole="maintainer")
 
@@ -150,8 +176,8 @@ def test_a_teams_week_tag_promote_serve_review_merge_promote(hub: Hub, tmp_path:
     moved_on = promote(hub, "maintainer", repo_id, v2, expected=v1[:12])
     assert moved_on.status_code == 200, moved_on.text
     assert served_config(hub, repo_id, tmp_path / "serving")["version"] == 2
-    # (The webhooks engineer's receiver assertions for this week's events go here: a
-    # `repo.update`/promotion event for champion, v1 -> v2.)
+    # The pipeline heard of both promotions, in order, with the secret.
+    assert champion_moves(receiver, v2) == [(None, v1), (v1, v2)]
 
     history = call(hub, "viewer", "GET", repo_id, "aliases", "champion").json()
     assert [(item["from"], item["to"], item["by"]) for item in history["history"]] == [
