@@ -48,6 +48,7 @@ VALUES = {
 
 # A valid value, other than the default, for every setting the chart accepts.
 EVERY_SETTING = {
+    "database_url": "postgresql://hubproxy@db.internal.example/hubproxy",
     "upstream": "https://hub.internal.example/", "offline": True, "storage": "s3",
     "storage_dir": "/data/chunks", "s3_bucket": "ml-cache", "s3_prefix": "team-a/",
     "s3_endpoint_url": "https://s3.internal.example", "s3_region": "eu-west-1",

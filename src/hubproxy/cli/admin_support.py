@@ -24,7 +24,7 @@ from hubproxy.cli.common import (
     require_hubproxy_data,
     settings_here,
 )
-from hubproxy.db import Database, DatabaseError
+from hubproxy.db import DatabaseError, database_for
 from hubproxy.settings import Settings, SettingsError, parse_seconds
 
 Result = TypeVar("Result")
@@ -119,7 +119,7 @@ def change(
     if admin_context(context).endpoint is not None:
         raise fail("this command works on the data dir only (drop --endpoint)", 2)
     settings = admin_settings(context) if may_create else data_dir_settings(context)
-    database = Database(settings.database_path)
+    database = database_for(settings)
     try:
         database.open_sync()
         result = database.run_sync(function)

@@ -1,0 +1,38 @@
+"""Which metadata database the suite's servers and commands use: SQLite in each data dir (the
+default), or, with `pytest --database postgresql`, a PostgreSQL schema of its own per data dir.
+
+Every hubproxy a test starts on a data dir (a subprocess, the in-process tier, the admin CLI, the
+accounts helper) asks `database_url(data_dir)`, so all of them share that data dir's database,
+as they share its SQLite file otherwise.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
+
+_server: "PostgresServer | None" = None
+_urls: dict[Path, str] = {}
+
+
+def use_postgres(server: "PostgresServer | None") -> None:
+    """Give every data dir from now on a PostgreSQL schema on `server` (None: SQLite again)."""
+    global _server
+    _server = server
+    _urls.clear()
+
+
+def database_url(data_dir: Path) -> str | None:
+    """The `database_url` of a data dir: None (SQLite) unless the suite runs on PostgreSQL."""
+    if _server is None:
+        return None
+    key = data_dir.resolve()
+    if key not in _urls:
+        _urls[key] = _server.url()
+    return _urls[key]
+
+
+def database_environment(data_dir: Path) -> dict[str, str]:
+    url = database_url(data_dir)
+    return {} if url is None else {"HUBPROXY_DATABASE_URL": url}
