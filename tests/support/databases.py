@@ -23,11 +23,20 @@ def use_postgres(server: "PostgresServer | None") -> None:
     _urls.clear()
 
 
+def share_database(url: str, *data_dirs: Path) -> None:
+    """Give these data dirs (replicas) the one database at `url`, whatever the suite runs on."""
+    for data_dir in data_dirs:
+        _urls[data_dir.resolve()] = url
+
+
 def database_url(data_dir: Path) -> str | None:
-    """The `database_url` of a data dir: None (SQLite) unless the suite runs on PostgreSQL."""
+    """The `database_url` of a data dir: None (SQLite) unless the suite runs on PostgreSQL or
+    the data dir was given a shared database (`share_database`)."""
+    key = data_dir.resolve()
+    if key in _urls:
+        return _urls[key]
     if _server is None:
         return None
-    key = data_dir.resolve()
     if key not in _urls:
         _urls[key] = _server.url()
     return _urls[key]

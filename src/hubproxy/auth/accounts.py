@@ -378,8 +378,9 @@ def revoke_token(connection: sqlite3.Connection, token_id: str) -> Token:
 def record_token_use(connection: sqlite3.Connection, last_used: dict[str, float]) -> None:
     """Store `last_used` times batched by the server (no serial bump: not an account change)."""
     connection.executemany(
-        "UPDATE tokens SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE id = ?",
-        [(when, token_id) for token_id, when in last_used.items()],
+        # A condition, not two-argument MAX(): SQLite's scalar MAX is GREATEST in PostgreSQL.
+        "UPDATE tokens SET last_used = ? WHERE id = ? AND COALESCE(last_used, 0) < ?",
+        [(when, token_id, when) for token_id, when in last_used.items()],
     )
 
 

@@ -177,7 +177,9 @@ def _fail_here(context: typer.Context, message: str, code: int) -> typer.Exit:
 def require_hubproxy_data(context: typer.Context, settings: Settings) -> Settings:
     """`settings` if its data dir holds hubproxy data; else exit 2 (invalid input), saying
     what to do."""
-    if not settings.database_path.is_file():
+    # A shared database (`database_url`) is checked by connecting to it; a replica's data dir
+    # holds only its scratch.
+    if settings.database_url is None and not settings.database_path.is_file():
         raise _fail_here(
             context,
             f"no hubproxy data in {settings.data_dir} (a typo? A new data dir is made by"
