@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,15 +37,17 @@ class Replicas:
         return HfApi(endpoint=self.processes[index].url, token=self.tokens[principal] or False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def replicas(
     postgres_server: PostgresServer,
     s3_service: S3Service,
     fake_hub_server: FakeHubServer,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Replicas]:
+    """One pair for the module (each test uses repos of its own; the restart test runs last)."""
     url = postgres_server.url()
-    data_dirs = [tmp_path / "replica-a", tmp_path / "replica-b"]
+    root = tmp_path_factory.mktemp("replicas")
+    data_dirs = [root / "replica-a", root / "replica-b"]
     share_database(url, *data_dirs)
     tokens = populate_hub(data_dirs[0])
     storage = (
@@ -71,8 +72,8 @@ def replicas(
         for data_dir in data_dirs
     ]
     try:
-        for process in processes:
-            process.start()
+        with ThreadPoolExecutor(len(processes)) as pool:  # start together: half the wait
+            list(pool.map(ProxyProcess.start, processes))
         yield Replicas(processes, tokens, postgres_server)
     finally:
         for process in processes:

@@ -35,7 +35,7 @@ from hubproxy.auth.audit import (
     query_records,
     write_records,
 )
-from hubproxy.cli import admin_backup
+from hubproxy.cli import admin_backup, admin_migrate
 from hubproxy.cli.admin_api import (
     admin_path,
     audit_record_from_api,
@@ -71,6 +71,7 @@ app.add_typer(project_app, name="project")
 app.add_typer(member_app, name="member")
 app.add_typer(policy_app, name="policy")
 admin_backup.register(app)
+admin_migrate.register(app)
 
 
 @app.callback()
