@@ -251,10 +251,9 @@ class PostgresDatabase(Database):
         import psycopg
 
         for attempt in range(SERIALIZATION_ATTEMPTS):
-            connection = self._live_connection()
+            connection = self._begin(begin)
             raw = connection.raw
             try:
-                raw.execute(begin)
                 result = function(cast(sqlite3.Connection, connection))
                 raw.execute("COMMIT")
                 return result
@@ -269,6 +268,24 @@ class PostgresDatabase(Database):
                     raise DatabaseUnavailable() from error
                 raise
         raise DatabaseUnavailable("The database stayed too busy to commit; retry")
+
+    def _begin(self, begin: str) -> PostgresConnection:
+        """The connection, in a transaction opened by `begin`. A connection found dead here (the
+        server restarted while it was idle) is replaced at once: nothing ran on it yet."""
+        import psycopg
+
+        connection = self._live_connection()
+        try:
+            connection.raw.execute(begin)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            connection.raw.close()  # stays closed if reconnecting fails: the next call retries
+            connection = self._connect()
+            self._postgres = connection
+            try:
+                connection.raw.execute(begin)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                raise DatabaseUnavailable() from error
+        return connection
 
     def _transaction(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
         return self._in_transaction(function, "BEGIN ISOLATION LEVEL SERIALIZABLE")
