@@ -288,6 +288,9 @@ class Settings:
             for item in dataclasses.fields(self)
             if item.name not in SECRET_FIELDS
         }
+        if self.database_url is not None:
+            # A password may be in the URL (better in PGPASSWORD): never shown.
+            shown["database_url"] = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", self.database_url)
         secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in SECRET_FIELDS)
         return f"Settings({secrets}, {shown})"
 

@@ -297,3 +297,18 @@ def test_store_sql_is_portable() -> None:
         if sqlite_only.search(line)
     ]
     assert found == []
+
+
+def test_database_url_setting() -> None:
+    """`database_url` comes from the environment like every setting, must be PostgreSQL's, and
+    its password is never shown."""
+    from hubproxy.db.postgres import redacted
+    from hubproxy.settings import SettingsError, load_settings
+
+    url = "postgresql://hub:s3cret@db.internal.example:5432/hub"
+    settings = load_settings(environ={"HUBPROXY_DATABASE_URL": url})
+    assert settings.database_url == url
+    assert "s3cret" not in repr(settings)
+    assert redacted(url) == "postgresql://hub:***@db.internal.example:5432/hub"
+    with pytest.raises(SettingsError, match="postgresql://"):
+        load_settings(environ={"HUBPROXY_DATABASE_URL": "mysql://db/hub"})
