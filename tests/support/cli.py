@@ -9,24 +9,13 @@ import contextlib
 import io
 import os
 import subprocess
-from pathlib import Path
 from unittest import mock
 
 from hubproxy.cli.main import build_command
-from tests.support.databases import database_environment
+from tests.support.databases import command_environment
 
 # What a user's shell might set that must not change what a test's command line means.
 _AMBIENT = ("HUBPROXY_", "HF_TOKEN", "HF_ENDPOINT")
-
-
-def _database_environment(arguments: tuple[str, ...]) -> dict[str, str]:
-    """The database of the data dir a command names (`--data-dir`), as its servers use."""
-    for index, argument in enumerate(arguments[:-1]):
-        if argument == "--data-dir":
-            return database_environment(Path(arguments[index + 1]))
-        if argument.startswith("--data-dir="):
-            return database_environment(Path(argument.partition("=")[2]))
-    return {}
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +33,7 @@ def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     ):
         for key in ambient:
             del os.environ[key]
-        os.environ.update(_database_environment(arguments))
+        os.environ.update(command_environment(arguments))
         try:
             build_command().main(list(arguments), prog_name="hubproxy")
         except SystemExit as exit_:  # standalone mode always ends in one

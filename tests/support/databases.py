@@ -6,6 +6,7 @@ accounts helper) asks `database_url(data_dir)`, so all of them share that data d
 as they share its SQLite file otherwise.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,3 +46,14 @@ def database_url(data_dir: Path) -> str | None:
 def database_environment(data_dir: Path) -> dict[str, str]:
     url = database_url(data_dir)
     return {} if url is None else {"HUBPROXY_DATABASE_URL": url}
+
+
+def command_environment(arguments: Sequence[str]) -> dict[str, str]:
+    """The database environment of the data dir a command line names (`--data-dir DIR`)."""
+    for index, argument in enumerate(arguments[:-1]):
+        if argument == "--data-dir":
+            return database_environment(Path(arguments[index + 1]))
+    for argument in arguments:
+        if argument.startswith("--data-dir="):
+            return database_environment(Path(argument.partition("=")[2]))
+    return {}
