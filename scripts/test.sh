@@ -12,6 +12,10 @@ bash scripts/install-helm.sh
 if [ ! -x /usr/bin/chromium ]; then
     apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
 fi
+# The PostgreSQL tests start a server of their own from Debian's binaries.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
@@ -20,6 +24,6 @@ fi
 if [ "$#" -eq 0 ]; then
     # The whole proxy suite once more with every chunk on S3 (a moto server).
     .venv/bin/python -m pytest tests/proxy --proxy-storage s3
-    # The Xet tests once more with the oldest hf_xet huggingface_hub accepts, in a venv of its own.
+    # The Xet tests once more with the oldest hf_xet huggingface_hub accepts (an overlay on .venv).
     bash scripts/xet-oldest-client.sh
 fi

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from tests.fake_upstream import FakeHub, FakeHubServer
+from tests.support.databases import use_postgres
 from tests.support.inprocess import InProcessServer
+from tests.support.postgres import PostgresServer, binaries
 from tests.support.proxy import ProxyProcess, free_port
 
 # Fixtures of their own modules, for every test directory: `receiver` (a webhook receiver).
@@ -109,6 +111,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="local",
         help="chunk storage of the hubproxy processes the proxy tests start",
     )
+    parser.addoption(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="metadata database of the hubproxy servers and commands the tests start",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,6 +129,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(local_files)
             elif "storage_independent" in item.keywords:
                 item.add_marker(ran_once)
+    if config.getoption("--database") == "postgresql":
+        skip = pytest.mark.skip(reason="looks at the SQLite file of a data dir")
+        for item in items:
+            if "sqlite_file" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this session (`tests/support/postgres.py`)."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (initdb, pg_ctl): apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it (scripts/test.sh): never a silent skip there
+        pytest.skip(message)
+    server = PostgresServer.start(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of an empty PostgreSQL schema of this test's own."""
+    return postgres_server.url()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With `--database postgresql`, every data dir's metadata lives in PostgreSQL."""
+    if request.config.getoption("--database") != "postgresql":
+        yield
+        return
+    use_postgres(request.getfixturevalue("postgres_server"))
+    yield
+    use_postgres(None)
 
 
 _s3_prefixes = itertools.count()

@@ -36,7 +36,7 @@ from hubproxy.cache.upstream import UpstreamClient
 from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock, ServerProcess
-from hubproxy.db import Database
+from hubproxy.db import Database, database_for
 from hubproxy.errors import HubError
 from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
@@ -134,7 +134,7 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                 stack.callback(lock.release)
             else:
                 process.lock.confirm()
-            database = Database(settings.database_path)
+            database = database_for(settings)
             await database.open()
             stack.push_async_callback(database.aclose)
             storage = open_storage(settings)

@@ -252,6 +252,14 @@ class StorageUnavailable(HubError):
     default_message = "Storage is unavailable"
 
 
+class DatabaseUnavailable(HubError):
+    """503 `DatabaseUnavailable`: the metadata database (PostgreSQL) cannot be reached."""
+
+    status = 503
+    code = "DatabaseUnavailable"
+    default_message = "The metadata database is unavailable; retry"
+
+
 class InsufficientStorage(HubError):
     """507 `InsufficientStorage`: the storage backend is full."""
 

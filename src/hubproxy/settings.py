@@ -108,6 +108,12 @@ class Settings:
         Path("hubproxy-data"),
         "Directory of the metadata database, staging area and (for local storage) chunks.",
     )
+    database_url: str | None = setting(
+        None,
+        "PostgreSQL URL (postgresql://user@host/db) of a metadata database shared by replicas; "
+        "unset: SQLite in the data dir. Give a password in PGPASSWORD or ~/.pgpass, not here.",
+        shown_default="SQLite in <data-dir>",
+    )
     upstream: str = setting(
         "https://huggingface.co",
         "Base URL of the upstream hub (huggingface.co, a mirror, or another hubproxy).",
@@ -293,6 +299,9 @@ class Settings:
             for item in dataclasses.fields(self)
             if item.name not in SECRET_FIELDS
         }
+        if self.database_url is not None:
+            # A password may be in the URL (better in PGPASSWORD): never shown.
+            shown["database_url"] = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", self.database_url)
         secrets = ", ".join(f"{name}={_secret(getattr(self, name))}" for name in SECRET_FIELDS)
         return f"Settings({secrets}, {shown})"
 
@@ -512,6 +521,10 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError(f"upstream: not an http(s) URL: {settings.upstream!r}")
     if settings.audit_retention is not None and settings.audit_retention <= 0:
         raise SettingsError("audit_retention: must be positive")
+    if settings.database_url is not None and not settings.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise SettingsError("database_url: must be a postgresql:// URL")
     if settings.accounts_refresh <= 0:
         raise SettingsError("accounts_refresh: must be positive")
     for name in ("xet_token_lifetime", "xet_url_lifetime"):

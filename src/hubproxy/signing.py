@@ -30,7 +30,8 @@ class Signer:
     async def _secret(self) -> bytes:
         def load(connection: sqlite3.Connection) -> str:
             connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES (?, ?)", (KEY_NAME, secrets.token_hex(32))
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (KEY_NAME, secrets.token_hex(32)),
             )
             row = connection.execute("SELECT value FROM meta WHERE key = ?", (KEY_NAME,))
             return str(row.fetchone()["value"])

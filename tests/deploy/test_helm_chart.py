@@ -48,6 +48,7 @@ VALUES = {
 
 # A valid value, other than the default, for every setting the chart accepts.
 EVERY_SETTING = {
+    "database_url": "postgresql://hubproxy@db.internal.example/hubproxy",
     "upstream": "https://hub.internal.example/", "offline": True, "storage": "s3",
     "storage_dir": "/data/chunks", "s3_bucket": "ml-cache", "s3_prefix": "team-a/",
     "s3_endpoint_url": "https://s3.internal.example", "s3_region": "eu-west-1",
@@ -168,10 +169,34 @@ def test_chart_renders_valid_manifests(helm: list[str], tmp_path: Path, name: st
         assert container["envFrom"][0]["secretRef"]["name"] == "hubproxy-credentials"
 
 
-def test_more_than_one_replica_is_refused(helm: list[str], tmp_path: Path) -> None:
+def test_more_than_one_replica_needs_postgresql_and_s3(helm: list[str], tmp_path: Path) -> None:
     result = run_helm(helm, tmp_path, "template", "hub", str(CHART), "--set", "replicaCount=2")
     assert result.returncode != 0
-    assert "replicaCount > 1 is not supported" in result.stderr
+    assert "database_url" in result.stderr
+    only_database = run_helm(
+        helm, tmp_path, "template", "hub", str(CHART), "--set", "replicaCount=2",
+        "--set", "settings.database_url=postgresql://hubproxy@db/hubproxy",
+    )  # fmt: skip
+    assert only_database.returncode != 0
+    assert "s3" in only_database.stderr
+
+
+def test_replicas_on_postgresql_and_s3(helm: list[str], tmp_path: Path) -> None:
+    settings = {
+        "database_url": "postgresql://hubproxy@db.internal.example/hubproxy",
+        "storage": "s3",
+        "s3_bucket": "hub",
+    }
+    documents = render(helm, tmp_path, {"replicaCount": 3, "settings": settings})
+    by_kind = {document["kind"]: document for document in documents}
+    assert by_kind["Deployment"]["spec"]["replicas"] == 3
+    assert by_kind["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    assert "podAntiAffinity" in pod["affinity"]
+    # A replica's data dir is scratch: no volume claim shared by the pods.
+    assert "PersistentVolumeClaim" not in by_kind
+    data = next(volume for volume in pod["volumes"] if volume["name"] == "data")
+    assert data == {"name": "data", "emptyDir": {}}
 
 
 # --- the values schema against hubproxy's settings -------------------------------------------

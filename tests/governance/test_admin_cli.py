@@ -35,6 +35,7 @@ def data_dir(fresh_dir: Path) -> Path:
     return fresh_dir
 
 
+@pytest.mark.sqlite_file
 def test_bootstrap_and_listings(fresh_dir: Path) -> None:
     data_dir = fresh_dir
     created = admin(data_dir, "user", "create", "alice", "--admin", "--email", "a@x.io")

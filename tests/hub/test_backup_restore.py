@@ -31,6 +31,8 @@ REPO = "team/kept"
 FIRST = {"config.json": b'{"v": 1}\n', "weights/model.bin": random_bytes(300 * 1024)}
 SECOND = {"notes.txt": b"second\n", "big.bin": random_bytes(4 * LFS_THRESHOLD)}
 CACHED = {"config.json": b'{"model_type": "cached"}\n', "weights.bin": random_bytes(70_000)}
+# Backups are of a data dir's SQLite files (`hubproxy admin backup` refuses database_url).
+pytestmark = pytest.mark.sqlite_file
 
 
 def admin(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -176,6 +176,7 @@ def blob_rows(hub: Hub, blob_id: str) -> tuple[int, int]:
         return int(blobs.fetchone()[0]), int(chunks.fetchone()[0])
 
 
+@pytest.mark.sqlite_file
 def test_cache_gc_deletes_the_files_of_deleted_repos_only(hub: Hub, tmp_path: Path) -> None:
     """After `delete_repo`, `hubproxy cache gc` deletes the files only that repo held (also the
     content of a refused commit); a file another repo still has stays, and still downloads."""

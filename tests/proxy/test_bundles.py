@@ -14,6 +14,7 @@ from huggingface_hub import HfFileSystem, snapshot_download
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 from tests.proxy.test_mirror import preload
+from tests.support.databases import command_environment
 
 pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
 
@@ -25,6 +26,7 @@ def mirror(*arguments: str) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("HUBPROXY_")
     }
+    environment.update(command_environment(arguments))
     return subprocess.run(
         [sys.executable, "-m", "hubproxy", "mirror", *arguments],
         capture_output=True, text=True, timeout=120, env=environment,

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
+from tests.support.databases import database_environment
 
 pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
 
@@ -23,6 +24,7 @@ def cache_cli(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[st
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("HUBPROXY_")
     }
+    environment.update(database_environment(data_dir))
     return subprocess.run(
         [sys.executable, "-m", "hubproxy", "cache", *arguments, "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60, env=environment,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from hubproxy.auth import accounts
 from hubproxy.cli.admin_support import operator
-from hubproxy.db import Database
+from hubproxy.db import database_for
 from hubproxy.settings import Settings
+from tests.support.databases import database_url
 
 Step = Callable[[sqlite3.Connection, dict[str, str]], None]
 
@@ -92,7 +93,7 @@ class Accounts:
 
     def create(self, data_dir: Path) -> dict[str, str]:
         """Write everything into `data_dir` (created if new); the token secret of each label."""
-        database = Database(Settings(data_dir=data_dir).database_path)
+        database = database_for(Settings(data_dir=data_dir, database_url=database_url(data_dir)))
         secrets: dict[str, str] = {}
 
         def apply(connection: sqlite3.Connection) -> None:

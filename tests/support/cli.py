@@ -12,6 +12,7 @@ import subprocess
 from unittest import mock
 
 from hubproxy.cli.main import build_command
+from tests.support.databases import command_environment
 
 # What a user's shell might set that must not change what a test's command line means.
 _AMBIENT = ("HUBPROXY_", "HF_TOKEN", "HF_ENDPOINT")
@@ -32,6 +33,7 @@ def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     ):
         for key in ambient:
             del os.environ[key]
+        os.environ.update(command_environment(arguments))
         try:
             build_command().main(list(arguments), prog_name="hubproxy")
         except SystemExit as exit_:  # standalone mode always ends in one

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from hubproxy.app import create_app
 from hubproxy.settings import Settings, load_settings
+from tests.support.databases import database_url
 
 Result = TypeVar("Result")
 
@@ -109,6 +110,7 @@ class InProcessServer:
             "port": self.port,
             "data_dir": self.data_dir,
             "upstream": self.upstream,
+            "database_url": database_url(self.data_dir),
             **self.settings_given,
             **extra,
         }

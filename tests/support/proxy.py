@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.databases import database_environment
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -67,6 +69,7 @@ class ProxyProcess:
         environment = {
             key: value for key, value in os.environ.items() if not key.startswith("HUBPROXY_")
         }
+        environment.update(database_environment(self.data_dir))
         environment.update(self.environment)
         arguments = [
             sys.executable, "-m", "hubproxy", "serve",

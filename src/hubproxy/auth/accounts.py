@@ -227,7 +227,7 @@ def _name(value: str, what: str) -> str:
 def _bump_serial(connection: sqlite3.Connection) -> None:
     connection.execute(
         "INSERT INTO meta (key, value) VALUES (?, '1') "
-        "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
         (SERIAL_KEY,),
     )
 
@@ -378,8 +378,9 @@ def revoke_token(connection: sqlite3.Connection, token_id: str) -> Token:
 def record_token_use(connection: sqlite3.Connection, last_used: dict[str, float]) -> None:
     """Store `last_used` times batched by the server (no serial bump: not an account change)."""
     connection.executemany(
-        "UPDATE tokens SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE id = ?",
-        [(when, token_id) for token_id, when in last_used.items()],
+        # A condition, not two-argument MAX(): SQLite's scalar MAX is GREATEST in PostgreSQL.
+        "UPDATE tokens SET last_used = ? WHERE id = ? AND COALESCE(last_used, 0) < ?",
+        [(when, token_id, when) for token_id, when in last_used.items()],
     )
 
 
@@ -501,8 +502,9 @@ def add_member(connection: sqlite3.Connection, project: str, user: str, role: st
     get_project(connection, project)
     get_user(connection, user)
     connection.execute(
-        "INSERT INTO members (project, user, role) VALUES (?, ?, ?) "
-        "ON CONFLICT (project, user) DO UPDATE SET role = excluded.role",
+        # "user" quoted: a reserved word in PostgreSQL (current_user), a column in both.
+        'INSERT INTO members (project, "user", role) VALUES (?, ?, ?) '
+        'ON CONFLICT (project, "user") DO UPDATE SET role = excluded.role',
         (project, user, role),
     )
     _bump_serial(connection)
@@ -510,7 +512,7 @@ def add_member(connection: sqlite3.Connection, project: str, user: str, role: st
 
 def remove_member(connection: sqlite3.Connection, project: str, user: str) -> None:
     cursor = connection.execute(
-        "DELETE FROM members WHERE project = ? AND user = ?", (project, user)
+        'DELETE FROM members WHERE project = ? AND "user" = ?', (project, user)
     )
     if cursor.rowcount == 0:
         raise AccountNotFound(f"{user!r} is not a member of {project!r}")
@@ -521,7 +523,7 @@ def list_members(connection: sqlite3.Connection, project: str) -> list[tuple[str
     """(user, role) pairs of `project`."""
     get_project(connection, project)
     rows = connection.execute(
-        "SELECT user, role FROM members WHERE project = ? ORDER BY user", (project,)
+        'SELECT "user", role FROM members WHERE project = ? ORDER BY "user"', (project,)
     )
     return [(row["user"], row["role"]) for row in rows]
 
@@ -642,7 +644,7 @@ def set_policy(
 
 def load_snapshot(connection: sqlite3.Connection) -> AccountsSnapshot:
     roles: dict[str, dict[str, str]] = {}
-    for row in connection.execute("SELECT project, user, role FROM members"):
+    for row in connection.execute('SELECT project, "user", role FROM members'):
         roles.setdefault(row["user"], {})[row["project"]] = row["role"]
     projects = list_projects(connection)
     # Revoked tokens too: they are refused with their reason, without a lookup.

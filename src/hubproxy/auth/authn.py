@@ -24,7 +24,7 @@ from hubproxy.auth.accounts import AccountsSnapshot, Token
 from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.auth.tokens import TOKEN_PREFIX, looks_like_token, secret_hash
 from hubproxy.db import Database
-from hubproxy.errors import TokenRefused
+from hubproxy.errors import DatabaseUnavailable, TokenRefused
 from hubproxy.singleflight import SingleFlight
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,9 @@ class Authenticator:
             try:
                 await self._reload_if_changed()
                 await self._flush_last_used()
+            except DatabaseUnavailable:
+                # A database restart: expected, and retried on the next round.
+                logger.warning("cannot refresh accounts: the database is unavailable")
             except Exception:
                 logger.exception("cannot refresh accounts; keeping the previous snapshot")
 

@@ -184,7 +184,8 @@ class CacheManager:
             if known_only and not _known(connection, ref, revision):
                 return False
             connection.execute(
-                "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?)",
+                "INSERT INTO pins VALUES (?, ?, ?, ?) ON CONFLICT (repo_type, repo_id, revision)"
+                " DO UPDATE SET created = excluded.created",
                 (ref.repo_type, ref.repo_id, revision or "", time.time()),
             )
             return True

@@ -76,7 +76,7 @@ MAX_RECORDED_ABSENCES = 1000
 def _absences_at(connection: sqlite3.Connection, key: tuple[str, str, str, str]) -> int:
     row = connection.execute(
         "SELECT COUNT(*) FROM entries"
-        " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? AND NOT present",
+        " WHERE repo_type = ? AND repo_id = ? AND commit_sha = ? AND present = 0",
         key[:3],
     ).fetchone()
     return int(row[0])
@@ -141,7 +141,9 @@ class CacheMetadata:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR REPLACE INTO revisions VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO revisions VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (repo_type, repo_id, revision) DO UPDATE SET"
+                " commit_sha = excluded.commit_sha, resolved_at = excluded.resolved_at",
                 (*key, commit, record.resolved_at),
             )
 
@@ -172,7 +174,9 @@ class CacheMetadata:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (key, body, time.time())
+                "INSERT INTO documents VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET body = excluded.body, stored_at = excluded.stored_at",
+                (key, body, time.time()),
             )
 
         await self.database.run(store)
@@ -187,7 +191,7 @@ class CacheMetadata:
         def load(connection: sqlite3.Connection) -> tuple[str, str, FileRecord] | None:
             row = connection.execute(
                 "SELECT commit_sha, path, size, git_oid FROM entries"
-                " WHERE repo_type = ? AND repo_id = ? AND sha256 = ? AND present LIMIT 1",
+                " WHERE repo_type = ? AND repo_id = ? AND sha256 = ? AND present = 1 LIMIT 1",
                 (ref.repo_type, canonical_name(ref.repo_id), sha256),
             ).fetchone()
             if row is None:
@@ -232,7 +236,10 @@ class CacheMetadata:
                 # is known from memory only (the bounded `_entries` map).
                 return
             connection.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (repo_type, repo_id, commit_sha, path) DO UPDATE SET"
+                " present = excluded.present, size = excluded.size,"
+                " git_oid = excluded.git_oid, sha256 = excluded.sha256",
                 (
                     *key,
                     int(present),
@@ -271,7 +278,9 @@ class CacheMetadata:
 
         def load(connection: sqlite3.Connection) -> dict[str, bytes]:
             rows = connection.execute(
-                "SELECT key, body FROM documents WHERE instr(key, ?) > 0", (marker,)
+                # instr() is defined on PostgreSQL too (db/postgres_schema.py).
+                "SELECT key, body FROM documents WHERE instr(key, ?) > 0",
+                (marker,),
             )
             return {
                 row["key"]: bytes(row["body"])
@@ -316,9 +325,9 @@ class CacheMetadata:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO blobs"
+                "INSERT INTO blobs"
                 " (blob_id, size, chunk_size, verified, last_access, from_upstream)"
-                " VALUES (?, ?, ?, 0, ?, ?)",
+                " VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
                 (blob_id, size, chunk_size, time.time(), int(from_upstream)),
             )
 
@@ -334,7 +343,9 @@ class CacheMetadata:
             if fence is not None and not holds(connection, fence):
                 raise LeaseLost(fence.name)
             connection.execute(
-                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)", (blob_id, index, size)
+                "INSERT INTO chunks VALUES (?, ?, ?)"
+                " ON CONFLICT (blob_id, chunk_index) DO UPDATE SET size = excluded.size",
+                (blob_id, index, size),
             )
 
         await self.database.run(store)

@@ -52,7 +52,7 @@ class CasIndex:
 
         def store(connection: sqlite3.Connection) -> bool:
             inserted = connection.execute(
-                "INSERT OR IGNORE INTO xet_xorbs VALUES (?, ?, ?, ?)",
+                "INSERT INTO xet_xorbs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (name, index.size, len(index.chunks), time.time()),
             ).rowcount
             if inserted:
@@ -121,14 +121,15 @@ class CasIndex:
                     raise InvalidShard(f"Xorb {xorb} of file {file.hash} is no longer stored")
             now = time.time()
             added = connection.execute(
-                "INSERT OR IGNORE INTO xet_files VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO xet_files VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (file.hash, file.size, file.sha256, terms, now),
             ).rowcount
             # A later upload of the same content names the newer file hash (same bytes).
             linked = connection.execute(
                 "INSERT INTO xet_repo_files VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET file_hash = excluded.file_hash"
-                " WHERE file_hash <> excluded.file_hash",
+                " ON CONFLICT (repo_type, repo_id, sha256)"
+                " DO UPDATE SET file_hash = excluded.file_hash"
+                " WHERE xet_repo_files.file_hash <> excluded.file_hash",
                 (ref.repo_type, ref.repo_id, file.sha256, file.hash, now),
             ).rowcount
             return bool(added) or bool(linked)

@@ -35,7 +35,7 @@ from hubproxy.auth.audit import (
     query_records,
     write_records,
 )
-from hubproxy.cli import admin_backup, admin_protections
+from hubproxy.cli import admin_backup, admin_migrate, admin_protections
 from hubproxy.cli.admin_api import (
     admin_path,
     audit_record_from_api,
@@ -72,6 +72,7 @@ app.add_typer(member_app, name="member")
 app.add_typer(policy_app, name="policy")
 admin_backup.register(app)
 admin_protections.register(app)
+admin_migrate.register(app)
 
 
 @app.callback()

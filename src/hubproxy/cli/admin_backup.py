@@ -75,6 +75,16 @@ def _lines(verb: str, report: BackupReport) -> list[str]:
     ]
 
 
+def _refuse_shared_database(settings: Settings) -> None:
+    """Backups hold the data dir's SQLite files; a shared PostgreSQL database has its own tools."""
+    if settings.database_url is not None:
+        raise fail(
+            "backup and restore work on a data dir's SQLite database; the PostgreSQL database"
+            " of database_url is backed up with pg_dump (and S3 storage by its bucket)",
+            2,
+        )
+
+
 def backup_command(
     context: typer.Context,
     to: Annotated[Path, typer.Option("--to", help="Directory to write the backup to.")],
@@ -90,6 +100,7 @@ def backup_command(
     if admin_context(context).endpoint is not None:
         raise fail("backup works on the data dir only (drop --endpoint)", 2)
     settings = data_dir_settings(context)
+    _refuse_shared_database(settings)
     try:
         report = backup(settings, to, force=force)
     except BackupError as error:
@@ -116,6 +127,7 @@ def restore_command(
     """Restore a backup into a new, empty data dir (--data-dir, empty or absent), after
     verifying every file of it."""
     settings = admin_settings(context)
+    _refuse_shared_database(settings)
     try:
         report = restore(directory, settings)
     except BackupError as error:

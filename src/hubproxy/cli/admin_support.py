@@ -24,7 +24,7 @@ from hubproxy.cli.common import (
     require_hubproxy_data,
     settings_here,
 )
-from hubproxy.db import Database, DatabaseError
+from hubproxy.db import DatabaseError, database_for
 from hubproxy.settings import Settings, SettingsError, parse_seconds
 
 Result = TypeVar("Result")
@@ -90,6 +90,15 @@ def admin_settings(context: typer.Context) -> Settings:
     return admin_context(context).settings
 
 
+def database_name(settings: Settings) -> str:
+    """The metadata database of `settings`, for messages (never with a password)."""
+    if settings.database_url is not None:
+        from hubproxy.db.postgres import redacted
+
+        return redacted(settings.database_url)
+    return f"in {settings.data_dir}"
+
+
 def data_dir_settings(context: typer.Context) -> Settings:
     """`admin_settings` of a data dir that holds hubproxy data (else exit 1, saying so)."""
     return require_hubproxy_data(context, admin_settings(context))
@@ -119,14 +128,14 @@ def change(
     if admin_context(context).endpoint is not None:
         raise fail("this command works on the data dir only (drop --endpoint)", 2)
     settings = admin_settings(context) if may_create else data_dir_settings(context)
-    database = Database(settings.database_path)
+    database = database_for(settings)
     try:
         database.open_sync()
         result = database.run_sync(function)
     except AccountError as error:
         raise fail(str(error), error.exit_code) from None
     except (DatabaseError, sqlite3.Error) as error:
-        raise fail(f"cannot use the database in {settings.data_dir}: {error}") from None
+        raise fail(f"cannot use the database {database_name(settings)}: {error}") from None
     finally:
         database.close_sync()
     if audit is not None:

@@ -19,7 +19,7 @@ from hubproxy.cli.output import emit as _emit
 from hubproxy.cli.output import progress_bar, table, when
 from hubproxy.constants import REPO_TYPES, RepoType
 from hubproxy.datadir import DataDirInUse, DataDirLock
-from hubproxy.db import Database
+from hubproxy.db import Database, database_for
 from hubproxy.errors import BadRequest
 from hubproxy.hub.repos import needed_blobs
 from hubproxy.naming import RepoRef, repo_ref, revision
@@ -48,7 +48,7 @@ def run_on_data_dir(
     settings = existing_settings(context)
 
     async def main() -> Result:
-        database = Database(settings.database_path)
+        database = database_for(settings)
         await database.open()
         storage = open_storage(settings)
         try:

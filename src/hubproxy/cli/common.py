@@ -37,6 +37,7 @@ class Location:
 
     data_dir: Path | None = None
     config: Path | None = None
+    database_url: str | None = None
     endpoint: str | None = None
     token: str | None = None
 
@@ -68,6 +69,15 @@ def _data_options(
         typer.Option(
             help="YAML config file (or HUBPROXY_CONFIG).",
             metavar="FILE",
+            expose_value=False,
+            callback=_remember,
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Shared PostgreSQL metadata database (or HUBPROXY_DATABASE_URL).",
+            metavar="URL",
             expose_value=False,
             callback=_remember,
         ),
@@ -164,7 +174,10 @@ def settings_here(context: typer.Context, **options: Any) -> Settings:
     `options`; a configuration error exits 2."""
     given = location(context)
     try:
-        return load_settings({"data_dir": given.data_dir, **options}, config_file=given.config)
+        return load_settings(
+            {"data_dir": given.data_dir, "database_url": given.database_url, **options},
+            config_file=given.config,
+        )
     except SettingsError as error:
         raise _fail_here(context, f"configuration error: {error}", 2) from None
 
@@ -177,7 +190,9 @@ def _fail_here(context: typer.Context, message: str, code: int) -> typer.Exit:
 def require_hubproxy_data(context: typer.Context, settings: Settings) -> Settings:
     """`settings` if its data dir holds hubproxy data; else exit 2 (invalid input), saying
     what to do."""
-    if not settings.database_path.is_file():
+    # A shared database (`database_url`) is checked by connecting to it; a replica's data dir
+    # holds only its scratch.
+    if settings.database_url is None and not settings.database_path.is_file():
         raise _fail_here(
             context,
             f"no hubproxy data in {settings.data_dir} (a typo? A new data dir is made by"

@@ -11,6 +11,9 @@ EXAMPLES: dict[str, str] = {
     " --cache-max-bytes 500GiB",
     "admin backup": "hubproxy admin backup --to /backups/2026-12-01 --data-dir /var/lib/hubproxy",
     "admin restore": "hubproxy admin restore /backups/2026-12-01 --data-dir /var/lib/hubproxy-new",
+    "admin migrate": "hubproxy admin migrate --database-url postgresql://hubproxy@db/hubproxy",
+    "admin migrate-to": "hubproxy admin migrate-to postgresql://hubproxy@db/hubproxy"
+    " --data-dir /var/lib/hubproxy",
     "admin audit": "hubproxy admin audit --repo acme/llama --since 7d --denied",
     "admin prune-audit": "hubproxy admin prune-audit --before 90d",
     "admin user create": "hubproxy admin user create alice --admin --data-dir /var/lib/hubproxy",

@@ -51,7 +51,7 @@ from hubproxy.cli.common import (
 from hubproxy.cli.output import progress_bar
 from hubproxy.constants import PLURAL_BY_REPO_TYPE, REPO_TYPES, URL_PREFIX_BY_REPO_TYPE
 from hubproxy.datadir import DataDirInUse, check_data_dir_free
-from hubproxy.db import Database
+from hubproxy.db import Database, database_for
 from hubproxy.naming import RepoRef
 from hubproxy.settings import Settings
 
@@ -411,7 +411,7 @@ def import_command(
     settings = settings_here(context)
     # Importing is how an offline site starts: a fresh data dir gets its database here.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    Database(settings.database_path).open_and_close_sync()
+    database_for(settings).open_and_close_sync()
     try:
         report, notes = run_on_data_dir(context, action)
     except BundleError as error:

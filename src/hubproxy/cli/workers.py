@@ -39,9 +39,9 @@ async def prepare_data_dir(settings: Settings) -> None:
     databases to this release's schema, remove crash leftovers."""
     from hubproxy.auth.audit import open_audit_database
     from hubproxy.cache.storage import open_storage
-    from hubproxy.db import Database
+    from hubproxy.db import database_for
 
-    database = Database(settings.database_path)
+    database = database_for(settings)
     await database.open()
     await database.aclose()
     open_audit_database(settings.audit_path).close()

@@ -1,6 +1,7 @@
-"""The embedded metadata database (SQLite, WAL) and its migrations."""
+"""The metadata database: SQLite (WAL) in the data dir, or a shared PostgreSQL; and migrations."""
 
 import sys
+from typing import TYPE_CHECKING
 
 
 def _import_sqlite_utils_without_dataframes() -> None:
@@ -27,4 +28,17 @@ _import_sqlite_utils_without_dataframes()
 from hubproxy.db.database import Database  # noqa: E402
 from hubproxy.db.migrations import DatabaseError  # noqa: E402
 
-__all__ = ["Database", "DatabaseError"]
+if TYPE_CHECKING:
+    from hubproxy.settings import Settings
+
+__all__ = ["Database", "DatabaseError", "database_for"]
+
+
+def database_for(settings: "Settings") -> Database:
+    """The metadata store `settings` name (not opened yet): PostgreSQL at `database_url` when
+    it is set, else the SQLite file in the data dir."""
+    if settings.database_url is not None:
+        from hubproxy.db.postgres import PostgresDatabase
+
+        return PostgresDatabase(settings.database_url)
+    return Database(settings.database_path)

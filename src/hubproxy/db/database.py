@@ -89,11 +89,14 @@ class Database:
     async def read(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
         """Run a read-only `function(connection)` in the database thread, outside a write
         transaction: in WAL mode it reads a snapshot and never waits for a writer."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read, function)
+
+    def _read(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
         connection = self._connection
         if connection is None:
             raise DatabaseError("database is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, connection)
+        return function(connection)
 
     def run_sync(self, function: Callable[[sqlite3.Connection], Result]) -> Result:
         """Blocking variant for the CLI and start-up code that has no event loop."""

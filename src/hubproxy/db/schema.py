@@ -321,11 +321,11 @@ DISCUSSIONS = """
 # 13: likes of hosted repos (`hub.likes`): one row per user and repo, gone with the repo.
 LIKES = """
     CREATE TABLE hub_likes (
-        user TEXT NOT NULL,
+        user_name TEXT NOT NULL,
         repo_type TEXT NOT NULL,
         repo_id TEXT NOT NULL,
         created REAL NOT NULL,
-        PRIMARY KEY (user, repo_type, repo_id),
+        PRIMARY KEY (user_name, repo_type, repo_id),
         FOREIGN KEY (repo_type, repo_id) REFERENCES hub_repos ON DELETE CASCADE
     );
     CREATE INDEX hub_likes_by_repo ON hub_likes (repo_type, repo_id);

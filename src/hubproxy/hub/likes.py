@@ -27,8 +27,8 @@ class HubLikes:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO hub_likes (user, repo_type, repo_id, created)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO hub_likes (user_name, repo_type, repo_id, created)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (user, ref.repo_type, ref.repo_id, time.time()),
             )
 
@@ -39,7 +39,7 @@ class HubLikes:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "DELETE FROM hub_likes WHERE user = ? AND repo_type = ? AND repo_id = ?",
+                "DELETE FROM hub_likes WHERE user_name = ? AND repo_type = ? AND repo_id = ?",
                 (user, ref.repo_type, ref.repo_id),
             )
 
@@ -50,7 +50,7 @@ class HubLikes:
 
         def load(connection: sqlite3.Connection) -> list[Like]:
             rows = connection.execute(
-                "SELECT repo_type, repo_id, created FROM hub_likes WHERE user = ?"
+                "SELECT repo_type, repo_id, created FROM hub_likes WHERE user_name = ?"
                 " ORDER BY created DESC",
                 (user,),
             ).fetchall()

@@ -172,18 +172,27 @@ def store_rule(
     project: str | None,
 ) -> None:
     """Add or replace the rule for `rule.pattern` of a repo (which must exist), or of a
-    project; shared by the API and `hubproxy admin protect` on the data dir."""
+    project; shared by the API and `hubproxy admin protect` on the data dir. (An upsert both
+    SQLite and PostgreSQL speak.)"""
     values = (
         rule.pattern, rule.min_role, int(rule.immutable), int(rule.via_pr), time.time(), author,
     )  # fmt: skip
     if repo is not None:
         connection.execute(
-            "INSERT OR REPLACE INTO hub_protections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO hub_protections VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (repo_type, repo_id, pattern) DO UPDATE SET"
+            " min_role = excluded.min_role, immutable = excluded.immutable,"
+            " via_pr = excluded.via_pr, created = excluded.created,"
+            " created_by = excluded.created_by",
             (*_key(repo), *values),
         )
     else:
         connection.execute(
-            "INSERT OR REPLACE INTO project_protections VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO project_protections VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project, pattern) DO UPDATE SET"
+            " min_role = excluded.min_role, immutable = excluded.immutable,"
+            " via_pr = excluded.via_pr, created = excluded.created,"
+            " created_by = excluded.created_by",
             (project, *values),
         )
 

@@ -129,14 +129,14 @@ def _insert_commit(
     files: Mapping[str, HubFile],
 ) -> None:
     connection.execute(
-        "INSERT OR IGNORE INTO hub_commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO hub_commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             *_key(ref), commit.sha, commit.tree, " ".join(commit.parents), commit.author,
             commit.title, commit.message, commit.created,
         ),
     )  # fmt: skip
     connection.executemany(
-        "INSERT OR IGNORE INTO hub_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO hub_files VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [
             (*_key(ref), commit.sha, path, file.size, file.git_oid, file.sha256)
             for path, file in files.items()
@@ -145,7 +145,8 @@ def _insert_commit(
 
 
 # Hosted repos of one namespace (`_in_namespace` gives the parameter).
-_IN_NAMESPACE = "repo_id LIKE ? ESCAPE '\\'"
+# lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+_IN_NAMESPACE = "lower(repo_id) LIKE lower(?) ESCAPE '\\'"
 
 
 def _in_namespace(namespace: str) -> str:
@@ -286,7 +287,8 @@ class HubRepos:
             )
             if canonical_name(source.repo_id) != canonical_name(target.repo_id):
                 connection.execute(
-                    "INSERT OR REPLACE INTO hub_repo_moves VALUES (?, ?, ?, ?)",
+                    "INSERT INTO hub_repo_moves VALUES (?, ?, ?, ?) ON CONFLICT (repo_type, old_id)"
+                    " DO UPDATE SET new_id = excluded.new_id, moved = excluded.moved",
                     (source.repo_type, canonical_name(source.repo_id), target.repo_id, time.time()),
                 )
 
@@ -658,7 +660,7 @@ class HubRepos:
                 ],
             )
             connection.executemany(
-                "INSERT OR IGNORE INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(*_key(ref), sha256, size, time.time()) for sha256, size in lfs_objects.items()],
             )
 
@@ -671,7 +673,7 @@ class HubRepos:
 
         def store(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO hub_lfs_objects VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (*_key(ref), sha256, size, time.time()),
             )
 
