@@ -112,19 +112,26 @@ def unique_repo_id(project: str, prefix: str) -> str:
     return f"{project}/{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session")
-def hub(fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    data_dir = tmp_path_factory.mktemp("private-hub") / "data"
+@contextlib.contextmanager
+def running_hub(data_dir: Path, upstream: FakeHubServer) -> Iterator[Hub]:
+    """A private hub on `data_dir` (`populate_hub`'s accounts), served until the block ends;
+    the server must have logged no traceback."""
     tokens = populate_hub(data_dir)
     process = ProxyProcess(
         data_dir,
-        fake_hub_server.url,
+        upstream.url,
         extra_args=("--chunk-size", TEST_CHUNK_SIZE),
         environment=HUB_ENVIRONMENT,
     )
     with process:
         yield Hub(process, data_dir, tokens)
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="session")
+def hub(fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("private-hub") / "data", fake_hub_server) as running:
+        yield running
 
 
 @contextlib.contextmanager

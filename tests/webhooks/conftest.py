@@ -9,28 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TEST_CHUNK_SIZE
 from tests.fake_upstream import FakeHubServer
-from tests.hub.conftest import HUB_ENVIRONMENT, Hub, populate_hub
-from tests.support.proxy import ProxyProcess, free_port
-from tests.support.webhooks import WAIT_SECONDS, Received, Receiver
+from tests.hub.conftest import Hub, running_hub
 
 
 @pytest.fixture(scope="session")
 def webhook_hub(
     fake_hub_server: FakeHubServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hub]:
-    data_dir = tmp_path_factory.mktemp("webhook-hub") / "data"
-    tokens = populate_hub(data_dir)
-    process = ProxyProcess(
-        data_dir,
-        fake_hub_server.url,
-        extra_args=("--chunk-size", TEST_CHUNK_SIZE),
-        environment=HUB_ENVIRONMENT,
-    )
-    with process:
-        yield Hub(process, data_dir, tokens)
-    assert "Traceback" not in process.log(), process.log()
-
-
-__all__ = ["WAIT_SECONDS", "Received", "Receiver", "free_port"]
+    with running_hub(tmp_path_factory.mktemp("webhook-hub") / "data", fake_hub_server) as hub:
+        yield hub

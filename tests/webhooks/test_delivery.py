@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.hub.conftest import Hub
 from tests.support.proxy import free_port
-from tests.webhooks.conftest import WAIT_SECONDS, Receiver
+from tests.support.webhooks import WAIT_SECONDS, Receiver
 
 SECRET = "retry-secret"
 

@@ -8,7 +8,7 @@ import httpx
 from huggingface_hub import WebhookPayload
 
 from tests.hub.conftest import Hub, unique_repo_id
-from tests.webhooks.conftest import Received, Receiver
+from tests.support.webhooks import Received, Receiver
 
 SECRET = "webhook-secret"
 

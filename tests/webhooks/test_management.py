@@ -7,7 +7,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from tests.governance.conftest import new_token
 from tests.hub.conftest import Hub
-from tests.webhooks.conftest import Receiver
+from tests.support.webhooks import Receiver
 
 
 def test_a_user_manages_webhooks_with_huggingface_hub(webhook_hub: Hub, receiver: Receiver) -> None:
