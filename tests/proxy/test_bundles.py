@@ -14,7 +14,7 @@ from huggingface_hub import HfFileSystem, snapshot_download
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 from tests.proxy.test_mirror import preload
-from tests.support.databases import command_environment
+from tests.support.databases import command_environment, database_environment
 
 pytestmark = [pytest.mark.clients, pytest.mark.local_storage]
 
@@ -145,6 +145,7 @@ def test_bundle_round_trip_incremental_and_corrupt(
     listing = subprocess.run(
         [sys.executable, "-m", "hubproxy", "cache", "ls", "--json", "--data-dir", str(corrupt_site)],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, **database_environment(corrupt_site)},
     )  # fmt: skip
     assert json.loads(listing.stdout) == []
     assert (

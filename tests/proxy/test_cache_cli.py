@@ -117,6 +117,7 @@ def test_cache_management(proxy_factory: ProxyFactory, upstream: FakeHub, repo_i
         )
 
 
+@pytest.mark.sqlite_file  # a data dir without its SQLite file is "no hubproxy data"
 def test_cache_cli_errors(tmp_path: Path) -> None:
     missing = cache_cli(tmp_path / "nothing", "ls")
     assert missing.returncode == 2
