@@ -22,6 +22,13 @@ def scope(path: bytes, method: str = "GET") -> dict[str, object]:
         b"/org/name.git/info/lfs/objects/batch",
         b"/api/whoami-v2",
         b"/api/hubproxy/admin/audit",
+        # The registry and lineage API of a repo, and a file called `registry`, stay the API's.
+        b"/api/hubproxy/models/org/name/registry",
+        b"/api/hubproxy/datasets/org/name/registry",
+        b"/api/hubproxy/models/org/name/lineage",
+        b"/api/hubproxy/models/org/name/aliases/champion",
+        b"/org/name/resolve/main/registry",
+        b"/org/name/resolve/champion/config.json",
     ],
 )
 def test_api_urls_are_never_pages(path: bytes) -> None:
@@ -55,6 +62,11 @@ def test_only_reading_and_form_methods_reach_pages() -> None:
         (b"/org/name/commits/main", "page_commits", "model:org/name", "main", ""),
         (b"/org/name/commit/" + b"a" * 40, "page_commit", "model:org/name", "a" * 40, ""),
         (b"/org/name/discussions", "page_discussions", "model:org/name", None, ""),
+        (b"/org/name/registry", "page_registry", "model:org/name", None, ""),
+        (b"/org/name/registry/", "page_registry", "model:org/name", None, ""),
+        (b"/datasets/org/name/registry", "page_registry", "dataset:org/name", None, ""),
+        # A folder called `registry` is a tree page.
+        (b"/org/name/tree/main/registry", "page_tree", "model:org/name", "main", "registry"),
         (b"/admin/audit", "page_admin_audit", None, None, ""),
     ],
 )
@@ -75,4 +87,5 @@ def test_invalid_page_urls_are_bad_requests() -> None:
     with pytest.raises(BadRequest):
         match_page(b"/org/name/discussions/0")
     assert match_page(b"/org/name/unknown-tab") is None
+    assert match_page(b"/org/name/registry/versions") is None
     assert match_page(b"/admin/unknown") is None

@@ -89,6 +89,11 @@ class _Walk:
 
 
 async def lineage(call: Call) -> Response:
+    return JSONResponse(await lineage_document(call))
+
+
+async def lineage_document(call: Call) -> dict[str, Any]:
+    """The lineage of the call's repo (`GET .../lineage`, and the web UI's registry page)."""
     walk = _Walk(call)
     root = call.repo.repo_id
     cycles: list[list[str]] = []
@@ -115,18 +120,16 @@ async def lineage(call: Call) -> Response:
     depths = _depths(root, edges)
     ancestors = [{**node, "depth": depths.get(key, 0)} for key, node in walk.nodes.items()]
     datasets = sorted({name for node in [own, *ancestors] for name in node.get("datasets", [])})
-    return JSONResponse(
-        {
-            "id": own["id"],
-            "baseModels": own.get("baseModels", []),
-            "ancestors": ancestors,
-            "edges": edges,
-            "cycles": cycles,
-            "descendants": await _descendants(call, root),
-            "datasets": datasets,
-            "truncated": truncated,
-        }
-    )
+    return {
+        "id": own["id"],
+        "baseModels": own.get("baseModels", []),
+        "ancestors": ancestors,
+        "edges": edges,
+        "cycles": cycles,
+        "descendants": await _descendants(call, root),
+        "datasets": datasets,
+        "truncated": truncated,
+    }
 
 
 def _depths(root: str, edges: list[dict[str, str]]) -> dict[str, int]:

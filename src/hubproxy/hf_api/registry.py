@@ -42,18 +42,24 @@ def _require_hosted(call: Call) -> None:
         raise NotFound("The model registry covers hosted repos: this repo is proxied from upstream")
 
 
-async def aliases(call: Call) -> Response:
+async def alias_targets(call: Call) -> dict[str, str | None]:
+    """Every alias of the (hosted) repo, sorted, and the commit it points at."""
     _require_hosted(call)
     names = await call.hub.registry.aliases(call.repo)
     branches = (await call.hub.repos.refs(call.repo))[BRANCH]
+    return {name: branches.get(name) for name in sorted(names)}
+
+
+async def aliases(call: Call) -> Response:
+    targets = await alias_targets(call)
     history = await call.hub.registry.promotions(call.repo)
     answer = []
-    for name in sorted(names):
+    for name, commit in targets.items():
         own = [promotion for promotion in history if promotion.alias == name]
         answer.append(
             {
                 "name": name,
-                "commit": branches.get(name),
+                "commit": commit,
                 "promotions": len(own),
                 "lastPromotion": own[-1].document() if own else None,
             }
@@ -173,7 +179,12 @@ async def _protections(call: Call, *, repo: bool) -> Response:
 
 
 async def registry_view(call: Call) -> Response:
-    """Versions newest first: every tagged, aliased or branch-head commit and the newest
+    return JSONResponse(await registry_document(call))
+
+
+async def registry_document(call: Call) -> dict[str, Any]:
+    """The registry view (`GET .../registry`, and the web UI's registry page): versions
+    newest first: every tagged, aliased or branch-head commit and the newest
     commits of `main`, each with its card metadata and the refs pointing at it."""
     _require_hosted(call)
     repos, ref = call.hub.repos, call.repo
@@ -205,12 +216,10 @@ async def registry_view(call: Call) -> Response:
             }
         )
     promotions = await call.hub.registry.promotions(ref)
-    return JSONResponse(
-        {
-            "id": ref.repo_id,
-            "type": ref.repo_type,
-            "aliases": {name: refs[BRANCH].get(name) for name in sorted(alias_names)},
-            "versions": versions,
-            "promotions": [promotion.document() for promotion in promotions],
-        }
-    )
+    return {
+        "id": ref.repo_id,
+        "type": ref.repo_type,
+        "aliases": {name: refs[BRANCH].get(name) for name in sorted(alias_names)},
+        "versions": versions,
+        "promotions": [promotion.document() for promotion in promotions],
+    }

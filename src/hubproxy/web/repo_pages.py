@@ -17,6 +17,7 @@ from hubproxy.errors import HubError, NotFound
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.discussions import details
 from hubproxy.hf_api.parameters import whole_number_query
+from hubproxy.hf_api.registry import alias_targets
 from hubproxy.hub.pull_requests import changed_paths
 from hubproxy.stores import FileEntry
 from hubproxy.web.render import (
@@ -81,7 +82,8 @@ def _common(call: Call) -> dict[str, Any]:
 
 
 async def repo(call: Call) -> Response:
-    """The card, metadata panel, latest commit, refs, size, snippets and cache state."""
+    """The card, metadata panel, latest commit, refs, aliases (hosted repos), size,
+    snippets and cache state."""
     ref, store = call.repo, call.repo_store
     info = (await store.repo_info(ref, None, [("blobs", "true")])).body
     commit = str(info.get("sha", ""))
@@ -108,6 +110,7 @@ async def repo(call: Call) -> Response:
             "stored": sum(files.values()),
             "pins": await call.services.cache.pins_of(ref),
         }
+    aliases = await alias_targets(call) if _hosted(call) else {}
     return page(
         call,
         "repo.html",
@@ -121,6 +124,7 @@ async def repo(call: Call) -> Response:
         refs=refs,
         latest=history.items[0] if history.items else None,
         cache=cache,
+        aliases=aliases,
         base_url=call.base_url,
     )
 

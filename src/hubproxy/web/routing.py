@@ -63,6 +63,8 @@ def _repo_page(repo_type: RepoType, segments: list[str]) -> RouteMatch | None:
         return RouteMatch("page_commits", ref, revision)
     if kind == "commit" and len(rest) == 1:
         return RouteMatch("page_commit", ref, take_revision(rest)[0])
+    if kind == "registry" and rest in ([], [""]):
+        return RouteMatch("page_registry", ref)
     if kind == "discussions":
         if rest in ([], [""]):
             return RouteMatch("page_discussions", ref)

@@ -8,7 +8,7 @@ are audited under the API's names for the same change (`member_add`, `token_revo
 
 from hubproxy.auth.roles import ADMINISTER, MANAGE_MEMBERS, READ, REVIEW, Action
 from hubproxy.hf_api.endpoints import Endpoint
-from hubproxy.web import admin_pages, pages, repo_pages
+from hubproxy.web import admin_pages, pages, registry_pages, repo_pages
 
 _READ: dict[str, Action | None] = {"GET": READ, "HEAD": READ}
 _OPEN: dict[str, Action | None] = {"GET": None, "HEAD": None}
@@ -29,6 +29,8 @@ PAGES: dict[str, Endpoint] = {
     "page_commit": Endpoint(repo_pages.commit, _READ),
     "page_discussions": Endpoint(repo_pages.discussions, _READ),
     "page_discussion": Endpoint(repo_pages.discussion, _READ),
+    # The model registry of a hosted repo: read like the API's `GET .../registry`.
+    "page_registry": Endpoint(registry_pages.registry, _READ),
     # Administration: platform admins see everything, project admins their projects.
     "page_admin": Endpoint(admin_pages.overview, {"GET": REVIEW}),
     "page_admin_audit": Endpoint(admin_pages.audit, {"GET": REVIEW}),
