@@ -6,7 +6,7 @@ import io
 import json
 import time
 
-from tests.fake_upstream import FakeHubServer
+from tests.fake_upstream import FakeHub
 from tests.web.conftest import XSS_COMMIT, WebSite, commit, create_repo, csrf_of
 
 
@@ -338,11 +338,10 @@ def test_static_assets_are_served_from_the_package(site: WebSite) -> None:
         assert "http" not in css.text  # nothing external
 
 
-def test_a_cached_upstream_repo_shows_its_cache_state(
-    site: WebSite, fake_hub_server: FakeHubServer
-) -> None:
+def test_a_cached_upstream_repo_shows_its_cache_state(site: WebSite, upstream: FakeHub) -> None:
+    # `upstream`: the fake hub with no fault another test may have left pending.
     card = b"---\nlicense: mit\n---\n# Upstream model\n"
-    fake_hub_server.hub.add_repo("acme/web-cached", {"README.md": card, "weights.bin": b"w" * 5000})
+    upstream.add_repo("acme/web-cached", {"README.md": card, "weights.bin": b"w" * 5000})
     with site.browser() as browser:
         first = browser.get("/acme/web-cached")
         assert first.status_code == 200
