@@ -30,6 +30,7 @@ from hubproxy.auth.accounts import AccountsSnapshot
 from hubproxy.auth.audit import AuditRecord, AuditSink
 from hubproxy.auth.authz import RepoVisibility
 from hubproxy.auth.webhooks import may_receive
+from hubproxy.errors import DatabaseUnavailable
 from hubproxy.metrics import WEBHOOK_DELIVERIES
 from hubproxy.webhooks.addresses import GuardedResolver, IpNetwork, check_literal_host
 from hubproxy.webhooks.store import (
@@ -122,6 +123,9 @@ class WebhookDeliverer:
             if free > 0:
                 try:
                     claimed = await self.store.claim(self.claimant, limit=free, lease=CLAIM_SECONDS)
+                except DatabaseUnavailable:
+                    # A database restart: expected; the queue waits in the database meanwhile.
+                    logger.warning("webhooks: cannot claim deliveries: the database is unavailable")
                 except Exception:
                     logger.exception("webhooks: could not claim deliveries")
             for delivery, webhook in claimed:
@@ -135,8 +139,12 @@ class WebhookDeliverer:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("webhooks: delivery failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, DatabaseUnavailable):
+            # Its claim expires and the delivery is sent again once the database is back.
+            logger.warning("webhooks: a delivery was not recorded: the database is unavailable")
+        elif error is not None:
+            logger.error("webhooks: delivery failed", exc_info=error)
         # A slot is free: more may be waiting.
         self._wakeup.set()
 
