@@ -104,6 +104,18 @@ def _translate_error(error: Exception) -> Exception:
     return error
 
 
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Raise psycopg's errors as the ones the stores catch (`_translate_error`)."""
+    try:
+        yield
+    except Exception as error:
+        translated = _translate_error(error)
+        if translated is error:
+            raise
+        raise translated from error
+
+
 class Cursor:
     """A psycopg cursor seen as a `sqlite3.Cursor`: iteration, fetchone, fetchall, rowcount."""
 
@@ -132,29 +144,19 @@ class PostgresConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         cursor = self.raw.cursor()
-        try:
+        with _translated_errors():
             if parameters:
                 cursor.execute(placeholders(sql), tuple(parameters))
             else:
                 cursor.execute(sql.replace("%", "%%") if "%" in sql else sql)
-        except Exception as error:
-            translated = _translate_error(error)
-            if translated is error:
-                raise
-            raise translated from error
         return Cursor(cursor)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         cursor = self.raw.cursor()
         batch = [tuple(row) for row in rows]
-        try:
+        with _translated_errors():
             if batch:
                 cursor.executemany(placeholders(sql), batch)
-        except Exception as error:
-            translated = _translate_error(error)
-            if translated is error:
-                raise
-            raise translated from error
         return Cursor(cursor)
 
 
