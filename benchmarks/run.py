@@ -25,6 +25,9 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets", a
 - xet:   a hosted repo with the real client: upload through Xet against Git LFS, download
          through Xet against plain `/resolve`, with server CPU time and peak RSS per transfer
          (`benchmarks/xet.py`; not in the default set: `--only xet`);
+- replicas: 3 replicas on one PostgreSQL and one S3 bucket (moto) against 1, warm and cold,
+         the same clients; metadata requests/s on PostgreSQL against SQLite
+         (`benchmarks/replicas.py`; not in the default set: `--only replicas`, `--s3-size` files);
 - ui:    web UI pages, p95 < 200 ms and < 300 KB: the tree page of a 10,000-file hosted repo and
          the audit page over 1,000,000 records (`benchmarks/ui.py`; `--only ui`).
 Results go to stdout (a Markdown table) and benchmarks/results/latest.json.
@@ -62,6 +65,7 @@ from benchmarks.processes import (
     raw_get,
     wrk_requests_per_second,
 )
+from benchmarks.replicas import scenario_replicas
 from benchmarks.ui import scenario_ui
 from benchmarks.xet import scenario_xet
 from hubproxy.settings import parse_size
@@ -674,6 +678,9 @@ def main() -> int:
             f"bench/s3-{number}:model.bin:{s3_size}:{200 + number}"
             for number in range(arguments.s3_clients + 1)
         ]
+    if "replicas" in only:
+        s3_size = parse_size(arguments.s3_size)
+        files += [f"bench/replicas-{count}:model.bin:{s3_size}:{300 + count}" for count in (1, 3)]
     hub = FakeHub(work, files)
     results: list[Result] = []
     try:
@@ -697,6 +704,17 @@ def main() -> int:
             results += scenario_rss(work, hub, size, arguments.clients)
         if "xet" in only:
             rows = scenario_xet(work, hub.url, size, arguments.repeat)
+            results += [Result(**row) for row in rows]
+        if "replicas" in only:
+            rows = scenario_replicas(
+                work,
+                hub,
+                ["bench/replicas-1", "bench/replicas-3"],
+                REPO,
+                parse_size(arguments.s3_size),
+                arguments.clients,
+                arguments.repeat,
+            )
             results += [Result(**row) for row in rows]
         if "ui" in only:
             results += [Result(**row) for row in scenario_ui(work, hub.url)]
