@@ -312,3 +312,27 @@ def test_database_url_setting() -> None:
     assert redacted(url) == "postgresql://hub:***@db.internal.example:5432/hub"
     with pytest.raises(SettingsError, match="postgresql://"):
         load_settings(environ={"HUBPROXY_DATABASE_URL": "mysql://db/hub"})
+
+
+async def test_postgresql_runs_calls_concurrently(postgres_url: str) -> None:
+    """Against a server, each process's calls run on several connections at once: four
+    transactions that each wait for the other three all complete (on one connection the first
+    would wait for ever, and the barrier breaks)."""
+    import threading
+
+    from hubproxy.db.postgres import CONNECTIONS, PostgresDatabase
+
+    database = PostgresDatabase(postgres_url)
+    await database.open()
+    try:
+        barrier = threading.Barrier(CONNECTIONS, timeout=30)
+
+        def meet(connection: sqlite3.Connection) -> int:
+            backend = int(connection.execute("SELECT pg_backend_pid()").fetchone()[0])
+            barrier.wait()
+            return backend
+
+        backends = await asyncio.gather(*(database.read(meet) for _ in range(CONNECTIONS)))
+        assert len(set(backends)) == CONNECTIONS  # one connection per thread
+    finally:
+        await database.aclose()

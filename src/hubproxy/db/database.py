@@ -39,11 +39,12 @@ def in_transaction(
 class Database:
     """SQLite (WAL) behind a single-thread executor."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, threads: int = 1) -> None:
         """`path` None means an in-memory database (tests). Opening applies the schema steps
-        the file lacks (`db/schema.py`) and refuses a file from a newer hubproxy."""
+        the file lacks (`db/schema.py`) and refuses a file from a newer hubproxy. `threads` is
+        for engines that run calls concurrently (SQLite's one connection needs one thread)."""
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubproxy-db")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hubproxy-db")
         self._connection: sqlite3.Connection | None = None
 
     def _open(self) -> None:

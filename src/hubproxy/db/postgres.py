@@ -20,6 +20,7 @@ import functools
 import logging
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 # Attempts of one transaction that PostgreSQL keeps aborting as a serialization conflict.
 SERIALIZATION_ATTEMPTS = 30
+# Database threads (and connections) per process: replicas times workers times this stays far
+# below PostgreSQL's default max_connections (100) for a few replicas.
+CONNECTIONS = 4
 
 
 class Row(tuple[Any, ...]):
@@ -205,18 +209,37 @@ def redacted(url: str) -> str:
 
 
 class PostgresDatabase(Database):
-    """The metadata store on PostgreSQL: one connection, used from the database thread."""
+    """The metadata store on PostgreSQL: a few database threads, each with its own connection.
 
-    def __init__(self, url: str) -> None:
-        super().__init__(None)
+    SQLite has one writer, so one thread loses nothing there; against a server each call waits
+    for a network round trip, and with one connection every request of the process would queue
+    behind the slowest transaction. SERIALIZABLE transactions keep concurrent ones as correct as
+    SQLite's single writer made them (a conflict is run again), so `CONNECTIONS` threads may run
+    at once. Connections open lazily, one per thread, and are replaced when found lost.
+    """
+
+    def __init__(self, url: str, *, connections: int = CONNECTIONS) -> None:
+        super().__init__(None, threads=connections)
         self.url = url
-        self._postgres: PostgresConnection | None = None
+        self._local = threading.local()
+        self._opened: list[PostgresConnection] = []
+        self._opened_lock = threading.Lock()
+        self._migrated = False
 
     def _connect(self) -> PostgresConnection:
         try:
-            return PostgresConnection(connect(self.url))
+            connection = PostgresConnection(connect(self.url))
         except Exception as error:
             raise DatabaseUnavailable() from error
+        with self._opened_lock:
+            self._opened.append(connection)
+        return connection
+
+    def _forget(self, connection: PostgresConnection) -> None:
+        connection.raw.close()
+        with self._opened_lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
 
     def _open(self) -> None:
         from hubproxy.db.postgres_schema import migrate_postgres
@@ -230,21 +253,25 @@ class PostgresDatabase(Database):
         try:
             reached = migrate_postgres(connection, f"database {redacted(self.url)}")
         except BaseException:
-            connection.raw.close()
+            self._forget(connection)
             raise
         if reached:
             logger.info("database migrated to schema version %d", reached[-1])
-        self._postgres = connection
+        self._local.connection = connection
+        self._migrated = True
 
     def _live_connection(self) -> PostgresConnection:
-        connection = self._postgres
-        if connection is None:
+        if not self._migrated:
             raise DatabaseError("database is not open")
-        if connection.raw.closed or connection.raw.broken:
-            # Lost (a server restart): reconnect; if that fails the call gets a 503.
-            connection.raw.close()
+        connection: PostgresConnection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.raw.closed or connection.raw.broken:
+            # This thread's first call, or its connection was lost (a server restart):
+            # (re)connect; if that fails the call gets a 503 and the next one tries again.
+            if connection is not None:
+                self._forget(connection)
+            self._local.connection = None
             connection = self._connect()
-            self._postgres = connection
+            self._local.connection = connection
         return connection
 
     def _in_transaction(
@@ -280,9 +307,9 @@ class PostgresDatabase(Database):
         try:
             connection.raw.execute(begin)
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            connection.raw.close()  # stays closed if reconnecting fails: the next call retries
-            connection = self._connect()
-            self._postgres = connection
+            # Stays closed if reconnecting fails: this thread's next call retries.
+            connection.raw.close()
+            connection = self._live_connection()
             try:
                 connection.raw.execute(begin)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
@@ -297,6 +324,9 @@ class PostgresDatabase(Database):
         return self._in_transaction(function, "BEGIN ISOLATION LEVEL REPEATABLE READ")
 
     def _close(self) -> None:
-        if self._postgres is not None:
-            self._postgres.raw.close()
-            self._postgres = None
+        # At shutdown, after every call has returned: no thread is using a connection.
+        self._migrated = False
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.raw.close()
