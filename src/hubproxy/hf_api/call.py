@@ -80,6 +80,11 @@ class Call:
         return self.store
 
     @property
+    def hosted(self) -> bool:
+        """Whether authorization chose the private hub (not the caching proxy) for the repo."""
+        return self.store is self.services.hosted
+
+    @property
     def base_url(self) -> str:
         """The URL prefix for absolute links (`context.public_base_url`)."""
         return public_base_url(self.request, self.settings)

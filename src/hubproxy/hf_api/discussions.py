@@ -40,10 +40,6 @@ KINDS = ("all", "discussion", "pull_request")
 MAX_PAGE = 10**6
 
 
-def _hosted(call: Call) -> bool:
-    return call.store is call.services.hosted
-
-
 def _author(name: str) -> dict[str, str]:
     return {"name": name}
 
@@ -136,7 +132,7 @@ async def discussions(call: Call) -> Response:
         raise BadRequest(f"'status' must be all or one of {', '.join(STATUSES)}")
     page = whole_number_query(call.request, "p", default=0, maximum=MAX_PAGE) or 0
     start = page * PAGE_SIZE
-    if not _hosted(call):
+    if not call.hosted:
         # Proxied repos: the repo must exist (404 otherwise); hubproxy keeps no discussions.
         await call.repo_store.repo_info(call.repo, None, [])
         return JSONResponse({"discussions": [], "count": 0, "start": start})
@@ -150,7 +146,7 @@ async def discussions(call: Call) -> Response:
 
 
 def _require_hosted(call: Call) -> None:
-    if not _hosted(call):
+    if not call.hosted:
         raise NotFound(DISCUSSION_NOT_FOUND)
 
 

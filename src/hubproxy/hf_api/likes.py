@@ -13,7 +13,7 @@ from hubproxy.naming import RepoRef
 
 async def like(call: Call) -> Response:
     """The endpoint table authorized reading the repo; the like is the caller's."""
-    if call.store is not call.services.hosted:
+    if not call.hosted:
         # Proxied repos are huggingface.co's: like them there.
         raise RepoNotFound()
     if await call.hub.repos.find(call.repo) is None:

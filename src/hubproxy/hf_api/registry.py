@@ -38,7 +38,7 @@ EXPECTED_SHA = re.compile(r"[0-9a-f]{7,40}")
 
 def _require_hosted(call: Call) -> None:
     """Registry endpoints are about hosted repos; a proxied repo has no registry here."""
-    if call.store is not call.services.hosted:
+    if not call.hosted:
         raise NotFound("The model registry covers hosted repos: this repo is proxied from upstream")
 
 

@@ -17,10 +17,6 @@ from hubproxy.settings import Settings
 from hubproxy.stores import FileEntry
 
 
-def _hosted(call: Call) -> bool:
-    return call.store is call.services.hosted
-
-
 def offers_cached_file(settings: Settings, size: int) -> bool:
     """Whether a cached LFS file of `size` bytes is offered over Xet."""
     if settings.xet_downloads == "all":
@@ -32,7 +28,7 @@ async def xet_headers(call: Call, entry: FileEntry) -> dict[str, str]:
     """The Xet headers of a `/resolve` answer for `entry` (none for most files)."""
     if entry.sha256 is None or call.settings.xet_downloads == "off":
         return {}
-    if _hosted(call):
+    if call.hosted:
         file = await call.services.xet.repo_file(entry.ref, entry.sha256)
         if file is None:
             return {}
@@ -48,7 +44,7 @@ async def xet_headers(call: Call, entry: FileEntry) -> dict[str, str]:
 
 async def add_xet_hashes(call: Call, items: list[Any]) -> None:
     """Give the LFS file entries of a hosted listing their `xetHash`, where there is one."""
-    if not _hosted(call) or call.settings.xet_downloads == "off":
+    if not call.hosted or call.settings.xet_downloads == "off":
         return
     ref, store = call.repo, call.services.xet
     for item in items:

@@ -25,8 +25,7 @@ HEADER_TOKEN_EXPIRATION = "X-Xet-Token-Expiration"  # noqa: S105 - a header name
 
 async def _token(call: Call, scope: Scope) -> Response:
     found = call.services
-    hosted = call.store is found.hosted
-    if not hosted and (scope == "write" or call.settings.xet_downloads == "off"):
+    if not call.hosted and (scope == "write" or call.settings.xet_downloads == "off"):
         # Proxied repos are never written; with Xet downloads off they are plain HTTP only.
         # Answered like a repo that does not exist, so that this route tells hidden repos from
         # proxied names no more than any other does.
@@ -37,7 +36,7 @@ async def _token(call: Call, scope: Scope) -> Response:
         # request it opens targets the default branch unless the commit says otherwise).
         revision = DEFAULT_BRANCH
     # An unknown revision (or repo) is a 404 here, as it would be for the download itself.
-    if hosted:
+    if call.hosted:
         await found.hub.repos.resolve(call.repo, revision)
     else:
         await call.repo_store.repo_info(call.repo, call.revision, [])

@@ -40,10 +40,6 @@ MAX_CURSOR = 10**9
 MAX_PAGE = 10**6
 
 
-def _hosted(call: Call) -> bool:
-    return call.store is call.services.hosted
-
-
 async def _read_text(call: Call, entry: FileEntry) -> str | None:
     """A small file's text, or None when it is too large or not UTF-8 text."""
     if entry.size > PREVIEW_BYTES:
@@ -75,7 +71,7 @@ def _common(call: Call) -> dict[str, Any]:
     ref = call.repo
     return {
         "ref": ref,
-        "hosted": _hosted(call),
+        "hosted": call.hosted,
         "plural": PLURAL_BY_REPO_TYPE[ref.repo_type],
         "title": ref.repo_id,
     }
@@ -103,14 +99,14 @@ async def repo(call: Call) -> Response:
     refs = (await store.refs(ref, include_prs=False)).body
     history = await store.commits(ref, commit, 0, formatted=False)
     cache: dict[str, Any] | None = None
-    if not _hosted(call) and call.services.cache is not None:
+    if not call.hosted and call.services.cache is not None:
         files = await call.services.cache.cached_files(ref, commit)
         cache = {
             "state": _cache_state(files, sizes),
             "stored": sum(files.values()),
             "pins": await call.services.cache.pins_of(ref),
         }
-    aliases = await alias_targets(call) if _hosted(call) else {}
+    aliases = await alias_targets(call) if call.hosted else {}
     return page(
         call,
         "repo.html",
@@ -138,7 +134,7 @@ async def tree(call: Call) -> Response:
     listing = [item for item in answer.body if item["type"] == "directory"]
     listing += [item for item in answer.body if item["type"] != "directory"]
     cached: dict[str, int] | None = None
-    if not _hosted(call) and call.services.cache is not None and answer.commit:
+    if not call.hosted and call.services.cache is not None and answer.commit:
         cached = await call.services.cache.cached_files(ref, answer.commit)
     entries = _rows(call, listing[cursor : cursor + TREE_PAGE_SIZE], cached)
     return page(
@@ -192,7 +188,7 @@ async def blob(call: Call) -> Response:
     ref, store = call.repo, call.repo_store
     entry = await store.file_entry(ref, call.revision, call.route.path)
     cached_bytes: int | None = None
-    if not _hosted(call) and call.services.cache is not None:
+    if not call.hosted and call.services.cache is not None:
         cached_bytes = (await call.services.cache.cached_files(ref, entry.commit)).get(
             entry.path, 0
         )
@@ -235,7 +231,7 @@ async def commit(call: Call) -> Response:
     item = history.items[0]
     changes: list[dict[str, Any]] | None = None
     parents: tuple[str, ...] = ()
-    if _hosted(call):
+    if call.hosted:
         repos = call.hub.repos
         record = await repos.commit(ref, history.commit)
         parents = record.parents
@@ -264,7 +260,7 @@ async def discussions(call: Call) -> Response:
     number = whole_number_query(call.request, "p", default=0, maximum=MAX_PAGE) or 0
     records: list[Any] = []
     count = 0
-    if _hosted(call):
+    if call.hosted:
         records, count = await call.hub.discussions.page(
             call.repo, kind="all", status="all", author=None, start=number * 50, limit=50
         )
@@ -281,7 +277,7 @@ async def discussions(call: Call) -> Response:
 
 async def discussion(call: Call) -> Response:
     """A discussion or pull request: its comments (Markdown, sanitized), status and diff."""
-    if not _hosted(call):
+    if not call.hosted:
         raise NotFound("hubproxy keeps no discussions of proxied repos")
     document = await details(call, call.route.discussion)
     comments = []
