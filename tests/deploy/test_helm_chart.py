@@ -2,6 +2,7 @@
 Kubernetes schemas, and load the rendered settings with hubproxy's own settings loader. The
 values schema is checked against `hubproxy.settings.Settings`, and its refusals through helm."""
 
+import base64
 import json
 import shutil
 import subprocess
@@ -197,6 +198,53 @@ def test_replicas_on_postgresql_and_s3(helm: list[str], tmp_path: Path) -> None:
     assert "PersistentVolumeClaim" not in by_kind
     data = next(volume for volume in pod["volumes"] if volume["name"] == "data")
     assert data == {"name": "data", "emptyDir": {}}
+
+
+def test_bundled_postgresql_for_trials(helm: list[str], tmp_path: Path) -> None:
+    """`postgresql.enabled`: the chart renders a PostgreSQL of its own and points every replica
+    at it, the password only in a Secret; its pods are never selected as hubproxy's."""
+    values = {
+        "replicaCount": 2,
+        "settings": {"storage": "s3", "s3_bucket": "hub"},
+        "postgresql": {"enabled": True, "size": "5Gi"},
+    }
+    documents = render(helm, tmp_path, values)
+    named = {(document["kind"], document["metadata"]["name"]): document for document in documents}
+    database = named[("StatefulSet", "hub-hubproxy-postgresql")]
+    service = named[("Service", "hub-hubproxy-postgresql")]
+    secret = named[("Secret", "hub-hubproxy-postgresql")]
+    claim = database["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    assert len(password) == 32
+    assert password not in yaml.safe_dump(named[("ConfigMap", "hub-hubproxy")])
+    # hubproxy reaches it by the Service's name, with the password from the Secret.
+    environment = {item["name"]: item for item in pod_spec(documents)["containers"][0]["env"]}
+    url = environment["HUBPROXY_DATABASE_URL"]["value"]
+    assert url == "postgresql://hubproxy@hub-hubproxy-postgresql:5432/hubproxy"
+    assert load_settings({}, environ={"HUBPROXY_DATABASE_URL": url}).database_url == url
+    reference = environment["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "hub-hubproxy-postgresql", "key": "password"}
+    # The selectors of the database and of hubproxy match only their own pods.
+    database_labels = database["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= database_labels.items()
+    hubproxy_service = named[("Service", "hub-hubproxy")]
+    assert not hubproxy_service["spec"]["selector"].items() <= database_labels.items()
+    selector = named[("Deployment", "hub-hubproxy")]["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= database_labels.items()
+    assert not kind(documents, "PodDisruptionBudget")["spec"]["selector"][
+        "matchLabels"
+    ].items() <= (database_labels.items())
+
+
+def test_bundled_postgresql_and_database_url_are_refused_together(
+    helm: list[str], tmp_path: Path
+) -> None:
+    values = {
+        "settings": {"database_url": "postgresql://hubproxy@db/hubproxy"},
+        "postgresql": {"enabled": True},
+    }
+    assert "database_url" in refusal(helm, tmp_path, values)
 
 
 # --- the values schema against hubproxy's settings -------------------------------------------

@@ -38,3 +38,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "hubproxy.claimName" -}}
 {{- .Values.persistence.existingClaim | default (include "hubproxy.fullname" .) -}}
 {{- end -}}
+
+{{- /* The bundled PostgreSQL (postgresql.enabled, trials only). Its pods carry a name label of
+their own, so no selector of hubproxy's (Deployment, Service, PDB) ever matches them. */}}
+{{- define "hubproxy.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "hubproxy.fullname" . | trunc 52 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "hubproxy.postgresqlSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-postgresql
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "hubproxy.hasDatabase" -}}
+{{- if or .Values.settings.database_url .Values.postgresql.enabled -}}true{{- end -}}
+{{- end -}}
