@@ -38,6 +38,7 @@ from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock, ServerProcess
 from hubproxy.db import Database, database_for
+from hubproxy.db.notifications import ACCOUNTS_CHANNEL, ChangeListener
 from hubproxy.errors import DatabaseUnavailable, HubError
 from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
@@ -192,6 +193,13 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             authenticator = Authenticator(database, refresh_interval=settings.accounts_refresh)
             await authenticator.start()
             stack.push_async_callback(authenticator.aclose)
+            if settings.database_url is not None:
+                # Account changes made on other replicas, at once (polling stays the fallback).
+                listener = ChangeListener(
+                    settings.database_url, ACCOUNTS_CHANNEL, authenticator.refresh
+                )
+                listener.start()
+                stack.push_async_callback(listener.aclose)
             # Closed after the server stopped taking requests: every record is written first.
             audit, audit_log = await open_audit(settings, stack)
 

@@ -387,16 +387,21 @@ class QueuedSink:
         AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
 
     async def _write(self, batch: list[AuditRecord]) -> None:
+        waiting = False
         while True:
             started = time.monotonic()
             try:
                 await self._inner.emit(batch)
             except DatabaseUnavailable:
-                # A database restart: expected, and the batch waits for it (no traceback).
+                # A database restart: expected, and the batch waits for it (said once, with
+                # no traceback; the failures metric counts every attempt).
                 AUDIT_WRITE_FAILURES.inc()
-                logger.warning(
-                    "audit write of %d records waits: the database is unavailable", len(batch)
-                )
+                if not waiting:
+                    logger.warning(
+                        "audit write of %d records waits: the database is unavailable",
+                        len(batch),
+                    )
+                    waiting = True
                 await asyncio.sleep(self._retry_delay)
                 continue
             except Exception:
@@ -405,6 +410,8 @@ class QueuedSink:
                 await asyncio.sleep(self._retry_delay)
                 continue
             AUDIT_WRITE_DURATION.observe(time.monotonic() - started)
+            if waiting:
+                logger.info("audit writes resumed: the database is back")
             for record in batch:
                 AUDIT_RECORDS.labels(record.action, record.decision).inc()
             return

@@ -26,7 +26,7 @@ def audit_database_for(settings: Settings) -> Database:
     if settings.database_url is not None:
         from hubproxy.db.postgres import PostgresDatabase
 
-        return PostgresDatabase(settings.database_url)
+        return PostgresDatabase(settings.database_url, durable=True)
     return AuditFileDatabase(settings.audit_path)
 
 

@@ -207,14 +207,21 @@ def redacted(url: str) -> str:
 class PostgresDatabase(Database):
     """The metadata store on PostgreSQL: one connection, used from the database thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = False) -> None:
+        """`durable`: every commit waits for its WAL flush even where the server is set
+        to `synchronous_commit = off` (the audit log: an acknowledged batch is never
+        written again, so it must not vanish in a crash of the server)."""
         super().__init__(None)
         self.url = url
+        self.durable = durable
         self._postgres: PostgresConnection | None = None
 
     def _connect(self) -> PostgresConnection:
         try:
-            return PostgresConnection(connect(self.url))
+            connection = connect(self.url)
+            if self.durable:
+                connection.execute("SET synchronous_commit TO on")
+            return PostgresConnection(connection)
         except Exception as error:
             raise DatabaseUnavailable() from error
 
