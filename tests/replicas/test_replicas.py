@@ -273,6 +273,26 @@ def test_audit_records_of_requests_answered_while_the_database_was_down_are_kept
     assert statuses == answered  # every answered request, once, with what it was answered
 
 
+def test_change_notices_come_again_after_the_database_restarts(replicas: Replicas) -> None:
+    """After the restarts above (the listeners reconnect on their own), a revocation on one
+    replica still holds on the other within a second."""
+    developer = {"Authorization": f"Bearer {replicas.tokens['developer']}"}
+    first, second = (process.url for process in replicas.processes)
+    created = httpx.post(
+        f"{first}/api/hubproxy/tokens", headers=developer, json={"name": "late", "scope": "read"}
+    )
+    assert created.status_code == 201, created.text
+    bearer = {"Authorization": f"Bearer {created.json()['token']}"}
+    assert httpx.get(f"{second}/api/whoami-v2", headers=bearer).status_code == 200
+    revoked = httpx.delete(f"{first}/api/hubproxy/tokens/{created.json()['id']}", headers=developer)
+    assert revoked.status_code in (200, 204), revoked.text
+    assert _first_status_within(
+        NOTICE_SECONDS,
+        lambda: httpx.get(f"{second}/api/whoami-v2", headers=bearer).status_code,
+        401,
+    )
+
+
 # A change on one replica reaches the other within this (the issue's bound).
 NOTICE_SECONDS = 1.0
 
