@@ -276,9 +276,6 @@ class AuditFileDatabase(Database):
     """The audit SQLite file behind the `Database` interface: its own schema (`AUDIT_STEPS`,
     not the metadata database's), its own thread."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-
     def _open(self) -> None:
         assert self.path is not None
         self._connection = open_audit_database(self.path)
