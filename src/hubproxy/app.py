@@ -20,11 +20,12 @@ from starlette.staticfiles import StaticFiles
 from hubproxy.auth.audit import (
     AuditRecord,
     AuditSink,
+    DatabaseAuditSink,
     FanoutSink,
     QueuedSink,
-    SqliteAuditSink,
     StdoutJsonSink,
 )
+from hubproxy.auth.audit_log import AuditReader, audit_database_for
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.blobs import BlobCache
 from hubproxy.cache.held import HeldContent
@@ -37,7 +38,8 @@ from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock, ServerProcess
 from hubproxy.db import Database, database_for
-from hubproxy.errors import HubError
+from hubproxy.db.notifications import ACCOUNTS_CHANNEL, ChangeListener
+from hubproxy.errors import DatabaseUnavailable, HubError
 from hubproxy.hf_api import cas, health
 from hubproxy.hf_api.context import Services
 from hubproxy.hf_api.errors import (
@@ -79,29 +81,39 @@ async def _probe(database: Database, storage: Storage) -> dict[str, str]:
     return checks
 
 
-async def open_audit(settings: Settings, stack: contextlib.AsyncExitStack) -> QueuedSink:
-    """The audit sink: its SQLite file (plus stdout JSON lines if asked), behind a queue, and
-    the hourly pruning `audit_retention` asks for. Closed (drained) by `stack`."""
-    sqlite_sink = SqliteAuditSink(settings.audit_path)
-    await sqlite_sink.open()
-    inner: AuditSink = sqlite_sink
+async def open_audit(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> tuple[QueuedSink, AuditReader]:
+    """The audit sink: its database (`auth/audit_log.py`: the SQLite file, or the shared
+    PostgreSQL; plus stdout JSON lines if asked), behind a queue, and the hourly pruning
+    `audit_retention` asks for; and the reader of that log. Closed (drained) by `stack`."""
+    database_sink = DatabaseAuditSink(audit_database_for(settings))
+    await database_sink.open()
+    inner: AuditSink = database_sink
     if settings.audit_stdout:
-        inner = FanoutSink([sqlite_sink, StdoutJsonSink()])
+        inner = FanoutSink([database_sink, StdoutJsonSink()])
     queued = QueuedSink(inner, max_queued=settings.audit_queue_size)
     queued.start()
     stack.push_async_callback(queued.aclose)
     if settings.audit_retention is not None:
         pruning = asyncio.create_task(
-            _prune_audit(sqlite_sink, queued, settings.audit_retention), name="audit-retention"
+            _prune_audit(database_sink, queued, settings.audit_retention), name="audit-retention"
         )
         stack.callback(pruning.cancel)
-    return queued
+    shared = database_sink.database if settings.database_url is not None else None
+    return queued, AuditReader(settings, shared)
 
 
-async def _prune_audit(sqlite_sink: SqliteAuditSink, audit: AuditSink, retention: float) -> None:
+async def _prune_audit(
+    database_sink: DatabaseAuditSink, audit: AuditSink, retention: float
+) -> None:
+    # With replicas, each prunes the shared table: a second delete finds nothing, and only
+    # the replica that deleted records audits it.
     while True:
         try:
-            deleted = await sqlite_sink.prune(time.time() - retention)
+            deleted = await database_sink.prune(time.time() - retention)
+        except DatabaseUnavailable:
+            logger.warning("audit retention: the database is unavailable; pruning next time")
         except Exception:
             logger.exception("audit retention: pruning failed")
         else:
@@ -181,8 +193,15 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             authenticator = Authenticator(database, refresh_interval=settings.accounts_refresh)
             await authenticator.start()
             stack.push_async_callback(authenticator.aclose)
+            if settings.database_url is not None:
+                # Account changes made on other replicas, at once (polling stays the fallback).
+                listener = ChangeListener(
+                    settings.database_url, ACCOUNTS_CHANNEL, authenticator.refresh
+                )
+                listener.start()
+                stack.push_async_callback(listener.aclose)
             # Closed after the server stopped taking requests: every record is written first.
-            audit = await open_audit(settings, stack)
+            audit, audit_log = await open_audit(settings, stack)
 
             xet = XetStore(storage, database, settings.staging_path)
             # Files uploaded through Xet are stored once, in xorbs, and reconstructed on read.
@@ -217,6 +236,7 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                     hub,
                     authenticator,
                     audit,
+                    audit_log,
                     check_ready,
                     xet,
                     signer,

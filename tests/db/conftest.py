@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from hubproxy.auth.audit import AuditFileDatabase
 from hubproxy.db import Database
 from hubproxy.db.postgres import PostgresDatabase
 
@@ -23,6 +24,18 @@ def database_factory(
         url = request.getfixturevalue("postgres_url")
         return lambda: PostgresDatabase(url)
     return lambda: Database(tmp_path / "hubproxy.sqlite3")
+
+
+@pytest.fixture
+def audit_database_factory(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[[], Database]:
+    """New (unopened) handles on the audit log of `engine`: the audit file a SQLite data dir
+    keeps, or the shared PostgreSQL database (`auth/audit_log.py`)."""
+    if engine == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresDatabase(url, durable=True)
+    return lambda: AuditFileDatabase(tmp_path / "audit.sqlite3")
 
 
 @pytest.fixture

@@ -11,6 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from hubproxy.auth import accounts
+from hubproxy.auth.audit import (
+    AuditRecord,
+    DatabaseAuditSink,
+    delete_records,
+    query_page,
+    query_records,
+)
 from hubproxy.cache.leases import LeaseLost, Leases
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import MISSING, CacheMetadata, FileRecord
@@ -260,6 +267,82 @@ async def test_signing_key_is_one_per_database(database_factory: Callable[[], Da
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_audit_log_written_by_two_replicas_is_queried_and_pruned_as_one(
+    audit_database_factory: Callable[[], Database],
+) -> None:
+    """Two writers (replicas) append to one audit log; every query, page and prune sees both."""
+    first, second = (
+        DatabaseAuditSink(audit_database_factory()),
+        DatabaseAuditSink(audit_database_factory()),
+    )
+    await first.open()
+    await second.open()
+    try:
+        await first.emit(
+            [
+                AuditRecord("download", time=100.0, actor_name="alice", repo_id="acme/x"),
+                AuditRecord("upload", "deny", time=101.0, actor_name="bob", repo_id="acme_b/y"),
+            ]
+        )
+        await second.emit(
+            [
+                AuditRecord("member_add", time=102.0, actor_name="alice", repo_id="acme"),
+                AuditRecord("download", time=103.0, actor_name="carol", repo_id="other/z",
+                            user_agent="u" * 5000, bytes_sent=LARGE),
+            ]
+        )  # fmt: skip
+        reader = audit_database_factory()
+        await reader.open()
+        try:
+            everything = await reader.read(query_records)
+            assert [record.time for record in everything] == [100.0, 101.0, 102.0, 103.0]
+            assert everything[3].bytes_sent == LARGE
+            assert len(everything[3].user_agent or "") == 512  # bounded on the way in
+            denied = await reader.read(lambda connection: query_records(connection, denied=True))
+            assert [record.actor_name for record in denied] == ["bob"]
+            # `acme` and its repos, not `acme_b`'s (no LIKE wildcard), nor another's.
+            about = await reader.read(
+                lambda connection: query_records(connection, namespaces={"acme"})
+            )
+            assert [record.repo_id for record in about] == ["acme/x", "acme"]
+            none = await reader.read(lambda connection: query_records(connection, namespaces=set()))
+            assert none == []
+            newest = await reader.read(lambda connection: query_page(connection, limit=2))
+            assert [record.time for _, record in newest] == [103.0, 102.0]
+            rest = await reader.read(
+                lambda connection: query_page(connection, limit=5, before_serial=newest[-1][0])
+            )
+            assert [record.time for _, record in rest] == [101.0, 100.0]
+            deleted = await reader.run(lambda connection: delete_records(connection, 102.0))
+            assert deleted == 2
+        finally:
+            await reader.aclose()
+        assert await second.prune(103.0) == 1
+        assert [record.actor_name for record in await first.database.read(query_records)] == [
+            "carol"
+        ]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_batch_written_again_is_kept_once_on_postgresql(postgres_url: str) -> None:
+    """A batch retried after a commit whose answer was lost (the server went down just then)
+    is not recorded twice: `event_id` is unique in the shared table."""
+    from hubproxy.db.postgres import PostgresDatabase
+
+    sink = DatabaseAuditSink(PostgresDatabase(postgres_url, durable=True))
+    await sink.open()
+    try:
+        batch = [AuditRecord("download", event_id=f"event-{number}") for number in range(3)]
+        await sink.emit(batch)
+        await sink.emit([*batch, AuditRecord("download", event_id="event-3")])
+        stored = await sink.database.read(query_records)
+        assert [record.event_id for record in stored] == [f"event-{n}" for n in range(4)]
+    finally:
+        await sink.aclose()
 
 
 def test_every_schema_step_has_a_postgresql_form() -> None:

@@ -1,6 +1,6 @@
 """`hubproxy admin migrate` and `hubproxy admin migrate-to postgresql://...`: a data dir's SQLite
-metadata moves into PostgreSQL verified, an interrupted copy resumes, and a database from a newer
-release is refused on either engine."""
+metadata and audit log move into PostgreSQL verified, an interrupted copy resumes, and a database
+from a newer release is refused on either engine."""
 
 import json
 import sqlite3
@@ -9,6 +9,13 @@ from pathlib import Path
 import psycopg
 
 from hubproxy.auth import accounts
+from hubproxy.auth.audit import (
+    AuditRecord,
+    DatabaseAuditSink,
+    open_audit_database,
+    query_page,
+    write_records,
+)
 from hubproxy.db import Database
 from hubproxy.db.postgres import PostgresDatabase
 from hubproxy.db.schema import STEPS
@@ -18,6 +25,7 @@ from hubproxy.naming import RepoRef
 from tests.support.cli import run_cli
 
 REF = RepoRef("model", "acme/moved")
+AUDIT_RECORDS = 300
 
 
 async def _populate(data_dir: Path) -> None:
@@ -41,6 +49,15 @@ async def _populate(data_dir: Path) -> None:
     for text in ("one", "two", "three"):
         await discussions.comment(REF, number, "alice", text)
     await database.aclose()
+    audit = open_audit_database(data_dir / "audit.sqlite3")
+    try:
+        records = [
+            AuditRecord("download", time=1000.0 + index, repo_id="acme/moved", path=f"{index}")
+            for index in range(AUDIT_RECORDS)
+        ]
+        write_records(audit, records)
+    finally:
+        audit.close()
 
 
 async def test_migrate_to_copies_verified_and_resumes(tmp_path: Path, postgres_url: str) -> None:
@@ -51,6 +68,7 @@ async def test_migrate_to_copies_verified_and_resumes(tmp_path: Path, postgres_u
     report = json.loads(copied.stdout)
     assert report["verified"] is True
     assert report["rows"]["hub_files"] == 2500
+    assert report["rows"]["audit"] == AUDIT_RECORDS
     assert report["copied"] == report["rows"]
 
     target = PostgresDatabase(postgres_url)
@@ -63,17 +81,27 @@ async def test_migrate_to_copies_verified_and_resumes(tmp_path: Path, postgres_u
         events = await HubDiscussions(target).events(REF, 1)
         texts = [event.data.get("latest", {}).get("raw") for event in events]
         assert texts[-3:] == ["one", "two", "three"]  # in insertion order, as on SQLite
+        # The audit log, in its order; a record written now is numbered after the copied ones.
+        sink = DatabaseAuditSink(PostgresDatabase(postgres_url))
+        await sink.open()
+        await sink.emit([AuditRecord("download", time=5000.0, path="after")])
+        await sink.aclose()
+        page = await target.read(lambda connection: query_page(connection, limit=2))
+        assert [record.path for _, record in page] == ["after", f"{AUDIT_RECORDS - 1}"]
+        assert page[0][0] > page[1][0]
     finally:
         await target.aclose()
 
     # An interrupted copy: some rows never arrived. Running again copies just those.
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute("DELETE FROM hub_files WHERE path >= 'file-2000'")
+        connection.execute("DELETE FROM audit WHERE path = 'after' OR time >= 1200")
     resumed = run_cli("admin", "--data-dir", str(data_dir), "migrate-to", postgres_url, "--json")
     assert resumed.returncode == 0, resumed.stderr
     again = json.loads(resumed.stdout)
     assert again["verified"] is True
-    assert sum(again["copied"].values()) == again["copied"]["hub_files"] > 0
+    assert again["copied"]["audit"] == AUDIT_RECORDS - 200
+    assert sum(again["copied"].values()) == again["copied"]["hub_files"] + 100
 
 
 def test_migrate_refuses_a_newer_postgresql_database(tmp_path: Path, postgres_url: str) -> None:

@@ -3,8 +3,11 @@
 import asyncio
 import io
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from hubproxy.auth.audit import (
     AuditRecord,
@@ -16,6 +19,7 @@ from hubproxy.auth.audit import (
     query_records,
     write_records,
 )
+from hubproxy.errors import DatabaseUnavailable
 
 
 class FlakySink:
@@ -76,6 +80,36 @@ def test_failed_writes_are_retried_until_they_succeed() -> None:
         assert [event for batch in inner.batches for event in batch] == ["e0", "e1", "e2"]
 
     asyncio.run(scenario())
+
+
+class DownDatabaseSink(FlakySink):
+    """Fails its first `failures` writes as a database that is down does."""
+
+    async def emit(self, records: Sequence[AuditRecord]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseUnavailable()
+        self.batches.append([record.event_id for record in records])
+
+
+def test_a_batch_waits_out_a_database_outage_said_once_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> DownDatabaseSink:
+        inner = DownDatabaseSink(failures=5)
+        sink = QueuedSink(inner, retry_delay=0.001)
+        sink.start()
+        await sink.emit(records(2))
+        await sink.aclose()
+        return inner
+
+    with caplog.at_level(logging.INFO, logger="hubproxy.auth.audit"):
+        inner = asyncio.run(scenario())
+    assert inner.batches == [["e0", "e1"]]
+    waits = [record for record in caplog.records if "waits" in record.getMessage()]
+    assert len(waits) == 1
+    assert waits[0].exc_info is None
+    assert any("resumed" in record.getMessage() for record in caplog.records)
 
 
 def test_sqlite_and_stdout_sinks_through_a_fanout(tmp_path: Path) -> None:

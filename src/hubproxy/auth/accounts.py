@@ -8,7 +8,9 @@ decision in `authz` treats it as it treats a project.
 Every function takes an open `sqlite3.Connection` inside a transaction (`Database.run` or
 `run_sync`), so the server and the admin CLI (which works directly on the data dir) share one
 implementation. Every change bumps `accounts_serial` in `meta`: a running server polls it and
-reloads its in-memory `AccountsSnapshot`, which is what requests are checked against.
+reloads its in-memory `AccountsSnapshot`, which is what requests are checked against; on
+PostgreSQL the change also sends a notice (`db/notifications.py`) on which every replica
+reloads at once.
 """
 
 import json
@@ -20,6 +22,7 @@ from typing import ClassVar
 
 from hubproxy.auth.roles import ACTIONS, PROJECT_KINDS, ROLES, SCOPES, UPSTREAM_MODES, Action
 from hubproxy.auth.tokens import new_secret, new_token_id, secret_hash
+from hubproxy.db.notifications import ACCOUNTS_CHANNEL, notify
 from hubproxy.errors import BadRequest, Conflict, HubError, NotFound
 from hubproxy.naming import canonical_name, namespace
 
@@ -225,11 +228,14 @@ def _name(value: str, what: str) -> str:
 
 
 def _bump_serial(connection: sqlite3.Connection) -> None:
+    """Mark a change: the serial servers poll, and on PostgreSQL a notice to every replica
+    (sent when the transaction commits) that reloads its snapshot at once."""
     connection.execute(
         "INSERT INTO meta (key, value) VALUES (?, '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
         (SERIAL_KEY,),
     )
+    notify(connection, ACCOUNTS_CHANNEL)
 
 
 def read_serial(connection: sqlite3.Connection) -> int:

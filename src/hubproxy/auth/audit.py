@@ -4,14 +4,20 @@
 (a token is named by its id). Sinks share one two-method interface, `emit(records)` and
 `aclose()`, and compose:
 
-- `SqliteAuditSink` appends to its own SQLite file (`audit.sqlite3` in the data dir), apart
-  from the metadata database so that audit writes never queue behind cache writes;
+- `DatabaseAuditSink` appends to the `audit` table of a `Database`, in its thread: with
+  `database_url` set, the shared PostgreSQL metadata store (every replica writes, and reads,
+  one log); else `SqliteAuditSink`, its own SQLite file (`audit.sqlite3` in the data dir,
+  `AuditFileDatabase`), apart from the metadata database so that audit writes never queue
+  behind cache writes;
 - `StdoutJsonSink` prints one JSON line per record for log shippers;
 - `FanoutSink` sends to several sinks;
 - `QueuedSink` puts records on a bounded queue and writes them in batches from a background
   task, so a request never waits for a disk write. When the queue is full, `emit` waits
-  (backpressure) instead of dropping; a failing write is retried, never skipped; `aclose`
-  drains the queue before closing.
+  (backpressure) instead of dropping; a failing write (the database is down) is retried,
+  never skipped; `aclose` drains the queue before closing.
+
+The query and pruning functions take a connection of either engine (`sqlite3.Connection` or
+`db.postgres.PostgresConnection`) and use SQL both accept.
 """
 
 import asyncio
@@ -23,12 +29,11 @@ import sqlite3
 import sys
 import time
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from hubproxy.db.database import in_transaction
+from hubproxy.db.database import Database, in_transaction
 from hubproxy.db.migrations import (
     Step,
     check_not_newer,
@@ -37,6 +42,7 @@ from hubproxy.db.migrations import (
     migrate,
     schema_version,
 )
+from hubproxy.errors import DatabaseUnavailable
 from hubproxy.ids import new_id
 from hubproxy.metrics import (
     AUDIT_QUEUE_DEPTH,
@@ -187,8 +193,13 @@ AUDIT_STEPS: tuple[Step, ...] = (
     create_schema_history,
 )
 _COLUMN_TYPES: dict[str, type] = {"time": float, "status": int, "bytes_sent": int}
-# Column names come from the dataclass, never from input.
-_INSERT = f"INSERT INTO audit ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"  # noqa: S608
+# Column names come from the dataclass, never from input. `ON CONFLICT DO NOTHING`: on
+# PostgreSQL `event_id` is unique, so a batch retried after a commit whose answer was lost is
+# not written twice (the audit file has no such index: its writes never go unanswered).
+_INSERT = (
+    f"INSERT INTO audit ({', '.join(FIELDS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' for _ in FIELDS)}) ON CONFLICT DO NOTHING"
+)
 
 
 def _add_missing_columns(connection: sqlite3.Connection) -> list[str]:
@@ -236,23 +247,38 @@ def open_audit_database(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def write_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
-    """Append `records` in one transaction.
+def insert_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+    """Append `records`, in the caller's transaction (either engine).
 
     executemany rather than sqlite-utils' `insert_all`: for a batch of 10,000 records it took
     about half the time (README, design notes), and this runs beside the event loop."""
     rows = [tuple(getattr(record.bound(), name) for name in FIELDS) for record in records]
-    in_transaction(connection, lambda transaction: transaction.executemany(_INSERT, rows))
+    connection.executemany(_INSERT, rows)
+
+
+def delete_records(connection: sqlite3.Connection, before: float) -> int:
+    """Delete records older than `before` (a timestamp), in the caller's transaction (either
+    engine); returns how many."""
+    return connection.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
+
+
+def write_records(connection: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+    """Append `records` to an audit file opened by `open_audit_database`, in one transaction."""
+    in_transaction(connection, lambda transaction: insert_records(transaction, records))
 
 
 def prune_records(connection: sqlite3.Connection, before: float) -> int:
-    """Delete records older than `before` (a timestamp); returns how many."""
-    return in_transaction(
-        connection,
-        lambda transaction: (
-            transaction.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
-        ),
-    )
+    """Delete records older than `before` from an audit file, in one transaction; how many."""
+    return in_transaction(connection, lambda transaction: delete_records(transaction, before))
+
+
+class AuditFileDatabase(Database):
+    """The audit SQLite file behind the `Database` interface: its own schema (`AUDIT_STEPS`,
+    not the metadata database's), its own thread."""
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self._connection = open_audit_database(self.path)
 
 
 class AuditSink(Protocol):
@@ -265,40 +291,34 @@ class AuditSink(Protocol):
         """Write out everything accepted, then release resources."""
 
 
-class SqliteAuditSink:
-    """Appends to the audit SQLite file from its own thread."""
+class DatabaseAuditSink:
+    """Appends each batch to the `audit` table of `database` in one transaction, in the
+    database's own thread (a `Database` of its own: audit writes never wait for other work).
+    A database that is down raises `DatabaseUnavailable`, which `QueuedSink` retries."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubproxy-audit")
-        self._connection: sqlite3.Connection | None = None
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._connection = await loop.run_in_executor(
-            self._executor, open_audit_database, self.path
-        )
+        await self.database.open()
 
     async def emit(self, records: Sequence[AuditRecord]) -> None:
-        connection = self._connection
-        if connection is None:
-            raise RuntimeError("audit database is not open")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, write_records, connection, records)
+        await self.database.run(lambda connection: insert_records(connection, records))
 
     async def prune(self, before: float) -> int:
         """Delete records older than `before`, in the writer's thread."""
-        connection = self._connection
-        if connection is None:
-            raise RuntimeError("audit database is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, prune_records, connection, before)
+        return await self.database.run(lambda connection: delete_records(connection, before))
 
     async def aclose(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
-        self._executor.shutdown(wait=True)
+        await self.database.aclose()
+
+
+class SqliteAuditSink(DatabaseAuditSink):
+    """Appends to the audit SQLite file (`AuditFileDatabase`) from its own thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(AuditFileDatabase(path))
 
 
 class StdoutJsonSink:
@@ -364,16 +384,31 @@ class QueuedSink:
         AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
 
     async def _write(self, batch: list[AuditRecord]) -> None:
+        waiting = False
         while True:
             started = time.monotonic()
             try:
                 await self._inner.emit(batch)
+            except DatabaseUnavailable:
+                # A database restart: expected, and the batch waits for it (said once, with
+                # no traceback; the failures metric counts every attempt).
+                AUDIT_WRITE_FAILURES.inc()
+                if not waiting:
+                    logger.warning(
+                        "audit write of %d records waits: the database is unavailable",
+                        len(batch),
+                    )
+                    waiting = True
+                await asyncio.sleep(self._retry_delay)
+                continue
             except Exception:
                 AUDIT_WRITE_FAILURES.inc()
                 logger.exception("audit write of %d records failed; retrying", len(batch))
                 await asyncio.sleep(self._retry_delay)
                 continue
             AUDIT_WRITE_DURATION.observe(time.monotonic() - started)
+            if waiting:
+                logger.info("audit writes resumed: the database is back")
             for record in batch:
                 AUDIT_RECORDS.labels(record.action, record.decision).inc()
             return
@@ -434,7 +469,7 @@ def _filters(
         values.extend((before_serial, before_serial))
     if namespaces is not None:
         # A prefix comparison, not LIKE: `_` is a wildcard there and may be in names.
-        alternatives = ["0"]
+        alternatives = ["1 = 0"]  # none: no record (a bare 0 is no boolean to PostgreSQL)
         for name in sorted(namespaces):
             alternatives.append("repo_id = ? OR substr(repo_id, 1, ?) = ?")
             values.extend((name, len(name) + 1, f"{name}/"))

@@ -4,8 +4,9 @@ Requests never wait on the database: the snapshot of accounts is reloaded when t
 (or anything else) bumps `accounts_serial`, polled every `refresh_interval` seconds (the
 `accounts_refresh` setting), and checked at once when an unknown hubproxy token shows up (so a
 token created a moment ago works immediately; concurrent checks share one query). Revocation
-takes effect within one polling interval. `last_used` times are batched and written by the
-same loop.
+takes effect within one polling interval; on PostgreSQL at once, as every change sends a
+notice on which each replica calls `refresh` (`db/notifications.py`, started in `app.py`).
+`last_used` times are batched and written by the same loop.
 
 Bearer values that are not hubproxy tokens (an `hf_...` token a client has configured for
 huggingface.co) are ignored: the request is anonymous and the value goes nowhere.
@@ -107,6 +108,11 @@ class Authenticator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._flush_last_used()
+
+    async def refresh(self) -> None:
+        """Reload the snapshot now if the accounts changed (a change notice came). Not shared
+        with a check already running: that one may have read the serial before the change."""
+        await self._reload_if_changed()
 
     async def _reload_if_changed(self) -> None:
         serial = await self._database.run(accounts.read_serial)

@@ -20,6 +20,7 @@ dir is written to the audit log with the operating-system user as the actor (`cl
 """
 
 import dataclasses
+import sqlite3
 import time
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -28,13 +29,8 @@ import typer
 
 from hubproxy.auth import accounts
 from hubproxy.auth.accounts import Token, User
-from hubproxy.auth.audit import (
-    AuditRecord,
-    open_audit_database,
-    prune_records,
-    query_records,
-    write_records,
-)
+from hubproxy.auth.audit import AuditRecord, delete_records, insert_records, query_records
+from hubproxy.auth.audit_log import audit_log_exists, run_on_audit_log
 from hubproxy.cli import admin_backup, admin_migrate, admin_protections
 from hubproxy.cli.admin_api import (
     admin_path,
@@ -49,6 +45,7 @@ from hubproxy.cli.admin_support import (
     admin_context,
     change,
     data_dir_settings,
+    fail,
     operator,
     parse_time,
     remote,
@@ -56,6 +53,7 @@ from hubproxy.cli.admin_support import (
 )
 from hubproxy.cli.common import command_group
 from hubproxy.cli.output import emit, table, when
+from hubproxy.db import DatabaseError
 
 # The most records one `audit` shows (the admin API's bound too).
 MAX_AUDIT_LIMIT = 100_000
@@ -350,23 +348,26 @@ def _local_audit(
     denied: bool,
     limit: int,
 ) -> list[AuditRecord] | None:
-    """The data dir's audit records; None when it has no audit log yet."""
-    path = data_dir_settings(context).audit_path
-    if not path.exists():
+    """The audit records of the data dir (or of `database_url`); None when there is no audit
+    log yet."""
+    settings = data_dir_settings(context)
+    if not audit_log_exists(settings):
         return None
-    connection = open_audit_database(path)
     try:
-        return query_records(
-            connection,
-            actor=user,
-            repo=repo,
-            action=action,
-            denied=denied,
-            limit=limit,
-            since=since,
+        return run_on_audit_log(
+            settings,
+            lambda connection: query_records(
+                connection,
+                actor=user,
+                repo=repo,
+                action=action,
+                denied=denied,
+                limit=limit,
+                since=since,
+            ),
         )
-    finally:
-        connection.close()
+    except DatabaseError as error:
+        raise fail(str(error)) from None
 
 
 @app.command("audit")
@@ -445,14 +446,17 @@ def prune_audit(
         deleted = answer["deleted"]
         emit(as_json, {"deleted": deleted}, [f"deleted {deleted} audit records"])
         return
-    path = data_dir_settings(context).audit_path
-    connection = open_audit_database(path)
-    try:
-        deleted = prune_records(connection, cutoff)
+
+    def prune(connection: sqlite3.Connection) -> int:
+        deleted = delete_records(connection, cutoff)
         record = AuditRecord("audit_prune", actor_kind="cli", actor_name=operator())
         record.reason = f"deleted {deleted} records before {time.ctime(cutoff)}"
         record.route = "admin-cli"
-        write_records(connection, [record])
-    finally:
-        connection.close()
+        insert_records(connection, [record])
+        return deleted
+
+    try:
+        deleted = run_on_audit_log(data_dir_settings(context), prune)
+    except DatabaseError as error:
+        raise fail(str(error)) from None
     emit(as_json, {"deleted": deleted}, [f"deleted {deleted} audit records"])

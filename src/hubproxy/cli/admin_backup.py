@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from hubproxy.auth.audit import AuditRecord, open_audit_database, write_records
+from hubproxy.auth.audit import AuditRecord, insert_records
+from hubproxy.auth.audit_log import run_on_audit_log
 from hubproxy.cli.admin_support import (
     Json,
     admin_context,
@@ -35,13 +36,9 @@ def _audit(settings: Settings, record: AuditRecord) -> None:
     record.actor_kind, record.actor_name = "cli", operator()
     record.route = "admin-cli"
     try:
-        connection = open_audit_database(settings.audit_path)
+        run_on_audit_log(settings, lambda connection: insert_records(connection, [record]))
     except DatabaseError as error:
         raise fail(str(error)) from None
-    try:
-        write_records(connection, [record])
-    finally:
-        connection.close()
 
 
 def _summary(report: BackupReport) -> dict[str, Any]:

@@ -5,7 +5,8 @@
 
 `migrate` applies the schema steps the metadata database lacks, as `serve` does at start, and
 refuses one written by a newer release. `migrate-to` copies the data dir's SQLite database into
-PostgreSQL and verifies every table; run again, it resumes. Chunks are not copied: local
+PostgreSQL, and the audit log (`audit.sqlite3`) into its `audit` table, and verifies every table;
+run again, it resumes. Chunks are not copied: local
 storage stays where it is (point replicas at S3 storage holding the same chunks).
 """
 
@@ -47,8 +48,8 @@ def migrate_to_command(
     url: Annotated[str, typer.Argument(help="The PostgreSQL database: postgresql://...")],
     as_json: Json = False,
 ) -> None:
-    """Copy the data dir's SQLite metadata database into PostgreSQL, verified table by table;
-    an interrupted copy is resumed by running the command again."""
+    """Copy the data dir's SQLite metadata database and audit log into PostgreSQL, verified
+    table by table; an interrupted copy is resumed by running the command again."""
     from hubproxy.db.transfer import transfer
 
     if admin_context(context).endpoint is not None:
@@ -57,7 +58,7 @@ def migrate_to_command(
         raise fail("the target must be a postgresql:// URL", 2)
     settings = admin_settings(context)
     try:
-        report = transfer(settings.database_path, url)
+        report = transfer(settings.database_path, url, audit_file=settings.audit_path)
     except DatabaseError as error:
         raise fail(str(error)) from None
     total = sum(report.rows.values())

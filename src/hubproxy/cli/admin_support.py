@@ -16,7 +16,8 @@ import httpx
 import typer
 
 from hubproxy.auth.accounts import AccountError, exit_code_for_status
-from hubproxy.auth.audit import AuditRecord, open_audit_database, write_records
+from hubproxy.auth.audit import AuditRecord, insert_records
+from hubproxy.auth.audit_log import run_on_audit_log
 from hubproxy.cli.common import (
     describe_http_error,
     failure,
@@ -142,11 +143,10 @@ def change(
         record = audit(result)
         record.actor_kind, record.actor_name = "cli", operator()
         record.route = "admin-cli"
-        connection = open_audit_database(settings.audit_path)
         try:
-            write_records(connection, [record])
-        finally:
-            connection.close()
+            run_on_audit_log(settings, lambda connection: insert_records(connection, [record]))
+        except DatabaseError as error:
+            raise fail(f"done, but not audited: {error}") from None
     return result
 
 

@@ -44,7 +44,8 @@ async def prepare_data_dir(settings: Settings) -> None:
     database = database_for(settings)
     await database.open()
     await database.aclose()
-    open_audit_database(settings.audit_path).close()
+    if settings.database_url is None:  # else the audit log is in that database
+        open_audit_database(settings.audit_path).close()
 
     storage = open_storage(settings)
     try:

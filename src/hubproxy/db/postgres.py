@@ -218,9 +218,13 @@ class PostgresDatabase(Database):
     at once. Connections open lazily, one per thread, and are replaced when found lost.
     """
 
-    def __init__(self, url: str, *, connections: int = CONNECTIONS) -> None:
+    def __init__(self, url: str, *, connections: int = CONNECTIONS, durable: bool = False) -> None:
+        """`durable`: every commit waits for its WAL flush even where the server is set
+        to `synchronous_commit = off` (the audit log: an acknowledged batch is never
+        written again, so it must not vanish in a crash of the server)."""
         super().__init__(None, threads=connections)
         self.url = url
+        self.durable = durable
         self._local = threading.local()
         self._opened: list[PostgresConnection] = []
         self._opened_lock = threading.Lock()
@@ -228,7 +232,10 @@ class PostgresDatabase(Database):
 
     def _connect(self) -> PostgresConnection:
         try:
-            connection = PostgresConnection(connect(self.url))
+            raw = connect(self.url)
+            if self.durable:
+                raw.execute("SET synchronous_commit TO on")
+            connection = PostgresConnection(raw)
         except Exception as error:
             raise DatabaseUnavailable() from error
         with self._opened_lock:

@@ -30,6 +30,7 @@ from hubproxy.db.schema import (
     canonical_cache_ids,
     create_leases,
     hub_settings,
+    shared_audit_log,
 )
 
 # Any number, the same in every hubproxy: the lock replicas take while one migrates.
@@ -91,6 +92,26 @@ TWINS: dict[Callable[..., Any], str] = {
             token BIGINT NOT NULL,
             expires DOUBLE PRECISION NOT NULL
         );
+    """,
+    # The columns of `auth/audit.py`'s released audit file, written out (a step means the same
+    # forever). `event_id` is unique: a batch retried after a commit whose answer was lost (the
+    # server went down) is inserted again with `ON CONFLICT DO NOTHING`, never twice. The
+    # indexes end in `serial`, the tie-break of `query_page`'s (time, serial) order.
+    shared_audit_log: """
+        CREATE TABLE audit (
+            serial BIGSERIAL PRIMARY KEY,
+            action TEXT COLLATE "C", decision TEXT COLLATE "C", time DOUBLE PRECISION,
+            event_id TEXT COLLATE "C", actor_kind TEXT COLLATE "C", actor_name TEXT COLLATE "C",
+            token_id TEXT COLLATE "C", repo_type TEXT COLLATE "C", repo_id TEXT COLLATE "C",
+            revision TEXT COLLATE "C", commit_sha TEXT COLLATE "C", path TEXT COLLATE "C",
+            sha256 TEXT COLLATE "C", request_id TEXT COLLATE "C", client TEXT COLLATE "C",
+            user_agent TEXT COLLATE "C", method TEXT COLLATE "C", route TEXT COLLATE "C",
+            status BIGINT, bytes_sent BIGINT, cache TEXT COLLATE "C", reason TEXT COLLATE "C"
+        );
+        CREATE UNIQUE INDEX audit_by_event ON audit (event_id);
+        CREATE INDEX audit_by_time ON audit (time, serial);
+        CREATE INDEX audit_by_actor ON audit (actor_name, time, serial);
+        CREATE INDEX audit_by_repo ON audit (repo_id, time, serial);
     """,
 }
 

@@ -428,6 +428,12 @@ WEBHOOKS = """
 """
 
 
+def shared_audit_log(database: sqlite_utils.Database) -> None:
+    """Step 16: the audit log in the metadata store, which only PostgreSQL keeps there (its twin
+    in `db/postgres_schema.py`). A SQLite data dir keeps the audit log in `audit.sqlite3`, a
+    file of its own, so audit writes never queue behind cache writes: nothing to do here."""
+
+
 STEPS: tuple[Step, ...] = (
     *MIGRATIONS,
     # 6: which release upgraded the schema from which version to which, and when.
@@ -450,4 +456,6 @@ STEPS: tuple[Step, ...] = (
     REGISTRY,
     # 15: webhooks and their delivery queue and log.
     WEBHOOKS,
+    # 16: the audit log, shared by replicas (PostgreSQL only; SQLite has audit.sqlite3).
+    shared_audit_log,
 )

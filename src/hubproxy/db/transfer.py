@@ -1,6 +1,8 @@
-"""Copy a data dir's SQLite metadata database into PostgreSQL (`hubproxy admin migrate-to`).
+"""Copy a data dir's SQLite metadata database, and its audit log, into PostgreSQL (`hubproxy
+admin migrate-to`).
 
-Both are first brought to this release's schema, so their tables are the same. Tables are
+Both are first brought to this release's schema, so their tables are the same (the audit file's
+`audit` table is the PostgreSQL database's, schema step 16). Tables are
 copied parents first (foreign keys hold at every commit), in batches of one transaction each,
 every row inserted with `ON CONFLICT DO NOTHING`: an interrupted copy is resumed by running it
 again, which skips what is there. Then every table is verified: the same number of rows and
@@ -32,6 +34,9 @@ class TransferReport:
     rows: dict[str, int] = field(default_factory=dict)
     copied: dict[str, int] = field(default_factory=dict)
     verified: bool = False
+
+
+AUDIT_TABLE = "audit"
 
 
 def _tables(source: sqlite3.Connection) -> list[str]:
@@ -86,32 +91,65 @@ def _select(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     return f"SELECT {_quoted(columns)} FROM {table} ORDER BY {_quoted(key)}"  # noqa: S608
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
 def transfer(
-    data_dir_database: Path, url: str, progress: Callable[[str, int], None] | None = None
+    data_dir_database: Path,
+    url: str,
+    progress: Callable[[str, int], None] | None = None,
+    *,
+    audit_file: Path | None = None,
 ) -> TransferReport:
     """Copy the SQLite database at `data_dir_database` into the PostgreSQL database at `url`
-    (both migrated to this release's schema first), then verify every table."""
+    (both migrated to this release's schema first), and the records of `audit_file` (if
+    given and present) into its `audit` table; then verify every table."""
+    from hubproxy.auth.audit import open_audit_database
+
     if not data_dir_database.is_file():
         raise DatabaseError(f"no metadata database at {data_dir_database}")
     # Both at this release's schema: the tables and columns are the same on both sides.
     Database(data_dir_database).open_and_close_sync()
-    source = sqlite3.connect(f"file:{data_dir_database}?mode=ro", uri=True)
+    with_audit = audit_file is not None and audit_file.is_file()
+    if with_audit:
+        assert audit_file is not None
+        open_audit_database(audit_file).close()  # its columns, all of this release's
+    source = _read_only(data_dir_database)
     target = PostgresDatabase(url)
     try:
         target.open_sync()
         try:
-            return _transfer(source, target, progress)
+            report = _check_versions(source, target)
+            _copy(source, target, _tables(source), report, progress)
+            if with_audit:
+                assert audit_file is not None
+                audit = _read_only(audit_file)
+                try:
+                    _copy(audit, target, [AUDIT_TABLE], report, progress)
+                    target.run_sync(_continue_serials)
+                    _verify(audit, target, [AUDIT_TABLE])
+                finally:
+                    audit.close()
+            _verify(source, target, [table for table in report.rows if table != AUDIT_TABLE])
         finally:
             target.close_sync()
     finally:
         source.close()
+    report.verified = True
+    return report
 
 
-def _transfer(
-    source: sqlite3.Connection,
-    target: PostgresDatabase,
-    progress: Callable[[str, int], None] | None,
-) -> TransferReport:
+def _continue_serials(connection: Any) -> None:
+    """Records written from now on are numbered after the copied ones (whose serials were
+    copied as they are: the audit's keyset paging goes by them)."""
+    connection.execute(
+        "SELECT setval(pg_get_serial_sequence('audit', 'serial'),"
+        " (SELECT COALESCE(MAX(serial), 0) + 1 FROM audit), false)"
+    )
+
+
+def _check_versions(source: sqlite3.Connection, target: PostgresDatabase) -> TransferReport:
     version = int(source.execute("PRAGMA user_version").fetchone()[0])
     target_version = target.run_sync(postgres_schema_version)
     if version != target_version:
@@ -119,8 +157,18 @@ def _transfer(
             f"the data dir's schema is version {version}, the PostgreSQL database's"
             f" {target_version}: run the same hubproxy release on both"
         )
-    report = TransferReport(version)
-    for table in _tables(source):
+    return TransferReport(version)
+
+
+def _copy(
+    source: sqlite3.Connection,
+    target: PostgresDatabase,
+    tables: Sequence[str],
+    report: TransferReport,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    """Copy `tables` of `source` in batches, skipping rows already there; counts in `report`."""
+    for table in tables:
         columns, key = _columns(source, table)
         insert = placeholders(
             f"INSERT INTO {table} ({_quoted(columns)}) VALUES"  # noqa: S608 - names from the schema
@@ -143,7 +191,11 @@ def _transfer(
             report.copied[table] += target.run_sync(write)
             if progress is not None:
                 progress(table, report.rows[table])
-    for table in report.rows:
+
+
+def _verify(source: sqlite3.Connection, target: PostgresDatabase, tables: Sequence[str]) -> None:
+    """Raise `DatabaseError` unless each of `tables` holds the same rows on both sides."""
+    for table in tables:
         columns, key = _columns(source, table)
         query = _select(table, columns, key)
         expected = _digest(iter(source.execute(query)))
@@ -157,5 +209,3 @@ def _transfer(
                 f"table {table}: {expected[0]} rows in the data dir, {found[0]} in PostgreSQL,"
                 " or their contents differ; run migrate-to again to resume"
             )
-    report.verified = True
-    return report

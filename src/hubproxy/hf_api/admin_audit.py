@@ -6,28 +6,21 @@ A platform admin sees every record; a project admin (`Call.within`) only those a
 its projects: their repos, the changes to the project, and for a proxy project the upstream
 namespace it mirrors. `DELETE ?before=` deletes older records (`hubproxy admin prune-audit`).
 
-The audit file is read and pruned on connections of its own, in a worker thread: SQLite's WAL
-lets them run beside the server's queued writer, as the CLI does on the data dir.
+The log is read and pruned through `Services.audit_log` (`auth/audit_log.py`): the data dir's
+audit file, or with `database_url` the shared PostgreSQL table every replica writes to.
 """
 
-import asyncio
-import sqlite3
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hubproxy.auth.audit import open_audit_database, prune_records, query_records
+from hubproxy.auth.audit import delete_records, query_records
 from hubproxy.errors import BadRequest
 from hubproxy.hf_api.admin import boolean_query
 from hubproxy.hf_api.bodies import MAX_STRING_LENGTH
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import decimal_query, whole_number_query
-
-Result = TypeVar("Result")
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
@@ -67,26 +60,13 @@ def reviewed_namespaces(call: Call) -> frozenset[str] | None:
     return projects | mirrored
 
 
-async def on_audit_file(path: Path, call: Callable[[sqlite3.Connection], Result]) -> Result:
-    """`call` on a connection of its own to the audit file, in a worker thread."""
-
-    def run() -> Result:
-        connection = open_audit_database(path)
-        try:
-            return call(connection)
-        finally:
-            connection.close()
-
-    return await asyncio.to_thread(run)
-
-
 async def audit(call: Call) -> Response:
-    request, path = call.request, call.settings.audit_path
+    request, log = call.request, call.services.audit_log
     if request.method == "DELETE":
         before = _timestamp(request, "before")
         if before is None:
             raise BadRequest("Name the records to delete: ?before=<Unix time>")
-        deleted = await on_audit_file(path, lambda connection: prune_records(connection, before))
+        deleted = await log.change(lambda connection: delete_records(connection, before))
         call.record.reason = f"deleted {deleted} records before {time.ctime(before)}"
         return JSONResponse({"deleted": deleted})
     actor, repo, action = _text(request, "user"), _text(request, "repo"), _text(request, "action")
@@ -96,8 +76,7 @@ async def audit(call: Call) -> Response:
         _limit(request),
     )
     namespaces = reviewed_namespaces(call)
-    records = await on_audit_file(
-        path,
+    records = await log.read(
         lambda connection: query_records(
             connection,
             actor=actor,

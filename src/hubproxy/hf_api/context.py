@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from hubproxy.auth.audit import AuditSink
+from hubproxy.auth.audit_log import AuditReader
 from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.store import CachingRepoStore
@@ -29,6 +30,8 @@ class Services:
     hub: HostedRepoWriter
     authenticator: Authenticator
     audit: AuditSink
+    # Queries and pruning of the audit log `audit` writes to (`auth/audit_log.py`).
+    audit_log: AuditReader
     # Database and storage probes for /health/ready: name -> "ok" or a short failure reason.
     check_ready: Callable[[], Awaitable[dict[str, str]]]
     # The Xet CAS of hosted repos.

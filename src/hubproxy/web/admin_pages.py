@@ -20,7 +20,7 @@ from hubproxy.auth import accounts
 from hubproxy.auth.audit import AUDITED_ACTIONS, FIELDS, AuditRecord, query_page
 from hubproxy.auth.roles import ROLES
 from hubproxy.errors import BadRequest, NotFound
-from hubproxy.hf_api.admin_audit import MAX_LIMIT, on_audit_file, reviewed_namespaces
+from hubproxy.hf_api.admin_audit import MAX_LIMIT, reviewed_namespaces
 from hubproxy.hf_api.bodies import MAX_STRING_LENGTH
 from hubproxy.hf_api.call import Call
 from hubproxy.hf_api.parameters import whole_number_query
@@ -73,8 +73,7 @@ async def _records(
 ) -> list[tuple[int, AuditRecord]]:
     namespaces = reviewed_namespaces(call)
     since, until = _moment(given["since"], "since"), _moment(given["until"], "until")
-    return await on_audit_file(
-        call.settings.audit_path,
+    return await call.services.audit_log.read(
         lambda connection: query_page(
             connection,
             limit=limit,
