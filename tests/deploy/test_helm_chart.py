@@ -54,6 +54,7 @@ EVERY_SETTING = {
     "s3_endpoint_url": "https://s3.internal.example", "s3_region": "eu-west-1",
     "s3_path_style": True, "s3_redirect": True, "chunk_size": "32MiB", "revision_ttl": "5m",
     "cache_max_bytes": "2TiB", "read_ahead_chunks": 2, "parallel_chunk_fetches": 8,
+    "lease_seconds": "45s",
     "upstream_concurrency": 64, "upstream_timeout": 90, "public_url": "https://hub.example.com",
     "upload_lfs_threshold": 1048576, "require_auth": True, "audit_stdout": True,
     "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
