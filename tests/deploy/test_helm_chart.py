@@ -194,6 +194,13 @@ def test_replicas_on_postgresql_and_s3(helm: list[str], tmp_path: Path) -> None:
     assert by_kind["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]
     assert "podAntiAffinity" in pod["affinity"]
+    # Readiness is the endpoint that answers 503 DatabaseUnavailable while PostgreSQL is down
+    # (tests/replicas), so the Service stops sending a cut-off replica requests; liveness is
+    # not, so a database outage restarts no pod.
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
     # A replica's data dir is scratch: no volume claim shared by the pods.
     assert "PersistentVolumeClaim" not in by_kind
     data = next(volume for volume in pod["volumes"] if volume["name"] == "data")

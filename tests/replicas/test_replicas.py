@@ -1,85 +1,22 @@
-"""Two `hubproxy serve` replicas on one PostgreSQL database and one S3 bucket behave as one hub:
+"""`hubproxy serve` replicas on one PostgreSQL database and one S3 bucket behave as one hub:
 commits racing for one branch from both replicas all land or get 412 (none lost), what one
 replica commits the other serves at once, a token made on one works on the other at once and
 its revocation is seen there within the accounts refresh, and a database restart fails requests
-cleanly (503 with `X-Error-Code`) until it is back.
+cleanly (503 with `X-Error-Code`, the readiness probe of the Helm chart too) until it is back.
 """
 
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
-import pytest
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import TEST_CHUNK_SIZE, S3Service
-from tests.fake_upstream import FakeHubServer
-from tests.hub.conftest import HUB_ENVIRONMENT, populate_hub
-from tests.support.databases import share_database
-from tests.support.postgres import PostgresServer
-from tests.support.proxy import ProxyProcess
+from tests.replicas.conftest import Replicas
 
 WRITERS = 6
 COMMITS_PER_WRITER = 4
-
-
-@dataclass
-class Replicas:
-    processes: list[ProxyProcess]
-    tokens: dict[str, str | None]
-    database: PostgresServer
-
-    def api(self, index: int, principal: str = "developer") -> HfApi:
-        return HfApi(endpoint=self.processes[index].url, token=self.tokens[principal] or False)
-
-
-@pytest.fixture(scope="module")
-def replicas(
-    postgres_server: PostgresServer,
-    s3_service: S3Service,
-    fake_hub_server: FakeHubServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Replicas]:
-    """One pair for the module (each test uses repos of its own; the restart test runs last)."""
-    url = postgres_server.url()
-    root = tmp_path_factory.mktemp("replicas")
-    data_dirs = [root / "replica-a", root / "replica-b"]
-    share_database(url, *data_dirs)
-    tokens = populate_hub(data_dirs[0])
-    storage = (
-        "--storage", "s3", "--s3-bucket", s3_service.bucket,
-        "--s3-prefix", f"replicas-{uuid.uuid4().hex[:8]}", "--s3-endpoint-url",
-        s3_service.endpoint_url, "--s3-region", "us-east-1", "--s3-path-style",
-    )  # fmt: skip
-    environment = {
-        **HUB_ENVIRONMENT,
-        # The default refresh: what a revocation on one replica waits for on the other.
-        "HUBPROXY_ACCOUNTS_REFRESH": "1",
-        "HUBPROXY_S3_ACCESS_KEY_ID": s3_service.access_key_id,
-        "HUBPROXY_S3_SECRET_ACCESS_KEY": s3_service.secret_access_key,
-    }
-    processes = [
-        ProxyProcess(
-            data_dir,
-            fake_hub_server.url,
-            extra_args=("--chunk-size", TEST_CHUNK_SIZE, *storage),
-            environment=environment,
-        )
-        for data_dir in data_dirs
-    ]
-    try:
-        with ThreadPoolExecutor(len(processes)) as pool:  # start together: half the wait
-            list(pool.map(ProxyProcess.start, processes))
-        yield Replicas(processes, tokens, postgres_server)
-    finally:
-        for process in processes:
-            process.stop()
-    for process in processes:
-        assert "Traceback" not in process.log(), process.log()
 
 
 def test_commits_racing_from_two_replicas_land_or_get_412(replicas: Replicas) -> None:
@@ -135,7 +72,7 @@ def test_hosted_content_written_on_one_replica_is_read_on_the_other(replicas: Re
 
 def test_a_token_made_on_one_replica_works_on_the_other(replicas: Replicas) -> None:
     developer = {"Authorization": f"Bearer {replicas.tokens['developer']}"}
-    first, second = (process.url for process in replicas.processes)
+    first, second = (process.url for process in replicas.processes[:2])
     created = httpx.post(
         f"{first}/api/hubproxy/tokens", headers=developer, json={"name": "ci", "scope": "read"}
     )
@@ -170,8 +107,12 @@ def test_a_database_restart_fails_requests_cleanly_then_recovers(replicas: Repli
         assert {response.headers.get("X-Error-Code") for response in down} == {
             "DatabaseUnavailable"
         }
-        ready = httpx.get(f"{replicas.processes[0].url}/health/ready")
-        assert ready.status_code == 503
+        # The path of the chart's readinessProbe (tests/deploy): the replica leaves its Service.
+        for process in replicas.processes:
+            ready = httpx.get(f"{process.url}/health/ready", timeout=30)
+            assert ready.status_code == 503
+            assert ready.headers.get("X-Error-Code") == "DatabaseUnavailable"
+            assert ready.json()["storage"] == "ok"
     finally:
         replicas.database.resume()
     # Back: the very next request reconnects, on either replica (the other's connection died
@@ -179,4 +120,7 @@ def test_a_database_restart_fails_requests_cleanly_then_recovers(replicas: Repli
     for process in replicas.processes:
         back = httpx.get(f"{process.url}/api/hubproxy/tokens", headers=headers, timeout=30)
         assert back.status_code == 200, back.text
-    assert httpx.get(f"{replicas.processes[0].url}/health/ready").status_code == 200
+    for process in replicas.processes:
+        ready = httpx.get(f"{process.url}/health/ready", timeout=30)
+        assert ready.status_code == 200
+        assert "X-Error-Code" not in ready.headers
