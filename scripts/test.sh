@@ -22,8 +22,9 @@ fi
 # pytest exits non-zero (5) when it collects no test: an empty run never passes.
 .venv/bin/python -m pytest "$@"
 if [ "$#" -eq 0 ]; then
-    # The whole proxy suite once more with every chunk on S3 (a moto server).
-    .venv/bin/python -m pytest tests/proxy --proxy-storage s3
+    # The whole proxy suite once more as replicas run it: every chunk on S3 (a moto server),
+    # every data dir's metadata in PostgreSQL (a schema of its own on the session's server).
+    .venv/bin/python -m pytest tests/proxy --proxy-storage s3 --database postgresql
     # The Xet tests once more with the oldest hf_xet huggingface_hub accepts (an overlay on .venv).
     bash scripts/xet-oldest-client.sh
 fi

@@ -163,6 +163,7 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                 chunk_size=settings.chunk_size,
                 read_ahead_chunks=settings.read_ahead_chunks,
                 parallel_chunk_fetches=settings.parallel_chunk_fetches,
+                lease_seconds=settings.lease_seconds,
                 max_bytes=settings.cache_max_bytes,
                 redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
             )

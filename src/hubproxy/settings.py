@@ -174,6 +174,11 @@ class Settings:
     parallel_chunk_fetches: int = setting(
         4, "Chunks of one file fetched from upstream at the same time during a full download."
     )
+    lease_seconds: float = setting(
+        30.0,
+        "How long a chunk fill's lease lasts unrenewed: after a process (a replica, a worker) "
+        "dies mid-fill, another takes the chunk over this long after its last renewal.",
+    )
     sendfile: bool = setting(
         True,
         "Send cached, verified files from local chunk storage with sendfile(2) (zero-copy); "
@@ -527,6 +532,9 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError("database_url: must be a postgresql:// URL")
     if settings.accounts_refresh <= 0:
         raise SettingsError("accounts_refresh: must be positive")
+    if settings.lease_seconds < 1:
+        # Renewed a third of it apart: shorter leases would be lost to a slow database.
+        raise SettingsError("lease_seconds: must be at least 1s")
     for name in ("xet_token_lifetime", "xet_url_lifetime"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name}: must be at least 1s")

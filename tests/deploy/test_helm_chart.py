@@ -55,6 +55,7 @@ EVERY_SETTING = {
     "s3_endpoint_url": "https://s3.internal.example", "s3_region": "eu-west-1",
     "s3_path_style": True, "s3_redirect": True, "chunk_size": "32MiB", "revision_ttl": "5m",
     "cache_max_bytes": "2TiB", "read_ahead_chunks": 2, "parallel_chunk_fetches": 8,
+    "lease_seconds": "45s",
     "upstream_concurrency": 64, "upstream_timeout": 90, "public_url": "https://hub.example.com",
     "upload_lfs_threshold": 1048576, "require_auth": True, "audit_stdout": True,
     "audit_queue_size": 500, "audit_retention": "90d", "log_level": "debug", "log_format": "json",
@@ -194,6 +195,13 @@ def test_replicas_on_postgresql_and_s3(helm: list[str], tmp_path: Path) -> None:
     assert by_kind["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]
     assert "podAntiAffinity" in pod["affinity"]
+    # Readiness is the endpoint that answers 503 DatabaseUnavailable while PostgreSQL is down
+    # (tests/replicas), so the Service stops sending a cut-off replica requests; liveness is
+    # not, so a database outage restarts no pod.
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/live"
     # A replica's data dir is scratch: no volume claim shared by the pods.
     assert "PersistentVolumeClaim" not in by_kind
     data = next(volume for volume in pod["volumes"] if volume["name"] == "data")

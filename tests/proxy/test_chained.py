@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN
 from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
 from tests.governance.conftest import admin as run_admin
 from tests.governance.conftest import new_token
+from tests.support.databases import database_environment
 from tests.support.proxy import ProxyProcess
 
 pytestmark = pytest.mark.clients
@@ -67,11 +69,15 @@ def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
     upstream.add_repo("vault/model", {"config.json": b'{"secret": true}'}, gated=True)
     central_dir = tmp_path / "central"
     admin = [sys.executable, "-m", "hubproxy", "admin", "--data-dir", str(central_dir)]
-    subprocess.run([*admin, "user", "create", "root", "--admin"], check=True)
-    subprocess.run([*admin, "project", "create", "vault", "--kind", "proxy"], check=True)
+    # The commands act on the central's database, wherever the suite keeps it.
+    environment = {**os.environ, **database_environment(central_dir)}
+    subprocess.run([*admin, "user", "create", "root", "--admin"], check=True, env=environment)
+    subprocess.run(
+        [*admin, "project", "create", "vault", "--kind", "proxy"], check=True, env=environment
+    )
     created = subprocess.run(
         [*admin, "robot", "create", "vault", "edge-site", "-p", "read"],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=environment,
     )  # fmt: skip
     robot_token = created.stdout.splitlines()[-1]
     central = ProxyProcess(
@@ -95,7 +101,7 @@ def test_edge_reaches_a_private_project_of_its_parent_with_a_token(
             )
         audit = subprocess.run(
             [*admin, "audit", "--json", "--action", "download", "--repo", "vault/model"],
-            check=True, capture_output=True, text=True,
+            check=True, capture_output=True, text=True, env=environment,
         )  # fmt: skip
         actors = {
             (r["actor_kind"], r["actor_name"], r["decision"]) for r in json.loads(audit.stdout)

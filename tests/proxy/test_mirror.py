@@ -12,6 +12,7 @@ from huggingface_hub import snapshot_download
 
 from tests.conftest import TEST_CHUNK_SIZE, UPSTREAM_TOKEN, ProxyFactory
 from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
+from tests.support.databases import database_environment
 
 pytestmark = pytest.mark.clients
 
@@ -99,6 +100,8 @@ def test_preload_directly_on_a_data_dir_with_pins(
         "HUBPROXY_UPSTREAM": fake_hub_server.url,
         "HUBPROXY_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
         "HUBPROXY_CHUNK_SIZE": TEST_CHUNK_SIZE,
+        # The data dir's database, wherever the suite keeps it (the server below shares it).
+        **database_environment(data_dir),
     }
 
     def hubproxy(*arguments: str) -> subprocess.CompletedProcess[str]:

@@ -2,11 +2,9 @@
 sendfile(2), with the same bytes, headers, audit record and disconnect handling as the copy
 path (`hf_api/streaming.py`, `cli/zerocopy.py`)."""
 
-import contextlib
 import json
 import os
 import socket
-import sqlite3
 import struct
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
 from tests.proxy.test_metrics import scrape, value
 from tests.support.cli import run_cli
+from tests.support.databases import fetch_all
 
 WEIGHTS = GeneratedFile(1_000_000, seed=71)  # four 256 KiB chunks, the last one short
 LARGE = GeneratedFile(24 * 1024 * 1024, seed=72)  # more than a loopback socket buffers
@@ -42,10 +41,10 @@ def warm_up(data_dir: Path, url: str, file: GeneratedFile) -> None:
     assert len(httpx.get(url, timeout=60).content) == file.size
     deadline = time.monotonic() + 30
     while True:
-        with contextlib.closing(sqlite3.connect(data_dir / "hubproxy.sqlite3")) as database:
-            row = database.execute(
-                "SELECT verified FROM blobs WHERE blob_id = ?", (f"sha256:{file.sha256()}",)
-            ).fetchone()
+        rows = fetch_all(
+            data_dir, "SELECT verified FROM blobs WHERE blob_id = ?", (f"sha256:{file.sha256()}",)
+        )
+        row = rows[0] if rows else None
         if (row is not None and row[0]) or time.monotonic() > deadline:
             assert row is not None
             assert row[0]

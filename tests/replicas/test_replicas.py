@@ -1,94 +1,30 @@
-"""Two `hubproxy serve` replicas on one PostgreSQL database and one S3 bucket behave as one hub:
+"""`hubproxy serve` replicas on one PostgreSQL database and one S3 bucket behave as one hub:
 commits racing for one branch from both replicas all land or get 412 (none lost), what one
-replica commits the other serves at once, a token made on one works on the other at once, its
+replica commits the others serve at once, a token made on one works on another at once, its
 revocation and a role change are seen there within a second (a change notice: the replicas
-poll only every minute here), the audit log is one (what one replica audits the other's admin
-API and the CLI list), and a database restart fails requests cleanly (503 with `X-Error-Code`)
-until it is back, losing no audit record of a request answered meanwhile.
+poll only every minute here), the audit log is one (what one replica audits another's admin
+API and the CLI list), and a database restart fails requests cleanly (503 with `X-Error-Code`,
+the readiness probe of the Helm chart too) until it is back, losing no audit record of a
+request answered meanwhile.
 """
 
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.conftest import TEST_CHUNK_SIZE, S3Service
-from tests.fake_upstream import FakeHubServer
-from tests.hub.conftest import HUB_ENVIRONMENT, populate_hub
+from tests.replicas.conftest import Replicas
 from tests.support.cli import run_cli
-from tests.support.databases import share_database
-from tests.support.postgres import PostgresServer
-from tests.support.proxy import ProxyProcess
 
 WRITERS = 6
 COMMITS_PER_WRITER = 4
-
-
-@dataclass
-class Replicas:
-    processes: list[ProxyProcess]
-    tokens: dict[str, str | None]
-    database: PostgresServer
-    # The replicas' database (`database.url()` makes a new one).
-    url: str
-
-    def api(self, index: int, principal: str = "developer") -> HfApi:
-        return HfApi(endpoint=self.processes[index].url, token=self.tokens[principal] or False)
-
-
-@pytest.fixture(scope="module")
-def replicas(
-    postgres_server: PostgresServer,
-    s3_service: S3Service,
-    fake_hub_server: FakeHubServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Replicas]:
-    """One pair for the module (each test uses repos of its own; the restart test runs last)."""
-    url = postgres_server.url()
-    root = tmp_path_factory.mktemp("replicas")
-    data_dirs = [root / "replica-a", root / "replica-b"]
-    share_database(url, *data_dirs)
-    tokens = populate_hub(data_dirs[0])
-    storage = (
-        "--storage", "s3", "--s3-bucket", s3_service.bucket,
-        "--s3-prefix", f"replicas-{uuid.uuid4().hex[:8]}", "--s3-endpoint-url",
-        s3_service.endpoint_url, "--s3-region", "us-east-1", "--s3-path-style",
-    )  # fmt: skip
-    environment = {
-        **HUB_ENVIRONMENT,
-        # Polling far slower than the second a change may take to reach the other replica:
-        # the tests below prove the change notices (LISTEN/NOTIFY), not polling.
-        "HUBPROXY_ACCOUNTS_REFRESH": "60",
-        "HUBPROXY_S3_ACCESS_KEY_ID": s3_service.access_key_id,
-        "HUBPROXY_S3_SECRET_ACCESS_KEY": s3_service.secret_access_key,
-    }
-    processes = [
-        ProxyProcess(
-            data_dir,
-            fake_hub_server.url,
-            extra_args=("--chunk-size", TEST_CHUNK_SIZE, *storage),
-            environment=environment,
-        )
-        for data_dir in data_dirs
-    ]
-    try:
-        with ThreadPoolExecutor(len(processes)) as pool:  # start together: half the wait
-            list(pool.map(ProxyProcess.start, processes))
-        yield Replicas(processes, tokens, postgres_server, url)
-    finally:
-        for process in processes:
-            process.stop()
-    for process in processes:
-        assert "Traceback" not in process.log(), process.log()
 
 
 def test_commits_racing_from_two_replicas_land_or_get_412(replicas: Replicas) -> None:
@@ -144,7 +80,7 @@ def test_hosted_content_written_on_one_replica_is_read_on_the_other(replicas: Re
 
 def test_a_token_made_on_one_replica_works_on_the_other(replicas: Replicas) -> None:
     developer = {"Authorization": f"Bearer {replicas.tokens['developer']}"}
-    first, second = (process.url for process in replicas.processes)
+    first, second = (process.url for process in replicas.processes[:2])
     created = httpx.post(
         f"{first}/api/hubproxy/tokens", headers=developer, json={"name": "ci", "scope": "read"}
     )
@@ -171,7 +107,7 @@ def test_a_token_made_on_one_replica_works_on_the_other(replicas: Replicas) -> N
 def test_a_role_change_on_one_replica_holds_on_the_other_within_a_second(
     replicas: Replicas,
 ) -> None:
-    first, second = (process.url for process in replicas.processes)
+    first, second = (process.url for process in replicas.processes[:2])
     viewer = {"Authorization": f"Bearer {replicas.tokens['viewer']}"}
     repo_id = f"team/by-viewer-{uuid.uuid4().hex[:8]}"
 
@@ -216,7 +152,7 @@ def test_a_download_on_one_replica_is_audited_for_the_other_and_the_cli(
     # `hubproxy admin --database-url`, from a data dir holding no audit log of its own.
     listed = run_cli(
         "admin", "--data-dir", str(tmp_path / "elsewhere"), "--database-url",
-        replicas.url, "audit", "--repo", repo_id, "--json",
+        replicas.database_url, "audit", "--repo", repo_id, "--json",
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert request_id in {item["request_id"] for item in json.loads(listed.stdout)}
@@ -235,8 +171,12 @@ def test_a_database_restart_fails_requests_cleanly_then_recovers(replicas: Repli
         assert {response.headers.get("X-Error-Code") for response in down} == {
             "DatabaseUnavailable"
         }
-        ready = httpx.get(f"{replicas.processes[0].url}/health/ready")
-        assert ready.status_code == 503
+        # The path of the chart's readinessProbe (tests/deploy): the replica leaves its Service.
+        for process in replicas.processes:
+            ready = httpx.get(f"{process.url}/health/ready", timeout=30)
+            assert ready.status_code == 503
+            assert ready.headers.get("X-Error-Code") == "DatabaseUnavailable"
+            assert ready.json()["storage"] == "ok"
     finally:
         replicas.database.resume()
     # Back: the very next request reconnects, on either replica (the other's connection died
@@ -244,7 +184,10 @@ def test_a_database_restart_fails_requests_cleanly_then_recovers(replicas: Repli
     for process in replicas.processes:
         back = httpx.get(f"{process.url}/api/hubproxy/tokens", headers=headers, timeout=30)
         assert back.status_code == 200, back.text
-    assert httpx.get(f"{replicas.processes[0].url}/health/ready").status_code == 200
+    for process in replicas.processes:
+        ready = httpx.get(f"{process.url}/health/ready", timeout=30)
+        assert ready.status_code == 200
+        assert "X-Error-Code" not in ready.headers
 
 
 def test_audit_records_of_requests_answered_while_the_database_was_down_are_kept(
@@ -277,7 +220,7 @@ def test_change_notices_come_again_after_the_database_restarts(replicas: Replica
     """After the restarts above (the listeners reconnect on their own), a revocation on one
     replica still holds on the other within a second."""
     developer = {"Authorization": f"Bearer {replicas.tokens['developer']}"}
-    first, second = (process.url for process in replicas.processes)
+    first, second = (process.url for process in replicas.processes[:2])
     created = httpx.post(
         f"{first}/api/hubproxy/tokens", headers=developer, json={"name": "late", "scope": "read"}
     )

@@ -57,3 +57,21 @@ def command_environment(arguments: Sequence[str]) -> dict[str, str]:
         if argument.startswith("--data-dir="):
             return database_environment(Path(argument.partition("=")[2]))
     return {}
+
+
+def fetch_all(
+    data_dir: Path, sql: str, parameters: Sequence[object] = ()
+) -> list[tuple[object, ...]]:
+    """The rows of one query (portable SQL, `?` placeholders) on the data dir's database,
+    whichever engine holds it: a test looks at a server's records the way the server does."""
+    from hubproxy.db import database_for
+    from hubproxy.settings import Settings
+
+    database = database_for(Settings(data_dir=data_dir, database_url=database_url(data_dir)))
+    database.open_sync()
+    try:
+        return database.run_sync(
+            lambda connection: [tuple(row) for row in connection.execute(sql, parameters)]
+        )
+    finally:
+        database.close_sync()

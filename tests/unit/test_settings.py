@@ -89,6 +89,8 @@ def test_durations(text: object, expected: float) -> None:
         ({"offline": "maybe"}, "boolean"),
         ({"port": "eighty"}, "port"),
         ({"parallel_chunk_fetches": 0}, "parallel_chunk_fetches"),
+        ({"lease_seconds": "500ms"}, "lease_seconds"),
+        ({"lease_seconds": 0.5}, "lease_seconds"),
         ({"log_level": "loud"}, "log_level"),
         ({"s3_redirect": True}, "s3_redirect"),
         ({"storage": "s3"}, "s3_bucket"),

@@ -42,7 +42,7 @@ from hubproxy.blob_ids import BlobId
 from hubproxy.cache.blob_states import BlobState, BlobStates
 from hubproxy.cache.eviction import Evictor
 from hubproxy.cache.layout import chunk_bounds, chunk_key, whole_key
-from hubproxy.cache.leases import Lease, Leases
+from hubproxy.cache.leases import LEASE_SECONDS, Lease, Leases
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.staging import (
     RETRY_DELAYS_SECONDS,
@@ -96,6 +96,7 @@ class BlobCache:
         read_ahead_chunks: int,
         parallel_chunk_fetches: int,
         max_bytes: int | None,
+        lease_seconds: float = LEASE_SECONDS,
         retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
         redirect_ttl: int | None = None,
     ) -> None:
@@ -109,7 +110,7 @@ class BlobCache:
         self.states = BlobStates(storage, metadata, chunk_size)
         self.verifier = Verifier(self.states, redirect_ttl)
         self.evictor = Evictor(self.states, max_bytes)
-        self.leases = Leases(metadata.database)
+        self.leases = Leases(metadata.database, seconds=lease_seconds)
         # Blobs whose whole read failed verification lately -> when (`refuses_resume`).
         self._failed_whole_reads: LruMap[BlobId, float] = LruMap(FAILED_READS_REMEMBERED)
 

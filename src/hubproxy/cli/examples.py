@@ -13,6 +13,7 @@ EXAMPLES: dict[str, str] = {
     "admin restore": "hubproxy admin restore /backups/2026-12-01 --data-dir /var/lib/hubproxy-new",
     "admin migrate": "hubproxy admin migrate --database-url postgresql://hubproxy@db/hubproxy",
     "admin migrate-to": "hubproxy admin migrate-to postgresql://hubproxy@db/hubproxy"
+    " --storage s3 --s3-bucket ml-cache"
     " --data-dir /var/lib/hubproxy",
     "admin audit": "hubproxy admin audit --repo acme/llama --since 7d --denied",
     "admin prune-audit": "hubproxy admin prune-audit --before 90d",

@@ -1,4 +1,5 @@
-"""`/health/live` (the process answers), `/health/ready` (database and storage usable) and
+"""`/health/live` (the process answers), `/health/ready` (database and storage usable; else 503
+with the `X-Error-Code` of the failing part, which takes a replica out of its Service) and
 `/metrics` (open, or for any valid token with `metrics_require_auth`; refusals are audited)."""
 
 import logging
@@ -10,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from hubproxy.auth.audit import AuditRecord
 from hubproxy.auth.authz import authorize_metrics
 from hubproxy.auth.principal import ANONYMOUS, Principal
-from hubproxy.errors import HubError, TokenRefused
+from hubproxy.errors import DatabaseUnavailable, HubError, StorageUnavailable, TokenRefused
 from hubproxy.hf_api.context import services
 from hubproxy.hf_api.middleware import request_facts
 from hubproxy.metrics import REGISTRY
@@ -70,9 +71,13 @@ async def ready(request: Request) -> JSONResponse:
     request_facts(request.scope).route = "health"
     checks = await services(request).check_ready()
     healthy = all(value == "ok" for value in checks.values())
-    if not healthy:
-        logger.warning("readiness check failed: %s", checks)
+    if healthy:
+        return JSONResponse({"status": "ready", **checks})
+    logger.warning("readiness check failed: %s", checks)
+    # The code of the first failing part, as the requests it would fail carry it.
+    error = DatabaseUnavailable() if checks.get("database") != "ok" else StorageUnavailable()
     return JSONResponse(
-        {"status": "ready" if healthy else "unavailable", **checks},
-        status_code=200 if healthy else 503,
+        {"status": "unavailable", **checks},
+        status_code=503,
+        headers={"X-Error-Code": str(error.code)},
     )
