@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, FakeHubServer, GeneratedFile
@@ -145,3 +146,41 @@ def test_a_graceful_stop_lets_every_worker_finish_its_downloads(
     assert process.wait(timeout=15) == 0
     # The supervisor reaped every worker before it exited.
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def scrape_total(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples `name` with `labels` (among others) in one /metrics scrape."""
+    response = httpx.get(f"{url}/metrics")
+    assert response.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def test_one_metrics_scrape_counts_what_every_worker_served(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    small = GeneratedFile(300_000, seed=82)
+    upstream.add_repo(repo_id, {"config.bin": small})
+    server = proxy_factory(*WORKERS)
+    url = f"{server.url}/{repo_id}/resolve/main/config.bin"
+    downloads = 24
+    for _ in range(downloads):  # a connection of its own each: either worker may answer
+        with httpx.Client(timeout=30) as client:
+            assert client.get(url).content == small.read(0, small.size)
+    answered_by = {
+        int(line.rsplit("pid=", 1)[1].split()[0])
+        for line in server.log().splitlines()
+        if " GET /" in line and "/resolve/main/config.bin 200" in line and "pid=" in line
+    }
+    assert answered_by == worker_pids(server.pid)  # both workers served some
+    # One scrape, answered by one worker, counts the downloads of both.
+    resolves = {"route": "resolve", "method": "GET", "status": "200"}
+    assert scrape_total(server.url, "hubproxy_requests_total", **resolves) == downloads
+    served = scrape_total(server.url, "hubproxy_served_bytes_total")
+    assert served == downloads * small.size
+    assert scrape_total(server.url, "hubproxy_upstream_bytes_total") == small.size
+    assert "hubproxy_build_info" in httpx.get(f"{server.url}/metrics").text
