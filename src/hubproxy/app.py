@@ -33,6 +33,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.cache.upstream_budget import UpstreamBudget
 from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock, ServerProcess
@@ -156,7 +157,13 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             )
             stack.push_async_callback(blobs.aclose)
             await blobs.start(sole=process is None, reverify=process is None or process.index == 0)
-            upstream = UpstreamClient(settings)
+            # One budget for the server: shared through the database when other processes
+            # (workers, replicas) fetch from upstream too.
+            shared_budget = process is not None or settings.database_url is not None
+            upstream = UpstreamClient(
+                settings,
+                UpstreamBudget(settings.upstream_concurrency, database if shared_budget else None),
+            )
             await upstream.start()
             stack.push_async_callback(upstream.aclose)
             store = CachingRepoStore(

@@ -268,14 +268,19 @@ def share_across_workers(directory: Path) -> None:
     file-backed values here, which is what creating them after the fork would have done.
     """
     global _exposed
+    defined = [
+        metric
+        for metric in globals().values()
+        # The build info is the same in every process: rendered as it is.
+        if isinstance(metric, MetricWrapperBase) and not isinstance(metric, Info)
+    ]
+    for metric in defined:
+        if metric._labelnames:
+            metric.clear()  # children are created again, file-backed, on first use
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    for metric in list(globals().values()):
-        if not isinstance(metric, MetricWrapperBase) or isinstance(metric, Info):
-            continue  # the build info is the same in every process: rendered as it is
-        if metric._labelnames:
-            metric.clear()  # labelled children are created, file-backed, on first use
-        else:
+    for metric in defined:
+        if not metric._labelnames:
             metric._metric_init()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
