@@ -156,13 +156,17 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                 redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
             )
             stack.push_async_callback(blobs.aclose)
-            await blobs.start(sole=process is None, reverify=process is None or process.index == 0)
-            # One budget for the server: shared through the database when other processes
-            # (workers, replicas) fetch from upstream too.
-            shared_budget = process is not None or settings.database_url is not None
+            # Other processes (workers, replicas) share the metadata store: the upstream budget
+            # and the cache size limit hold for all of them together.
+            shared_store = process is not None or settings.database_url is not None
+            await blobs.start(
+                sole=process is None,
+                reverify=process is None or process.index == 0,
+                shared=shared_store,
+            )
             upstream = UpstreamClient(
                 settings,
-                UpstreamBudget(settings.upstream_concurrency, database if shared_budget else None),
+                UpstreamBudget(settings.upstream_concurrency, database if shared_store else None),
             )
             await upstream.start()
             stack.push_async_callback(upstream.aclose)

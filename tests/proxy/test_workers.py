@@ -248,3 +248,28 @@ def test_upstream_concurrency_holds_for_all_workers_together(
     assert upstream.file_bytes_served() == sum(content.size for content in files.values())
     assert upstream.most_cdn_gets_in_flight == 2  # the budget was used, never exceeded
     assert "Traceback" not in server.log()
+
+
+def stored_chunk_bytes(data_dir: Path) -> int:
+    return sum(path.stat().st_size for path in (data_dir / "storage").rglob("*") if path.is_file())
+
+
+def test_cache_max_bytes_holds_for_all_workers_together(
+    proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
+) -> None:
+    files = {f"part-{index}.bin": GeneratedFile(256 * 1024, seed=110 + index) for index in range(6)}
+    upstream.add_repo(repo_id, dict(files))
+    # Room for 4 of the 6 one-chunk files; each worker alone stores 3 of them.
+    server = proxy_factory(*WORKERS, "--cache-max-bytes", str(1024 * 1024))
+    clients = connections_to_each_worker(server, 3)
+    for client, (name, content) in zip(clients, files.items(), strict=True):
+        assert client.get(f"/{repo_id}/resolve/main/{name}").content == content.read(
+            0, content.size
+        )
+        client.close()
+    deadline = time.monotonic() + 15
+    while stored_chunk_bytes(server.data_dir) > 1024 * 1024:  # checked within a second
+        assert time.monotonic() < deadline, "the workers together stayed over cache_max_bytes"
+        time.sleep(0.1)
+    assert stored_chunk_bytes(server.data_dir) == 4 * 256 * 1024  # only what had to go went
+    assert "Traceback" not in server.log()

@@ -142,6 +142,19 @@ class Leases:
 
         return await self.database.read(look)
 
+    async def any_held_elsewhere(self, prefix: str) -> bool:
+        """Whether another owner holds an unexpired lease whose name starts with `prefix`."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def look(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT 1 FROM leases WHERE name LIKE ? ESCAPE '\\' AND owner != ? AND expires > ?",
+                (pattern, self.owner, time.time()),
+            ).fetchone()
+            return row is not None
+
+        return await self.database.read(look)
+
     @contextlib.asynccontextmanager
     async def renewed(self, lease: Lease) -> AsyncIterator[None]:
         """Keep `lease` renewed while the block runs (a third of its time apart)."""

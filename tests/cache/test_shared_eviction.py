@@ -1,0 +1,77 @@
+"""`cache_max_bytes` for the whole server: two processes on one metadata store (two blob
+caches, each with its own database connection) keep their stored bytes together under the
+limit, and a blob another process is filling is not evicted."""
+
+import asyncio
+from pathlib import Path
+
+from hubproxy.blob_ids import BlobId
+from hubproxy.cache.blobs import BlobCache
+from hubproxy.cache.leases import Leases
+from hubproxy.cache.metadata import CacheMetadata
+from hubproxy.cache.storage import LocalBackend, Storage
+from hubproxy.db import Database
+from tests.cache.harness import CHUNK, ScriptedUpstream, collect, sha256_blob
+
+LIMIT = CHUNK * 5
+
+
+async def open_process(root: Path, name: str) -> tuple[BlobCache, Database]:
+    database = Database(root / "db.sqlite3")
+    await database.open()
+    metadata = CacheMetadata(database)
+    await metadata.open()
+    cache = BlobCache(
+        Storage(LocalBackend(root / "storage")), metadata, root / "staging" / name,
+        chunk_size=CHUNK, read_ahead_chunks=1, parallel_chunk_fetches=3, max_bytes=LIMIT,
+        retry_delays=(0.01,),
+    )  # fmt: skip
+    await cache.start(sole=False, reverify=name == "a")
+    return cache, database
+
+
+def stored_chunks(root: Path, blob: BlobId) -> int:
+    digest = blob.digest
+    directory = root / "storage" / "chunks" / blob.algorithm / digest[:2] / digest[2:4] / digest
+    return len(list(directory.iterdir())) if directory.exists() else 0
+
+
+async def test_two_processes_stay_under_one_limit_together(tmp_path: Path) -> None:
+    first, first_database = await open_process(tmp_path, "a")
+    second, second_database = await open_process(tmp_path, "b")
+    try:
+        contents = [bytes([number]) * (CHUNK * 2) for number in range(4)]
+        blobs = [sha256_blob(content) for content in contents]
+        # The oldest blob is being filled by a third process (it holds a fill lease of it).
+        filler = Leases(first_database)
+        assert await filler.acquire(f"fill:{blobs[0]}:9") is not None
+        for number, content in enumerate(contents):
+            cache = (first, second)[number % 2]  # each process stores 4 chunks: under alone
+            await collect(
+                cache.read(
+                    blobs[number], len(content), 0, len(content), ScriptedUpstream(content).fetch
+                )
+            )
+            await asyncio.sleep(0.01)  # distinct last-use times
+
+        async def total() -> int:
+            return await first.metadata.stored_bytes()
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while await total() > LIMIT:  # the last commits' check runs within a second
+            assert asyncio.get_running_loop().time() < deadline, "over the limit"
+            await asyncio.sleep(0.05)
+        # 8 chunks stored, room for 5: the least recently used blob nobody fills went,
+        # and the one being filled elsewhere stayed.
+        assert stored_chunks(tmp_path, blobs[0]) == 2
+        assert stored_chunks(tmp_path, blobs[1]) == 0
+        assert (
+            await total()
+            == CHUNK * 4
+            == sum(stored_chunks(tmp_path, blob) * CHUNK for blob in blobs)
+        )
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await first_database.aclose()
+        await second_database.aclose()
