@@ -140,6 +140,7 @@ class BlobCache:
         self.states.stored_bytes = await self.metadata.stored_bytes()
         if (not sole) if shared is None else shared:
             self.evictor.shared(self.leases)
+            self.verifier.shared(self.leases)
         for blob_text in await self.metadata.unverified_complete_blobs() if reverify else ():
             state = await self.states.get(BlobId.parse(blob_text), None)
             if state is not None:
