@@ -34,6 +34,7 @@ from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
+from hubproxy.cache.upstream_budget import UpstreamBudget
 from hubproxy.cas.content import XetBackedContent
 from hubproxy.cas.store import XetStore
 from hubproxy.datadir import DataDirLock, ServerProcess
@@ -168,8 +169,18 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                 redirect_ttl=REDIRECT_TTL_SECONDS if settings.s3_redirect else None,
             )
             stack.push_async_callback(blobs.aclose)
-            await blobs.start(sole=process is None, reverify=process is None or process.index == 0)
-            upstream = UpstreamClient(settings)
+            # Other processes (workers, replicas) share the metadata store: the upstream budget
+            # and the cache size limit hold for all of them together.
+            shared_store = process is not None or settings.database_url is not None
+            await blobs.start(
+                sole=process is None,
+                reverify=process is None or process.index == 0,
+                shared=shared_store,
+            )
+            upstream = UpstreamClient(
+                settings,
+                UpstreamBudget(settings.upstream_concurrency, database if shared_store else None),
+            )
             await upstream.start()
             stack.push_async_callback(upstream.aclose)
             store = CachingRepoStore(

@@ -8,11 +8,34 @@ Request durations are two families, because a metadata call takes milliseconds a
 can take hours: `hubproxy_request_duration_seconds` (every request except file downloads) and
 `hubproxy_download_duration_seconds` (resolve GETs that send a body), with
 `hubproxy_download_ttfb_seconds` for the time to the first body byte of those downloads.
+
+With `serve --workers N` a scrape reaches one worker, yet must describe the whole server:
+each worker keeps its values in files of its own in one directory (prometheus_client's
+multiprocess mode, switched on in the worker right after the fork: `share_across_workers`),
+and `exposition` sums them. Counters and histograms of a worker that exited stay counted;
+its gauges go (`forget_worker`). Gauges say how they combine (`multiprocess_mode`): what is
+per process (fills in flight, the audit queue) is summed over the live workers; what every
+worker reads from the shared database (stored bytes, blobs) is the most recent reading.
+The per-process `process_*` metrics are left out of such a scrape: they would describe
+whichever worker answered.
 """
 
 import importlib.metadata
+import os
+import shutil
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.process_collector import ProcessCollector
 
 import hubproxy
@@ -109,6 +132,7 @@ CHUNK_READS = Counter(
 FILLS_IN_FLIGHT = Gauge(
     "hubproxy_fills_in_flight",
     "Chunk fills from upstream under way.",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 FILLS = Counter(
@@ -142,16 +166,19 @@ UPSTREAM_ERRORS = Counter(
 CACHE_STORED_BYTES = Gauge(
     "hubproxy_cache_stored_bytes",
     "Bytes of committed chunks in storage.",
+    multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
 CACHE_BLOBS = Gauge(
     "hubproxy_cache_blobs",
     "Files (blobs) with at least one chunk in storage; refreshed every 30 s.",
+    multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
 CACHE_PINNED_BYTES = Gauge(
     "hubproxy_cache_pinned_bytes",
     "Stored bytes of pinned repos (never evicted); refreshed every 30 s.",
+    multiprocess_mode="livemostrecent",
     registry=REGISTRY,
 )
 EVICTIONS = Counter(
@@ -181,6 +208,7 @@ AUDIT_RECORDS = Counter(
 AUDIT_QUEUE_DEPTH = Gauge(
     "hubproxy_audit_queue_depth",
     "Audit records waiting to be written.",
+    multiprocess_mode="livesum",
     registry=REGISTRY,
 )
 AUDIT_QUEUE_WAITS = Counter(
@@ -219,3 +247,52 @@ HUB_COMMITS = Counter(
     ("outcome",),
     registry=REGISTRY,
 )
+
+
+# The registry `exposition` renders: `REGISTRY`, or the workers' sum once shared.
+_exposed = REGISTRY
+
+
+def prepare_worker_directory(directory: Path) -> None:
+    """Empty `directory` for the workers' metric files (the supervisor, before any fork):
+    a new server counts from zero, as a single process does."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+
+
+def share_across_workers(directory: Path) -> None:
+    """Keep this worker's metric values in files in `directory`, summed with the other
+    workers' by `exposition`. Called in the worker right after the fork, before it serves.
+
+    The metrics were created at import, in the supervisor, with in-memory values; they get
+    file-backed values here, which is what creating them after the fork would have done.
+    """
+    global _exposed
+    defined = [
+        metric
+        for metric in globals().values()
+        # The build info is the same in every process: rendered as it is.
+        if isinstance(metric, MetricWrapperBase) and not isinstance(metric, Info)
+    ]
+    for metric in defined:
+        if metric._labelnames:
+            metric.clear()  # children are created again, file-backed, on first use
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    for metric in defined:
+        if not metric._labelnames:
+            metric._metric_init()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(BUILD_INFO)
+    _exposed = registry
+
+
+def forget_worker(directory: Path, pid: int) -> None:
+    """Drop the live gauges of worker `pid`, which exited (its counters stay counted)."""
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
+
+def exposition() -> bytes:
+    """The Prometheus text of every metric of this server (all its workers)."""
+    return generate_latest(_exposed)

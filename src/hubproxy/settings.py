@@ -354,6 +354,11 @@ class Settings:
         """Scratch files of in-flight upstream fetches; emptied at start."""
         return self.data_dir / "staging"
 
+    @property
+    def worker_metrics_path(self) -> Path:
+        """The metric files of `serve --workers` (one set per worker); emptied at start."""
+        return self.data_dir / "metrics"
+
 
 def _declared_kind(annotation: Any, info: SettingInfo) -> SettingKind:
     """How a setting's value is parsed: declared, or read off its type."""

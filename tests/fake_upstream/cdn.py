@@ -1,5 +1,7 @@
 """The CDN origin: serves LFS content on signed, expiring URLs (no Authorization needed)."""
 
+import asyncio
+
 from starlette.types import Receive, Scope, Send
 
 from tests.fake_upstream.repos import FakeHub
@@ -14,6 +16,15 @@ class CdnApp:
         if scope["type"] != "http":
             return
         exchange = Exchange(self.hub, "cdn", scope, receive, send)
+        if exchange.method != "GET":
+            await self.answer(exchange)
+            return
+        with self.hub.cdn_get():
+            if self.hub.cdn_latency_seconds:
+                await asyncio.sleep(self.hub.cdn_latency_seconds)
+            await self.answer(exchange)
+
+    async def answer(self, exchange: Exchange) -> None:
         if self.hub.down:
             if self.hub.down_mode == "reset":
                 raise Abort("down")

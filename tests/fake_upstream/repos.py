@@ -1,10 +1,11 @@
 """In-memory repos and controls of the fake hub; thread-safe (tests mutate while it serves)."""
 
+import contextlib
 import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,6 +172,10 @@ class FakeHub:
             self._corruptions = 0
             self._counter = 0
             self._records: list[RequestRecord] = []
+            # Time the CDN takes before it answers a GET (a far or busy CDN).
+            self.cdn_latency_seconds = 0.0
+            self.cdn_gets_in_flight = 0
+            self.most_cdn_gets_in_flight = 0
 
     # Repos ------------------------------------------------------------------------
 
@@ -379,6 +384,22 @@ class FakeHub:
     def reset_stats(self) -> None:
         with self.lock:
             self._records = []
+            self.most_cdn_gets_in_flight = self.cdn_gets_in_flight
+
+    @contextlib.contextmanager
+    def cdn_get(self) -> Iterator[None]:
+        """A CDN GET is in flight (from its arrival to its last byte) while the block runs;
+        `most_cdn_gets_in_flight` is the high-water mark since `reset_stats`."""
+        with self.lock:
+            self.cdn_gets_in_flight += 1
+            self.most_cdn_gets_in_flight = max(
+                self.most_cdn_gets_in_flight, self.cdn_gets_in_flight
+            )
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.cdn_gets_in_flight -= 1
 
     def body_bytes(self, origin: str | None = None, path_contains: str | None = None) -> int:
         return sum(r.body_bytes for r in self._select(None, origin, path_contains))

@@ -119,12 +119,16 @@ class BlobCache:
         """Bytes of committed chunks (what `max_bytes` limits)."""
         return self.states.stored_bytes
 
-    async def start(self, *, sole: bool = True, reverify: bool = True) -> None:
+    async def start(
+        self, *, sole: bool = True, reverify: bool = True, shared: bool | None = None
+    ) -> None:
         """Empty the staging area, count stored bytes, re-verify blobs a crash left unverified.
 
         `sole`: no other process uses the data dir, so objects half-written by a crash are
         removed here (a server of several workers does it once, before they start);
-        `reverify`: this process re-verifies (one worker of several does).
+        `reverify`: this process re-verifies (one worker of several does); `shared` (default:
+        not `sole`): other processes store chunks through the same metadata store (workers,
+        replicas), so `cache_max_bytes` is kept for all of them together.
         """
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         for leftover in self.staging_dir.iterdir():
@@ -135,6 +139,9 @@ class BlobCache:
             if removed:
                 logger.info("removed %d incomplete objects left by an earlier crash", removed)
         self.states.stored_bytes = await self.metadata.stored_bytes()
+        if (not sole) if shared is None else shared:
+            self.evictor.shared(self.leases)
+            self.verifier.shared(self.leases)
         for blob_text in await self.metadata.unverified_complete_blobs() if reverify else ():
             state = await self.states.get(BlobId.parse(blob_text), None)
             if state is not None:
@@ -150,6 +157,7 @@ class BlobCache:
             await asyncio.sleep(interval)
 
     async def aclose(self) -> None:
+        self.evictor.close()
         await self.states.aclose()
         await self.evictor.flush_touches()
 

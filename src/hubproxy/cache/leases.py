@@ -22,7 +22,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from hubproxy.db import Database
@@ -72,30 +72,42 @@ class Leases:
 
     async def acquire(self, name: str) -> Lease | None:
         """The lease `name` if it is free or expired (now ours), else None."""
+        return await self.acquire_any((name,))
 
-        def take(connection: sqlite3.Connection) -> Lease | None:
+    async def acquire_any(self, names: Sequence[str]) -> Lease | None:
+        """The first of the leases `names` that is free or expired (now ours), else None; one
+        write transaction however many are tried."""
+
+        def take_first(connection: sqlite3.Connection) -> Lease | None:
             now = time.time()
-            row = connection.execute(
-                "SELECT owner, token, expires FROM leases WHERE name = ?", (name,)
-            ).fetchone()
-            if row is None:
-                token = 1
-                connection.execute(
-                    "INSERT INTO leases (name, owner, token, expires) VALUES (?, ?, ?, ?)",
-                    (name, self.owner, token, now + self.seconds),
-                )
-            elif row[2] <= now:
-                token = row[1] + 1
-                logger.info("lease %s of %s expired: taken over", name, row[0])
-                connection.execute(
-                    "UPDATE leases SET owner = ?, token = ?, expires = ? WHERE name = ?",
-                    (self.owner, token, now + self.seconds, name),
-                )
-            else:
-                return None
-            return Lease(name, self.owner, token)
+            for name in names:
+                lease = self._take(connection, name, now)
+                if lease is not None:
+                    return lease
+            return None
 
-        return await self.database.run(take)
+        return await self.database.run(take_first)
+
+    def _take(self, connection: sqlite3.Connection, name: str, now: float) -> Lease | None:
+        row = connection.execute(
+            "SELECT owner, token, expires FROM leases WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            token = 1
+            connection.execute(
+                "INSERT INTO leases (name, owner, token, expires) VALUES (?, ?, ?, ?)",
+                (name, self.owner, token, now + self.seconds),
+            )
+        elif row[2] <= now:
+            token = row[1] + 1
+            logger.info("lease %s of %s expired: taken over", name, row[0])
+            connection.execute(
+                "UPDATE leases SET owner = ?, token = ?, expires = ? WHERE name = ?",
+                (self.owner, token, now + self.seconds, name),
+            )
+        else:
+            return None
+        return Lease(name, self.owner, token)
 
     async def renew(self, lease: Lease) -> bool:
         """Extend `lease`; False if it was lost (expired and taken over)."""
@@ -125,6 +137,19 @@ class Leases:
             row = connection.execute(
                 "SELECT 1 FROM leases WHERE name = ? AND owner != ? AND expires > ?",
                 (name, self.owner, time.time()),
+            ).fetchone()
+            return row is not None
+
+        return await self.database.read(look)
+
+    async def any_held_elsewhere(self, prefix: str) -> bool:
+        """Whether another owner holds an unexpired lease whose name starts with `prefix`."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+        def look(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT 1 FROM leases WHERE name LIKE ? ESCAPE '\\' AND owner != ? AND expires > ?",
+                (pattern, self.owner, time.time()),
             ).fetchone()
             return row is not None
 

@@ -13,7 +13,6 @@ failure, HTTP status N, ...). The same words go to the log line (with `upstream_
 URL is ever shown: download URLs are signed.
 """
 
-import asyncio
 import errno
 import json
 import logging
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urljoin, urlsplit
 
 import aiohttp
 
+from hubproxy.cache.upstream_budget import UpstreamBudget
 from hubproxy.constants import (
     COMMIT_SHA_PATTERN,
     HEADER_ERROR_CODE,
@@ -274,9 +274,12 @@ def _transport_failure(url: str, operation: str, error: BaseException) -> Upstre
 
 
 class UpstreamClient:
-    """aiohttp session to the upstream hub; one per process."""
+    """aiohttp session to the upstream hub; one per process.
 
-    def __init__(self, settings: Settings) -> None:
+    Body fetches take a slot of `budget` (default: `upstream_concurrency` in this process).
+    """
+
+    def __init__(self, settings: Settings, budget: UpstreamBudget | None = None) -> None:
         self.base_url = settings.upstream
         self.offline = settings.offline
         self._token = settings.upstream_token
@@ -284,7 +287,7 @@ class UpstreamClient:
             total=None, connect=settings.upstream_timeout, sock_read=settings.upstream_timeout
         )
         self._concurrency = settings.upstream_concurrency
-        self._body_slots = asyncio.Semaphore(settings.upstream_concurrency)
+        self._budget = budget or UpstreamBudget(settings.upstream_concurrency)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -454,7 +457,7 @@ class UpstreamClient:
         self._check_online()
         if end <= start:
             return
-        async with self._body_slots:
+        async with self._budget.slot():
             response = await self._open_body(url, start, end)
             try:
                 position = start

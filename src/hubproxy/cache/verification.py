@@ -4,6 +4,10 @@ When its last chunk lands (and at start, for blobs a crash left unverified) the 
 re-read from storage and hashed; a mismatch deletes it (logged and counted), so the next read
 fetches it again. With S3 redirect mode on, a verified blob is also composed server-side into
 one whole object that clients can be redirected to.
+
+When other processes share the metadata store (`shared`), two of them may see the same blob
+complete (each filled some of its chunks); one hashes it, holding the lease
+`verify:<blob>`, and the others wait for its verdict in the store: verified, or deleted.
 """
 
 import asyncio
@@ -11,10 +15,14 @@ import logging
 
 from hubproxy.cache.blob_states import BlobState, BlobStates
 from hubproxy.cache.layout import chunk_key, whole_key
+from hubproxy.cache.leases import Leases
 from hubproxy.cache.storage import StorageError
 from hubproxy.metrics import VERIFICATION_FAILURES
 
 logger = logging.getLogger(__name__)
+
+# How often a process waiting for another one's verification looks at the store.
+VERIFICATION_WAIT_SECONDS = 0.1
 
 
 class Verifier:
@@ -24,6 +32,12 @@ class Verifier:
         self.states = states
         # Seconds presigned redirect URLs live; None: never redirect (stream everything).
         self.redirect_ttl = redirect_ttl
+        # Set by `shared`: other processes may verify the same blobs.
+        self._leases: Leases | None = None
+
+    def shared(self, leases: Leases) -> None:
+        """Verify each blob in one process of those sharing the metadata store."""
+        self._leases = leases
 
     def schedule(self, state: BlobState) -> None:
         """Verify the blob in the background (once, however often it is asked)."""
@@ -31,7 +45,41 @@ class Verifier:
             state.verifying = self.states.spawn(self.verify(state))
 
     async def verify(self, state: BlobState) -> None:
-        """Hash the whole blob; delete it if the content does not match its name."""
+        """Hash the whole blob; delete it if the content does not match its name (or, when
+        another process is hashing it, wait for that process's verdict)."""
+        if self._leases is None:
+            await self._hash(state)
+            return
+        leases, name, blob = self._leases, f"verify:{state.blob}", str(state.blob)
+        while True:
+            lease = await leases.acquire(name)
+            if lease is not None:
+                try:
+                    if await self.states.metadata.is_verified(blob):
+                        state.verified = True  # another process verified it meanwhile
+                    else:
+                        async with leases.renewed(lease):
+                            await self._hash(state)
+                finally:
+                    await leases.release(lease)
+                return
+            # Another process is hashing it (across processes there is no event to wait on).
+            while True:
+                await asyncio.sleep(VERIFICATION_WAIT_SECONDS)
+                if not await leases.held_elsewhere(name):
+                    break
+            if await self.states.metadata.is_verified(blob):
+                state.verified = True
+                return
+            if await self.states.metadata.get_blob(blob) is None:
+                # The other process found it corrupt and deleted it: the next read loads
+                # (and fetches) it again.
+                self.states.drop(state.blob)
+                return
+            # The other process stopped without a verdict (it died, or could not read the
+            # blob): hash it here.
+
+    async def _hash(self, state: BlobState) -> None:
         hasher = state.blob.hasher(state.size)
         try:
             for index in range(state.chunks):

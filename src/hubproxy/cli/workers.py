@@ -14,6 +14,10 @@ database that make one process own each upstream fill (`cache/leases.py`).
 SIGTERM or SIGINT to the supervisor is passed to every worker, which stops taking
 connections and finishes the requests it has (uvicorn's graceful shutdown); the supervisor
 exits when the last one did. A worker that dies otherwise is started again.
+
+Metrics are the server's, not a worker's: each worker keeps its values in files of its own in
+the data dir's `metrics/` (emptied at start), and a scrape of any worker sums them
+(`hubproxy.metrics.share_across_workers`).
 """
 
 import asyncio
@@ -24,8 +28,10 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
+from hubproxy import metrics
 from hubproxy.datadir import DataDirLock, ServerProcess
 from hubproxy.settings import Settings
 
@@ -71,13 +77,19 @@ def run_workers(
     lock.acquire()
     try:
         asyncio.run(prepare_data_dir(settings))
-        return _supervise(settings.worker_count, lock, serve_one)
+        metrics.prepare_worker_directory(settings.worker_metrics_path)
+        return _supervise(settings.worker_count, lock, serve_one, settings.worker_metrics_path)
     finally:
         sock.close()
         lock.release()
 
 
-def _supervise(count: int, lock: DataDirLock, serve_one: Callable[[ServerProcess], int]) -> int:
+def _supervise(
+    count: int,
+    lock: DataDirLock,
+    serve_one: Callable[[ServerProcess], int],
+    metrics_directory: Path,
+) -> int:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     status = 0
@@ -89,6 +101,7 @@ def _supervise(count: int, lock: DataDirLock, serve_one: Callable[[ServerProcess
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
             try:
+                metrics.share_across_workers(metrics_directory)
                 code = serve_one(ServerProcess(index, count, lock))
             except BaseException:
                 logger.exception("worker %d crashed", index)
@@ -120,6 +133,7 @@ def _supervise(count: int, lock: DataDirLock, serve_one: Callable[[ServerProcess
             index_or_none = children.pop(pid, None)
             if index_or_none is None:
                 continue
+            metrics.forget_worker(metrics_directory, pid)
             code = os.waitstatus_to_exitcode(wait_status)
             if stopping:
                 continue

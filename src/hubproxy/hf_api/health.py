@@ -4,7 +4,7 @@ with the `X-Error-Code` of the failing part, which takes a replica out of its Se
 
 import logging
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -14,7 +14,7 @@ from hubproxy.auth.principal import ANONYMOUS, Principal
 from hubproxy.errors import DatabaseUnavailable, HubError, StorageUnavailable, TokenRefused
 from hubproxy.hf_api.context import services
 from hubproxy.hf_api.middleware import request_facts
-from hubproxy.metrics import REGISTRY
+from hubproxy.metrics import exposition
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ async def live(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition of `hubproxy.metrics.REGISTRY`."""
+    """Prometheus exposition of every metric of the server (`hubproxy.metrics.exposition`)."""
     request_facts(request.scope).route = "metrics"
     found = services(request)
     if found.settings.metrics_require_auth:
@@ -40,7 +40,7 @@ async def metrics(request: Request) -> Response:
             assert decision.error is not None
             await _audit_denial(request, principal, decision.error, decision.reason)
             raise decision.error
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _audit_denial(

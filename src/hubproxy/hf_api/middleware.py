@@ -11,6 +11,7 @@ multi-GB bodies never share a histogram with millisecond metadata calls.
 """
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -142,5 +143,7 @@ class RequestMiddleware:
                         "duration_ms": round(duration * 1000, 1),
                         "cache": facts.cache,
                         "client": (scope.get("client") or ("", 0))[0],
+                        # Which worker answered (`serve --workers`).
+                        "pid": os.getpid(),
                     },
                 )
