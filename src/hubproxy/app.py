@@ -137,7 +137,11 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             database = database_for(settings)
             await database.open()
             stack.push_async_callback(database.aclose)
-            storage = open_storage(settings)
+            storage = open_storage(
+                settings,
+                worker_index=0 if process is None else process.index,
+                worker_count=1 if process is None else process.count,
+            )
             stack.push_async_callback(storage.aclose)
             metadata = CacheMetadata(database)
             await metadata.open()
