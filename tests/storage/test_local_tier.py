@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from hubproxy.cache.storage import LocalTier, MemoryBackend, ObjectNotFound, Storage
+from hubproxy.cache.storage import (
+    LocalTier,
+    MemoryBackend,
+    ObjectInfo,
+    ObjectNotFound,
+    Storage,
+)
 from hubproxy.cache.storage.local_tier import DIGEST_SEPARATOR
 from hubproxy.metrics import REGISTRY
 from hubproxy.settings import SettingsError, load_settings
@@ -198,6 +204,41 @@ async def test_writes_go_to_the_remote_first_and_deletes_reach_both(tmp_path: Pa
     assert copies(tmp_path / "tier") == {}
     with pytest.raises(ObjectNotFound):
         await read_whole(storage, KEY, 1000)
+    await storage.aclose()
+
+
+class GatedRemote(CountingRemote):
+    """Imports of every key but `KEY` wait for `gate`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def import_file(self, key: str, path: Path) -> ObjectInfo:
+        if key != KEY:
+            self.waiting += 1
+            await self.gate.wait()
+        return await super().import_file(key, path)
+
+
+async def test_imports_in_flight_when_the_tier_loads_all_become_copies(tmp_path: Path) -> None:
+    remote = GatedRemote()
+    storage = Storage(LocalTier(remote, tmp_path / "tier", 10_000))
+    staged = []
+    for index in range(4):
+        staged.append(tmp_path / f"staged-{index}")
+        staged[index].write_bytes(content(index))
+    others = [
+        asyncio.ensure_future(storage.import_file(key(index), staged[index]))
+        for index in range(1, 4)
+    ]
+    while remote.waiting < 3:  # each has its temp file in the tier now
+        await asyncio.sleep(0.001)
+    await storage.import_file(KEY, staged[0])
+    remote.gate.set()
+    await asyncio.gather(*others)
+    assert copies(tmp_path / "tier") == {key(index): content(index) for index in range(4)}
     await storage.aclose()
 
 

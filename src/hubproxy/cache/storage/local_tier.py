@@ -490,6 +490,7 @@ class LocalTier:
 
     async def import_file(self, key: str, path: Path) -> ObjectInfo:
         """Commit `path` to the remote; it also becomes the local copy (hashed meanwhile)."""
+        await self._ready()  # the first load removes temp files: before this one exists
         writer: _CopyWriter | None = None
         hashing: asyncio.Future[tuple[str, int]] | None = None
         try:
