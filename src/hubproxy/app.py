@@ -31,6 +31,7 @@ from hubproxy.cache.held import HeldContent
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
+from hubproxy.cache.storage.local_tier import retire_worker_directories
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
 from hubproxy.cas.content import XetBackedContent
@@ -137,6 +138,9 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             database = database_for(settings)
             await database.open()
             stack.push_async_callback(database.aclose)
+            if process is None and settings.local_cache_dir is not None:
+                # Alone on the data dir: the tiers of workers of an earlier run are orphans.
+                await asyncio.to_thread(retire_worker_directories, settings.local_cache_dir, 1)
             storage = open_storage(
                 settings,
                 worker_index=0 if process is None else process.index,

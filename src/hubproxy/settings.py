@@ -187,8 +187,8 @@ class Settings:
     )
     sendfile: bool = setting(
         True,
-        "Send cached, verified files from local chunk storage with sendfile(2) (zero-copy); "
-        "S3 storage, TLS and files still arriving always take the copy path.",
+        "Send cached, verified files from local chunk storage or local_cache_dir with "
+        "sendfile(2) (zero-copy); S3 without it, TLS and files still arriving take the copy path.",
         flags="--sendfile/--no-sendfile",
     )
     upstream_concurrency: int = setting(32, "Upstream requests in flight at once, all files.")

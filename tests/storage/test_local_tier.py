@@ -20,7 +20,7 @@ from hubproxy.cache.storage import (
     ObjectNotFound,
     Storage,
 )
-from hubproxy.cache.storage.local_tier import DIGEST_SEPARATOR
+from hubproxy.cache.storage.local_tier import DIGEST_SEPARATOR, retire_worker_directories
 from hubproxy.metrics import REGISTRY
 from hubproxy.settings import SettingsError, load_settings
 
@@ -274,3 +274,12 @@ def test_local_cache_dir_needs_s3_storage(tmp_path: Path) -> None:
     )
     assert settings.local_cache_dir == tmp_path
     assert settings.local_cache_max_bytes == 10 * 1024**3
+
+
+def test_tiers_of_workers_no_longer_run_are_removed(tmp_path: Path) -> None:
+    for name in ("worker-0", "worker-1", "worker-3", "notes"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "file").write_bytes(b"x")
+    retire_worker_directories(tmp_path, 2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes", "worker-0", "worker-1"]
+    assert (tmp_path / "worker-1" / "file").exists()

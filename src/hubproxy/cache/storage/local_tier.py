@@ -455,8 +455,13 @@ class LocalTier:
         if task is None:
             task = asyncio.ensure_future(self._copy_from_remote(key))
             self._filling[key] = task
-            task.add_done_callback(lambda _task: self._filling.pop(key, None))
+            task.add_done_callback(lambda _task: self._filled(key, _task))
         await asyncio.shield(task)
+
+    def _filled(self, key: str, task: "asyncio.Task[LocalCopy | None]") -> None:
+        self._filling.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every reader that waited for it got it already
 
     async def _copy_from_remote(self, key: str) -> LocalCopy | None:
         writer = _CopyWriter(self, key)
@@ -561,3 +566,15 @@ class LocalTier:
 
 def _first(item: tuple[int, LocalCopy]) -> int:
     return item[0]
+
+
+def retire_worker_directories(directory: Path, count: int) -> None:
+    """Delete the tiers of workers beyond `count` (the server runs fewer workers than it did):
+    no process would ever use or bound them again."""
+    if not directory.is_dir():
+        return
+    for child in directory.iterdir():
+        number = child.name.removeprefix("worker-")
+        if child.is_dir() and number.isdigit() and int(number) >= count:
+            logger.info("removing the local tier of a worker no longer run: %s", child)
+            shutil.rmtree(child, ignore_errors=True)
