@@ -189,7 +189,9 @@ LOCAL_TIER_EVICTED_BYTES = Counter(
 )
 LOCAL_TIER_DROPPED = Counter(
     "hubproxy_local_tier_dropped",
-    "Local copies that failed their check (damaged or gone) and were read from S3 again.",
+    "Local copies that failed a check and were deleted, by reason: damaged (bytes not matching"
+    " their sha256, truncated, gone) or stale (the S3 object was deleted or replaced).",
+    ("reason",),
     registry=REGISTRY,
 )
 STORAGE_OPERATION_DURATION = Histogram(

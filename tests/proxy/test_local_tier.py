@@ -118,7 +118,7 @@ def test_warm_reads_come_from_the_local_tier(
         file.write(bytes([chunk_bytes[1000] ^ 0xFF]))
     content, before, after = warm_download(server, url)
     assert content == expected
-    assert grown(before, after, "hubproxy_local_tier_dropped_total") == 1
+    assert grown(before, after, "hubproxy_local_tier_dropped_total", reason="damaged") == 1
     assert grown(before, after, "hubproxy_local_tier_bytes_total", source="remote") == len(
         chunk_bytes
     )

@@ -20,7 +20,11 @@ from hubproxy.cache.storage import (
     ObjectNotFound,
     Storage,
 )
-from hubproxy.cache.storage.local_tier import DIGEST_SEPARATOR, retire_worker_directories
+from hubproxy.cache.storage.local_tier import (
+    DIGEST_SEPARATOR,
+    etag_tag,
+    retire_worker_directories,
+)
 from hubproxy.metrics import REGISTRY
 from hubproxy.settings import SettingsError, load_settings
 
@@ -51,14 +55,15 @@ class CountingRemote(MemoryBackend):
 def copies(directory: Path) -> dict[str, bytes]:
     """The tier's copies on disk: key -> bytes."""
     return {
-        path.relative_to(directory).as_posix().rpartition(DIGEST_SEPARATOR)[0]: path.read_bytes()
+        path.relative_to(directory).as_posix().partition(DIGEST_SEPARATOR)[0]: path.read_bytes()
         for path in directory.rglob("*")
         if path.is_file()
     }
 
 
-def dropped() -> float:
-    return REGISTRY.get_sample_value("hubproxy_local_tier_dropped_total") or 0.0
+def dropped(reason: str) -> float:
+    value = REGISTRY.get_sample_value("hubproxy_local_tier_dropped_total", {"reason": reason})
+    return value or 0.0
 
 
 async def read_whole(storage: Storage, key: str, size: int) -> bytes:
@@ -123,15 +128,41 @@ async def test_a_damaged_copy_is_never_served_and_is_replaced(tmp_path: Path, da
         os.truncate(path, 999)
     else:
         path.unlink()
-    before = dropped()
+    before = dropped("damaged")
     segment = await storage.open_file(KEY, 0, 1000)
     try:
         assert os.pread(segment.file.fileno(), 1000, 0) == content(4)
     finally:
         segment.close()
-    assert dropped() == before + 1
+    assert dropped("damaged") == before + 1
     assert remote.reads == 2
     assert copies(tmp_path) == {KEY: content(4)}
+    await storage.aclose()
+
+
+async def test_a_copy_never_outlives_or_stands_in_for_its_remote_object(tmp_path: Path) -> None:
+    remote = CountingRemote()
+    remote.objects[KEY] = content(9)
+    storage = Storage(LocalTier(remote, tmp_path, 10_000))
+    assert await read_whole(storage, KEY, 1000) == content(9)
+    # Stored again with other bytes behind this tier's back (another replica, after a failed
+    # verification): the copy is stale.
+    remote.objects[KEY] = content(10)
+    before = dropped("stale")
+    segment = await storage.open_file(KEY, 0, 1000)
+    try:
+        assert os.pread(segment.file.fileno(), 1000, 0) == content(10)
+    finally:
+        segment.close()
+    assert dropped("stale") == before + 1
+    assert copies(tmp_path) == {KEY: content(10)}
+    # Deleted behind its back: gone for this tier's readers too, copy and all.
+    del remote.objects[KEY]
+    with pytest.raises(ObjectNotFound):
+        await storage.open_file(KEY, 0, 1000)
+    with pytest.raises(ObjectNotFound):
+        await read_whole(storage, KEY, 1000)
+    assert copies(tmp_path) == {}
     await storage.aclose()
 
 
@@ -261,7 +292,9 @@ def test_the_copy_names_carry_the_sha256_of_the_bytes(tmp_path: Path) -> None:
 
     asyncio.run(fill())
     [path] = [path for path in tmp_path.rglob("*") if path.is_file()]
-    assert path.name == f"00000000{DIGEST_SEPARATOR}{hashlib.sha256(content(8)).hexdigest()}"
+    digest = hashlib.sha256(content(8)).hexdigest()
+    tag = etag_tag(hashlib.md5(content(8), usedforsecurity=False).hexdigest())  # memory's ETag
+    assert path.name == f"00000000{DIGEST_SEPARATOR}{digest}{DIGEST_SEPARATOR}{tag}"
 
 
 def test_local_cache_dir_needs_s3_storage(tmp_path: Path) -> None:

@@ -14,17 +14,18 @@ it that belongs to one process of one replica and is never shared, recorded or t
 - The copies are kept under `max_bytes` by dropping the least recently used ones (local copies
   only: the remote is never touched by this).
 
-Integrity. Each copy is named `<key>@<sha256 of its bytes>`, the digest computed from the bytes
-as they were written (from the remote, or the staging file the remote got). A copy is checked
+S3 stays the truth. Each copy is named `<key>@<sha256 of its bytes>@<tag of the S3 ETag>`, the
+digest computed from the bytes as they were written (from the remote, or the staging file the
+remote got), the ETag the remote gave the object they came from. Each use of a copy asks the
+remote for the object's ETag first (one HEAD, while the previous chunk is still being sent): a
+copy whose object was deleted or replaced (a chunk stored again after a failed verification,
+maybe by another replica) is deleted, never served. If the remote cannot answer, a copy that
+checks out locally is served: its bytes are content-addressed. Locally, a copy is checked
 against its digest before its first use in this process (so after every restart) and again
-whenever its file changed (inode, size or modification time); a copy that fails is deleted and
-the bytes read from the remote again — never served. Between those checks a copy is trusted
-like a chunk file of the local backend (whose verified blobs go out with sendfile unread).
-Copies are not written with fsync: a copy torn by a crash fails its check and is dropped.
-
-Which keys exist is the metadata store's business, not the tier's: the blob cache reads only
-chunks the store records as present, and chunk keys are content-addressed, so a local copy
-never stands for other bytes than its remote object's.
+whenever its file changed (inode, size or modification time); a damaged or truncated copy is
+deleted and the bytes read from the remote again. Between those checks a copy is trusted like a
+chunk file of the local backend (whose verified blobs go out with sendfile unread). Copies are
+not written with fsync: a copy torn by a crash fails its check and is dropped.
 
 The index (key -> copy, in least-recently-used order) is rebuilt from the directory at first
 use: copies are ordered by their access time, which each use of a copy sets, so the order
@@ -50,8 +51,10 @@ from typing import BinaryIO, cast
 from hubproxy.cache.storage.base import (
     FileSegment,
     ObjectInfo,
+    ObjectNotFound,
     ObjectWriter,
     StorageBackend,
+    StorageError,
     from_os_error,
 )
 from hubproxy.metrics import (
@@ -68,6 +71,7 @@ DIGEST_SEPARATOR = "@"
 TEMP_MARKER = ".tmp-"
 READ_PIECE_SIZE = 1024 * 1024
 _DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_TAG_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 _HASH_PIECE_SIZE = 4 * 1024 * 1024
 
 # What identifies the content of a copy's file without reading it: (inode, size, mtime in ns).
@@ -96,9 +100,16 @@ class LocalCopy:
     path: Path
     size: int
     digest: str
+    # `etag_tag` of the remote object the bytes came from.
+    tag: str
     # The file's signature when this process last found its bytes matching `digest`; None:
     # not checked yet (found on disk at start).
     checked: Signature | None
+
+
+def etag_tag(etag: str) -> str:
+    """A file-name-safe stand-in for a remote ETag (opaque, any characters)."""
+    return hashlib.sha256(etag.encode()).hexdigest()[:16]
 
 
 def _hash_descriptor(descriptor: int) -> str:
@@ -122,9 +133,10 @@ def _hash_file(path: Path) -> tuple[str, int]:
 class _CopyWriter:
     """A local copy being written: a temp file next to its final name, hashed as it grows."""
 
-    def __init__(self, tier: "LocalTier", key: str) -> None:
+    def __init__(self, tier: "LocalTier", key: str, tag: str) -> None:
         self.tier = tier
         self.key = key
+        self.tag = tag
         self.final_directory = tier.directory / key.rpartition("/")[0]
         name = key.rpartition("/")[2]
         self.temp_path = self.final_directory / f".{name}{TEMP_MARKER}{secrets.token_hex(8)}"
@@ -153,13 +165,14 @@ class _CopyWriter:
             self._open()
         assert self._handle is not None
         self._handle.close()
-        final = self.tier.path_of(self.key, self.hasher.hexdigest())
+        final = self.tier.path_of(self.key, self.hasher.hexdigest(), self.tag)
         return final, _publish(self.temp_path, final)
 
     async def commit(self) -> None:
         """Make the copy visible in the tier."""
         final, status = await asyncio.to_thread(self._finish)
-        copy = LocalCopy(self.key, final, self.size, self.hasher.hexdigest(), _signature(status))
+        digest = self.hasher.hexdigest()
+        copy = LocalCopy(self.key, final, self.size, digest, self.tag, _signature(status))
         await self.tier.admit(copy)
 
     def _abort(self) -> None:
@@ -206,8 +219,8 @@ class LocalTier:
         # Keys being copied from the remote by `open_file`: one download per key.
         self._filling: dict[str, asyncio.Task[LocalCopy | None]] = {}
 
-    def path_of(self, key: str, digest: str) -> Path:
-        return self.directory / f"{key}{DIGEST_SEPARATOR}{digest}"
+    def path_of(self, key: str, digest: str, tag: str) -> Path:
+        return self.directory / f"{key}{DIGEST_SEPARATOR}{digest}{DIGEST_SEPARATOR}{tag}"
 
     # Index --------------------------------------------------------------------------
 
@@ -221,16 +234,17 @@ class LocalTier:
                 if TEMP_MARKER in file_name:
                     path.unlink(missing_ok=True)
                     continue
-                relative, separator, digest = (
-                    path.relative_to(self.directory).as_posix().rpartition(DIGEST_SEPARATOR)
+                relative, _separator, rest = (
+                    path.relative_to(self.directory).as_posix().partition(DIGEST_SEPARATOR)
                 )
-                if not separator or not _DIGEST_PATTERN.match(digest):
+                digest, _separator, tag = rest.partition(DIGEST_SEPARATOR)
+                if not _DIGEST_PATTERN.match(digest) or not _TAG_PATTERN.match(tag):
                     continue  # not a copy: left alone
                 try:
                     status = path.stat()
                 except FileNotFoundError:
                     continue
-                copy = LocalCopy(relative, path, status.st_size, digest, None)
+                copy = LocalCopy(relative, path, status.st_size, digest, tag, None)
                 earlier = found.get(relative)
                 if earlier is not None:
                     # Two copies of a key (a crash between a rename and the old one's removal).
@@ -325,28 +339,58 @@ class LocalTier:
             raise
         return handle, signature
 
-    async def _open_copy(self, key: str) -> tuple[BinaryIO, LocalCopy] | None:
-        """The checked local copy of `key`, open, or None (a copy failing its check is
-        deleted)."""
+    async def _remote_tag(self, key: str) -> str | None:
+        """The tag of the remote object's ETag now; None if the remote cannot say (then a copy
+        that checks out is served: its bytes are content-addressed); `ObjectNotFound` if the
+        remote no longer has it."""
+        try:
+            return etag_tag((await self.remote.stat(key)).etag)
+        except ObjectNotFound:
+            raise
+        except StorageError as error:
+            logger.warning("could not confirm the local copy of %s: %s", key, error)
+            return None
+
+    async def _open_copy(
+        self, key: str, *, confirm: bool = True
+    ) -> tuple[BinaryIO, LocalCopy] | None:
+        """The checked local copy of `key`, open, or None (a copy failing a check is deleted).
+
+        `confirm`: first ask the remote whether the object is still the one copied (its
+        ETag): a copy never outlives its remote object, nor stands for replaced bytes.
+        """
         await self._ready()
         copy = self._copies.get(key)
         if copy is None:
             return None
+        if confirm:
+            try:
+                tag = await self._remote_tag(key)
+            except ObjectNotFound:
+                await self._drop_failed(copy, "stale")
+                raise
+            if tag is not None and tag != copy.tag:
+                logger.warning("local copy of %s is of a replaced object: dropped", key)
+                await self._drop_failed(copy, "stale")
+                return None
         try:
             handle, signature = await asyncio.to_thread(self._open_checked, copy)
         except OSError as error:
             logger.warning("local copy of %s unreadable, dropped: %s", key, error)
             handle, signature = None, None
         if handle is None:
-            if self._copies.get(key) is copy:
-                logger.error("local copy of %s is damaged or gone: dropped, read from S3", key)
-                LOCAL_TIER_DROPPED.inc()
-                await self.drop(key)
+            logger.error("local copy of %s is damaged or gone: dropped, read from S3", key)
+            await self._drop_failed(copy, "damaged")
             return None
         copy.checked = signature
         if key in self._copies:
             self._copies.move_to_end(key)
         return handle, copy
+
+    async def _drop_failed(self, copy: LocalCopy, reason: str) -> None:
+        if self._copies.get(copy.key) is copy:
+            LOCAL_TIER_DROPPED.labels(reason).inc()
+            await self.drop(copy.key)
 
     # Reading ------------------------------------------------------------------------
 
@@ -388,7 +432,10 @@ class LocalTier:
     async def _read_through(self, key: str, end: int | None) -> AsyncIterator[bytes]:
         """`[0, end)` from the remote while the whole object is copied locally: the rest after
         `end` is read too before returning (a chunk is read whole but for ranged requests)."""
-        writer: _CopyWriter | None = _CopyWriter(self, key)
+        # The ETag before the bytes: should the object change in between, the copy is of the
+        # newer one but named after the older, and dropped at its first use (the safe way).
+        tag = etag_tag((await self.remote.stat(key)).etag)
+        writer: _CopyWriter | None = _CopyWriter(self, key, tag)
         position = 0
         try:
             async for piece in self.remote.read(key):
@@ -438,7 +485,7 @@ class LocalTier:
             if opened is None:
                 LOCAL_TIER_READS.labels("miss").inc()
                 await self._fill(key)
-                opened = await self._open_copy(key)
+                opened = await self._open_copy(key, confirm=False)  # just copied
             else:
                 LOCAL_TIER_READS.labels("hit").inc()
             if opened is not None:
@@ -464,7 +511,7 @@ class LocalTier:
             task.exception()  # retrieved: every reader that waited for it got it already
 
     async def _copy_from_remote(self, key: str) -> LocalCopy | None:
-        writer = _CopyWriter(self, key)
+        writer = _CopyWriter(self, key, etag_tag((await self.remote.stat(key)).etag))
         try:
             async for piece in self.remote.read(key):
                 LOCAL_TIER_BYTES.labels("remote").inc(len(piece))
@@ -500,7 +547,7 @@ class LocalTier:
         hashing: asyncio.Future[tuple[str, int]] | None = None
         try:
             if self.fits((await asyncio.to_thread(path.stat)).st_size):
-                writer = _CopyWriter(self, key)
+                writer = _CopyWriter(self, key, tag="")  # tagged once the remote has it
                 # Linked before the remote import, which consumes `path`.
                 await asyncio.to_thread(self._link, path, writer)
                 hashing = asyncio.ensure_future(asyncio.to_thread(_hash_file, writer.temp_path))
@@ -525,9 +572,10 @@ class LocalTier:
             if size != info.size:
                 await writer.abort()
                 return info
-            final = self.path_of(key, digest)
+            tag = etag_tag(info.etag)
+            final = self.path_of(key, digest, tag)
             status = await asyncio.to_thread(_publish, writer.temp_path, final)
-            await self.admit(LocalCopy(key, final, size, digest, _signature(status)))
+            await self.admit(LocalCopy(key, final, size, digest, tag, _signature(status)))
         except OSError as error:
             self._copy_failed(key, error)
             await writer.abort()
