@@ -21,7 +21,8 @@ Scenarios and the budgets they check (shared/DESIGN.md, "Performance budgets", a
 - upload: an LFS upload (PUT to the signed link) to a hosted repo against nginx storing the
          same PUT with WebDAV, reported; then that file's warm download ≥ 0.8 × nginx sendfile;
 - s3:    chunks on S3 (a moto server): cold and warm against local storage and against reading
-         the S3 object directly; peak RSS < 300 MB while 4 clients stream 256 MiB files;
+         the S3 object directly; warm with a local tier (`local_cache_dir`) against nginx
+         sendfile; peak RSS < 300 MB while 4 clients stream 256 MiB files;
 - xet:   a hosted repo with the real client: upload through Xet against Git LFS, download
          through Xet against plain `/resolve`, with server CPU time and peak RSS per transfer
          (`benchmarks/xet.py`; not in the default set: `--only xet`);
@@ -542,6 +543,36 @@ def scenario_rss(work: Path, hub: FakeHub, size: int, clients: int) -> list[Resu
     ]  # fmt: skip
 
 
+def _s3_local_tier_warm(
+    work: Path, hub: FakeHub, moto: MotoS3, path: str, repeat: int
+) -> tuple[float, float]:
+    """Warm downloads from S3 storage with a local tier (sendfile from its copies) and from
+    nginx sendfile serving the same file, in turns: (tier, nginx) median bytes/s."""
+    name = "hubproxy-s3-tier"
+    tier = Hubproxy(
+        work, name, hub.url, *moto.hubproxy_options("tier"),
+        "--local-cache-dir", str(work / f"{name}-hot-chunks"), environment=moto.environment,
+    )  # fmt: skip
+    www = work / "www-s3"
+    try:
+        www.mkdir(exist_ok=True)
+        curl(f"{tier.url}/{path}", output=www / "model.bin")  # cold: S3 and the tier fill
+        wait_until_verified(tier, f"{tier.url}/{path}")
+        nginx = Nginx(work, www)
+        try:
+            speeds: dict[str, list[float]] = {"tier": [], "nginx": []}
+            for _ in range(repeat):
+                speeds["nginx"].append(throughput(*curl(f"{nginx.url}/model.bin")))
+                speeds["tier"].append(throughput(*curl(f"{tier.url}/{path}")))
+        finally:
+            nginx.stop()
+    finally:
+        tier.stop()
+        shutil.rmtree(www, ignore_errors=True)
+        shutil.rmtree(work / f"{name}-hot-chunks", ignore_errors=True)
+    return statistics.median(speeds["tier"]), statistics.median(speeds["nginx"])
+
+
 def scenario_s3(work: Path, hub: FakeHub, size: int, clients: int, repeat: int) -> list[Result]:
     """Chunks on S3 (moto) against local disk and against reading the S3 object directly."""
     moto = MotoS3(work)
@@ -570,6 +601,7 @@ def scenario_s3(work: Path, hub: FakeHub, size: int, clients: int, repeat: int) 
             direct = median_throughput(lambda: curl(direct_url), repeat)
             s3_warm = median_throughput(lambda: curl(f"{s3.url}/{path}"), repeat)
             local_warm = median_throughput(lambda: curl(f"{local.url}/{path}"), repeat)
+            tier_warm, nginx_warm = _s3_local_tier_warm(work, hub, moto, path, repeat)
         finally:
             s3.stop()
             local.stop()
@@ -592,6 +624,16 @@ def scenario_s3(work: Path, hub: FakeHub, size: int, clients: int, repeat: int) 
                 f"local {local_warm / MB:.0f} MB/s; the S3 object read directly {direct / MB:.0f} MB/s",
                 s3_warm / direct,
                 "report (vs direct)",
+                True,
+            )
+        )
+        results.append(
+            Result(
+                "S3 storage with a local tier (local_cache_dir): warm download",
+                f"{tier_warm / MB:.0f} MB/s",
+                f"nginx sendfile {nginx_warm / MB:.0f} MB/s; S3 without the tier {s3_warm / MB:.0f} MB/s",
+                tier_warm / nginx_warm,
+                "report (vs nginx)",
                 True,
             )
         )

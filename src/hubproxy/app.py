@@ -32,6 +32,7 @@ from hubproxy.cache.held import HeldContent
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import ObjectNotFound, Storage, StorageError, open_storage
+from hubproxy.cache.storage.local_tier import retire_worker_directories
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cache.upstream import UpstreamClient
 from hubproxy.cache.upstream_budget import UpstreamBudget
@@ -150,7 +151,14 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
             database = database_for(settings)
             await database.open()
             stack.push_async_callback(database.aclose)
-            storage = open_storage(settings)
+            if process is None and settings.local_cache_dir is not None:
+                # Alone on the data dir: the tiers of workers of an earlier run are orphans.
+                await asyncio.to_thread(retire_worker_directories, settings.local_cache_dir, 1)
+            storage = open_storage(
+                settings,
+                worker_index=0 if process is None else process.index,
+                worker_count=1 if process is None else process.count,
+            )
             stack.push_async_callback(storage.aclose)
             metadata = CacheMetadata(database)
             await metadata.open()

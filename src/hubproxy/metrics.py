@@ -191,6 +191,36 @@ EVICTED_BYTES = Counter(
     "Bytes evicted to stay under cache_max_bytes.",
     registry=REGISTRY,
 )
+LOCAL_TIER_READS = Counter(
+    "hubproxy_local_tier_reads",
+    "Whole-object reads through the local tier of S3 storage (local_cache_dir), by outcome: hit"
+    " (a local copy) or miss (read from S3).",
+    ("outcome",),
+    registry=REGISTRY,
+)
+LOCAL_TIER_BYTES = Counter(
+    "hubproxy_local_tier_bytes",
+    "Bytes read through the local tier, by source: local (its copies) or remote (S3).",
+    ("source",),
+    registry=REGISTRY,
+)
+LOCAL_TIER_STORED_BYTES = Gauge(
+    "hubproxy_local_tier_stored_bytes",
+    "Bytes of the local tier's copies (kept under local_cache_max_bytes).",
+    registry=REGISTRY,
+)
+LOCAL_TIER_EVICTED_BYTES = Counter(
+    "hubproxy_local_tier_evicted_bytes",
+    "Bytes of local copies dropped to stay under local_cache_max_bytes (S3 keeps them).",
+    registry=REGISTRY,
+)
+LOCAL_TIER_DROPPED = Counter(
+    "hubproxy_local_tier_dropped",
+    "Local copies that failed a check and were deleted, by reason: damaged (bytes not matching"
+    " their sha256, truncated, gone) or stale (the S3 object was deleted or replaced).",
+    ("reason",),
+    registry=REGISTRY,
+)
 STORAGE_OPERATION_DURATION = Histogram(
     "hubproxy_storage_operation_seconds",
     "Storage backend calls, by backend and operation.",

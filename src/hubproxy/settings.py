@@ -156,6 +156,17 @@ class Settings:
         secret=True,
     )
     s3_secret_access_key: str | None = setting(None, "Secret of s3_access_key_id.", secret=True)
+    local_cache_dir: Path | None = setting(
+        None,
+        "With s3 storage: a local directory keeping copies of hot chunks, so warm downloads "
+        "are sent from local disk (sendfile) while S3 stays the truth.",
+        shown_default="off",
+    )
+    local_cache_max_bytes: int = setting(
+        10 * 1024**3,
+        "Most bytes of chunk copies in local_cache_dir (least recently used dropped first).",
+        kind="size",
+    )
     chunk_size: int = setting(
         DEFAULT_CHUNK_SIZE, "Size of the chunks blobs are cached in.", kind="size"
     )
@@ -181,8 +192,8 @@ class Settings:
     )
     sendfile: bool = setting(
         True,
-        "Send cached, verified files from local chunk storage with sendfile(2) (zero-copy); "
-        "S3 storage, TLS and files still arriving always take the copy path.",
+        "Send cached, verified files from local chunk storage or local_cache_dir with "
+        "sendfile(2) (zero-copy); S3 without it, TLS and files still arriving take the copy path.",
         flags="--sendfile/--no-sendfile",
     )
     upstream_concurrency: int = setting(32, "Upstream requests in flight at once, all files.")
@@ -525,6 +536,10 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError("s3_redirect: needs storage s3")
     if settings.storage == "s3" and not settings.s3_bucket:
         raise SettingsError("s3_bucket: required with storage s3")
+    if settings.local_cache_dir is not None and settings.storage != "s3":
+        raise SettingsError("local_cache_dir: needs storage s3 (local storage already is local)")
+    if settings.local_cache_max_bytes <= 0:
+        raise SettingsError("local_cache_max_bytes: must be positive")
     if settings.chunk_size < 64 * 1024:
         raise SettingsError("chunk_size: must be at least 64KiB")
     if not settings.upstream.startswith(("http://", "https://")):

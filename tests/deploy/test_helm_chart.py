@@ -66,6 +66,7 @@ EVERY_SETTING = {
     "accounts_refresh": "5s", "xet_downloads": "all", "xet_download_threshold": "10GB",
     "web_session_lifetime": "8h", "xet_token_lifetime": "30m", "xet_url_lifetime": "5m",
     "sendfile": False, "workers": 4, "webhook_allowed_networks": "10.20.0.0/16,fd00::/8",
+    "local_cache_dir": "/data/hot-chunks", "local_cache_max_bytes": "50GiB",
 }  # fmt: skip
 
 

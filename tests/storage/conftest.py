@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hubproxy.cache.storage import LocalBackend, MemoryBackend, Storage, StorageBackend
+from hubproxy.cache.storage import (
+    LocalBackend,
+    LocalTier,
+    MemoryBackend,
+    Storage,
+    StorageBackend,
+)
 from hubproxy.cache.storage.s3 import S3Backend
 from tests.conftest import S3Service
 
@@ -36,6 +42,12 @@ BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], StorageBackend]] = {
     # Each test gets its own prefix in the shared bucket.
     "s3": lambda tmp_path, request: s3_backend(
         request.getfixturevalue("s3_service"), f"conformance-{next(_prefixes)}"
+    ),
+    # S3 behind a replica's local tier: the same contract.
+    "s3-local-tier": lambda tmp_path, request: LocalTier(
+        s3_backend(request.getfixturevalue("s3_service"), f"conformance-{next(_prefixes)}"),
+        tmp_path / "local-tier",
+        64 * 1024 * 1024,
     ),
 }
 

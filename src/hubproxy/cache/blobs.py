@@ -17,7 +17,7 @@ A blob (a file's content, named by its sha256 or git sha1) is stored as fixed-si
 
 A read may ask for `files` (`read_files`): the chunks of a verified blob that are stored as
 local files then come as `FileSegment`s (open files, for sendfile) instead of bytes; anything
-else — a chunk in flight, an unverified blob, object storage — still comes as bytes.
+else — a chunk in flight, an unverified blob, S3 without a local tier — still comes as bytes.
 
 Several processes (the workers of one server) share the data dir: a fill is owned through a
 lease in the metadata store (`leases.py`), so one process fetches each chunk from upstream;

@@ -60,6 +60,10 @@ async def prepare_data_dir(settings: Settings) -> None:
             logger.info("removed %d incomplete objects left by an earlier crash", removed)
     finally:
         await storage.aclose()
+    if settings.local_cache_dir is not None:
+        from hubproxy.cache.storage.local_tier import retire_worker_directories
+
+        retire_worker_directories(settings.local_cache_dir, settings.worker_count)
     staging = settings.staging_path
     staging.mkdir(parents=True, exist_ok=True)
     for leftover in staging.rglob("*"):

@@ -9,9 +9,10 @@ A piece is bytes or, on the zero-copy path, a `FileSegment`: part of a stored ch
 with the ASGI `http.response.zerocopysend` extension (sendfile(2), `cli/zerocopy.py`).
 `sends_files` is the one decision of which path a download takes: the connection must offer
 the extension and the `sendfile` setting allow it; the blob cache then hands out files for
-what it holds verified on local disk, and bytes for everything else (chunks in flight, object
-storage, a blob not verified yet), so one response may mix both, and the client gets the same
-bytes either way.
+what it holds verified on local disk — local storage, or the local tier of S3 storage
+(`local_cache_dir`, `cache/storage/local_tier.py`) — and bytes for everything else (chunks in
+flight, S3 without a local tier, a blob not verified yet), so one response may mix both, and
+the client gets the same bytes either way.
 """
 
 import asyncio

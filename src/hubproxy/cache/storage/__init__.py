@@ -17,6 +17,7 @@ from hubproxy.cache.storage.base import (
     from_os_error,
 )
 from hubproxy.cache.storage.local import LocalBackend
+from hubproxy.cache.storage.local_tier import LocalTier
 from hubproxy.cache.storage.memory import MemoryBackend
 from hubproxy.cache.storage.wrapper import Storage
 from hubproxy.settings import Settings
@@ -43,9 +44,24 @@ def _s3_backend(settings: Settings) -> StorageBackend:
     )
 
 
-def open_storage(settings: Settings) -> Storage:
-    """The wrapped backend that `settings.storage` names."""
-    return Storage(BACKENDS[settings.storage](settings))
+def open_storage(
+    settings: Settings, *, worker_index: int | None = None, worker_count: int = 1
+) -> Storage:
+    """The wrapped backend that `settings.storage` names.
+
+    A server process (`worker_index` of `worker_count`) puts its local tier in front of it
+    when `local_cache_dir` is set: a directory and a share of `local_cache_max_bytes` of its
+    own, so no two processes ever write one copy. Commands (`worker_index` None) go to the
+    backend directly: a scan or a verification must not fill the server's local tier.
+    """
+    backend = BACKENDS[settings.storage](settings)
+    if settings.local_cache_dir is not None and worker_index is not None:
+        backend = LocalTier(
+            backend,
+            settings.local_cache_dir / f"worker-{worker_index}",
+            max(1, settings.local_cache_max_bytes // worker_count),
+        )
+    return Storage(backend)
 
 
 __all__ = [
@@ -53,6 +69,7 @@ __all__ = [
     "FileSegment",
     "InvalidKey",
     "LocalBackend",
+    "LocalTier",
     "MemoryBackend",
     "ObjectInfo",
     "ObjectNotFound",
