@@ -254,6 +254,7 @@ def stored_chunk_bytes(data_dir: Path) -> int:
     return sum(path.stat().st_size for path in (data_dir / "storage").rglob("*") if path.is_file())
 
 
+@pytest.mark.local_storage  # counts the chunk files on local disk
 def test_cache_max_bytes_holds_for_all_workers_together(
     proxy_factory: ProxyFactory, upstream: FakeHub, repo_id: str
 ) -> None:
