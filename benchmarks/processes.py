@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,16 @@ def curl(
     if not status.startswith("2"):
         raise RuntimeError(f"curl {url}: HTTP {status}")
     return float(seconds), int(size)
+
+
+def aggregate(urls: list[str]) -> tuple[float, int]:
+    """Concurrent curl downloads of `urls`: bytes/s in total from first start to last end, and
+    the bytes received."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(urls)) as pool:
+        results = list(pool.map(curl, urls))
+    received = sum(size for _, size in results)
+    return received / (time.monotonic() - started), received
 
 
 def raw_get(url: str) -> tuple[float, int]:

@@ -12,28 +12,24 @@ in the tests: `scripts/test.sh` installs them).
 
 import shutil
 import statistics
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.support.postgres import PostgresServer, binaries
 
-from benchmarks.processes import FakeHub, Hubproxy, MotoS3, curl, wrk_requests_per_second
+from benchmarks.processes import (
+    FakeHub,
+    Hubproxy,
+    MotoS3,
+    aggregate,
+    curl,
+    wrk_requests_per_second,
+)
 
 MB = 1_000_000
 REPLICAS = 3
-
-
-def _aggregate(urls: list[str]) -> tuple[float, int]:
-    """Bytes/s of concurrent curl downloads of `urls`, first start to last end, and bytes."""
-    started = time.monotonic()
-    with ThreadPoolExecutor(len(urls)) as pool:
-        results = list(pool.map(curl, urls))
-    received = sum(size for _, size in results)
-    return received / (time.monotonic() - started), received
 
 
 @contextmanager
@@ -83,14 +79,14 @@ def scenario_replicas(
             path = f"{repo}/resolve/main/model.bin"
             with _cluster(work, f"replicas-{count}", hub, moto, postgres.url(), count) as replicas:
                 hub.reset_stats()
-                cold, received = _aggregate(_spread(replicas, path, clients))
+                cold, received = aggregate(_spread(replicas, path, clients))
                 upstream = hub.stats()["file_bytes"]
                 assert received == clients * size, "a cold client got short bytes"
                 for replica in replicas:
                     replica.wait_idle()
-                _aggregate(_spread(replicas, path, len(replicas)))  # every replica's first read
+                aggregate(_spread(replicas, path, len(replicas)))  # every replica's first read
                 warm = statistics.median(
-                    _aggregate(_spread(replicas, path, clients))[0] for _ in range(repeat)
+                    aggregate(_spread(replicas, path, clients))[0] for _ in range(repeat)
                 )
                 measured[count] = {"cold": cold, "warm": warm, "upstream": upstream / size}
         one, many = measured[1], measured[REPLICAS]

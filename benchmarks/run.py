@@ -60,6 +60,7 @@ from benchmarks.processes import (
     MotoS3,
     Nginx,
     Olah,
+    aggregate,
     curl,
     curl_upload,
     hey_requests_per_second,
@@ -175,10 +176,7 @@ def scenario_warm(work: Path, hub: FakeHub, size: int, repeat: int) -> list[Resu
 
 def _aggregate(url: str, clients: int) -> float:
     """Bytes/s of `clients` concurrent curl downloads of `url`, from first start to last end."""
-    started = time.monotonic()
-    with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(curl, [url] * clients))
-    return sum(size for _, size in results) / (time.monotonic() - started)
+    return aggregate([url] * clients)[0]
 
 
 def scenario_warm_concurrent(
