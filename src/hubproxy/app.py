@@ -50,6 +50,7 @@ from hubproxy.hf_api.errors import (
     handle_unexpected_error,
 )
 from hubproxy.hf_api.middleware import RequestMiddleware
+from hubproxy.hf_api.warm_heads import WarmHeads
 from hubproxy.hub.repos import HubRepos
 from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
@@ -248,7 +249,10 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                 events=publisher,
             )
             hosted = HostedRepoStore(hub_repos, content)
+            warm_heads = WarmHeads(authenticator, settings)
             yield {
+                # Also read by the connections (`cli/connections.py`), before any ASGI.
+                "warm_heads": warm_heads,
                 "services": Services(
                     settings,
                     store,
@@ -262,7 +266,8 @@ def create_app(settings: Settings, process: ServerProcess | None = None) -> Star
                     signer,
                     webhooks,
                     CacheManager(database, storage),
-                )
+                    warm_heads,
+                ),
             }
 
     return Starlette(

@@ -107,6 +107,12 @@ SENDFILE_BYTES = Counter(
     "File bytes sent from stored chunk files straight to the socket with sendfile(2).",
     registry=REGISTRY,
 )
+WARM_HEADS = Counter(
+    "hubproxy_warm_head_answers",
+    "HEAD /resolve/ requests the connection answered again from an answer of the last second "
+    "(re-authorized, never a hosted repo; hf_api/warm_heads.py).",
+    registry=REGISTRY,
+)
 DOWNLOAD_BODIES = Counter(
     "hubproxy_download_bodies",
     "File bodies sent, by path: sendfile (verified local chunks, zero-copy) or copy.",

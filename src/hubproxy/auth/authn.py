@@ -154,16 +154,26 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a request's `Authorization` header; raises `TokenRefused`."""
+        principal = self.authenticate_known(authorization)
+        if principal is not None:
+            return principal
+        await self._check_now()
+        digest = secret_hash(bearer_secret(authorization) or "")
+        token = self.snapshot.tokens_by_hash.get(digest)
+        if token is None:
+            raise TokenRefused("unknown token")
+        return self._principal_now(token)
+
+    def authenticate_known(self, authorization: str | None) -> Principal | None:
+        """`authenticate` without waiting: None for a token the snapshot does not know yet
+        (only `authenticate` may ask the database). Raises `TokenRefused` like it."""
         secret = bearer_secret(authorization)
         if secret is None:
             return ANONYMOUS
-        digest = secret_hash(secret)
-        token = self.snapshot.tokens_by_hash.get(digest)
-        if token is None:
-            await self._check_now()
-            token = self.snapshot.tokens_by_hash.get(digest)
-            if token is None:
-                raise TokenRefused("unknown token")
+        token = self.snapshot.tokens_by_hash.get(secret_hash(secret))
+        return None if token is None else self._principal_now(token)
+
+    def _principal_now(self, token: Token) -> Principal:
         now = time.time()
         principal = principal_for(self.snapshot, token, now)
         self._last_used[token.id] = now
@@ -179,7 +189,4 @@ class Authenticator:
             token = self.snapshot.tokens_by_id.get(token_id)
             if token is None:
                 raise TokenRefused("unknown token", token_id)
-        now = time.time()
-        principal = principal_for(self.snapshot, token, now)
-        self._last_used[token.id] = now
-        return principal
+        return self._principal_now(token)

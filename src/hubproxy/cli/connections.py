@@ -14,7 +14,9 @@ protocol class `hubproxy serve` runs, which adds:
   response is being sent: a slow but progressing download is never cut.
 
 Refusals carry `X-Error-Code` like every other answer, including httptools' own 400.
-It also implements the ASGI `http.response.zerocopysend` extension (`zerocopy.py`).
+It also implements the ASGI `http.response.zerocopysend` extension (`zerocopy.py`), and
+answers warm `/resolve/` HEADs itself from the application's `WarmHeads` (in the lifespan
+state): the decision is still `auth/`'s, only the ASGI cycle is skipped.
 """
 
 import asyncio
@@ -25,6 +27,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from hubproxy.cli.zerocopy import offer_zero_copy
+from hubproxy.hf_api.warm_heads import WarmHeads
 from hubproxy.settings import Settings
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -52,6 +55,7 @@ class LimitedProtocol(HttpToolsProtocol):
     _header_count = 0
     _in_head = False
     _in_body = False
+    _answered_warm = False
     _last_data = 0.0
     _deadline: asyncio.TimerHandle | None = None
 
@@ -100,13 +104,50 @@ class LimitedProtocol(HttpToolsProtocol):
         self._cancel_deadline()
         if self.transport.is_closing():
             return
+        if self._answer_warm_head():
+            return
         super().on_headers_complete()
         self._in_body = True
 
     def on_message_complete(self) -> None:
         self._in_body = False
         self._cancel_deadline()
+        if self._answered_warm:
+            self._answered_warm = False  # answered whole in `on_headers_complete`
+            return
         super().on_message_complete()
+
+    def _answer_warm_head(self) -> bool:
+        """Answer a HEAD the application answered a moment ago (`hf_api/warm_heads.py`) here,
+        without an ASGI task: only when nothing else of this connection is in progress, so
+        answers keep the order of their requests."""
+        warm_heads: WarmHeads | None = self.app_state.get("warm_heads")
+        if (
+            warm_heads is None
+            or self.parser.get_method() != b"HEAD"
+            or (self.cycle is not None and not self.cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused
+            or self.expect_100_continue
+            or self.parser.get_http_version() != "1.1"
+            or not self.parser.should_keep_alive()
+        ):
+            return False
+        client = self.client[0] if self.client else ""
+        answer = warm_heads.answer(
+            self.url, self.headers, self.server_state.default_headers, client
+        )
+        if answer is None:
+            return False
+        self.transport.write(answer)
+        self._answered_warm = True
+        # What uvicorn does after each response (`on_response_complete`).
+        self.server_state.total_requests += 1
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+        return True
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # The one place every request (pipelined ones too) starts: offer zero-copy sends.

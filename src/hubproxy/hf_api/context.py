@@ -12,6 +12,7 @@ from hubproxy.auth.authn import Authenticator
 from hubproxy.cache.management import CacheManager
 from hubproxy.cache.store import CachingRepoStore
 from hubproxy.cas.store import XetStore
+from hubproxy.hf_api.warm_heads import WarmHeads
 from hubproxy.hub.service import HostedRepoWriter
 from hubproxy.hub.store import HostedRepoStore
 from hubproxy.settings import Settings
@@ -42,6 +43,8 @@ class Services:
     webhooks: WebhookStore
     # What the cache holds and pins (`hubproxy cache`; the web UI's cache pages).
     cache: CacheManager | None = None
+    # The warm HEAD answers the connections give again (`warm_heads.py`).
+    warm_heads: WarmHeads | None = None
 
 
 def services(request: Request) -> Services:

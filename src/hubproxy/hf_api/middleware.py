@@ -115,35 +115,69 @@ class RequestMiddleware:
             await self.app(scope, receive, send_and_observe)
         finally:
             duration = time.monotonic() - started
+            client = (scope.get("client") or ("", 0))[0]
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = facts.route
-            _count(route, method, status or 500)
             # Error answers to a resolve GET have a (JSON) body too: only file bodies count.
             is_download = route == "resolve" and method == "GET" and status in (200, 206)
             if is_download and first_byte_at is not None:
                 outcome = facts.cache if facts.cache in DOWNLOAD_CACHE_OUTCOMES else "other"
+                _count(route, method, status)
                 DOWNLOAD_DURATION.labels(outcome).observe(duration)
                 DOWNLOAD_TIME_TO_FIRST_BYTE.labels(outcome).observe(first_byte_at - started)
+                log_access(scope["method"], scope["path"], status, facts, sent, duration, client)
             else:
-                _request_duration(route, method).observe(duration)
-            # The record's fields cost a metadata request more than its metrics: only when
-            # someone reads them.
-            if access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(
-                    "%s %s %d",
-                    scope["method"],
-                    scope["path"],
-                    status or 500,
-                    extra={
-                        "request_id": facts.request_id,
-                        "principal": facts.principal,
-                        "route": route,
-                        "status": status or 500,
-                        "bytes": sent,
-                        "duration_ms": round(duration * 1000, 1),
-                        "cache": facts.cache,
-                        "client": (scope.get("client") or ("", 0))[0],
-                        # Which worker answered (`serve --workers`).
-                        "pid": os.getpid(),
-                    },
+                observe_request(
+                    scope["method"], scope["path"], status, facts, sent, duration, client
                 )
+
+
+def observe_request(
+    method: str,
+    path: str,
+    status: int,
+    facts: RequestFacts,
+    sent: int,
+    duration: float,
+    client: str,
+) -> None:
+    """Count and time a request that is not a file download, and write its access record;
+    also for the warm HEADs the connection answers itself (`cli/connections.py`)."""
+    label = method if method in _METHODS else "OTHER"
+    _count(facts.route, label, status or 500)
+    _request_duration(facts.route, label).observe(duration)
+    log_access(method, path, status, facts, sent, duration, client)
+
+
+def log_access(
+    method: str,
+    path: str,
+    status: int,
+    facts: RequestFacts,
+    sent: int,
+    duration: float,
+    client: str,
+) -> None:
+    """The request's access record (logger `hubproxy.access`)."""
+    # The record's fields cost a metadata request more than its metrics: only when someone
+    # reads them.
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    access_logger.info(
+        "%s %s %d",
+        method,
+        path,
+        status or 500,
+        extra={
+            "request_id": facts.request_id,
+            "principal": facts.principal,
+            "route": facts.route,
+            "status": status or 500,
+            "bytes": sent,
+            "duration_ms": round(duration * 1000, 1),
+            "cache": facts.cache,
+            "client": client,
+            # Which worker answered (`serve --workers`).
+            "pid": os.getpid(),
+        },
+    )
