@@ -80,6 +80,9 @@ logger = logging.getLogger(__name__)
 REMOTE_FILL_POLL_SECONDS = 0.05
 # How long resumes of a blob whose whole read failed verification are answered whole.
 RESUME_REFUSED_SECONDS = 600.0
+# Pieces of a first whole read at least this large are hashed in a thread (smaller: inline,
+# where a thread hop would cost more than the hash).
+THREAD_HASH_BYTES = 256 * 1024
 FAILED_READS_REMEMBERED = 1024
 
 
@@ -286,15 +289,26 @@ class BlobCache:
         the whole file again (`refuses_resume`)."""
         hasher = state.blob.hasher(state.size)
         held_back: bytes | None = None
+        hashing: asyncio.Future[None] | None = None
         state.streaming_checks += 1
         checked = False  # hashed to the end, and the outcome acted on
         try:
             async for piece in pieces:
-                # On the event loop: a piece is at most a few MiB (a millisecond of hashing).
-                hasher.update(piece)
+                if hashing is not None:
+                    await hashing
+                # A MiB piece is a millisecond of hashing, which releases the GIL: in a thread,
+                # it runs on another core while the previous piece goes out, and the event
+                # loop (the bottleneck of a cold download) only receives and sends.
+                if len(piece) >= THREAD_HASH_BYTES:
+                    hashing = asyncio.ensure_future(asyncio.to_thread(hasher.update, piece))
+                else:
+                    hashing = None
+                    hasher.update(piece)
                 if held_back is not None:
                     yield held_back
                 held_back = piece
+            if hashing is not None:
+                await hashing
             if hasher.hexdigest() != state.blob.digest:
                 logger.error("content of %s does not match its hash: response broken", state.blob)
                 VERIFICATION_FAILURES.inc()
@@ -308,6 +322,8 @@ class BlobCache:
             await self._accept_streamed(state)
             checked = True
         finally:
+            if hashing is not None:
+                hashing.cancel()  # abandoned: its thread finishes a hash nobody reads
             state.streaming_checks -= 1
             abandoned = not checked and not state.streaming_checks
             if abandoned and state.complete() and not state.verified:

@@ -30,7 +30,7 @@ STAGING_READ_SIZE = 1024 * 1024
 # Upstream pieces are gathered to this size before a staging write. Every fill holds up to
 # two such buffers (one filling, one being written), and a full download runs
 # `parallel_chunk_fetches` fills per file: 8 cold files held ~70 MB at 1 MiB.
-STAGING_WRITE_SIZE = 256 * 1024
+STAGING_WRITE_SIZE = 512 * 1024
 FILL_ATTEMPTS = 4
 RETRY_DELAYS_SECONDS = (0.2, 1.0, 3.0)
 
