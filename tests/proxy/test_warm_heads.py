@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeHub, GeneratedFile
@@ -105,6 +106,14 @@ def test_a_repeated_head_gets_the_full_paths_answer_from_the_connection(
     assert response.headers["etag"] == f'"{WEIGHTS.sha256()}"'
     assert response.headers["x-linked-size"] == str(WEIGHTS.size)
     assert warm_answers(server) == before + 2
+    # huggingface_hub's own HEAD (what every download starts with; the same key as httpx's
+    # above), twice: the second at least is warm.
+    repo_id, filename = warm_file.split("/resolve/main/")
+    url = hf_hub_url(repo_id.strip("/"), filename, endpoint=server.url)
+    metadata = [get_hf_file_metadata(url) for _ in range(2)]
+    assert metadata[0] == metadata[1]
+    assert (metadata[1].etag, metadata[1].size) == (WEIGHTS.sha256(), WEIGHTS.size)
+    assert warm_answers(server) >= before + 3
 
 
 def test_heads_whose_answer_could_differ_take_the_full_path(
