@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from hubproxy.db import Database
+from hubproxy.db.postgres import PostgresConnection
 from hubproxy.errors import UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,20 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def lease_clock(connection: "sqlite3.Connection | PostgresConnection") -> float:
+    """Now, by the clock all owners of a lease share: the PostgreSQL server's, since replicas
+    on several machines do not agree on a wall clock (a replica whose clock ran ahead would
+    take over live leases); SQLite's owners are processes of one machine, so its clock."""
+    if isinstance(connection, PostgresConnection):
+        return connection.server_time()
+    return time.time()
+
+
 def holds(connection: sqlite3.Connection, lease: Lease) -> bool:
     """Whether `lease` is still held (call inside the transaction that records its work)."""
     row = connection.execute(
         "SELECT 1 FROM leases WHERE name = ? AND owner = ? AND token = ? AND expires > ?",
-        (lease.name, lease.owner, lease.token, time.time()),
+        (lease.name, lease.owner, lease.token, lease_clock(connection)),
     ).fetchone()
     return row is not None
 
@@ -79,7 +89,7 @@ class Leases:
         write transaction however many are tried."""
 
         def take_first(connection: sqlite3.Connection) -> Lease | None:
-            now = time.time()
+            now = lease_clock(connection)
             for name in names:
                 lease = self._take(connection, name, now)
                 if lease is not None:
@@ -115,7 +125,7 @@ class Leases:
         def extend(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 "UPDATE leases SET expires = ? WHERE name = ? AND owner = ? AND token = ?",
-                (time.time() + self.seconds, lease.name, lease.owner, lease.token),
+                (lease_clock(connection) + self.seconds, lease.name, lease.owner, lease.token),
             )
             return cursor.rowcount == 1
 
@@ -136,7 +146,7 @@ class Leases:
         def look(connection: sqlite3.Connection) -> bool:
             row = connection.execute(
                 "SELECT 1 FROM leases WHERE name = ? AND owner != ? AND expires > ?",
-                (name, self.owner, time.time()),
+                (name, self.owner, lease_clock(connection)),
             ).fetchone()
             return row is not None
 
@@ -149,7 +159,7 @@ class Leases:
         def look(connection: sqlite3.Connection) -> bool:
             row = connection.execute(
                 "SELECT 1 FROM leases WHERE name LIKE ? ESCAPE '\\' AND owner != ? AND expires > ?",
-                (pattern, self.owner, time.time()),
+                (pattern, self.owner, lease_clock(connection)),
             ).fetchone()
             return row is not None
 

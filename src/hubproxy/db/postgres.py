@@ -155,6 +155,13 @@ class PostgresConnection:
                 cursor.execute(sql.replace("%", "%%") if "%" in sql else sql)
         return Cursor(cursor)
 
+    def server_time(self) -> float:
+        """The database server's clock, in seconds since the epoch: the one clock every
+        replica sees alike (`cache/leases.py`)."""
+        row = self.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()
+        assert row is not None
+        return float(row[0])
+
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         cursor = self.raw.cursor()
         batch = [tuple(row) for row in rows]
