@@ -13,6 +13,8 @@ from hubproxy.cache.leases import LeaseLost, Leases
 from hubproxy.cache.metadata import CacheMetadata
 from hubproxy.cache.storage import LocalBackend, Storage
 from hubproxy.db import Database
+from hubproxy.errors import DatabaseUnavailable
+from hubproxy.metrics import REGISTRY
 from tests.cache.harness import CHUNK, ScriptedUpstream, collect, sha256_blob
 
 CONTENT = bytes(range(256)) * (CHUNK * 5 // 256 + 100)  # six chunks, the last one short
@@ -101,4 +103,32 @@ async def test_an_expired_lease_is_taken_over_and_its_old_owner_fenced_off(
         await other.release(new)
         assert not await stalled.held_elsewhere("fill:x:0")
     finally:
+        await database.aclose()
+
+
+async def test_usage_metrics_outlive_a_database_outage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache, database = await open_worker(tmp_path, "a")
+    answers: list[object] = [DatabaseUnavailable(), (7, 5)]
+
+    async def usage() -> tuple[int, int]:
+        answer = answers.pop(0) if answers else (7, 5)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, tuple)
+        return answer
+
+    monkeypatch.setattr(cache.metadata, "usage", usage)
+    refreshing = asyncio.ensure_future(cache.refresh_usage_metrics(interval=0.01))
+    try:
+        deadline = time.monotonic() + 10
+        while REGISTRY.get_sample_value("hubproxy_cache_blobs") != 7:  # went on after it
+            assert time.monotonic() < deadline
+            assert not refreshing.done()
+            await asyncio.sleep(0.01)
+        assert "the database is unavailable" in caplog.text
+    finally:
+        refreshing.cancel()
+        await cache.aclose()
         await database.aclose()

@@ -55,6 +55,7 @@ from hubproxy.cache.staging import (
 from hubproxy.cache.storage import FileSegment, ObjectNotFound, Storage, StorageError
 from hubproxy.cache.verification import Verifier
 from hubproxy.errors import (
+    DatabaseUnavailable,
     HubError,
     IntegrityError,
     OfflineMiss,
@@ -154,9 +155,14 @@ class BlobCache:
     async def refresh_usage_metrics(self, interval: float = 30.0) -> None:
         """Keep the blob-count and pinned-bytes gauges current (they need a database scan)."""
         while True:
-            blobs, pinned = await self.metadata.usage()
-            CACHE_BLOBS.set(blobs)
-            CACHE_PINNED_BYTES.set(pinned)
+            try:
+                blobs, pinned = await self.metadata.usage()
+            except DatabaseUnavailable:
+                # The gauges keep their last values; readiness reports the outage.
+                logger.warning("cache usage metrics: the database is unavailable; next time")
+            else:
+                CACHE_BLOBS.set(blobs)
+                CACHE_PINNED_BYTES.set(pinned)
             await asyncio.sleep(interval)
 
     async def aclose(self) -> None:
