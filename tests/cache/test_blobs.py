@@ -6,10 +6,12 @@ These run the real cache over real storage and a real SQLite database (`harness.
 import asyncio
 import errno
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
+from hubproxy.cache import staging
 from hubproxy.cache.layout import chunk_key
 from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss, UpstreamTruncated
 from tests.cache.harness import (
@@ -253,3 +255,23 @@ async def test_a_lookup_racing_a_first_read_does_not_lose_the_blob(harness: Harn
     )
     assert status == "miss"
     assert data == CONTENT[:10]
+
+
+def test_staging_writes_take_every_piece_whatever_pwritev_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pieces = [bytes([index % 251]) * (index % 7 + 1) for index in range(3000)]  # > IOV_MAX
+    real_pwritev = os.pwritev
+
+    def short_pwritev(descriptor: int, buffers: list[memoryview], offset: int) -> int:
+        return real_pwritev(descriptor, buffers[:3], offset)  # a partial write every time
+
+    monkeypatch.setattr(os, "pwritev", short_pwritev)
+    path = tmp_path / "staging"
+    path.write_bytes(b"")
+    descriptor = os.open(path, os.O_WRONLY)
+    try:
+        assert staging.write_all(descriptor, pieces, 5) == sum(map(len, pieces))
+    finally:
+        os.close(descriptor)
+    assert path.read_bytes() == b"\0" * 5 + b"".join(pieces)
