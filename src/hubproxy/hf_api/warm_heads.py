@@ -97,6 +97,8 @@ class WarmHeads:
         self._require_auth = settings.require_auth
         self._seconds = min(WARM_SECONDS, settings.revision_ttl)
         self._answers: LruMap[Key, WarmAnswer] = LruMap(MAX_ANSWERS)
+        self._server_headers: list[tuple[bytes, bytes]] | None = None
+        self._server_lines = b""
 
     def remember(
         self,
@@ -173,9 +175,16 @@ class WarmHeads:
         if not decision.allowed:
             return None
         facts = RequestFacts(new_id(), "resolve", principal.name, remembered.cache)
-        lines = [_STATUS_LINE]
-        lines.extend(name + b": " + value + b"\r\n" for name, value in server_headers)
-        lines += (remembered.head, _REQUEST_ID, facts.request_id.encode(), b"\r\n\r\n")
+        if server_headers is not self._server_headers:
+            # uvicorn renews its list once a second (the date): its lines are made once each.
+            self._server_headers = server_headers
+            self._server_lines = b"".join(
+                name + b": " + value + b"\r\n" for name, value in server_headers
+            )
+        answer = b"".join(
+            (_STATUS_LINE, self._server_lines, remembered.head, _REQUEST_ID,
+             facts.request_id.encode(), b"\r\n\r\n")
+        )  # fmt: skip
         WARM_HEADS.inc()
         path = target.split(b"?", 1)[0].decode("latin-1")
         observe_request(
@@ -187,4 +196,4 @@ class WarmHeads:
             time.monotonic() - started,
             client,
         )
-        return b"".join(lines)
+        return answer
