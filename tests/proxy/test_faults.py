@@ -165,7 +165,9 @@ def test_restart_keeps_the_cache(
 def test_sigkill_mid_download_leaves_a_clean_cache(
     proxy_factory: ProxyFactory, upstream: FakeHub, model: str, tmp_path: Path
 ) -> None:
-    server = proxy_factory()
+    # The restarted server takes the killed one's fill leases over after lease_seconds: 3 s
+    # here, not the default 30 s of waiting.
+    server = proxy_factory("--lease-seconds", "3")
     upstream.cdn_bytes_per_second_per_connection = 1_000_000  # ~1 s per chunk
     received = threading.Event()
 

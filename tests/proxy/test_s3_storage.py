@@ -79,7 +79,9 @@ def test_concurrent_cold_clients_restart_and_offline_on_s3(
 def test_sigkill_mid_fill_on_s3_leaves_nothing_half_written(
     s3_proxy: ProxyFactory, s3_service: S3Service, upstream: FakeHub, model: str, tmp_path: Path
 ) -> None:
-    server = s3_proxy()
+    # The restarted server takes the killed one's fill leases over after lease_seconds: 3 s
+    # here, not the default 30 s of waiting.
+    server = s3_proxy("--lease-seconds", "3")
     upstream.cdn_bytes_per_second_per_connection = 1_000_000
     with httpx.stream("GET", f"{server.url}/{model}/resolve/main/big.bin", timeout=30) as response:
         next(response.iter_bytes())

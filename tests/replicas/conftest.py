@@ -19,8 +19,9 @@ from tests.support.postgres import PostgresServer
 from tests.support.proxy import ProxyProcess
 
 REPLICAS = 3
-# Big chunks: a 256 MiB file is 32 of them (32 leases, 32 S3 objects), not a thousand.
-CHUNK_SIZE = 8 * 1024 * 1024
+# 1 MiB chunks: a 32 MiB file is 32 of them (32 leases, 32 S3 objects), each one still a whole
+# block of the fake hub's generated content (distinct bytes in every chunk).
+CHUNK_SIZE = 1024 * 1024
 # A replica killed mid-fill loses its leases this soon: the takeover test waits for it.
 LEASE_SECONDS = 3
 

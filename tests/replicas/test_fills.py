@@ -22,10 +22,10 @@ from tests.replicas.conftest import CHUNK_SIZE, REPLICAS, Replicas
 MiB = 1024 * 1024
 CLIENTS_PER_REPLICA = 8
 # 32 chunks, every one of them wanted by 24 clients on 3 replicas at once.
-CROWDED = GeneratedFile(256 * MiB, seed=1801)
+CROWDED = GeneratedFile(32 * CHUNK_SIZE, seed=1801)
 # 16 chunks; while the holder fills its first ones at a crawl, it is killed.
-INTERRUPTED = GeneratedFile(128 * MiB, seed=1802)
-CRAWL = 4 * MiB  # bytes per second per upstream connection before the kill: 2 s a chunk
+INTERRUPTED = GeneratedFile(16 * CHUNK_SIZE, seed=1802)
+CRAWL = CHUNK_SIZE // 2  # bytes per second per upstream connection before the kill: 2 s a chunk
 
 
 def sha256_of_download(url: str, started: threading.Event | None = None) -> str:
