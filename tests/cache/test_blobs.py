@@ -14,6 +14,7 @@ import pytest
 from hubproxy.cache import staging
 from hubproxy.cache.layout import chunk_key
 from hubproxy.errors import InsufficientStorage, IntegrityError, OfflineMiss, UpstreamTruncated
+from hubproxy.metrics import REGISTRY
 from tests.cache.harness import (
     CHUNK,
     Harness,
@@ -275,3 +276,39 @@ def test_staging_writes_take_every_piece_whatever_pwritev_takes(
     finally:
         os.close(descriptor)
     assert path.read_bytes() == b"\0" * 5 + b"".join(pieces)
+
+
+def chunk_reads() -> float:
+    return sum(
+        REGISTRY.get_sample_value("hubproxy_chunk_reads_total", {"result": result}) or 0.0
+        for result in ("hit", "miss", "joined")
+    )
+
+
+async def test_a_read_that_finds_its_fill_committing_counts_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = await harness.open()
+    upstream = ScriptedUpstream(CONTENT)
+    blob = sha256_blob(CONTENT)
+    late_reads: list[asyncio.Task[bytes]] = []
+    real_import = cache.storage.import_file
+
+    async def import_then_read(key: str, path: Path) -> object:
+        info = await real_import(key, path)
+        if not late_reads:
+            # The staging file is gone, the chunk not yet recorded: a reader arriving now
+            # follows the fill, finds no file, and reads storage once the fill is done.
+            late_reads.append(
+                asyncio.ensure_future(collect(cache.read(blob, len(CONTENT), 0, 100, None)))
+            )
+            for _ in range(5):
+                await asyncio.sleep(0)
+        return info
+
+    monkeypatch.setattr(cache.storage, "import_file", import_then_read)
+    before = chunk_reads()
+    whole = await collect(cache.read(blob, len(CONTENT), 0, len(CONTENT), upstream.fetch))
+    assert whole == CONTENT
+    assert await late_reads[0] == CONTENT[:100]
+    assert chunk_reads() - before == 6 + 1  # every chunk once, and the late read once

@@ -383,6 +383,9 @@ class BlobCache:
         """Yield `[start, end)` of one chunk, from storage (as a file if `files`) or by
         following its fill."""
         position = start
+        # One read of a chunk counts once, by how it began: a read that followed a fill and
+        # then found it committed (`FillMoved`) was a miss, not a miss and then a hit.
+        counted = False
         for _attempt in range(3):
             if index in state.present:
                 if not held and not state.from_upstream:
@@ -390,7 +393,9 @@ class BlobCache:
                     # are not upstream's to serve. The client's retry reads from upstream.
                     raise IntegrityError("The content changed while it was read; retry")
                 try:
-                    CHUNK_READS.labels("hit").inc()
+                    if not counted:
+                        CHUNK_READS.labels("hit").inc()
+                        counted = True
                     if files:
                         segment = await self._chunk_file(state, index, position, end)
                         SERVED_BYTES.labels("cache").inc(segment.count)
@@ -424,7 +429,9 @@ class BlobCache:
                 fill = self._ensure_fill(state, index, fetch)
                 if fill is None:
                     continue
-            CHUNK_READS.labels("miss" if fill.readers == 0 else "joined").inc()
+            if not counted:
+                CHUNK_READS.labels("miss" if fill.readers == 0 else "joined").inc()
+                counted = True
             fill.readers += 1
             try:
                 async for piece in follow(fill, position, end):
