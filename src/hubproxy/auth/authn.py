@@ -155,14 +155,12 @@ class Authenticator:
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a request's `Authorization` header; raises `TokenRefused`."""
         principal = self.authenticate_known(authorization)
-        if principal is not None:
-            return principal
-        await self._check_now()
-        digest = secret_hash(bearer_secret(authorization) or "")
-        token = self.snapshot.tokens_by_hash.get(digest)
-        if token is None:
-            raise TokenRefused("unknown token")
-        return self._principal_now(token)
+        if principal is None:
+            await self._check_now()  # a token created a moment ago, maybe
+            principal = self.authenticate_known(authorization)
+            if principal is None:
+                raise TokenRefused("unknown token")
+        return principal
 
     def authenticate_known(self, authorization: str | None) -> Principal | None:
         """`authenticate` without waiting: None for a token the snapshot does not know yet

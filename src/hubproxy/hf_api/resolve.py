@@ -66,13 +66,14 @@ async def resolve(call: Call) -> Response | StreamResponse:
     record.cache = "stale" if entry.stale else cache_status
 
     if request.method == "HEAD" or start == end:
+        response = StreamResponse(status, headers)
         warm_heads = call.services.warm_heads
         # Hosted branches move with every commit: only the caching proxy's answers are kept.
         remember = request.method == "HEAD" and status == 200 and not call.hosted
         if warm_heads is not None and remember and not entry.stale:
             # The table's action for a resolve (`endpoints.py`), asked again on each reuse.
-            warm_heads.remember(request.scope, READ, call.repo, headers, cache_status)
-        return StreamResponse(status, headers)
+            warm_heads.remember(request.scope, READ, call.repo, response.headers, cache_status)
+        return response
     location = await store.redirect_url(entry)
     if location is not None:
         # Off-origin and presigned: the client follows it without credentials, keeping Range;

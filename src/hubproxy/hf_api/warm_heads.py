@@ -77,6 +77,10 @@ def answer_key(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Key | N
     return target, host or b"", authorization or b""
 
 
+def _header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
 @dataclass(frozen=True, slots=True)
 class WarmAnswer:
     # The answer's header lines after uvicorn's own (`date`, `server`), each ending in CRLF.
@@ -105,12 +109,12 @@ class WarmHeads:
         scope: Mapping[str, object],
         action: Action,
         served: RepoRef,
-        headers: Mapping[str, str],
+        headers: list[tuple[bytes, bytes]],
         cache: str,
     ) -> None:
         """Remember the 200 just built for the HEAD `scope` of a whole cached file of the
-        caching proxy's repo `served` (canonical), allowed as `action`; `headers`: the answer's
-        own, without the request id."""
+        caching proxy's repo `served` (canonical), allowed as `action`; `headers`: the
+        response's own as it sends them (`StreamResponse.headers`), without the request id."""
         if self._seconds <= 0 or cache != "hit" or scope.get("root_path"):
             return
         raw_path, query = scope.get("raw_path"), scope.get("query_string")
@@ -125,13 +129,10 @@ class WarmHeads:
             return
         if key is None or named is None or named.ref is None or named.ref.canonical != served:
             return  # renamed upstream or mapped by a proxy project: the full path decides
-        head = b"".join(
-            f"{name.lower()}: {value}\r\n".encode("latin-1") for name, value in headers.items()
-        )
         self._answers.put(
             key,
             WarmAnswer(
-                head,
+                _header_lines(headers),
                 action,
                 named.ref.repo_id,
                 self._authenticator.snapshot,
@@ -178,9 +179,7 @@ class WarmHeads:
         if server_headers is not self._server_headers:
             # uvicorn renews its list once a second (the date): its lines are made once each.
             self._server_headers = server_headers
-            self._server_lines = b"".join(
-                name + b": " + value + b"\r\n" for name, value in server_headers
-            )
+            self._server_lines = _header_lines(server_headers)
         answer = b"".join(
             (_STATUS_LINE, self._server_lines, remembered.head, _REQUEST_ID,
              facts.request_id.encode(), b"\r\n\r\n")
